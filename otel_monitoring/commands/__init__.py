@@ -1,0 +1,1 @@
+"""Subcommands of the otel-monitoring CLI, one module each."""

@@ -1,0 +1,162 @@
+"""``otel-monitoring demo``: run the example applications, instrumented, and summarise what they emitted.
+
+The default needs no server: telemetry goes to OTLP/JSON files (``--exporter otlp_file``).
+With ``--exporter otlp`` it goes to a collector (``otel-monitoring stack up`` starts one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import statistics
+import sys
+import threading
+import time
+from collections import defaultdict
+from typing import Any, Callable
+
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.trace import StatusCode
+
+EXAMPLES = ("trading_bot", "rag_pipeline", "api_service")
+
+# Extra summary sections: callables taking the Monitoring handle and returning lines to print.
+# Features (cost, KPIs, health, alerts) append theirs.
+SUMMARY_SECTIONS: list[Callable[[Any], list[str]]] = []
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("demo", help="run the instrumented example apps and summarise their telemetry")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds to run the examples (default 10)")
+    parser.add_argument("--output", default="./otel-data", help="directory for the telemetry files (default ./otel-data)")
+    parser.add_argument("--exporter", choices=("otlp_file", "otlp"), default="otlp_file",
+                        help="otlp_file (default, no server needed) or otlp (to a collector)")
+    parser.add_argument("--endpoint", default=None, help="OTLP endpoint with --exporter otlp (default from OTEL_EXPORTER_OTLP_ENDPOINT)")
+    parser.add_argument("--examples", default=",".join(EXAMPLES), help=f"comma-separated subset of {', '.join(EXAMPLES)}")
+    parser.set_defaults(func=run)
+
+
+class SpanSummary(SpanProcessor):
+    """Collects name, duration and status of every finished span, whatever the exporter."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.durations: dict[str, list[float]] = defaultdict(list)
+        self.errors: dict[str, int] = defaultdict(int)
+        self.services: set[str] = set()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.end_time is None or span.start_time is None:
+            return
+        with self._lock:
+            self.durations[span.name].append((span.end_time - span.start_time) / 1e9)
+            if span.status.status_code is StatusCode.ERROR:
+                self.errors[span.name] += 1
+
+    def table(self) -> list[str]:
+        lines = [f"{'operation (span name)':<40} {'spans':>6} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"]
+        with self._lock:
+            for name in sorted(self.durations, key=lambda n: -len(self.durations[n])):
+                values = sorted(self.durations[name])
+                p50, p95, p99 = (percentile(values, q) * 1000 for q in (0.50, 0.95, 0.99))
+                lines.append(f"{name[:40]:<40} {len(values):>6} {self.errors[name]:>6} {p50:>8.2f} {p95:>8.2f} {p99:>8.2f}")
+        return lines
+
+    @property
+    def total(self) -> int:
+        return sum(len(v) for v in self.durations.values())
+
+    @property
+    def total_errors(self) -> int:
+        return sum(self.errors.values())
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolated percentile of already sorted values (0 for none)."""
+    if not sorted_values:
+        return 0.0
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    return statistics.quantiles(sorted_values, n=1000, method="inclusive")[min(998, max(0, round(q * 1000) - 1))]
+
+
+def _run_example(name: str, duration: float, failures: dict[str, str]) -> None:
+    try:
+        importlib.import_module(f"otel_monitoring_examples.{name}").demo(duration)
+    except Exception as error:  # noqa: BLE001 - one broken example must not hide the others' results
+        logging.getLogger("otel_monitoring.demo").exception("example %s failed", name)
+        failures[name] = f"{type(error).__name__}: {error}"
+
+
+def run(args: argparse.Namespace) -> int:
+    import otel_monitoring
+
+    # The bridge forwards INFO and up to the logs pipeline; the console shows warnings only.
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING)
+    root.addHandler(console)
+
+    output = os.path.abspath(args.output)
+    options: dict[str, Any] = {
+        "service_name": "otel-monitoring-demo",
+        "exporter": args.exporter,
+        "file_dir": output,
+        "metric_export_interval": max(1.0, min(5.0, args.duration / 2)),
+    }
+    if args.endpoint:
+        options["endpoint"] = args.endpoint
+    monitoring = otel_monitoring.configure(**options)
+    summary = SpanSummary()
+    if hasattr(monitoring.tracer_provider, "add_span_processor"):
+        monitoring.tracer_provider.add_span_processor(summary)
+
+    names = [n.strip() for n in args.examples.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(EXAMPLES))
+    if unknown:
+        print(f"otel-monitoring demo: unknown example(s) {', '.join(unknown)}; choose from {', '.join(EXAMPLES)}",
+              file=sys.stderr)
+        return 2
+    print(f"Running {', '.join(names)} for {args.duration:g}s (exporter: {args.exporter}) ...", flush=True)
+    failures: dict[str, str] = {}
+    started = time.monotonic()
+    threads = [threading.Thread(target=_run_example, args=(n, args.duration, failures), name=f"example-{n}") for n in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    extra_lines = []
+    for section in SUMMARY_SECTIONS:
+        try:
+            extra_lines += [""] + section(monitoring)
+        except Exception as error:  # noqa: BLE001 - a summary section must not fail the demo
+            extra_lines += ["", f"({section.__name__} unavailable: {error})"]
+    monitoring.force_flush(timeout=10)
+    monitoring.shutdown()
+
+    print(f"\nRan {len(names)} example(s) in {elapsed:.1f}s: {summary.total} spans, {summary.total_errors} errors.\n")
+    print("\n".join(summary.table()))
+    print("\n".join(extra_lines))
+    for name, reason in failures.items():
+        print(f"\nexample {name} FAILED: {reason}")
+    if args.exporter == "otlp_file":
+        print(f"\nTelemetry files (OTLP/JSON lines, one export request per line) in {output}:")
+        for signal in ("traces", "metrics", "logs"):
+            path = os.path.join(output, f"{signal}.jsonl")
+            count = _count_lines(path)
+            print(f"  {path}  ({count} lines)")
+    else:
+        print(f"\nTelemetry was sent over OTLP to {monitoring.settings.endpoint or 'the default endpoint'}.")
+    return 1 if failures or summary.total == 0 else 0
+
+
+def _count_lines(path: str) -> int:
+    try:
+        with open(path, "rb") as handle:
+            return sum(1 for _ in handle)
+    except FileNotFoundError:
+        return 0

@@ -1,0 +1,76 @@
+"""``otel-monitoring doctor``: the resolved configuration, where each value came from, and whether
+the destinations are usable (OTLP endpoint reachable, file directory writable)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import urllib.parse
+
+from ..config import OPTIONS, ConfigError, load_settings
+from ..exporters import SIGNALS, exporter_names, otlp_endpoint
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("doctor", help="show the resolved configuration and check the destinations")
+    parser.add_argument("--all", action="store_true", help="also list options left at their defaults")
+    parser.add_argument("--timeout", type=float, default=2.0, help="seconds for the endpoint check (default 2)")
+    parser.set_defaults(func=run)
+
+
+def check_tcp(endpoint: str, timeout: float) -> str | None:
+    """None if a TCP connection to the endpoint's host:port succeeds, else the reason."""
+    parsed = urllib.parse.urlparse(endpoint)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return None
+    except OSError as error:
+        return error.strerror or str(error)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"configuration error: {error}")
+        return 2
+    print("Configuration (argument > environment > default):")
+    for option in OPTIONS:
+        source = settings.source(option.name)
+        if source == "default" and not args.all:
+            continue
+        print(f"  {option.name:<24} = {getattr(settings, option.name)!r:<40} ({source})")
+    problems = 0
+    print("\nDestinations:")
+    checked: set[str] = set()
+    for signal in SIGNALS:
+        names = exporter_names(settings, signal)
+        print(f"  {signal:<8} -> {', '.join(names)}")
+        if "otlp" in names:
+            protocol, endpoint = otlp_endpoint(settings, signal)
+            if endpoint in checked:
+                continue
+            checked.add(endpoint)
+            reason = check_tcp(endpoint, args.timeout)
+            if reason is None:
+                print(f"    OK: {protocol} endpoint {endpoint} accepts connections")
+            else:
+                problems += 1
+                print(f"    PROBLEM: {protocol} endpoint {endpoint} is not reachable ({reason}).")
+                print("      Start a collector there (`otel-monitoring stack up`), point OTEL_EXPORTER_OTLP_ENDPOINT")
+                print("      at a running one, or export to files: OTEL_TRACES_EXPORTER=otlp_file (and METRICS, LOGS).")
+        if "otlp_file" in names and "file_dir" not in checked:
+            checked.add("file_dir")
+            directory = os.path.abspath(settings.file_dir)
+            parent = directory
+            while not os.path.exists(parent):
+                parent = os.path.dirname(parent)
+            if os.access(parent, os.W_OK | os.X_OK):
+                print(f"    OK: files go to {directory}")
+            else:
+                problems += 1
+                print(f"    PROBLEM: {directory} is not writable; set OTEL_MONITORING_FILE_DIR to a writable directory.")
+    print("\nAll good." if not problems else f"\n{problems} problem(s) found.")
+    return 0 if not problems else 1

@@ -1,0 +1,351 @@
+"""Settings: one table of options, resolved from arguments, then the environment, then defaults.
+
+Every option has a keyword argument of ``configure()`` and, where it makes sense, an
+environment variable: the standard ``OTEL_*`` name where OpenTelemetry defines one, an
+``OTEL_MONITORING_*`` name otherwise. ``docs/configuration.md`` is generated from
+``OPTIONS`` (``python -m otel_monitoring.config > docs/configuration.md``) and a test keeps the
+two in step, so the table below is the single place an option is declared.
+
+A bad value raises ``ConfigError`` naming the argument or variable, what was wrong and a
+valid example.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+__all__ = ["ConfigError", "Option", "OPTIONS", "Settings", "load_settings"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid. The message names the key and a valid example."""
+
+
+# --- parsers: each takes the raw string (or the argument's value) and returns the typed value ---
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not a boolean")
+
+
+def parse_float(minimum: float | None = None, maximum: float | None = None) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        number = float(value)
+        if number != number:  # NaN
+            raise ValueError("NaN is not a number here")
+        if minimum is not None and number < minimum:
+            raise ValueError(f"{number} is below the minimum {minimum}")
+        if maximum is not None and number > maximum:
+            raise ValueError(f"{number} is above the maximum {maximum}")
+        return number
+
+    return parse
+
+
+def parse_int(minimum: int | None = None) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        number = int(value)
+        if minimum is not None and number < minimum:
+            raise ValueError(f"{number} is below the minimum {minimum}")
+        return number
+
+    return parse
+
+
+def parse_millis_as_seconds(value: Any) -> float:
+    """OTEL_* intervals and timeouts are milliseconds; arguments are seconds (handled by the caller)."""
+    return parse_float(minimum=0.001)(value) / 1000.0
+
+
+def parse_seconds_from_env(value: Any) -> float:
+    """OTEL_EXPORTER_OTLP_*_TIMEOUT are seconds in the Python SDK's reading of the spec."""
+    return parse_float(minimum=0.001)(value)
+
+
+def parse_choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def parse_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        items = [str(v).strip() for v in value]
+    else:
+        items = [part.strip() for part in str(value).split(",")]
+    return tuple(item for item in items if item)
+
+
+def parse_key_values(value: Any) -> dict[str, str]:
+    """``k=v,k2=v2`` as in OTEL_RESOURCE_ATTRIBUTES and OTEL_EXPORTER_OTLP_HEADERS (values URL-decoded)."""
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    result: dict[str, str] = {}
+    for part in str(value).split(","):
+        if not part.strip():
+            continue
+        key, sep, val = part.partition("=")
+        key = urllib.parse.unquote(key.strip())
+        if not sep or not key:
+            raise ValueError(f"{part.strip()!r} is not key=value")
+        result[key] = urllib.parse.unquote(val.strip())
+    return result
+
+
+def parse_endpoint(value: Any) -> str:
+    text = str(value).strip()
+    parsed = urllib.parse.urlparse(text)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"{text!r} is not an http(s) URL with a host")
+    try:
+        parsed.port  # noqa: B018 - raises on a bad port
+    except ValueError as error:
+        raise ValueError(f"{text!r} has a bad port ({error})") from None
+    return text
+
+
+def parse_str(value: Any) -> str:
+    return str(value)
+
+
+def parse_path(value: Any) -> str:
+    text = os.fspath(value) if not isinstance(value, str) else value
+    if not text.strip():
+        raise ValueError("an empty path")
+    return os.path.expanduser(text)
+
+
+def parse_exporters(value: Any) -> tuple[str, ...]:
+    names = parse_list(value)
+    if not names:
+        raise ValueError("no exporter named")
+    return tuple(name.lower() for name in names)
+
+
+SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # keyword argument of configure()
+    env: str | None  # environment variable read when the argument is not given
+    parse: Callable[[Any], Any]  # turns the raw value into the typed one; raises ValueError
+    default: Any
+    doc: str
+    example: str  # a valid value, quoted in error messages
+    section: str = "core"
+    parse_argument: Callable[[Any], Any] | None = None  # when arguments use other units than the env
+
+
+OPTIONS: tuple[Option, ...] = (
+    # --- core: resource, exporters, sampling, lifecycle (issue 2) ---
+    Option("service_name", "OTEL_SERVICE_NAME", parse_str, None,
+           "service.name of the resource. Default: unknown_service:<executable>.", "trading-bot"),
+    Option("service_version", "OTEL_MONITORING_SERVICE_VERSION", parse_str, None,
+           "service.version of the resource.", "1.4.2"),
+    Option("environment", "OTEL_MONITORING_ENVIRONMENT", parse_str, None,
+           "deployment.environment.name of the resource.", "production"),
+    Option("resource_attributes", "OTEL_RESOURCE_ATTRIBUTES", parse_key_values, {},
+           "Extra resource attributes; explicit options above win over keys here.",
+           "team=quant,region=eu-west-1"),
+    Option("disabled", "OTEL_SDK_DISABLED", parse_bool, False,
+           "Turn everything off: configure() installs nothing and the API stays no-op.", "true"),
+    Option("exporter", None, parse_exporters, None,
+           "Exporter(s) for all three signals at once (argument only); the per-signal options win.",
+           "otlp_file"),
+    Option("traces_exporter", "OTEL_TRACES_EXPORTER", parse_exporters, None,
+           "Span exporters, comma-separated: otlp, otlp_file, console, none, or any "
+           "opentelemetry_traces_exporter entry point. Default: otlp when an OTLP endpoint is "
+           "set, else otlp_file.", "otlp"),
+    Option("metrics_exporter", "OTEL_METRICS_EXPORTER", parse_exporters, None,
+           "Metric exporters (same names and default as traces).", "otlp,console"),
+    Option("logs_exporter", "OTEL_LOGS_EXPORTER", parse_exporters, None,
+           "Log exporters (same names and default as traces).", "none"),
+    Option("endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", parse_endpoint, None,
+           "OTLP endpoint for all signals. Default http://127.0.0.1:4317 (grpc) or :4318 "
+           "(http/protobuf, with /v1/<signal> appended).", "http://127.0.0.1:4317"),
+    Option("traces_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", parse_endpoint, None,
+           "OTLP endpoint for traces, used as is.", "http://127.0.0.1:4318/v1/traces"),
+    Option("metrics_endpoint", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", parse_endpoint, None,
+           "OTLP endpoint for metrics, used as is.", "http://127.0.0.1:4318/v1/metrics"),
+    Option("logs_endpoint", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", parse_endpoint, None,
+           "OTLP endpoint for logs, used as is.", "http://127.0.0.1:4318/v1/logs"),
+    Option("protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", parse_choice("grpc", "http/protobuf"), "grpc",
+           "OTLP transport for all signals.", "http/protobuf"),
+    Option("traces_protocol", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", parse_choice("grpc", "http/protobuf"),
+           None, "OTLP transport for traces.", "grpc"),
+    Option("metrics_protocol", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+           parse_choice("grpc", "http/protobuf"), None, "OTLP transport for metrics.", "grpc"),
+    Option("logs_protocol", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", parse_choice("grpc", "http/protobuf"),
+           None, "OTLP transport for logs.", "grpc"),
+    Option("headers", "OTEL_EXPORTER_OTLP_HEADERS", parse_key_values, {},
+           "Headers sent with every OTLP export (URL-encoded values).", "authorization=Bearer%20abc"),
+    Option("traces_headers", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", parse_key_values, None,
+           "Headers for trace exports; replace the generic ones.", "x-tenant=acme"),
+    Option("metrics_headers", "OTEL_EXPORTER_OTLP_METRICS_HEADERS", parse_key_values, None,
+           "Headers for metric exports; replace the generic ones.", "x-tenant=acme"),
+    Option("logs_headers", "OTEL_EXPORTER_OTLP_LOGS_HEADERS", parse_key_values, None,
+           "Headers for log exports; replace the generic ones.", "x-tenant=acme"),
+    Option("timeout", "OTEL_EXPORTER_OTLP_TIMEOUT", parse_seconds_from_env, 10.0,
+           "Seconds one OTLP export may take, retries included.", "10",
+           parse_argument=parse_float(minimum=0.001)),
+    Option("traces_timeout", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", parse_seconds_from_env, None,
+           "Seconds for one trace export.", "5", parse_argument=parse_float(minimum=0.001)),
+    Option("metrics_timeout", "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", parse_seconds_from_env, None,
+           "Seconds for one metric export.", "5", parse_argument=parse_float(minimum=0.001)),
+    Option("logs_timeout", "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", parse_seconds_from_env, None,
+           "Seconds for one log export.", "5", parse_argument=parse_float(minimum=0.001)),
+    Option("insecure", "OTEL_EXPORTER_OTLP_INSECURE", parse_bool, None,
+           "gRPC without TLS. Default: true for http:// endpoints, false for https://.", "true"),
+    Option("sampler", "OTEL_TRACES_SAMPLER", parse_choice(*SAMPLERS), "parentbased_always_on",
+           "Trace sampler.", "parentbased_traceidratio"),
+    Option("sampler_arg", "OTEL_TRACES_SAMPLER_ARG", parse_float(minimum=0.0, maximum=1.0), None,
+           "Ratio for the traceidratio samplers, from 0 to 1. Default 1.0.", "0.25"),
+    Option("metric_export_interval", "OTEL_METRIC_EXPORT_INTERVAL", parse_millis_as_seconds, 60.0,
+           "Seconds between metric exports (the variable is in milliseconds).", "60000",
+           parse_argument=parse_float(minimum=0.001)),
+    Option("metric_export_timeout", "OTEL_METRIC_EXPORT_TIMEOUT", parse_millis_as_seconds, 30.0,
+           "Seconds one metric export may take (the variable is in milliseconds).", "30000",
+           parse_argument=parse_float(minimum=0.001)),
+    Option("file_dir", "OTEL_MONITORING_FILE_DIR", parse_path, "./otel-data",
+           "Directory of the otlp_file exporter: traces.jsonl, metrics.jsonl, logs.jsonl.",
+           "/var/lib/myapp/telemetry"),
+    Option("file_max_bytes", "OTEL_MONITORING_FILE_MAX_BYTES", parse_int(minimum=1024), 100 * 1024 * 1024,
+           "Size at which a .jsonl file is rotated (a line is never split).", "104857600"),
+    Option("file_max_backups", "OTEL_MONITORING_FILE_MAX_BACKUPS", parse_int(minimum=0), 10,
+           "Rotated files kept per signal (0 keeps all).", "10"),
+    Option("logging_bridge", "OTEL_MONITORING_LOGGING_BRIDGE", parse_bool, True,
+           "Send stdlib logging records to the OTel logs pipeline, with trace and span ids.", "false"),
+    Option("log_level", "OTEL_MONITORING_LOG_LEVEL", parse_choice("debug", "info", "warning", "error"),
+           "info", "Lowest stdlib logging level the bridge forwards.", "warning"),
+    Option("shutdown_timeout", "OTEL_MONITORING_SHUTDOWN_TIMEOUT", parse_float(minimum=0.0), 5.0,
+           "Seconds the exit flush may take before the process goes on exiting.", "5"),
+    Option("instrument", "OTEL_MONITORING_INSTRUMENT", parse_bool, True,
+           "configure() enables the installed instrumentors (opentelemetry-instrument does that "
+           "itself).", "false"),
+    # --- instrumentation (issue 3) ---
+    # --- meters (issue 4) ---
+    # --- local monitoring (issue 6) ---
+)
+
+OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
+
+
+class Settings:
+    """Resolved options. ``settings.NAME`` is the value; ``settings.source(NAME)`` says where it came from."""
+
+    __slots__ = ("_values", "_sources")
+
+    def __init__(self, values: dict[str, Any], sources: dict[str, str]):
+        self._values = values
+        self._sources = sources
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"no option named {name!r}") from None
+
+    def source(self, name: str) -> str:
+        return self._sources[name]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def __repr__(self) -> str:
+        return f"Settings({self._values!r})"
+
+
+def _describe(option: Option, from_env: bool) -> str:
+    if from_env:
+        return f"environment variable {option.env}"
+    return f"configure({option.name}=...)"
+
+
+def _parse(option: Option, raw: Any, from_env: bool) -> Any:
+    parser = option.parse if from_env or option.parse_argument is None else option.parse_argument
+    try:
+        return parser(raw)
+    except (ValueError, TypeError) as error:
+        where = _describe(option, from_env)
+        example = f"{option.env}={option.example}" if from_env else f"{option.name}={option.example!r}"
+        raise ConfigError(f"{where}: {error}. {option.doc} Example: {example}") from None
+
+
+def load_settings(arguments: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve every option: an explicit argument (not None) wins over the environment, then the default."""
+    arguments = dict(arguments or {})
+    environ = os.environ if environ is None else environ
+    unknown = sorted(set(arguments) - set(OPTIONS_BY_NAME))
+    if unknown:
+        raise ConfigError(
+            f"configure() got unknown argument(s) {', '.join(unknown)}; valid ones are listed in "
+            "docs/configuration.md (e.g. service_name='trading-bot')."
+        )
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for option in OPTIONS:
+        raw = arguments.get(option.name)
+        if raw is not None:
+            values[option.name] = _parse(option, raw, from_env=False)
+            sources[option.name] = "argument"
+            continue
+        env_raw = environ.get(option.env) if option.env else None
+        if env_raw is not None and env_raw.strip() != "":
+            values[option.name] = _parse(option, env_raw, from_env=True)
+            sources[option.name] = f"env {option.env}"
+            continue
+        values[option.name] = option.default
+        sources[option.name] = "default"
+    return Settings(values, sources)
+
+
+def markdown_table() -> str:
+    """The configuration reference, as docs/configuration.md holds it."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `otel_monitoring/config.py` by `python -m otel_monitoring.config > "
+        "docs/configuration.md`; a test keeps this file in step with the code.",
+        "",
+        "Every option is a keyword argument of `otel_monitoring.configure()` and, where a variable is",
+        "named, an environment variable. An explicit argument wins over the environment, which wins",
+        "over the default. `otel-monitoring doctor` prints the resolved values and where each came from.",
+        "",
+    ]
+    section = None
+    for option in OPTIONS:
+        if option.section != section:
+            section = option.section
+            lines += [f"## {section}", "", "| argument | environment variable | default | meaning | example |",
+                      "| --- | --- | --- | --- | --- |"]
+        default = "" if option.default in (None, {}, ()) else f"`{option.default}`"
+        env = f"`{option.env}`" if option.env else "(argument only)"
+        lines.append(f"| `{option.name}` | {env} | {default} | {option.doc} | `{option.example}` |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

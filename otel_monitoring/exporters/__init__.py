@@ -1,0 +1,148 @@
+"""Exporters by name, per signal: otlp (gRPC or http/protobuf), otlp_file, console, none, or any
+exporter another package registers under the SDK's ``opentelemetry_<signal>_exporter`` entry points.
+
+OTLP exporters to one destination share a ``DeliveryReport`` so a lost collector is reported once.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from ..config import ConfigError, Settings
+
+__all__ = ["Exporters", "build_exporters", "otlp_endpoint", "DEFAULT_GRPC_ENDPOINT", "DEFAULT_HTTP_ENDPOINT"]
+
+SIGNALS = ("traces", "metrics", "logs")
+BUILTIN = ("otlp", "otlp_file", "console", "none")
+DEFAULT_GRPC_ENDPOINT = "http://127.0.0.1:4317"
+DEFAULT_HTTP_ENDPOINT = "http://127.0.0.1:4318"
+
+
+@dataclass
+class Exporters:
+    spans: list[Any] = field(default_factory=list)
+    metrics: list[Any] = field(default_factory=list)
+    logs: list[Any] = field(default_factory=list)
+
+
+def exporter_names(settings: Settings, signal: str) -> tuple[str, ...]:
+    """Per-signal argument > ``exporter`` argument > OTEL_<SIGNAL>_EXPORTER > default."""
+    per_signal = f"{signal}_exporter"
+    if settings.source(per_signal) == "argument":
+        return getattr(settings, per_signal)
+    if settings.exporter is not None:
+        return settings.exporter
+    if getattr(settings, per_signal) is not None:
+        return getattr(settings, per_signal)
+    endpoint_set = settings.endpoint is not None or getattr(settings, f"{signal}_endpoint") is not None
+    return ("otlp",) if endpoint_set else ("otlp_file",)
+
+
+def otlp_endpoint(settings: Settings, signal: str) -> tuple[str, str]:
+    """(protocol, endpoint URL) for one signal, as the OTLP exporter spec resolves them."""
+    protocol = getattr(settings, f"{signal}_protocol") or settings.protocol
+    specific = getattr(settings, f"{signal}_endpoint")
+    if specific:
+        return protocol, specific
+    if protocol == "grpc":
+        return protocol, settings.endpoint or DEFAULT_GRPC_ENDPOINT
+    base = settings.endpoint or DEFAULT_HTTP_ENDPOINT
+    return protocol, urllib.parse.urljoin(base.rstrip("/") + "/", f"v1/{signal}")
+
+
+def _otlp_exporter(settings: Settings, signal: str) -> tuple[Any, str]:
+    protocol, endpoint = otlp_endpoint(settings, signal)
+    headers = getattr(settings, f"{signal}_headers")
+    headers = settings.headers if headers is None else headers
+    timeout = getattr(settings, f"{signal}_timeout") or settings.timeout
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        cls = {"traces": OTLPSpanExporter, "metrics": OTLPMetricExporter, "logs": OTLPLogExporter}[signal]
+        insecure = settings.insecure if settings.insecure is not None else endpoint.startswith("http://")
+        return cls(endpoint=endpoint, insecure=insecure, headers=dict(headers), timeout=timeout), endpoint
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    cls = {"traces": OTLPSpanExporter, "metrics": OTLPMetricExporter, "logs": OTLPLogExporter}[signal]
+    return cls(endpoint=endpoint, headers=dict(headers), timeout=timeout), endpoint
+
+
+def _console_exporter(signal: str) -> Any:
+    if signal == "traces":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter()
+    if signal == "metrics":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+        return ConsoleMetricExporter()
+    from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+
+    return ConsoleLogRecordExporter()
+
+
+def _file_exporter(settings: Settings, signal: str) -> Any:
+    from .file import OtlpFileLogExporter, OtlpFileMetricExporter, OtlpFileSpanExporter, prepare_directory
+
+    where = "configure(file_dir=...)" if settings.source("file_dir") == "argument" else "OTEL_MONITORING_FILE_DIR"
+    directory = prepare_directory(settings.file_dir, source=where)
+    cls = {"traces": OtlpFileSpanExporter, "metrics": OtlpFileMetricExporter, "logs": OtlpFileLogExporter}[signal]
+    return cls(directory, settings.file_max_bytes, settings.file_max_backups)
+
+
+def _entry_point_exporter(settings: Settings, signal: str, name: str) -> Any:
+    group = f"opentelemetry_{signal}_exporter"
+    found = [ep for ep in entry_points(group=group) if ep.name == name]
+    if not found:
+        names = sorted(set(BUILTIN) | {ep.name for ep in entry_points(group=group)})
+        variable = f"OTEL_{signal.upper()}_EXPORTER"
+        raise ConfigError(
+            f"{variable} (or configure(exporter=...)): unknown exporter {name!r}. Valid names: "
+            f"{', '.join(names)}. Example: {variable}=otlp"
+        )
+    return found[0].load()()
+
+
+def build_exporters(settings: Settings) -> Exporters:
+    from .delivery import DeliveryReport
+
+    result = Exporters()
+    reports: dict[str, DeliveryReport] = {}
+    for signal in SIGNALS:
+        names = exporter_names(settings, signal)
+        if "none" in names and len(names) > 1:
+            raise ConfigError(
+                f"OTEL_{signal.upper()}_EXPORTER: 'none' cannot be combined with other exporters "
+                f"({', '.join(names)}). Example: OTEL_{signal.upper()}_EXPORTER=none"
+            )
+        for name in names:
+            if name == "none":
+                continue
+            if name == "otlp":
+                exporter, endpoint = _otlp_exporter(settings, signal)
+                host = urllib.parse.urlparse(endpoint).netloc
+                report = reports.get(host)
+                if report is None:
+                    report = reports[host] = DeliveryReport(
+                        f"the OTLP endpoint {host}",
+                        hint="Is the collector running? Check with `otel-monitoring doctor`, start one with "
+                        "`otel-monitoring stack up`, or export to files with OTEL_TRACES_EXPORTER=otlp_file.",
+                    )
+                wrap = {"traces": report.wrap_span_exporter, "metrics": report.wrap_metric_exporter,
+                        "logs": report.wrap_log_exporter}[signal]
+                exporter = wrap(exporter)
+            elif name == "otlp_file":
+                exporter = _file_exporter(settings, signal)
+            elif name == "console":
+                exporter = _console_exporter(signal)
+            else:
+                exporter = _entry_point_exporter(settings, signal, name)
+            {"traces": result.spans, "metrics": result.metrics, "logs": result.logs}[signal].append(exporter)
+    return result

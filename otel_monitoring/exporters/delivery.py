@@ -1,0 +1,171 @@
+"""Delivery reporting: a lost destination is said once, not once per batch.
+
+The OTLP exporters log an error (and retry warnings) for every failed batch; with a collector
+down that floods the application's log. ``DeliveryReport`` wraps the exporters of one
+destination, counts what failed to go out, logs one warning when delivery starts failing
+(with the exporter's own reason and the fix) and one line when it recovers. The exporters'
+per-batch messages raised during our export calls are captured rather than printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Sequence
+
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+_logger = logging.getLogger("otel_monitoring.export")
+
+_in_export = threading.local()
+_reports: list[DeliveryReport] = []
+
+
+def any_loss_reported() -> bool:
+    """True if some destination has already warned about failed deliveries in this process."""
+    return any(report.warned for report in _reports)
+
+
+class _CaptureExporterLogs(logging.Filter):
+    """Swallows the wrapped exporters' warnings raised inside our export calls, keeping the last one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        report: DeliveryReport | None = getattr(_in_export, "report", None)
+        if report is None or record.levelno < logging.WARNING:
+            return True
+        report.last_detail = record.getMessage()
+        return False
+
+
+_capture_filter = _CaptureExporterLogs()
+
+
+def _install_capture_filter() -> None:
+    # Logger filters see only records logged on that very logger, so attach to each exporter module's.
+    for name in list(logging.Logger.manager.loggerDict):
+        if name.startswith(("opentelemetry.exporter.otlp", "opentelemetry.exporter.http_transport")):
+            logger = logging.getLogger(name)
+            if _capture_filter not in logger.filters:
+                logger.addFilter(_capture_filter)
+
+
+class DeliveryReport:
+    """Failure accounting for one destination (e.g. the OTLP endpoint), shared by its signals."""
+
+    def __init__(self, destination: str, hint: str = ""):
+        self.destination = destination
+        self.hint = hint
+        self.dropped: dict[str, int] = {"spans": 0, "metric batches": 0, "log records": 0}
+        self.failing = False
+        self.warned = False
+        self.last_detail = ""
+        self._lock = threading.Lock()
+        _reports.append(self)
+
+    def wrap_span_exporter(self, exporter: SpanExporter) -> SpanExporter:
+        _install_capture_filter()
+        return _ReportingSpanExporter(exporter, self)
+
+    def wrap_metric_exporter(self, exporter: MetricExporter) -> MetricExporter:
+        _install_capture_filter()
+        return _ReportingMetricExporter(exporter, self)
+
+    def wrap_log_exporter(self, exporter: LogRecordExporter) -> LogRecordExporter:
+        _install_capture_filter()
+        return _ReportingLogExporter(exporter, self)
+
+    def run(self, kind: str, count: int, export: Any) -> bool:
+        """Call ``export()``; returns whether it succeeded. Never raises."""
+        _in_export.report = self
+        try:
+            ok = bool(export())
+        except Exception as error:  # noqa: BLE001 - an exporter bug must not reach the app
+            self.last_detail = f"{type(error).__name__}: {error}"
+            ok = False
+        finally:
+            _in_export.report = None
+        if ok:
+            self._recovered()
+        else:
+            self._failed(kind, count)
+        return ok
+
+    def _failed(self, kind: str, count: int) -> None:
+        with self._lock:
+            self.dropped[kind] += count
+            first = not self.failing
+            self.failing = True
+        if first:
+            self.warned = True
+            _logger.warning(
+                "otel-monitoring: cannot deliver telemetry to %s (%s). Data for it is being dropped "
+                "and counted; this is reported once until delivery recovers. %s",
+                self.destination, self.last_detail or "export failed", self.hint,
+            )
+
+    def _recovered(self) -> None:
+        with self._lock:
+            if not self.failing:
+                return
+            self.failing = False
+            summary = ", ".join(f"{n} {kind}" for kind, n in self.dropped.items() if n)
+        _logger.warning("otel-monitoring: delivery to %s recovered; dropped so far: %s",
+                        self.destination, summary or "nothing")
+
+
+class _ReportingSpanExporter(SpanExporter):
+    def __init__(self, inner: SpanExporter, report: DeliveryReport):
+        self.inner = inner
+        self.report = report
+
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        ok = self.report.run("spans", len(spans), lambda: self.inner.export(spans) == SpanExportResult.SUCCESS)
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class _ReportingMetricExporter(MetricExporter):
+    def __init__(self, inner: MetricExporter, report: DeliveryReport):
+        super().__init__(
+            preferred_temporality=inner._preferred_temporality,
+            preferred_aggregation=inner._preferred_aggregation,
+        )
+        self.inner = inner
+        self.report = report
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        ok = self.report.run(
+            "metric batches", 1,
+            lambda: self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs) == MetricExportResult.SUCCESS,
+        )
+        return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+class _ReportingLogExporter(LogRecordExporter):
+    def __init__(self, inner: LogRecordExporter, report: DeliveryReport):
+        self.inner = inner
+        self.report = report
+
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        ok = self.report.run("log records", len(batch),
+                             lambda: self.inner.export(batch) == LogRecordExportResult.SUCCESS)
+        return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)

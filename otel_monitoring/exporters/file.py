@@ -1,0 +1,215 @@
+"""The ``otlp_file`` exporter: OTLP/JSON lines in a directory, rotated by size.
+
+Encoding is OpenTelemetry's own (``opentelemetry-exporter-otlp-json-file``, which writes one
+``Export{Trace,Metrics,Logs}ServiceRequest`` per line, as the collector's file exporter and the
+"OTLP File" spec do). What this module adds is where the lines go: ``traces.jsonl``,
+``metrics.jsonl`` and ``logs.jsonl`` under one directory, rotated by size into
+``traces-2026-11-22T05-15-00.123.jsonl`` (the collector's naming), keeping ``max_backups``.
+
+Each line is written with one ``O_APPEND`` write under an ``flock`` on a lock file beside it,
+so threads, forked workers and separate processes sharing the directory never interleave or
+split a line, and a rotation by one process is seen by the others before their next write.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import glob
+import os
+import threading
+import time
+from typing import Any
+
+from opentelemetry.exporter.otlp.json.file._log_exporter import FileLogExporter
+from opentelemetry.exporter.otlp.json.file.metric_exporter import FileMetricExporter
+from opentelemetry.exporter.otlp.json.file.trace_exporter import FileSpanExporter
+
+from ..config import ConfigError, load_settings
+
+__all__ = [
+    "RotatingJsonlFile",
+    "OtlpFileSpanExporter",
+    "OtlpFileMetricExporter",
+    "OtlpFileLogExporter",
+    "prepare_directory",
+]
+
+FILE_NAMES = {"traces": "traces.jsonl", "metrics": "metrics.jsonl", "logs": "logs.jsonl"}
+
+
+def prepare_directory(directory: str, source: str = "OTEL_MONITORING_FILE_DIR") -> str:
+    """Create the directory and check it is writable; ConfigError naming ``source`` if not."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"{source}: cannot create the telemetry directory {directory!r} ({error.strerror}). "
+            f"Choose a writable directory, e.g. {source}=./otel-data"
+        ) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{source}: the telemetry directory {directory!r} is not writable by this process. "
+            f"Fix its permissions or choose another, e.g. {source}=./otel-data"
+        )
+    return directory
+
+
+class RotatingJsonlFile:
+    """A write-only text stream taking whole lines; see the module docstring for the guarantees."""
+
+    def __init__(self, path: str, max_bytes: int = 100 * 1024 * 1024, max_backups: int = 10):
+        self.path = os.path.abspath(path)
+        self.max_bytes = max_bytes
+        self.max_backups = max_backups
+        self._lock_path = os.path.join(os.path.dirname(self.path), f".{os.path.basename(self.path)}.lock")
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+        self._lock_fd: int | None = None
+        self._pid = -1
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _open(self) -> None:
+        # flock belongs to the open file description, which a forked child shares with its
+        # parent: reopen in every new process so parent and child really exclude each other.
+        self._close_fds()
+        self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._pid = os.getpid()
+
+    def _close_fds(self) -> None:
+        for fd in (self._fd, self._lock_fd):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._fd = self._lock_fd = None
+
+    def write(self, text: str) -> int:
+        data = text.encode("utf-8")
+        with self._thread_lock:
+            if self._closed:
+                raise ValueError("write to a closed telemetry file")
+            if self._fd is None or self._pid != os.getpid():
+                self._open()
+            assert self._lock_fd is not None
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                self._follow_rotation()
+                if self.max_bytes and os.fstat(self._fd).st_size + len(data) > self.max_bytes:
+                    if os.fstat(self._fd).st_size > 0:
+                        self._rotate()
+                _write_all(self._fd, data)
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        return len(text)
+
+    def _follow_rotation(self) -> None:
+        """Another process may have rotated the file since we opened it: write to the new one."""
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            current = None
+        if current is None or current.st_ino != os.fstat(self._fd).st_ino:
+            os.close(self._fd)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    def _rotate(self) -> None:
+        stem, ext = os.path.splitext(self.path)
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H-%M-%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}"
+        backup = f"{stem}-{stamp}{ext}"
+        counter = 1
+        while os.path.exists(backup):
+            backup = f"{stem}-{stamp}-{counter}{ext}"
+            counter += 1
+        os.rename(self.path, backup)
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._prune(stem, ext)
+
+    def _prune(self, stem: str, ext: str) -> None:
+        if self.max_backups <= 0:
+            return
+        backups = sorted(glob.glob(f"{glob.escape(stem)}-*{ext}"))
+        for old in backups[: max(0, len(backups) - self.max_backups)]:
+            try:
+                os.remove(old)
+            except FileNotFoundError:
+                pass
+
+    def flush(self) -> None:
+        """Every write is already a system call on an unbuffered descriptor."""
+
+    def close(self) -> None:
+        with self._thread_lock:
+            self._closed = True
+            self._close_fds()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except InterruptedError:
+            continue
+        except OSError as error:
+            if error.errno == errno.EAGAIN:
+                continue
+            raise
+        view = view[written:]
+
+
+def _stream_for(signal: str, directory: str | None, max_bytes: int | None, max_backups: int | None) -> RotatingJsonlFile:
+    settings = None
+    if directory is None or max_bytes is None or max_backups is None:
+        settings = load_settings()  # constructed by name (entry point): read OTEL_MONITORING_FILE_*
+    directory = prepare_directory(directory if directory is not None else settings.file_dir)
+    return RotatingJsonlFile(
+        os.path.join(directory, FILE_NAMES[signal]),
+        max_bytes=max_bytes if max_bytes is not None else settings.file_max_bytes,
+        max_backups=max_backups if max_backups is not None else settings.file_max_backups,
+    )
+
+
+class OtlpFileSpanExporter(FileSpanExporter):
+    """Spans as OTLP/JSON lines in ``<directory>/traces.jsonl``."""
+
+    def __init__(self, directory: str | None = None, max_bytes: int | None = None, max_backups: int | None = None):
+        self.file = _stream_for("traces", directory, max_bytes, max_backups)
+        super().__init__(stream=self.file)  # type: ignore[arg-type]
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        super().shutdown()
+        self.file.close()
+
+
+class OtlpFileMetricExporter(FileMetricExporter):
+    """Metrics as OTLP/JSON lines in ``<directory>/metrics.jsonl``."""
+
+    def __init__(self, directory: str | None = None, max_bytes: int | None = None,
+                 max_backups: int | None = None, **kwargs: Any):
+        self.file = _stream_for("metrics", directory, max_bytes, max_backups)
+        super().__init__(stream=self.file, **kwargs)  # type: ignore[arg-type]
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        super().shutdown()
+        self.file.close()
+
+
+class OtlpFileLogExporter(FileLogExporter):
+    """Log records as OTLP/JSON lines in ``<directory>/logs.jsonl``."""
+
+    def __init__(self, directory: str | None = None, max_bytes: int | None = None, max_backups: int | None = None):
+        self.file = _stream_for("logs", directory, max_bytes, max_backups)
+        super().__init__(stream=self.file)  # type: ignore[arg-type]
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        super().shutdown()
+        self.file.close()

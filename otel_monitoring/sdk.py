@@ -1,0 +1,277 @@
+"""Builds the OpenTelemetry SDK pipeline once per process and owns its lifecycle.
+
+``configure()`` resolves the settings, asks the components (instrumentation, meters, local
+monitoring) for their processors and readers, builds the tracer, meter and logger providers
+with the chosen exporters, makes them global, bridges stdlib logging, then starts the
+components. It is idempotent: a second call, or a call inside a process that
+``opentelemetry-instrument`` already set up, returns the one ``Monitoring`` handle.
+
+Exit is bounded: the providers are built with ``shutdown_on_exit=False`` and one atexit hook
+flushes them from a daemon thread for at most ``shutdown_timeout`` seconds, so an unreachable
+collector can delay exit but never hang it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from typing import Any, Callable
+
+from opentelemetry import metrics, trace
+from opentelemetry._logs import get_logger_provider, set_logger_provider
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from .components import Component, load_components
+from .config import Settings, load_settings
+from .exporters import build_exporters
+from .resource import build_resource
+from .sampling import build_sampler
+from .version import __version__
+
+__all__ = ["Monitoring", "configure", "get_monitoring"]
+
+_logger = logging.getLogger("otel_monitoring")
+
+INSTRUMENTATION_SCOPE = "otel_monitoring"
+
+# Loggers whose records must not enter the OTel logs pipeline: the SDK's and exporters' own
+# (exporting a record about a failed export would feed the failure) and ours about delivery.
+_BRIDGE_EXCLUDED_PREFIXES = ("opentelemetry", "otel_monitoring.export", "grpc", "urllib3.connectionpool")
+
+
+class _BridgeFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(_BRIDGE_EXCLUDED_PREFIXES)
+
+
+class Monitoring:
+    """The handle ``configure()`` returns: providers, tracer/meter access, flush and shutdown."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tracer_provider: Any,
+        meter_provider: Any,
+        logger_provider: Any,
+        components: list[Component] | None = None,
+        owns_providers: bool = True,
+    ):
+        self.settings = settings
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
+        self.logger_provider = logger_provider
+        self.components: list[Component] = list(components or [])
+        self.owns_providers = owns_providers
+        self._logging_handler: logging.Handler | None = None
+        self._shutdown_hooks: list[Callable[[], None]] = []
+        self._shutdown_done = False
+        self._lock = threading.Lock()
+
+    @property
+    def resource(self) -> Any:
+        return getattr(self.tracer_provider, "resource", None)
+
+    def tracer(self, name: str = INSTRUMENTATION_SCOPE, version: str | None = __version__) -> trace.Tracer:
+        return self.tracer_provider.get_tracer(name, version)
+
+    def meter(self, name: str = INSTRUMENTATION_SCOPE, version: str | None = __version__) -> metrics.Meter:
+        return self.meter_provider.get_meter(name, version)
+
+    def component(self, name: str) -> Component | None:
+        return next((c for c in self.components if c.name == name), None)
+
+    def add_shutdown_hook(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` at shutdown, before the providers flush (last added runs first)."""
+        self._shutdown_hooks.append(hook)
+
+    def force_flush(self, timeout: float = 5.0) -> bool:
+        """Export everything buffered now. Returns False if a provider did not finish in time."""
+        millis = int(timeout * 1000)
+        ok = True
+        for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
+            flush = getattr(provider, "force_flush", None)
+            if flush is None:
+                continue
+            try:
+                result = flush(millis)
+                ok = ok and result is not False
+            except Exception:  # noqa: BLE001 - flushing must never raise into the app
+                _logger.debug("force_flush failed", exc_info=True)
+                ok = False
+        return ok
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Stop components, flush and shut the providers down, within ``timeout`` seconds.
+
+        Runs in a daemon thread joined for at most ``timeout``: if a destination hangs, the
+        caller (often the interpreter at exit) goes on. Returns True if everything finished.
+        """
+        with self._lock:
+            if self._shutdown_done:
+                return True
+            self._shutdown_done = True
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        worker = threading.Thread(target=self._shutdown_all, name="otel-monitoring-shutdown", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            from .exporters.delivery import any_loss_reported
+
+            log = _logger.info if any_loss_reported() else _logger.warning
+            log(
+                "otel-monitoring: telemetry shutdown did not finish within %.1fs (a destination is slow "
+                "or unreachable); exiting without waiting. Raise OTEL_MONITORING_SHUTDOWN_TIMEOUT to wait longer.",
+                timeout,
+            )
+            return False
+        return True
+
+    def _shutdown_all(self) -> None:
+        for hook in reversed(self._shutdown_hooks):
+            _call_quietly(hook, "shutdown hook")
+        for component in reversed(self.components):
+            _call_quietly(component.shutdown, f"component {component.name} shutdown")
+        if self._logging_handler is not None:
+            logging.getLogger().removeHandler(self._logging_handler)
+        if not self.owns_providers:
+            self.force_flush()
+            return
+        # Metrics first: their final collection may record into the still-open trace/log pipelines.
+        for provider in (self.meter_provider, self.tracer_provider, self.logger_provider):
+            shutdown = getattr(provider, "shutdown", None)
+            if shutdown is not None:
+                _call_quietly(shutdown, f"{type(provider).__name__}.shutdown")
+
+
+def _call_quietly(fn: Callable[[], Any], what: str) -> None:
+    try:
+        fn()
+    except Exception:  # noqa: BLE001 - shutdown must finish whatever one part does
+        _logger.warning("otel-monitoring: %s failed", what, exc_info=True)
+
+
+_configure_lock = threading.RLock()
+_monitoring: Monitoring | None = None
+
+
+def get_monitoring() -> Monitoring | None:
+    """The handle of the process' pipeline, or None before ``configure()``."""
+    return _monitoring
+
+
+def configure(**options: Any) -> Monitoring:
+    """Set up traces, metrics and logs for this process, once. See docs/configuration.md.
+
+    Explicit arguments win over ``OTEL_*`` / ``OTEL_MONITORING_*`` variables. Raises
+    ``ConfigError`` (naming the argument or variable and a valid example) for bad values.
+    """
+    global _monitoring
+    with _configure_lock:
+        if _monitoring is not None:
+            if options:
+                _logger.debug("otel-monitoring is already configured; ignoring arguments %s", sorted(options))
+            return _monitoring
+        settings = load_settings(options)
+        _monitoring = _build(settings)
+        return _monitoring
+
+
+def _sdk_provider_already_set() -> bool:
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+
+    return isinstance(trace.get_tracer_provider(), SdkTracerProvider)
+
+
+def _build(settings: Settings) -> Monitoring:
+    if settings.disabled:
+        return Monitoring(settings, trace.get_tracer_provider(), metrics.get_meter_provider(),
+                          get_logger_provider(), owns_providers=False)
+
+    if _sdk_provider_already_set():
+        # Another configurator (e.g. the SDK's own under opentelemetry-instrument) built the
+        # pipeline: adopt it rather than build a second one, which would duplicate every span.
+        _logger.info("otel-monitoring: adopting the OpenTelemetry SDK pipeline already set up in this process")
+        monitoring = Monitoring(settings, trace.get_tracer_provider(), metrics.get_meter_provider(),
+                                get_logger_provider(), owns_providers=False)
+        _start_components(monitoring, load_components(settings))
+        return monitoring
+
+    resource = build_resource(settings)
+    components = load_components(settings)
+    exporters = build_exporters(settings)
+
+    tracer_provider = TracerProvider(resource=resource, sampler=build_sampler(settings), shutdown_on_exit=False)
+    for component in components:
+        for processor in component.span_processors():
+            tracer_provider.add_span_processor(processor)
+    for exporter in exporters.spans:
+        tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+
+    readers = [
+        PeriodicExportingMetricReader(
+            exporter,
+            export_interval_millis=settings.metric_export_interval * 1000,
+            export_timeout_millis=settings.metric_export_timeout * 1000,
+        )
+        for exporter in exporters.metrics
+    ]
+    views = []
+    for component in components:
+        readers.extend(component.metric_readers())
+        views.extend(component.views())
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers, views=views, shutdown_on_exit=False)
+
+    logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    for exporter in exporters.logs:
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    set_logger_provider(logger_provider)
+
+    monitoring = Monitoring(settings, tracer_provider, meter_provider, logger_provider, owns_providers=True)
+    if settings.logging_bridge and exporters.logs:
+        monitoring._logging_handler = _bridge_logging(logger_provider, settings.log_level)
+    atexit.register(monitoring.shutdown)
+    _start_components(monitoring, components)
+    return monitoring
+
+
+def _start_components(monitoring: Monitoring, components: list[Component]) -> None:
+    from .config import ConfigError
+
+    for component in components:
+        try:
+            component.start(monitoring)
+        except ConfigError:
+            raise
+        except Exception:  # noqa: BLE001 - a broken feature must not stop the host application
+            _logger.warning("otel-monitoring: component %s failed to start; continuing without it",
+                            component.name, exc_info=True)
+            continue
+        monitoring.components.append(component)
+
+
+def _bridge_logging(logger_provider: LoggerProvider, level_name: str) -> logging.Handler:
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+    handler = LoggingHandler(level=getattr(logging, level_name.upper()), logger_provider=logger_provider)
+    handler.addFilter(_BridgeFilter())
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
+def _reset_for_tests() -> None:
+    """Forget the process' handle (tests only; the global providers are reset by the test fixture)."""
+    global _monitoring
+    with _configure_lock:
+        if _monitoring is not None:
+            _monitoring.shutdown(timeout=_monitoring.settings.shutdown_timeout)
+        _monitoring = None
+

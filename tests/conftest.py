@@ -1,0 +1,27 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from support import make_telemetry, reset_otel_globals  # noqa: E402
+
+
+@pytest.fixture
+def telemetry():
+    """Fresh in-memory tracer, meter and logger providers, set as the global ones for one test."""
+    t = make_telemetry()
+    yield t
+    t.tracer_provider.shutdown()
+    t.meter_provider.shutdown()
+    t.logger_provider.shutdown()
+    reset_otel_globals()
+
+
+@pytest.fixture(autouse=True)
+def _no_otel_env(monkeypatch):
+    """Tests start from a clean environment: no OTEL_* variable of the developer's leaks in."""
+    for key in list(os.environ):
+        if key.startswith("OTEL_"):
+            monkeypatch.delenv(key)
