@@ -1,0 +1,80 @@
+"""The history store: what the snapshot reader and alert engine write, read back through the documented API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from otel_monitoring.local.history import HISTORY_FILE, HistoryStore
+
+
+def snapshot(when: float, cpu: float, calls: float, rate: float) -> dict:
+    return {
+        "schema": 1, "timestamp_unix": when,
+        "counters": {"calls": [{"attributes": {"component": "api"}, "value": calls, "rate_per_s": rate},
+                               {"attributes": {"component": "db"}, "value": 1.0, "rate_per_s": 0.0}]},
+        "gauges": {"system.cpu.utilization": [{"attributes": {}, "value": cpu}]},
+        "histograms": {"latency": [{"attributes": {}, "count": 3, "sum": 0.6, "min": 0.1, "max": 0.3,
+                                    "p50": 0.2, "p95": 0.29, "p99": 0.3}]},
+    }
+
+
+def test_missing_file_reads_as_empty_and_is_not_created(tmp_path):
+    store = HistoryStore(str(tmp_path))
+    assert store.metric_names() == []
+    assert store.series("calls") == []
+    assert store.alert_events() == []
+    assert not os.path.exists(tmp_path / HISTORY_FILE)
+
+
+def test_series_fields_time_range_and_attribute_filter(tmp_path):
+    writer = HistoryStore(str(tmp_path))
+    for i in range(5):
+        writer.record_snapshot(snapshot(1000.0 + 10 * i, cpu=0.1 * i, calls=10.0 * i, rate=float(i)))
+    reader = HistoryStore(str(tmp_path))
+    assert reader.metric_names() == ["calls", "latency", "system.cpu.utilization"]
+    cpu = reader.series("system.cpu.utilization")
+    assert [t for t, _, _ in cpu] == [1000.0, 1010.0, 1020.0, 1030.0, 1040.0]
+    assert [v for _, _, v in cpu] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    api = reader.series("calls", field="rate_per_s", since=1010, until=1030, attributes={"component": "api"})
+    assert [(t, a, v) for t, a, v in api] == [(1010.0, {"component": "api"}, 1.0), (1020.0, {"component": "api"}, 2.0),
+                                             (1030.0, {"component": "api"}, 3.0)]
+    assert len(reader.series("calls", since=1040)) == 2  # both components
+    assert reader.series("latency", field="p95")[0][2] == pytest.approx(0.29)
+    assert reader.series("system.cpu.utilization", field="p95") == []  # gauges have no percentiles
+    with pytest.raises(ValueError, match="p90"):
+        reader.series("latency", field="p90")
+
+
+def test_alert_events_and_retention(tmp_path):
+    store = HistoryStore(str(tmp_path), retention_s=100.0)
+    store.record_alert_event(1000.0, "high_cpu", "high_cpu", "High CPU", "warning", "pending", 0.9)
+    store.record_alert_event(1100.0, "high_cpu", "high_cpu", "High CPU", "warning", "firing", 0.95)
+    store.record_alert_event(1150.0, "high_cpu", "high_cpu", "High CPU", "warning", "acknowledged")
+    store.record_snapshot(snapshot(1000.0, 0.5, 1, 0))
+    store.record_snapshot(snapshot(1150.0, 0.6, 2, 0))
+    events = HistoryStore(str(tmp_path)).alert_events()
+    assert [e["event"] for e in events] == ["pending", "firing", "acknowledged"]
+    assert events[1] == {"time": 1100.0, "alert_id": "high_cpu", "rule_id": "high_cpu", "name": "High CPU",
+                         "severity": "warning", "event": "firing", "value": 0.95}
+    assert [e["event"] for e in store.alert_events(since=1100)] == ["firing", "acknowledged"]
+    store.prune(now=1150.0)
+    assert [e["event"] for e in store.alert_events()] == ["firing", "acknowledged"]
+    assert [t for t, _, _ in store.series("system.cpu.utilization")] == [1150.0]
+    with pytest.raises(ValueError, match="fired"):
+        store.record_alert_event(1.0, "a", "a", "A", "info", "fired")
+
+
+def test_reader_in_another_process_while_writer_is_open(tmp_path):
+    writer = HistoryStore(str(tmp_path))
+    writer.record_snapshot(snapshot(1000.0, 0.5, 1, 0))
+    code = ("import sys; from otel_monitoring.local.history import HistoryStore; "
+            "print(len(HistoryStore(sys.argv[1]).series('calls')))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "2", out.stderr
+    writer.record_snapshot(snapshot(1010.0, 0.5, 2, 0))
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "4", out.stderr
