@@ -36,6 +36,8 @@ class _CaptureExporterLogs(logging.Filter):
         if report is None or record.levelno < logging.WARNING:
             return True
         report.last_detail = record.getMessage()
+        # Retries can go on for the whole export timeout: say so at the first sign, not at the end.
+        report.trouble()
         return False
 
 
@@ -95,13 +97,19 @@ class DeliveryReport:
     def _failed(self, kind: str, count: int) -> None:
         with self._lock:
             self.dropped[kind] += count
+        self.trouble()
+
+    def trouble(self) -> None:
+        """Delivery is failing: warn once until it recovers."""
+        with self._lock:
             first = not self.failing
             self.failing = True
         if first:
             self.warned = True
             _logger.warning(
-                "otel-monitoring: cannot deliver telemetry to %s (%s). Data for it is being dropped "
-                "and counted; this is reported once until delivery recovers. %s",
+                "otel-monitoring: cannot deliver telemetry to %s (%s). Exports are retried within "
+                "the OTLP timeout, then dropped and counted; this is reported once until delivery "
+                "recovers. %s",
                 self.destination, self.last_detail or "export failed", self.hint,
             )
 

@@ -121,13 +121,13 @@ class RotatingJsonlFile:
 
     def _rotate(self) -> None:
         stem, ext = os.path.splitext(self.path)
-        now = time.time()
-        stamp = time.strftime("%Y-%m-%dT%H-%M-%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}"
-        backup = f"{stem}-{stamp}{ext}"
-        counter = 1
-        while os.path.exists(backup):
-            backup = f"{stem}-{stamp}-{counter}{ext}"
-            counter += 1
+        millis = int(time.time() * 1000)
+        while True:  # names sort in rotation order: on a clash take the next millisecond
+            stamp = time.strftime("%Y-%m-%dT%H-%M-%S", time.gmtime(millis // 1000)) + f".{millis % 1000:03d}"
+            backup = f"{stem}-{stamp}{ext}"
+            if not os.path.exists(backup):
+                break
+            millis += 1
         os.rename(self.path, backup)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)

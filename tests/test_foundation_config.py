@@ -1,0 +1,130 @@
+"""Settings: precedence, validation messages, and the generated configuration reference."""
+
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from otel_monitoring.config import OPTIONS, ConfigError, load_settings, markdown_table
+from otel_monitoring.exporters import build_exporters, exporter_names, otlp_endpoint
+from support import REPO
+
+
+def test_argument_wins_over_environment_which_wins_over_default():
+    env = {"OTEL_SERVICE_NAME": "from-env", "OTEL_METRIC_EXPORT_INTERVAL": "2500"}
+    settings = load_settings({"service_name": "from-arg"}, environ=env)
+    assert settings.service_name == "from-arg"
+    assert settings.source("service_name") == "argument"
+    assert settings.metric_export_interval == pytest.approx(2.5)  # ms in the variable, seconds here
+    assert settings.source("metric_export_interval") == "env OTEL_METRIC_EXPORT_INTERVAL"
+    assert settings.sampler == "parentbased_always_on"
+    assert settings.source("sampler") == "default"
+
+
+def test_exporter_argument_wins_over_per_signal_environment_but_not_per_signal_argument():
+    env = {"OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "console"}
+    settings = load_settings({"exporter": "none", "logs_exporter": "console"}, environ=env)
+    assert exporter_names(settings, "traces") == ("none",)
+    assert exporter_names(settings, "logs") == ("console",)
+
+
+def test_default_exporter_is_files_without_an_endpoint_and_otlp_with_one():
+    assert exporter_names(load_settings(environ={}), "traces") == ("otlp_file",)
+    with_endpoint = load_settings(environ={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317"})
+    assert exporter_names(with_endpoint, "metrics") == ("otlp",)
+
+
+def test_endpoint_resolution_follows_the_otlp_exporter_spec():
+    http = load_settings(environ={"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                                  "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/base",
+                                  "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://logs:9999/custom"})
+    assert otlp_endpoint(http, "traces") == ("http/protobuf", "http://collector:4318/base/v1/traces")
+    assert otlp_endpoint(http, "logs") == ("http/protobuf", "http://logs:9999/custom")
+    grpc = load_settings(environ={})
+    assert otlp_endpoint(grpc, "metrics") == ("grpc", "http://127.0.0.1:4317")
+
+
+@pytest.mark.parametrize(
+    "env, names_in_message",
+    [
+        ({"OTEL_TRACES_EXPORTER": "otlpx"}, ["OTEL_TRACES_EXPORTER", "otlpx", "otlp_file", "Example: OTEL_TRACES_EXPORTER=otlp"]),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "127.0.0.1:4317"}, ["OTEL_EXPORTER_OTLP_ENDPOINT", "not an http(s) URL", "Example: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317"]),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:99999"}, ["OTEL_EXPORTER_OTLP_ENDPOINT", "bad port"]),
+        ({"OTEL_EXPORTER_OTLP_HEADERS": "api-key"}, ["OTEL_EXPORTER_OTLP_HEADERS", "'api-key' is not key=value", "Example:"]),
+        ({"OTEL_TRACES_SAMPLER_ARG": "1.5"}, ["OTEL_TRACES_SAMPLER_ARG", "above the maximum 1.0", "OTEL_TRACES_SAMPLER_ARG=0.25"]),
+        ({"OTEL_TRACES_SAMPLER": "sometimes"}, ["OTEL_TRACES_SAMPLER", "not one of", "parentbased_traceidratio"]),
+        ({"OTEL_SDK_DISABLED": "maybe"}, ["OTEL_SDK_DISABLED", "not a boolean"]),
+        ({"OTEL_TRACES_EXPORTER": "none,console"}, ["OTEL_TRACES_EXPORTER", "'none' cannot be combined"]),
+    ],
+)
+def test_bad_values_name_the_variable_and_a_valid_example(env, names_in_message):
+    with pytest.raises(ConfigError) as caught:
+        build_exporters(load_settings(environ=env))
+    for text in names_in_message:
+        assert text in str(caught.value)
+
+
+def test_bad_argument_names_the_argument():
+    with pytest.raises(ConfigError, match=r"configure\(sampler_arg=\.\.\.\).*below the minimum"):
+        load_settings({"sampler_arg": -0.1}, environ={})
+    with pytest.raises(ConfigError, match="unknown argument.*servce_name"):
+        load_settings({"servce_name": "x"}, environ={})
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere; checked below with a file in the way")
+def test_unwritable_file_directory_is_named(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    with pytest.raises(ConfigError, match="OTEL_MONITORING_FILE_DIR"):
+        build_exporters(load_settings(environ={"OTEL_MONITORING_FILE_DIR": str(locked / "sub")}))
+
+
+def test_file_directory_that_cannot_be_created_is_named(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigError) as caught:
+        build_exporters(load_settings({"file_dir": str(blocker / "telemetry")}, environ={}))
+    message = str(caught.value)
+    assert "configure(file_dir=...)" in message and "cannot create" in message and "e.g." in message
+
+
+def test_configuration_reference_is_in_step_with_the_code():
+    with open(os.path.join(REPO, "docs", "configuration.md"), encoding="utf-8") as handle:
+        assert handle.read() == markdown_table(), "regenerate: python -m otel_monitoring.config > docs/configuration.md"
+
+
+def test_every_option_has_a_documented_valid_example():
+    for option in OPTIONS:
+        assert option.doc and option.example, option.name
+        if option.env:  # the example parses as the variable's own value
+            load_settings(environ={option.env: option.example})
+
+
+def test_every_package_directory_is_listed_for_installation():
+    import tomllib
+
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as handle:
+        listed = set(tomllib.load(handle)["tool"]["setuptools"]["packages"])
+    found = set()
+    for root, _dirs, files in os.walk(os.path.join(REPO, "otel_monitoring")):
+        if "__init__.py" in files and "__pycache__" not in root:
+            found.add(os.path.relpath(root, REPO).replace(os.sep, "."))
+    assert found - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
+
+
+def test_cli_version_and_doctor_report_an_unreachable_endpoint():
+    from support import clean_env, free_port
+
+    exe = os.path.join(os.path.dirname(sys.executable), "otel-monitoring")
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("otel-monitoring ")
+    port = free_port()
+    env = clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}")
+    doctor = subprocess.run([exe, "doctor", "--timeout", "1"], capture_output=True, text=True, env=env, timeout=60)
+    assert doctor.returncode == 1
+    assert f"http://127.0.0.1:{port} is not reachable" in doctor.stdout
+    assert "otel-monitoring stack up" in doctor.stdout
+    assert "(env OTEL_EXPORTER_OTLP_ENDPOINT)" in doctor.stdout
