@@ -248,3 +248,37 @@ def test_forked_child_and_parent_both_export(tmp_path):
     assert names.count("in-child") == 200
     assert names.count("in-parent") == 200
     assert names.count("before-fork") == 1
+
+
+def test_forked_child_exports_over_grpc_on_its_own():
+    receiver = OtlpReceiver()
+    endpoint = receiver.start_grpc()
+    code = """
+    import os, otel_monitoring
+    from opentelemetry import trace
+    m = otel_monitoring.configure()
+    tracer = trace.get_tracer("t")
+    with tracer.start_as_current_span("before-fork"):
+        pass
+    m.force_flush()  # the parent's gRPC channel is connected before the fork
+    pid = os.fork()
+    if pid == 0:
+        for i in range(50):
+            with tracer.start_as_current_span("in-child"):
+                pass
+        m.shutdown()
+        os._exit(0)
+    for i in range(50):
+        with tracer.start_as_current_span("in-parent"):
+            pass
+    os.waitpid(pid, 0)
+    m.shutdown()
+    """
+    try:
+        env = clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+        result = run_python(code, env=env)
+        assert result.returncode == 0, result.stderr
+        names = [span.name for span in receiver.spans()]
+        assert (names.count("before-fork"), names.count("in-child"), names.count("in-parent")) == (1, 50, 50)
+    finally:
+        receiver.stop()
