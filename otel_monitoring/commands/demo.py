@@ -56,12 +56,13 @@ class SpanSummary(SpanProcessor):
                 self.errors[span.name] += 1
 
     def table(self) -> list[str]:
-        lines = [f"{'operation (span name)':<40} {'spans':>6} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"]
         with self._lock:
+            width = max([len("operation (span name)")] + [len(name) for name in self.durations])
+            lines = [f"{'operation (span name)':<{width}} {'spans':>6} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"]
             for name in sorted(self.durations, key=lambda n: -len(self.durations[n])):
                 values = sorted(self.durations[name])
                 p50, p95, p99 = (percentile(values, q) * 1000 for q in (0.50, 0.95, 0.99))
-                lines.append(f"{name[:40]:<40} {len(values):>6} {self.errors[name]:>6} {p50:>8.2f} {p95:>8.2f} {p99:>8.2f}")
+                lines.append(f"{name:<{width}} {len(values):>6} {self.errors[name]:>6} {p50:>8.2f} {p95:>8.2f} {p99:>8.2f}")
         return lines
 
     @property
