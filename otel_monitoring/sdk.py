@@ -259,11 +259,14 @@ def _start_components(monitoring: Monitoring, components: list[Component]) -> No
 
 
 def _bridge_logging(logger_provider: LoggerProvider, level_name: str) -> logging.Handler:
-    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler, _overwrite_logging_config_fns
 
     handler = LoggingHandler(level=getattr(logging, level_name.upper()), logger_provider=logger_provider)
     handler.addFilter(_BridgeFilter())
     logging.getLogger().addHandler(handler)
+    # With our handler on the root logger, a later logging.basicConfig() would do nothing and the
+    # app would lose its console output: let the config functions run as if the handler were absent.
+    _overwrite_logging_config_fns(handler)
     return handler
 
 

@@ -282,3 +282,19 @@ def test_forked_child_exports_over_grpc_on_its_own():
         assert (names.count("before-fork"), names.count("in-child"), names.count("in-parent")) == (1, 50, 50)
     finally:
         receiver.stop()
+
+
+def test_basic_config_after_configure_still_sets_up_the_apps_console(tmp_path):
+    code = f"""
+    import logging, otel_monitoring
+    m = otel_monitoring.configure(exporter="otlp_file", file_dir={str(tmp_path)!r})
+    logging.basicConfig(level=logging.INFO, format="APP %(levelname)s %(message)s")
+    logging.getLogger("app").info("hello console")
+    m.shutdown()
+    """
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert "APP INFO hello console" in result.stderr
+    bodies = [record.body.string_value for request in read_otlp_file(tmp_path / "logs.jsonl", "logs")
+              for rl in request.resource_logs for sl in rl.scope_logs for record in sl.log_records]
+    assert bodies == ["hello console"]
