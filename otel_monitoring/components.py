@@ -63,8 +63,12 @@ def load_components(settings: Settings) -> list[Component]:
         module_name, _, class_name = path.partition(":")
         try:
             cls: Any = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError):
-            _logger.debug("component %s not available", path, exc_info=True)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                _logger.warning("otel-monitoring: %s is unavailable (%s); continuing without it", path, error)
+            continue
+        except (ImportError, AttributeError) as error:
+            _logger.warning("otel-monitoring: %s is unavailable (%s); continuing without it", path, error)
             continue
         components.append(cls(settings))
     return components

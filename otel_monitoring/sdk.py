@@ -199,7 +199,11 @@ def _build(settings: Settings) -> Monitoring:
         _logger.info("otel-monitoring: adopting the OpenTelemetry SDK pipeline already set up in this process")
         monitoring = Monitoring(settings, trace.get_tracer_provider(), metrics.get_meter_provider(),
                                 get_logger_provider(), owns_providers=False)
-        _start_components(monitoring, load_components(settings))
+        components = load_components(settings)
+        for component in components:  # span processors can still be added; metric readers cannot
+            for processor in component.span_processors():
+                monitoring.tracer_provider.add_span_processor(processor)
+        _start_components(monitoring, components)
         return monitoring
 
     resource = build_resource(settings)
