@@ -136,6 +136,18 @@ def parse_exporters(value: Any) -> tuple[str, ...]:
     return tuple(name.lower() for name in names)
 
 
+def _meters_parser(name: str) -> Callable[[Any], Any]:
+    """A parser that lives in otel_monitoring.meters.settings (imported when first used)."""
+
+    def parse(value: Any) -> Any:
+        from .meters import settings as meters_settings
+
+        return getattr(meters_settings, name)(value)
+
+    parse.__name__ = name
+    return parse
+
+
 SAMPLERS = (
     "always_on",
     "always_off",
@@ -246,6 +258,58 @@ OPTIONS: tuple[Option, ...] = (
            "itself).", "false"),
     # --- instrumentation (issue 3) ---
     # --- meters (issue 4) ---
+    Option("system_metrics", "OTEL_MONITORING_SYSTEM_METRICS", parse_bool, True,
+           "System and process metrics (contrib system-metrics instrumentation plus filesystem, load, "
+           "uptime, process count) and the host health score.", "false", section="meters"),
+    Option("network_connections", "OTEL_MONITORING_NETWORK_CONNECTIONS", parse_bool, False,
+           "Also report system.network.connections (psutil.net_connections costs ~9 ms per collection).",
+           "true", section="meters"),
+    Option("filesystem_mountpoints", "OTEL_MONITORING_FILESYSTEM_MOUNTPOINTS", parse_list, (),
+           "Mount points for system.filesystem.* and the disk part of host health. Default: the "
+           "physical filesystems psutil lists, plus /.", "/,/data", section="meters"),
+    Option("host_health_thresholds", "OTEL_MONITORING_HOST_HEALTH_THRESHOLDS",
+           _meters_parser("parse_health_thresholds"),
+           {"cpu": (70.0, 90.0), "memory": (80.0, 95.0), "disk": (85.0, 95.0)},
+           "Warning:critical utilization in percent per resource (cpu, memory, disk) for the host "
+           "health score; resources not named keep their default.", "cpu=70:90,memory=80:95,disk=85:95",
+           section="meters"),
+    Option("prices_file", "OTEL_MONITORING_PRICES", parse_path, None,
+           "JSON or YAML price table merged over the packaged one (docs/cost.md).", "/etc/myapp/prices.yaml",
+           section="meters"),
+    Option("cost_tracking", "OTEL_MONITORING_COST_TRACKING", parse_bool, True,
+           "Record otel_monitoring.cost from GenAI, trading and priced HTTP client spans.", "false",
+           section="meters"),
+    Option("budgets", "OTEL_MONITORING_BUDGETS", _meters_parser("parse_budgets"), (),
+           "USD budgets, period:scope=limit; scope is total, type.<cost.type> or category.<name>.",
+           "daily:type.model_inference=100,monthly:total=3000", section="meters"),
+    Option("cost_attribute", "OTEL_MONITORING_COST_ATTRIBUTE", parse_str, None,
+           "Span/record attribute (a user or tenant id) copied onto otel_monitoring.cost, behind "
+           "cost_attribute_limit.", "tenant.id", section="meters"),
+    Option("cost_attribute_limit", "OTEL_MONITORING_COST_ATTRIBUTE_LIMIT", parse_int(minimum=1), 100,
+           "Distinct cost_attribute values kept; later ones are recorded as _other.", "100", section="meters"),
+    Option("kpi_window", "OTEL_MONITORING_KPI_WINDOW", parse_int(minimum=1), 100,
+           "Outcomes in the sliding window of signal accuracy and RAG hit and empty rates.", "100",
+           section="meters"),
+    Option("market_data_live_seconds", "OTEL_MONITORING_MARKET_DATA_LIVE_SECONDS", parse_float(minimum=0.001),
+           600.0, "Market data younger than this is LIVE.", "600", section="meters"),
+    Option("market_data_delayed_seconds", "OTEL_MONITORING_MARKET_DATA_DELAYED_SECONDS",
+           parse_float(minimum=0.001), 3600.0,
+           "Market data younger than this (and not LIVE) is DELAYED; older is STALE.", "3600", section="meters"),
+    Option("rag_relevance_threshold", "OTEL_MONITORING_RAG_RELEVANCE_THRESHOLD", parse_float(), 0.7,
+           "A retrieval whose best relevance score reaches this is a hit (when no feedback says).", "0.7",
+           section="meters"),
+    Option("health_port", "OTEL_MONITORING_HEALTH_PORT", parse_int(minimum=0), None,
+           "Serve /health and /health/detailed on this port (0: any free port). Default: no server.",
+           "8081", section="meters"),
+    Option("health_host", "OTEL_MONITORING_HEALTH_HOST", parse_str, "127.0.0.1",
+           "Address the health server binds to.", "0.0.0.0", section="meters"),
+    Option("health_check_interval", "OTEL_MONITORING_HEALTH_CHECK_INTERVAL", parse_float(minimum=0.1), 30.0,
+           "Seconds between background runs of the health checks (for their metrics).", "30", section="meters"),
+    Option("health_check_timeout", "OTEL_MONITORING_HEALTH_CHECK_TIMEOUT", parse_float(minimum=0.01), 5.0,
+           "Default seconds one health check may take before it counts as failed.", "5", section="meters"),
+    Option("health_default_checks", "OTEL_MONITORING_HEALTH_DEFAULT_CHECKS", parse_bool, True,
+           "Register the disk, memory and CPU checks (failing at the critical thresholds).", "false",
+           section="meters"),
     # --- local monitoring (issue 6) ---
 )
 
@@ -343,8 +407,35 @@ def markdown_table() -> str:
         default = "" if option.default in (None, {}, ()) else f"`{option.default}`"
         env = f"`{option.env}`" if option.env else "(argument only)"
         lines.append(f"| `{option.name}` | {env} | {default} | {option.doc} | `{option.example}` |")
-    lines.append("")
+    lines += [
+        "",
+        "## Read by the OpenTelemetry SDK itself",
+        "",
+        "These standard variables are not options of `configure()`, but they work as usual because the",
+        "pipeline is built from the SDK's own processors and exporters:",
+        "",
+        *[f"- `{name}`: {meaning}" for name, meaning in SDK_NATIVE_VARIABLES],
+        "",
+    ]
     return "\n".join(lines)
+
+
+# Standard variables the SDK's processors and OTLP exporters read on their own.
+SDK_NATIVE_VARIABLES = (
+    ("OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_EXPORT_TIMEOUT",
+     "span batching (queue size bounds memory; spans beyond it are dropped, never blocking the app)"),
+    ("OTEL_BLRP_SCHEDULE_DELAY, OTEL_BLRP_MAX_QUEUE_SIZE, OTEL_BLRP_MAX_EXPORT_BATCH_SIZE, OTEL_BLRP_EXPORT_TIMEOUT",
+     "log record batching"),
+    ("OTEL_EXPORTER_OTLP_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_KEY, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE "
+     "(and the per-signal forms)", "TLS for OTLP"),
+    ("OTEL_EXPORTER_OTLP_COMPRESSION (and the per-signal forms)", "gzip or none"),
+    ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "cumulative (default), delta or lowmemory"),
+    ("OTEL_METRICS_EXEMPLAR_FILTER", "trace_based (default), always_on, always_off"),
+    ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, OTEL_SPAN_EVENT_COUNT_LIMIT",
+     "span limits"),
+    ("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "instrumentors `opentelemetry-instrument` must not load"),
+    ("OTEL_PYTHON_CONFIGURATOR, OTEL_PYTHON_DISTRO", "pick `otel_monitoring` when several are installed"),
+)
 
 
 if __name__ == "__main__":
