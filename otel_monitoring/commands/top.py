@@ -1,0 +1,102 @@
+"""``otel-monitoring top``: the live terminal dashboard over a snapshot directory or a running
+Prometheus. Reading is views/snapshot.py and views/prometheus.py, the model views/overview.py, the
+frame views/dashboard.py; this module only loops, sizes the frame to the terminal and reads keys."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import sys
+import termios
+import tty
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from ..views.snapshot import Snapshot, read_snapshot_dir
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "top", help="live terminal dashboard of a snapshot directory or a Prometheus",
+        description="Live terminal dashboard: system gauges, RED per operation, cost and budgets, "
+                    "trading and RAG KPIs, active alerts. Press q (or Ctrl-C) to quit.")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--dir", metavar="DIR",
+                        help="snapshot directory (default: $OTEL_MONITORING_SNAPSHOT_DIR, else the current directory)")
+    source.add_argument("--prometheus", metavar="URL",
+                        help="read a running Prometheus instead, e.g. http://127.0.0.1:9090")
+    parser.add_argument("--service", help="with --prometheus: only this service (job label)")
+    parser.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
+    parser.add_argument("--once", action="store_true", help="print one frame and exit (for scripts and cron)")
+    parser.add_argument("--width", type=int, help="frame width for --once (default: the terminal's, else 80)")
+    parser.set_defaults(func=run)
+
+
+def snapshot_reader(args: argparse.Namespace) -> Callable[[], Snapshot]:
+    if args.prometheus:
+        from ..views.prometheus import PrometheusSource
+
+        return PrometheusSource(args.prometheus, service=args.service).read
+    directory = args.dir or os.environ.get("OTEL_MONITORING_SNAPSHOT_DIR") or "."
+    return lambda: read_snapshot_dir(directory)
+
+
+@contextmanager
+def keypresses() -> Iterator[Callable[[float], str]]:
+    """``wait(seconds)`` -> the key pressed within that time, or "". Cbreak mode on a terminal,
+    so a single q quits without Enter (over SSH too); plain sleeping otherwise."""
+    stdin = sys.stdin
+    if not stdin.isatty():
+        import time
+
+        yield lambda seconds: (time.sleep(seconds), "")[1]
+        return
+    fd = stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    tty.setcbreak(fd)
+
+    def wait(seconds: float) -> str:
+        ready, _, _ = select.select([fd], [], [], seconds)
+        return os.read(fd, 32).decode(errors="replace") if ready else ""
+
+    try:
+        yield wait
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.live import Live
+
+    from ..views.dashboard import render_frame
+    from ..views.overview import build_overview
+
+    read = snapshot_reader(args)
+    if args.once:
+        width = args.width or (os.get_terminal_size().columns if sys.stdout.isatty() else 80)
+        console = Console(width=width, highlight=False)
+        snapshot = read()
+        console.print(render_frame(build_overview(snapshot), width=width, height=None))
+        return 0 if snapshot.timestamp_unix else 1
+
+    if args.interval <= 0:
+        print("otel-monitoring top: --interval must be positive", file=sys.stderr)
+        return 2
+    console = Console(highlight=False)
+    hint = f"q quit · every {args.interval:g}s · {args.prometheus or args.dir or os.environ.get('OTEL_MONITORING_SNAPSHOT_DIR') or '.'}"
+    previous: Snapshot | None = None   # the last reading with another timestamp: rates between the two
+    last: Snapshot | None = None
+    with keypresses() as wait, Live(console=console, screen=True, auto_refresh=False,
+                                    redirect_stdout=False, redirect_stderr=False) as live:
+        while True:
+            snapshot = read()
+            if last is not None and last.timestamp_unix != snapshot.timestamp_unix:
+                previous = last
+            last = snapshot
+            width, height = console.size
+            live.update(render_frame(build_overview(snapshot, previous), width=width, height=height, hint=hint),
+                        refresh=True)
+            if wait(args.interval).lower().startswith("q"):
+                return 0

@@ -1,0 +1,71 @@
+"""Numbers as people read them, the same in the terminal and in the report."""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 0.001:
+        return f"{seconds * 1e6:.0f}µs"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms" if seconds >= 0.01 else f"{seconds * 1000:.1f}ms"
+    if seconds < 120:
+        return f"{seconds:.2f}s"
+    return f"{seconds / 60:.1f}m"
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}%"
+
+
+def usd(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "—"
+    sign = "-" if value < 0 else ("+" if signed and value > 0 else "")
+    amount = abs(value)
+    return f"{sign}${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"{sign}${amount:.4f}"
+
+
+def count(value: float | None) -> str:
+    if value is None:
+        return "—"
+    for limit, divisor, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / divisor:.1f}{suffix}"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
+
+
+def rate(value: float | None) -> str:
+    return "—" if value is None else (f"{value:.1f}" if value >= 10 else f"{value:.2f}")
+
+
+def number(value: float | None, unit: str = "") -> str:
+    """A reading's value in its unit."""
+    if unit == "%":
+        return percent(value)
+    if unit == "USD":
+        return usd(value)
+    if unit == "s":
+        return duration(value)
+    return count(value)
+
+
+def clock(unix: float | None, utc: bool = True) -> str:
+    if unix is None:
+        return "—"
+    moment = _dt.datetime.fromtimestamp(unix, _dt.timezone.utc if utc else None)
+    return moment.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if utc else "")
+
+
+def age(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    seconds = max(seconds, 0)
+    if seconds < 90:
+        return f"{seconds:.0f}s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.1f}h ago"

@@ -1,0 +1,67 @@
+"""Every metric and attribute name the operator views read, in one place.
+
+Names are the OpenTelemetry ones (as in metrics_live.json and the history store); the Prometheus
+source maps them to the names the collector's prometheus exporter exposes. Where the emitting
+issue may still settle on a name, the candidates are listed in order of preference: the first
+one present in the data wins.
+"""
+
+from __future__ import annotations
+
+# --- system (contrib system-metrics instrumentation and the meters package) ---
+CPU_UTILIZATION = ("system.cpu.utilization",)               # ratio per cpu and state
+MEMORY_UTILIZATION = ("system.memory.utilization",)         # ratio per state (used, free, ...)
+FILESYSTEM_UTILIZATION = ("system.filesystem.utilization",)  # ratio per mountpoint and state
+LOAD_AVERAGE_1M = ("system.cpu.load_average.1m",)
+HOST_HEALTH_SCORE = ("otel_monitoring.host.health.score", "otel_monitoring.health.score")
+UPTIME = ("system.uptime",)
+
+# --- RED: duration histograms in seconds, and call/error counters ---
+# Any histogram whose unit is "s" is shown; these are the ones known to carry RED attributes.
+DURATION_HISTOGRAMS = (
+    "otel_monitoring.operation.duration",
+    "http.server.request.duration",
+    "http.client.request.duration",
+    "gen_ai.client.operation.duration",
+)
+CALL_COUNTERS = ("otel_monitoring.operation.calls", "otel_monitoring.operation.count")
+ERROR_COUNTERS = ("otel_monitoring.operation.errors",)
+
+# --- cost and budgets ---
+COST = ("otel_monitoring.cost",)                             # counter, USD, by cost.type
+BUDGET_UTILIZATION = ("otel_monitoring.budget.utilization", "otel_monitoring.cost.budget.utilization")
+
+# --- trading KPIs ---
+ORDERS = ("trading.orders", "trading.order.count")
+FILL_RATIO = ("trading.order.fill_ratio", "trading.fill_ratio")
+PNL_REALIZED = ("trading.pnl.realized",)
+PNL_UNREALIZED = ("trading.pnl.unrealized",)
+SIGNAL_ACCURACY = ("trading.signal.accuracy",)
+MARKET_DATA_STALENESS = ("trading.market_data.staleness", "trading.market_data.age")  # seconds per symbol
+
+# --- RAG KPIs ---
+RAG_HIT_RATE = ("rag.retrieval.hit_rate",)
+RAG_RELEVANCE = ("rag.retrieval.relevance_score", "rag.retrieval.relevance")
+RAG_EMPTY_RATE = ("rag.retrieval.empty_rate", "rag.retrieval.empty_result_rate")
+GENAI_TOKEN_USAGE = ("gen_ai.client.token.usage",)           # histogram by gen_ai.token.type
+
+# --- attribute keys ---
+COMPONENT = "component"
+OPERATION = "operation"
+OUTCOME = "outcome"
+ERROR_TYPE = "error.type"
+STATE = "state"
+CPU_STATE_IDLE = "idle"
+MOUNTPOINT = ("system.filesystem.mountpoint", "mountpoint")
+COST_TYPE = "cost.type"
+BUDGET_PERIOD = ("budget.period", "period")
+SYMBOL = ("trading.symbol", "symbol")
+STALENESS_CLASS = ("trading.market_data.state", "state", "class")
+TOKEN_TYPE = "gen_ai.token.type"
+# What names a RED row when component/operation are absent, per family of duration metric.
+ROW_KEYS = (
+    (COMPONENT, OPERATION),
+    ("gen_ai.operation.name", "gen_ai.request.model"),
+    ("http.request.method", "http.route"),
+    ("server.address", "http.request.method"),
+)

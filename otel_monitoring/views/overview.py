@@ -1,0 +1,382 @@
+"""The current state of a service, as the dashboard and the report's status cards show it: built
+from one Snapshot (and the previous one, for rates), with every value already classified.
+No rendering here."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import names
+from .snapshot import Snapshot, get_attr
+from .states import (SEVERITY_ORDER, SEVERITY_STATE, STALENESS_DELAYED_S, STALENESS_LIVE_S, THRESHOLDS,
+                     State, Threshold, worst)
+
+# p95 latency thresholds (s) by row family: model calls take seconds, the rest is held to the
+# reference documents' 100/150 ms.
+LATENCY_THRESHOLDS = {"gen_ai": Threshold(5.0, 10.0)}
+DEFAULT_LATENCY = THRESHOLDS["latency_p95_s"]
+
+
+@dataclass
+class Reading:
+    """One classified value: a system gauge, a KPI, a budget."""
+
+    label: str
+    value: float | None
+    unit: str = ""          # "%", "s", "USD", "" (plain number)
+    state: State = State.UNKNOWN
+    detail: str = ""        # e.g. the worst mount point
+
+
+@dataclass
+class RedRow:
+    component: str
+    operation: str
+    count: float
+    rate_per_s: float | None
+    error_pct: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    state: State = State.UNKNOWN
+
+
+@dataclass
+class SymbolFreshness:
+    symbol: str
+    age_s: float | None
+    freshness: str          # LIVE, DELAYED, STALE
+    state: State
+
+
+@dataclass
+class AlertLine:
+    severity: str
+    name: str
+    state: str              # pending, firing, resolved
+    value: float | None
+    threshold: float | None
+    since: str
+    acknowledged: bool
+    colour_state: State
+
+
+@dataclass
+class Overview:
+    service: str
+    timestamp_unix: float | None
+    age_s: float | None
+    source: str
+    problems: list[str]
+    system: list[Reading]
+    red: list[RedRow]
+    cost_total_usd: float | None
+    cost_by_type: list[Reading]
+    budgets: list[Reading]
+    trading: list[Reading] = field(default_factory=list)
+    symbols: list[SymbolFreshness] = field(default_factory=list)
+    rag: list[Reading] = field(default_factory=list)
+    alerts: list[AlertLine] = field(default_factory=list)
+
+    @property
+    def state(self) -> State:
+        """The worst of everything shown: the colour of the header."""
+        states = [r.state for r in self.system + self.budgets + self.trading + self.rag]
+        states += [r.state for r in self.red] + [s.state for s in self.symbols]
+        states += [a.colour_state for a in self.alerts if a.state == "firing"]
+        return worst(*states)
+
+
+def as_percent(value: float | None, unit: str) -> float | None:
+    """Ratios (unit "1" or none) to percent; values already in % unchanged."""
+    if value is None:
+        return None
+    return value if unit == "%" else value * 100.0
+
+
+def _first_value(snapshot: Snapshot, candidates: tuple[str, ...]) -> tuple[str | None, float | None]:
+    """The summed value of the first candidate present among gauges, then counters."""
+    for kind in ("gauges", "counters"):
+        name, points = snapshot.find(kind, candidates)
+        if name:
+            values = [float(p["value"]) for p in points if p.get("value") is not None]
+            return name, (sum(values) if values else None)
+    return None, None
+
+
+# --- system ---
+
+def cpu_percent(snapshot: Snapshot) -> tuple[float | None, int]:
+    """Busy CPU in % averaged over the CPUs, and the number of CPUs seen.
+    The contrib meter reports a ratio per (cpu, state): busy = 1 - idle."""
+    name, points = snapshot.find("gauges", names.CPU_UTILIZATION)
+    if not points:
+        return None, 0
+    unit = snapshot.unit(name)
+    by_cpu: dict[str, dict[str, float]] = defaultdict(dict)
+    for point in points:
+        attrs = point.get("attributes", {})
+        by_cpu[str(get_attr(attrs, "cpu", "system.cpu.logical_number"))][str(get_attr(attrs, names.STATE))] = float(point["value"])
+    busy = []
+    for states in by_cpu.values():
+        if names.CPU_STATE_IDLE in states:
+            full = 100.0 if unit == "%" else 1.0
+            busy.append(full - states[names.CPU_STATE_IDLE])
+        else:
+            busy.append(sum(states.values()))
+    return as_percent(sum(busy) / len(busy), unit), len(by_cpu)
+
+
+def _used_percent(snapshot: Snapshot, candidates: tuple[str, ...]) -> list[tuple[dict[str, Any], float]]:
+    """(attributes, % used) for each 'used' point (or each point when there is no state)."""
+    name, points = snapshot.find("gauges", candidates)
+    unit = snapshot.unit(name)
+    used = [p for p in points if get_attr(p.get("attributes", {}), names.STATE) in (None, "used")]
+    return [(p.get("attributes", {}), as_percent(float(p["value"]), unit)) for p in used if p.get("value") is not None]
+
+
+def system_readings(snapshot: Snapshot) -> list[Reading]:
+    readings = []
+    cpu, cpus = cpu_percent(snapshot)
+    readings.append(Reading("CPU", cpu, "%", THRESHOLDS["cpu"].state(cpu), f"{cpus} cpu" if cpus else ""))
+    memory = _used_percent(snapshot, names.MEMORY_UTILIZATION)
+    mem = sum(v for _, v in memory) if memory else None
+    readings.append(Reading("Memory", mem, "%", THRESHOLDS["memory"].state(mem)))
+    disks = _used_percent(snapshot, names.FILESYSTEM_UTILIZATION)
+    if disks:
+        attrs, disk = max(disks, key=lambda item: item[1])
+        mount = str(get_attr(attrs, *names.MOUNTPOINT) or "")
+    else:
+        disk, mount = None, ""
+    readings.append(Reading("Disk", disk, "%", THRESHOLDS["disk"].state(disk), mount))
+    _, load = _first_value(snapshot, names.LOAD_AVERAGE_1M)
+    if load is not None:
+        # More runnable tasks than CPUs is saturation; twice as many is critical.
+        load_state = Threshold(cpus, 2 * cpus).state(load) if cpus else State.UNKNOWN
+        readings.append(Reading("Load 1m", load, "", load_state))
+    _, score = _first_value(snapshot, names.HOST_HEALTH_SCORE)
+    if score is not None:
+        readings.append(Reading("Health", score, "", THRESHOLDS["health_score"].state(score)))
+    return readings
+
+
+# --- RED ---
+
+def _is_error(attrs: dict[str, Any]) -> bool:
+    outcome = get_attr(attrs, names.OUTCOME)
+    if outcome is not None:
+        return str(outcome).lower() in ("error", "failure", "failed")
+    if get_attr(attrs, names.ERROR_TYPE):
+        return True
+    status = get_attr(attrs, "http.response.status_code")
+    return status is not None and str(status).isdigit() and int(status) >= 500
+
+
+def _row_identity(metric: str, attrs: dict[str, Any]) -> tuple[str, str]:
+    """(component, operation) naming the row a point belongs to."""
+    component = get_attr(attrs, names.COMPONENT)
+    operation = get_attr(attrs, names.OPERATION)
+    if component or operation:
+        return str(component or metric), str(operation or "")
+    for keys in names.ROW_KEYS[1:]:
+        values = [str(get_attr(attrs, k)) for k in keys if get_attr(attrs, k) is not None]
+        if values:
+            return metric.rsplit(".", 2)[0] if metric.count(".") >= 2 else metric, " ".join(values)
+    return metric, ""
+
+
+def _cdf(point: dict[str, Any], x: float) -> float:
+    """The share of a point's values <= x, piecewise linear through min, p50, p95, p99, max."""
+    knots = [(point.get("min"), 0.0), (point.get("p50"), 0.50), (point.get("p95"), 0.95),
+             (point.get("p99"), 0.99), (point.get("max"), 1.0)]
+    knots = [(float(v), q) for v, q in knots if v is not None]
+    if not knots:
+        return 0.0
+    if x < knots[0][0]:
+        return 0.0
+    for (x0, q0), (x1, q1) in zip(knots, knots[1:]):
+        if x < x1:
+            return q0 + (q1 - q0) * (x - x0) / (x1 - x0) if x1 > x0 else q1
+    return 1.0
+
+
+def merged_quantile(points: list[dict[str, Any]], q: float) -> float | None:
+    """The q-quantile of several histogram points together (e.g. the success and error points of
+    one operation), from each point's percentiles: bisection on the count-weighted mixture."""
+    counted = [p for p in points if p.get("count") and p.get("p50") is not None]
+    if not counted:
+        return None
+    if len(counted) == 1:
+        return float(counted[0][{0.5: "p50", 0.95: "p95", 0.99: "p99"}[q]])
+    total = sum(float(p["count"]) for p in counted)
+    low = min(float(p.get("min", p["p50"]) if p.get("min") is not None else p["p50"]) for p in counted)
+    high = max(float(p.get("max") if p.get("max") is not None else p.get("p99") or p["p50"]) for p in counted)
+    for _ in range(60):
+        middle = (low + high) / 2
+        if sum(float(p["count"]) * _cdf(p, middle) for p in counted) / total < q:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def _duration_histograms(snapshot: Snapshot) -> list[str]:
+    known = [n for n in names.DURATION_HISTOGRAMS if snapshot.histograms.get(n)]
+    others = sorted(n for n in snapshot.histograms if n not in known and snapshot.unit(n) == "s")
+    return known + others
+
+
+def red_rows(snapshot: Snapshot, previous: Snapshot | None = None) -> list[RedRow]:
+    """One row per (component, operation) of every duration histogram, its points (one per
+    outcome or error type) merged."""
+    rows = []
+    for metric in _duration_histograms(snapshot):
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for point in snapshot.histograms[metric]:
+            groups[_row_identity(metric, point.get("attributes", {}))].append(point)
+        for (component, operation), points in groups.items():
+            count = sum(float(p.get("count") or 0) for p in points)
+            errors = sum(float(p.get("count") or 0) for p in points if _is_error(p.get("attributes", {})))
+            p50, p95, p99 = (merged_quantile(points, q) for q in (0.50, 0.95, 0.99))
+            rate = _rate(snapshot, previous, metric, component, operation, count)
+            error_pct = errors / count * 100.0 if count else None
+            family = LATENCY_THRESHOLDS.get(metric.split(".")[0], DEFAULT_LATENCY)
+            state = worst(THRESHOLDS["error_rate"].state(error_pct), family.state(p95))
+            rows.append(RedRow(component, operation, count, rate, error_pct, p50, p95, p99, state))
+    rows.sort(key=lambda r: (-int(r.state), -r.count, r.component, r.operation))
+    return rows
+
+
+def _rate(snapshot: Snapshot, previous: Snapshot | None, metric: str, component: str, operation: str,
+          count: float) -> float | None:
+    """Calls per second: the call counter's rate when there is one, else the histogram count's
+    change since the previous reading."""
+    wanted = {names.COMPONENT: component, names.OPERATION: operation}
+    calls = snapshot.points("counters", names.CALL_COUNTERS, wanted)
+    rates = [float(p["rate_per_s"]) for p in calls if p.get("rate_per_s") is not None]
+    if rates:
+        return sum(rates)
+    if previous is None or not previous.timestamp_unix or not snapshot.timestamp_unix:
+        return None
+    elapsed = snapshot.timestamp_unix - previous.timestamp_unix
+    if elapsed <= 0:
+        return None
+    before = sum(float(p.get("count") or 0) for p in previous.histograms.get(metric, [])
+                 if _row_identity(metric, p.get("attributes", {})) == (component, operation))
+    return max(count - before, 0.0) / elapsed
+
+
+# --- cost, trading, RAG, alerts ---
+
+def cost_readings(snapshot: Snapshot) -> tuple[float | None, list[Reading], list[Reading]]:
+    name, points = snapshot.find("counters", names.COST)
+    by_type: dict[str, float] = defaultdict(float)
+    for point in points:
+        by_type[str(get_attr(point.get("attributes", {}), names.COST_TYPE) or "other")] += float(point.get("value") or 0)
+    costs = [Reading(t, v, "USD") for t, v in sorted(by_type.items(), key=lambda item: -item[1])]
+    total = sum(by_type.values()) if points else None
+    budget_name, budget_points = snapshot.find("gauges", names.BUDGET_UTILIZATION)
+    unit = snapshot.unit(budget_name)
+    budgets = []
+    for point in budget_points:
+        attrs = point.get("attributes", {})
+        label = " ".join(str(v) for v in (get_attr(attrs, *names.BUDGET_PERIOD), get_attr(attrs, names.COST_TYPE, "category")) if v)
+        pct = as_percent(float(point["value"]), unit)
+        budgets.append(Reading(f"budget {label}".strip(), pct, "%", THRESHOLDS["budget"].state(pct)))
+    budgets.sort(key=lambda r: -(r.value or 0))
+    return total, costs, budgets
+
+
+def freshness(age_s: float | None, declared: Any = None) -> tuple[str, State]:
+    label = str(declared).upper() if declared else None
+    if label not in ("LIVE", "DELAYED", "STALE"):
+        if age_s is None:
+            return "UNKNOWN", State.UNKNOWN
+        label = "LIVE" if age_s < STALENESS_LIVE_S else "DELAYED" if age_s < STALENESS_DELAYED_S else "STALE"
+    return label, {"LIVE": State.OK, "DELAYED": State.WARNING, "STALE": State.CRITICAL}[label]
+
+
+def trading_readings(snapshot: Snapshot, red: list[RedRow]) -> tuple[list[Reading], list[SymbolFreshness]]:
+    readings = []
+    _, orders = _first_value(snapshot, names.ORDERS)
+    if orders is None:  # no KPI counter: count the instrumented order calls
+        order_rows = [r for r in red if "create_order" in r.operation]
+        orders = sum(r.count for r in order_rows) if order_rows else None
+    if orders is not None:
+        readings.append(Reading("Orders", orders, "", State.OK))
+    name, fill = _first_value(snapshot, names.FILL_RATIO)
+    if fill is not None:
+        readings.append(Reading("Fill ratio", as_percent(fill, snapshot.unit(name)), "%", State.OK))
+    for label, candidates in (("PnL realized", names.PNL_REALIZED), ("PnL unrealized", names.PNL_UNREALIZED)):
+        _, pnl = _first_value(snapshot, candidates)
+        if pnl is not None:
+            readings.append(Reading(label, pnl, "USD", State.OK if pnl >= 0 else State.WARNING))
+    name, accuracy = _first_value(snapshot, names.SIGNAL_ACCURACY)
+    if accuracy is not None:
+        pct = as_percent(accuracy, snapshot.unit(name))
+        readings.append(Reading("Signal acc.", pct, "%", THRESHOLDS["signal_accuracy"].state(pct)))
+    symbols = []
+    _, points = snapshot.find("gauges", names.MARKET_DATA_STALENESS)
+    for point in points:
+        attrs = point.get("attributes", {})
+        age = point.get("value")
+        label, state = freshness(None if age is None else float(age), get_attr(attrs, *names.STALENESS_CLASS))
+        symbols.append(SymbolFreshness(str(get_attr(attrs, *names.SYMBOL) or "?"), age, label, state))
+    symbols.sort(key=lambda s: (-int(s.state), s.symbol))
+    if symbols:
+        stale = sum(1 for s in symbols if s.freshness == "STALE")
+        readings.append(Reading("Stale symbols", float(stale), "", State.CRITICAL if stale else
+                                worst(*(s.state for s in symbols)), f"of {len(symbols)}"))
+    return readings, symbols
+
+
+def rag_readings(snapshot: Snapshot) -> list[Reading]:
+    readings = []
+    for label, candidates, threshold in (("Hit rate", names.RAG_HIT_RATE, THRESHOLDS["hit_rate"]),
+                                         ("Empty results", names.RAG_EMPTY_RATE, THRESHOLDS["empty_rate"])):
+        name, value = _first_value(snapshot, candidates)
+        if value is not None:
+            pct = as_percent(value, snapshot.unit(name))
+            readings.append(Reading(label, pct, "%", threshold.state(pct)))
+    _, relevance = _first_value(snapshot, names.RAG_RELEVANCE)
+    if relevance is not None:
+        readings.append(Reading("Relevance", relevance, "", State.OK))
+    _, token_points = snapshot.find("histograms", names.GENAI_TOKEN_USAGE)
+    tokens: dict[str, float] = defaultdict(float)
+    for point in token_points:
+        tokens[str(get_attr(point.get("attributes", {}), names.TOKEN_TYPE) or "total")] += float(point.get("sum") or 0)
+    for token_type, total in sorted(tokens.items()):
+        readings.append(Reading(f"Tokens {token_type}", total, "", State.OK))
+    return readings
+
+
+def alert_lines(snapshot: Snapshot) -> list[AlertLine]:
+    lines = []
+    for alert in snapshot.alerts:
+        severity = str(alert.get("severity") or "info").lower()
+        state = str(alert.get("state") or "firing").lower()
+        colour = SEVERITY_STATE.get(severity, State.WARNING) if state == "firing" else (
+            State.WARNING if state == "pending" else State.OK)
+        lines.append(AlertLine(severity, str(alert.get("name") or alert.get("id") or "?"), state,
+                               alert.get("value"), alert.get("threshold"), str(alert.get("since") or ""),
+                               bool(alert.get("acknowledged")), colour))
+    order = {"firing": 0, "pending": 1, "resolved": 2}
+    lines.sort(key=lambda a: (order.get(a.state, 3), SEVERITY_ORDER.get(a.severity, 9), a.since))
+    return lines
+
+
+def build_overview(snapshot: Snapshot, previous: Snapshot | None = None, now: float | None = None) -> Overview:
+    now = time.time() if now is None else now
+    red = red_rows(snapshot, previous)
+    total, costs, budgets = cost_readings(snapshot)
+    trading, symbols = trading_readings(snapshot, red)
+    service = snapshot.service.get("name") or "?"
+    age = now - snapshot.timestamp_unix if snapshot.timestamp_unix else None
+    return Overview(service=service, timestamp_unix=snapshot.timestamp_unix, age_s=age,
+                    source=snapshot.source, problems=list(snapshot.problems),
+                    system=system_readings(snapshot), red=red, cost_total_usd=total, cost_by_type=costs,
+                    budgets=budgets, trading=trading, symbols=symbols, rag=rag_readings(snapshot),
+                    alerts=alert_lines(snapshot))

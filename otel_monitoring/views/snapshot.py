@@ -1,0 +1,100 @@
+"""One reading of the metrics and alerts, whatever it came from: the snapshot directory's
+``metrics_live.json`` and ``alerts.json`` (docs/snapshots.md) or a running Prometheus
+(views/prometheus.py builds the same shape). The views read only this."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+METRICS_FILE = "metrics_live.json"
+ALERTS_FILE = "alerts.json"
+
+
+def attr_key(key: str) -> str:
+    """Attribute keys compared loosely: Prometheus turns ``cost.type`` into ``cost_type``."""
+    return key.replace(".", "_")
+
+
+def get_attr(attributes: dict[str, Any], *keys: str) -> Any:
+    """The first of ``keys`` present in ``attributes`` (dots and underscores alike), or None."""
+    loose = {attr_key(k): v for k, v in attributes.items()}
+    for key in keys:
+        if attr_key(key) in loose:
+            return loose[attr_key(key)]
+    return None
+
+
+def matches(attributes: dict[str, Any], wanted: dict[str, Any] | None) -> bool:
+    return not wanted or all(str(get_attr(attributes, k)) == str(v) for k, v in wanted.items())
+
+
+@dataclass
+class Snapshot:
+    """Points by kind and metric name, as in metrics_live.json, plus the alerts."""
+
+    timestamp_unix: float | None = None
+    service: dict[str, Any] = field(default_factory=dict)
+    counters: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    gauges: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    histograms: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    source: str = ""
+    problems: list[str] = field(default_factory=list)  # what could not be read, shown to the operator
+
+    def find(self, kind: str, names: Iterable[str]) -> tuple[str | None, list[dict[str, Any]]]:
+        """The first of ``names`` present among the ``kind`` metrics, and its points."""
+        table = getattr(self, kind)
+        for name in names:
+            if table.get(name):
+                return name, table[name]
+        return None, []
+
+    def points(self, kind: str, names: Iterable[str], attributes: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return [p for p in self.find(kind, names)[1] if matches(p.get("attributes", {}), attributes)]
+
+    def total(self, kind: str, names: Iterable[str], attributes: dict[str, Any] | None = None,
+              field_name: str = "value") -> float | None:
+        """Sum of ``field_name`` over the matching points, None when there are none."""
+        values = [p.get(field_name) for p in self.points(kind, names, attributes)]
+        values = [float(v) for v in values if v is not None]
+        return sum(values) if values else None
+
+    def unit(self, name: str | None) -> str:
+        return self.units.get(name or "", "")
+
+
+def _read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def read_snapshot_dir(directory: str) -> Snapshot:
+    """Read the snapshot directory. A missing or unreadable file is reported in ``problems``,
+    never raised: the dashboard keeps running while the writer starts up."""
+    snapshot = Snapshot(source=directory)
+    metrics_path = os.path.join(directory, METRICS_FILE)
+    try:
+        data = _read_json(metrics_path)
+    except FileNotFoundError:
+        snapshot.problems.append(f"no {METRICS_FILE} yet in {directory}")
+    except (OSError, ValueError) as error:
+        snapshot.problems.append(f"cannot read {metrics_path}: {error}")
+    else:
+        snapshot.timestamp_unix = data.get("timestamp_unix")
+        snapshot.service = data.get("service") or {}
+        snapshot.counters = data.get("counters") or {}
+        snapshot.gauges = data.get("gauges") or {}
+        snapshot.histograms = data.get("histograms") or {}
+        snapshot.units = data.get("units") or {}
+    alerts_path = os.path.join(directory, ALERTS_FILE)
+    try:
+        snapshot.alerts = list(_read_json(alerts_path).get("alerts") or [])
+    except FileNotFoundError:
+        pass  # no alert engine running: nothing to show
+    except (OSError, ValueError, AttributeError) as error:
+        snapshot.problems.append(f"cannot read {alerts_path}: {error}")
+    return snapshot

@@ -1,0 +1,248 @@
+"""`otel-monitoring top`: the overview computed from a known snapshot directory (values, states,
+merged percentiles, rates), the frame's content and colours at 80x24 and wider, `--once`, and the
+live mode in a real terminal (tmux)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+from rich.console import Console
+
+from otel_monitoring.views.dashboard import render_frame
+from otel_monitoring.views.overview import build_overview, merged_quantile
+from otel_monitoring.views.snapshot import read_snapshot_dir
+from otel_monitoring.views.states import State
+
+NOW = 1795237200.0
+CLI = [sys.executable, "-m", "otel_monitoring.cli"]
+
+
+def histogram(attributes, count, p50, p95, p99, low, high):
+    return {"attributes": attributes, "count": count, "sum": count * p50, "min": low, "max": high,
+            "p50": p50, "p95": p95, "p99": p99}
+
+
+def known_metrics(timestamp=NOW, cpu_idle=(0.05, 0.087), extra_operations=0):
+    """A trading + RAG service under load: CPU critical, disk warning, memory fine."""
+    operations = [
+        histogram({"component": "trading", "operation": "create_order", "outcome": "success"}, 140, 0.045, 0.140, 0.190, 0.022, 0.190),
+        histogram({"component": "trading", "operation": "create_order", "outcome": "error", "error.type": "NetworkError"},
+                  10, 0.5, 0.9, 1.0, 0.25, 1.0),
+        histogram({"component": "rag", "operation": "retrieve", "outcome": "success"}, 50, 0.02, 0.05, 0.06, 0.01, 0.06),
+    ]
+    operations += [histogram({"component": "api", "operation": f"GET /items/{i}", "outcome": "success"}, 5, 0.01, 0.02, 0.03, 0.005, 0.03)
+                   for i in range(extra_operations)]
+    return {
+        "schema": 1, "timestamp": "2026-11-22T05:00:00.000Z", "timestamp_unix": timestamp, "interval_s": 5.0,
+        "service": {"name": "trading-bot", "instance_id": "i-1", "host": "box"},
+        "counters": {
+            "otel_monitoring.cost": [{"attributes": {"cost.type": "model_inference"}, "value": 10.0, "rate_per_s": 0.01},
+                                     {"attributes": {"cost.type": "execution"}, "value": 2.35, "rate_per_s": 0.0}],
+            "otel_monitoring.operation.calls": [{"attributes": {"component": "trading", "operation": "create_order"},
+                                                 "value": 150, "rate_per_s": 2.1}],
+        },
+        "gauges": {
+            "system.cpu.utilization": [{"attributes": {"cpu": "0", "state": "idle"}, "value": cpu_idle[0]},
+                                       {"attributes": {"cpu": "0", "state": "user"}, "value": 1 - cpu_idle[0]},
+                                       {"attributes": {"cpu": "1", "state": "idle"}, "value": cpu_idle[1]}],
+            "system.memory.utilization": [{"attributes": {"state": "used"}, "value": 0.452},
+                                          {"attributes": {"state": "free"}, "value": 0.548}],
+            "system.filesystem.utilization": [
+                {"attributes": {"system.filesystem.mountpoint": "/", "state": "used"}, "value": 0.88},
+                {"attributes": {"system.filesystem.mountpoint": "/data", "state": "used"}, "value": 0.10}],
+            "system.cpu.load_average.1m": [{"attributes": {}, "value": 1.2}],
+            "otel_monitoring.budget.utilization": [{"attributes": {"budget.period": "daily"}, "value": 0.85}],
+            "trading.order.fill_ratio": [{"attributes": {}, "value": 0.92}],
+            "trading.pnl.realized": [{"attributes": {}, "value": 1234.5}],
+            "trading.market_data.staleness": [{"attributes": {"trading.symbol": "BTC/USDT"}, "value": 3.0},
+                                              {"attributes": {"trading.symbol": "ETH/USDT"}, "value": 4000.0}],
+            "rag.retrieval.hit_rate": [{"attributes": {}, "value": 0.85}],
+        },
+        "histograms": {
+            "otel_monitoring.operation.duration": operations,
+            "gen_ai.client.operation.duration": [
+                histogram({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"}, 20, 1.2, 3.0, 4.0, 0.8, 4.0)],
+        },
+        "units": {"otel_monitoring.operation.duration": "s", "gen_ai.client.operation.duration": "s",
+                  "system.cpu.utilization": "1", "otel_monitoring.cost": "USD"},
+    }
+
+
+KNOWN_ALERTS = [
+    {"id": "high_cpu", "rule_id": "high_cpu", "name": "High CPU usage", "severity": "critical", "state": "firing",
+     "value": 93.1, "threshold": 80.0, "since": "2026-11-22T04:55:00Z", "acknowledged": False},
+    {"id": "p95", "rule_id": "p95", "name": "p95 latency", "severity": "warning", "state": "pending",
+     "value": 0.14, "threshold": 0.1, "since": "2026-11-22T04:58:00Z", "acknowledged": False},
+]
+
+
+def write_json(path, data):
+    """Atomically, as the snapshot writer does: a polling reader never sees half a file."""
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+    os.replace(temporary, path)
+
+
+def write_snapshot_dir(directory, metrics=None, alerts=None):
+    os.makedirs(directory, exist_ok=True)
+    write_json(os.path.join(directory, "metrics_live.json"), metrics or known_metrics())
+    write_json(os.path.join(directory, "alerts.json"), {"schema": 1, "timestamp": "2026-11-22T05:00:00Z",
+                                                        "alerts": KNOWN_ALERTS if alerts is None else alerts})
+    return str(directory)
+
+
+def render(overview, width=80, height=24):
+    """The frame's lines as (text, [(segment text, colour name)])."""
+    console = Console(width=width, height=height, force_terminal=True, color_system="truecolor")
+    lines = console.render_lines(render_frame(overview, width, height, hint="q quit"), console.options, pad=False)
+    return [("".join(s.text for s in line), [(s.text, s.style.color.name if s.style and s.style.color else None)
+                                             for s in line]) for line in lines]
+
+
+def colour_of(lines, token):
+    for _, segments in lines:
+        for text, colour in segments:
+            if token in text:
+                return colour
+    raise AssertionError(f"{token!r} not in the frame")
+
+
+@pytest.fixture
+def overview(tmp_path):
+    return build_overview(read_snapshot_dir(write_snapshot_dir(tmp_path / "snap")), now=NOW + 2)
+
+
+def test_overview_values_and_states(overview):
+    system = {r.label: r for r in overview.system}
+    assert system["CPU"].value == pytest.approx(93.15)          # 1 - idle, averaged over 2 cpus
+    assert system["CPU"].state is State.CRITICAL
+    assert system["Memory"].value == pytest.approx(45.2) and system["Memory"].state is State.OK
+    assert (system["Disk"].value, system["Disk"].detail, system["Disk"].state) == (pytest.approx(88.0), "/", State.WARNING)
+    assert overview.age_s == pytest.approx(2.0)
+    assert overview.cost_total_usd == pytest.approx(12.35)
+    assert [(c.label, c.value) for c in overview.cost_by_type] == [("model_inference", 10.0), ("execution", 2.35)]
+    assert overview.budgets[0].value == pytest.approx(85.0) and overview.budgets[0].state is State.WARNING
+    order = next(r for r in overview.red if r.operation == "create_order")
+    assert order.rate_per_s == 2.1 and order.count == 150
+    assert order.error_pct == pytest.approx(100 * 10 / 150) and order.state is State.CRITICAL
+    # 142.5 of 150 calls below p95: all 140 successes (<= 190 ms) and 2.5 of the 10 errors, a quarter
+    # of the way from their min (250 ms) to their median (500 ms).
+    assert order.p95 == pytest.approx(0.375, rel=1e-6)
+    chat = next(r for r in overview.red if r.component == "gen_ai.client")
+    assert chat.operation == "chat gpt-4o-mini" and chat.state is State.OK   # model calls: seconds are fine
+    assert [(s.symbol, s.freshness) for s in overview.symbols] == [("ETH/USDT", "STALE"), ("BTC/USDT", "LIVE")]
+    assert [a.name for a in overview.alerts] == ["High CPU usage", "p95 latency"]
+    assert overview.state is State.CRITICAL
+
+
+def test_merged_quantile_of_one_point_is_its_own():
+    point = histogram({}, 10, 0.1, 0.2, 0.3, 0.05, 0.3)
+    assert [merged_quantile([point], q) for q in (0.5, 0.95, 0.99)] == [0.1, 0.2, 0.3]
+    assert merged_quantile([point, dict(point)], 0.95) == pytest.approx(0.2)
+
+
+def test_frame_fits_80x24_with_values_and_colours(overview):
+    lines = render(overview)
+    text = "\n".join(t for t, _ in lines)
+    assert len(lines) <= 24 and max(len(t) for t, _ in lines) <= 80
+    for expected in ("trading-bot", "93.2%", "45.2%", "88.0%", "$12.35", "85.0%", "create_order", "6.7%",
+                     "375ms", "ETH/USDT", "High CPU usage", "CRITICAL", "WARNING", "Hit rate 85.0%"):
+        assert expected in text, expected
+    assert colour_of(lines, "93.2%") == "red"
+    assert colour_of(lines, "45.2%") == "green"
+    assert colour_of(lines, "88.0%") == "yellow"
+    assert colour_of(lines, "CRITICAL") == "red"
+    assert colour_of(lines, "WARNING") == "yellow"
+    assert colour_of(lines, "ETH/USDT") == "red"
+    assert colour_of(lines, "CRIT") == "red"      # the header's overall state
+
+
+def test_wider_terminal_gets_bars_and_counts(overview):
+    lines = render(overview, width=140, height=40)
+    text = "\n".join(t for t, _ in lines)
+    assert "CALLS" in text and "▮" in text
+    assert max(len(t) for t, _ in lines) <= 140
+
+
+def test_many_operations_are_cut_to_the_screen_keeping_the_alerts(tmp_path):
+    directory = write_snapshot_dir(tmp_path / "snap", metrics=known_metrics(extra_operations=30))
+    lines = render(build_overview(read_snapshot_dir(directory), now=NOW))
+    text = "\n".join(t for t, _ in lines)
+    assert len(lines) <= 24
+    assert "more" in text and "High CPU usage" in text
+    assert text.index("create_order") < text.index("GET /items")   # the failing operation first
+
+
+def test_rate_from_the_change_of_count_between_two_readings(tmp_path):
+    first = known_metrics(timestamp=NOW)
+    second = known_metrics(timestamp=NOW + 10)
+    retrieve = next(p for p in second["histograms"]["otel_monitoring.operation.duration"]
+                    if p["attributes"]["operation"] == "retrieve")
+    retrieve["count"] = 50 + 35
+    write_snapshot_dir(tmp_path / "a", metrics=first)
+    write_snapshot_dir(tmp_path / "b", metrics=second)
+    overview = build_overview(read_snapshot_dir(str(tmp_path / "b")), previous=read_snapshot_dir(str(tmp_path / "a")))
+    row = next(r for r in overview.red if r.operation == "retrieve")
+    assert row.rate_per_s == pytest.approx(3.5)
+
+
+def test_once_prints_one_frame_and_reports_a_missing_snapshot(tmp_path):
+    directory = write_snapshot_dir(tmp_path / "snap")
+    done = subprocess.run([*CLI, "top", "--once", "--dir", directory], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "High CPU usage" in done.stdout and "93.2%" in done.stdout
+    assert "\x1b[" not in done.stdout                    # into a pipe: plain text for scripts
+    missing = subprocess.run([*CLI, "top", "--once", "--dir", str(tmp_path / "none")], capture_output=True, text=True,
+                             timeout=60)
+    assert missing.returncode == 1 and "no metrics_live.json yet" in missing.stdout
+
+
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed (scripts/install-test-tools.sh)")
+def test_live_mode_in_a_real_terminal_follows_the_snapshots(tmp_path):
+    directory = write_snapshot_dir(tmp_path / "snap", metrics=known_metrics(timestamp=time.time()))
+    session = f"otel-top-{os.getpid()}"
+    socket = str(tmp_path / "tmux.sock")
+    env = {**os.environ, "TERM": "xterm-256color"}
+    tmux = ["tmux", "-S", socket]
+    subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+                    f"{sys.executable} -m otel_monitoring.cli top --dir {directory} --interval 0.5"], check=True, env=env)
+    try:
+        def capture(predicate, what):
+            deadline = time.monotonic() + 30
+            screen = ""
+            while time.monotonic() < deadline:
+                screen = subprocess.run([*tmux, "capture-pane", "-p", "-e", "-t", session], capture_output=True,
+                                        text=True).stdout
+                if predicate(screen):
+                    return screen
+                time.sleep(0.2)
+            raise AssertionError(f"the screen never showed {what}:\n{screen}")
+
+        screen = capture(lambda s: "93.2%" in s, "the first frame")
+        plain = subprocess.run([*tmux, "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+        assert max(len(line) for line in plain.splitlines()) <= 80
+        assert "\x1b[31m93.2%" in screen                 # critical CPU in red on the real terminal
+        # The writer moves on: CPU calms down and the CPU alert resolves; the next refreshes show it.
+        write_snapshot_dir(directory, metrics=known_metrics(timestamp=time.time(), cpu_idle=(0.6, 0.6)),
+                           alerts=[dict(KNOWN_ALERTS[0], state="resolved", severity="critical")])
+        screen = capture(lambda s: "40.0%" in s and "resolved" in s, "the new values")
+        assert "\x1b[32m40.0%" in screen
+        subprocess.run([*tmux, "send-keys", "-t", session, "q"], check=True)
+        capture_done = time.monotonic() + 30
+        while time.monotonic() < capture_done:
+            if subprocess.run([*tmux, "has-session", "-t", session], capture_output=True).returncode != 0:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("q did not quit top")
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
