@@ -136,6 +136,16 @@ def parse_exporters(value: Any) -> tuple[str, ...]:
     return tuple(name.lower() for name in names)
 
 
+def parse_content_capture(value: Any) -> bool:
+    """A boolean, or one of the GenAI utilities' modes (content goes on spans for SPAN_ONLY and SPAN_AND_EVENT)."""
+    text = str(value).strip().upper()
+    if text in ("SPAN_ONLY", "SPAN_AND_EVENT"):
+        return True
+    if text in ("NO_CONTENT", "EVENT_ONLY"):
+        return False
+    return parse_bool(value)
+
+
 def _meters_parser(name: str) -> Callable[[Any], Any]:
     """A parser that lives in otel_monitoring.meters.settings (imported when first used)."""
 
@@ -257,6 +267,23 @@ OPTIONS: tuple[Option, ...] = (
            "configure() enables the installed instrumentors (opentelemetry-instrument does that "
            "itself).", "false"),
     # --- instrumentation (issue 3) ---
+    Option("targets", "OTEL_MONITORING_TARGETS", parse_path, None,
+           "YAML file naming your own functions to trace (package.module:Class.method); see "
+           "docs/instrumentation.md.", "/etc/myapp/otel-targets.yaml", section="instrumentation"),
+    Option("targets_strict", "OTEL_MONITORING_TARGETS_STRICT", parse_bool, False,
+           "Raise on a bad targets entry instead of logging it and going on without it.", "true",
+           section="instrumentation"),
+    Option("capture_content", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", parse_content_capture,
+           False, "Put prompts, completions, query texts and documents on GenAI spans (off: they may "
+           "hold personal or secret data).", "true", section="instrumentation"),
+    Option("disabled_instrumentations", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", parse_list, (),
+           "Instrumentations configure() must not enable, by entry point name (otel_monitoring_ccxt, "
+           "otel_monitoring_langchain, otel_monitoring_chromadb, otel_monitoring_targets, fastapi, "
+           "requests, httpx).", "otel_monitoring_chromadb,httpx", section="instrumentation"),
+    Option("excluded_urls", "OTEL_PYTHON_EXCLUDED_URLS", parse_str,
+           r"/(healthz?|readyz?|livez?)/?(\?|$)",
+           "Comma-separated regular expressions of URLs the HTTP instrumentations do not trace "
+           "(default: health, ready and live probes).", "/healthz,/metrics", section="instrumentation"),
     # --- meters (issue 4) ---
     Option("system_metrics", "OTEL_MONITORING_SYSTEM_METRICS", parse_bool, True,
            "System and process metrics (contrib system-metrics instrumentation plus filesystem, load, "

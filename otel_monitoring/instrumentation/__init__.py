@@ -1,1 +1,92 @@
-"""(filled by its issue)"""
+"""Instrumentation: the user's calls become spans and RED metrics with no code change.
+
+- ``core``: the one wrapt wrapper core every instrumentor uses (``Operation``, ``Patcher``).
+- ``manual``: ``traced`` (decorator / context manager) and ``record_operation``.
+- ``targets``: the zero-code targets file (``OTEL_MONITORING_TARGETS``).
+- ``trading.ccxt``, ``rag.langchain``, ``rag.chromadb``: library instrumentors in the contrib shape.
+- ``api``: turns on the official contrib FastAPI, requests and httpx instrumentations.
+
+``InstrumentationComponent`` enables them from ``configure()`` (when ``settings.instrument``);
+under ``opentelemetry-instrument`` their ``opentelemetry_instrumentor`` entry points do it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..components import Component
+
+if TYPE_CHECKING:
+    from ..sdk import Monitoring
+
+__all__ = ["InstrumentationComponent", "INSTRUMENTORS"]
+
+_logger = logging.getLogger("otel_monitoring.instrumentation")
+
+# Entry point name (as in pyproject.toml and OTEL_PYTHON_DISABLED_INSTRUMENTATIONS) -> class.
+INSTRUMENTORS: dict[str, str] = {
+    "otel_monitoring_ccxt": "otel_monitoring.instrumentation.trading.ccxt:CcxtInstrumentor",
+    "otel_monitoring_langchain": "otel_monitoring.instrumentation.rag.langchain:LangchainInstrumentor",
+    "otel_monitoring_chromadb": "otel_monitoring.instrumentation.rag.chromadb:ChromadbInstrumentor",
+    "otel_monitoring_api": "otel_monitoring.instrumentation.api:ApiInstrumentor",
+    "otel_monitoring_targets": "otel_monitoring.instrumentation.targets:TargetsInstrumentor",
+}
+
+
+def load_instrumentor(path: str) -> Any:
+    module_name, _, class_name = path.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)()
+
+
+class InstrumentationComponent(Component):
+    """Enables the instrumentors whose libraries are installed, with the pipeline's providers."""
+
+    name = "instrumentation"
+
+    def __init__(self, settings: Any):
+        super().__init__(settings)
+        self.enabled: list[Any] = []
+
+    def start(self, monitoring: Monitoring) -> None:
+        if not self.settings.instrument:
+            return
+        disabled = set(self.settings.disabled_instrumentations)
+        for name, path in INSTRUMENTORS.items():
+            if name in disabled:
+                continue
+            try:
+                instrumentor = load_instrumentor(path)
+                if instrumentor.is_instrumented_by_opentelemetry:
+                    continue
+                if instrumentor._check_dependency_conflicts() is not None:
+                    _logger.debug("otel-monitoring: %s skipped (its library is not installed)", name)
+                    continue
+                instrumentor.instrument(
+                    tracer_provider=monitoring.tracer_provider,
+                    meter_provider=monitoring.meter_provider,
+                    settings=self.settings,
+                    skip_dep_check=True,
+                )
+            except ImportError:
+                _logger.debug("otel-monitoring: %s skipped (its library is not installed)", name, exc_info=True)
+                continue
+            except Exception as error:
+                from ..config import ConfigError
+
+                if isinstance(error, ConfigError):
+                    raise  # strict targets file: the user asked for this to stop start-up
+                _logger.warning("otel-monitoring: instrumentation %s failed to start; continuing without it",
+                                name, exc_info=True)
+                continue
+            self.enabled.append(instrumentor)
+
+    def shutdown(self) -> None:
+        while self.enabled:
+            instrumentor = self.enabled.pop()
+            try:
+                instrumentor.uninstrument()
+            except Exception:  # noqa: BLE001 - shutdown must go on
+                _logger.debug("otel-monitoring: uninstrumenting %s failed", type(instrumentor).__name__,
+                              exc_info=True)

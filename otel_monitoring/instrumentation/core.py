@@ -1,0 +1,607 @@
+"""The one wrapper core: a wrapped call becomes one span and its RED metrics.
+
+Everything that instruments code goes through here: the library instrumentors (ccxt,
+langchain-core, chromadb), the targets file and the ``traced`` decorator. An ``Operation`` says
+what a call is (domain, component, operation, span kind, how to read attributes from its
+arguments and result); ``wrapper_for`` turns it into a wrapt wrapper function for a plain
+function, method, class or static method, coroutine, or sync/async generator; ``Patcher`` puts
+wrappers on classes and modules and takes every one off again, restoring the original objects.
+
+The wrapper is the hottest path of the product, so everything that does not depend on the call
+is computed once per target: span name, static span attributes, the metric attribute dicts per
+outcome, the instruments. Call and error counts are per-series tallies (``itertools.count``,
+bumped in C under the GIL) read by observable counters at collection time: a sync counter's
+``add`` would cost as much as the histogram record.
+
+Rules the wrapper keeps (the host application comes first):
+- the suppression context key is checked before anything else (exporters, nested instrumentation);
+- the user's exception propagates unchanged (same object, same traceback) and marks the span ERROR
+  with the exception recorded and ``error.type``;
+- an exception inside the instrumentation is caught, logged once per target, and the call proceeds;
+- generators get their span from the first ``next()`` to exhaustion or ``close()``; the span's
+  context is attached only while the generator body runs, never across a ``yield``, so a stream
+  resumed in another task or closed by the garbage collector never fails to detach a context.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+import threading
+import weakref
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Any, Callable, Iterable, Mapping
+
+import wrapt
+from opentelemetry import metrics, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, get_current
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+
+from ..version import __version__
+from . import names
+
+__all__ = [
+    "Operation",
+    "Patcher",
+    "Telemetry",
+    "GlobalTelemetry",
+    "Finished",
+    "instrumentation_suppressed",
+    "wrapper_for",
+    "wrap",
+]
+
+_logger = logging.getLogger("otel_monitoring.instrumentation")
+
+# contrib checks both the context key and its plain-string twin (set by older instrumentations).
+_SUPPRESS_KEY = _SUPPRESS_INSTRUMENTATION_KEY
+_SUPPRESS_KEY_PLAIN = "suppress_instrumentation"
+
+MAX_SERIES_PER_TARGET = 200  # distinct call-derived metric attribute sets before overflow
+MAX_ERROR_TYPES_PER_SERIES = 32  # distinct error.type values before "_OTHER"
+OTHER_ERROR_TYPE = "_OTHER"
+
+
+def instrumentation_suppressed() -> bool:
+    """True inside ``suppress_instrumentation()`` (exporters, and instrumentation calling itself)."""
+    ctx = get_current()
+    return bool(ctx.get(_SUPPRESS_KEY) or ctx.get(_SUPPRESS_KEY_PLAIN))
+
+
+def error_type_of(error: BaseException) -> str:
+    """``error.type``: the exception's class name (ccxt's InsufficientFunds, RateLimitExceeded...)."""
+    return type(error).__qualname__
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What a domain's ``on_finish`` hook sees after a call (GenAI token metrics, market-data age)."""
+
+    duration: float
+    error_type: str | None
+    metric_attributes: Mapping[str, Any]  # the call's RED metric attributes, outcome included
+    result: Any
+    instance: Any
+    args: tuple
+    kwargs: dict
+    span: Any
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What one wrapped callable is: names, span kind and how to read attributes.
+
+    The callables get ``(instance, args, kwargs)`` of the call as wrapt passes them (``args``
+    without ``self``); ``result_attributes`` gets ``(result, instance, args, kwargs)``. They run
+    only when the span is recording, except ``call_metric_attributes`` and ``on_finish`` which feed
+    metrics. Whatever they raise is caught and logged once; the user's call is never affected.
+    """
+
+    domain: str  # trading | rag | api | custom
+    component: str
+    operation: str
+    kind: SpanKind = SpanKind.INTERNAL
+    span_name: str | None = None  # default "{component}.{operation}"
+    span_attributes: Mapping[str, Any] = field(default_factory=dict)  # static, on every span
+    metric_attributes: Mapping[str, Any] = field(default_factory=dict)  # static, low-cardinality
+    span_name_from_call: Callable[[Any, tuple, dict], str | None] | None = None
+    call_attributes: Callable[[Any, tuple, dict], Mapping[str, Any] | None] | None = None
+    # Low-cardinality metric attributes from the call, as a hashable tuple of (key, value) pairs.
+    call_metric_attributes: Callable[[Any, tuple, dict], tuple | None] | None = None
+    result_attributes: Callable[[Any, Any, tuple, dict], Mapping[str, Any] | None] | None = None
+    on_finish: Callable[[Finished], None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.span_name or f"{self.component}.{self.operation}"
+
+
+# --- metrics: one set of RED instruments per (meter provider, scope) ---
+
+
+def _count_value(counter: itertools.count) -> int:
+    # itertools.count has no public read; its repr is "count(N)" in every CPython version.
+    return int(repr(counter)[6:-1])
+
+
+class _Series:
+    """One low-cardinality metric attribute set of one target, with its call tallies per outcome."""
+
+    __slots__ = ("base", "ok_attributes", "ok_calls", "errors", "_lock")
+
+    def __init__(self, base: dict[str, Any], lock: threading.Lock):
+        self.base = base
+        self.ok_attributes = {**base, names.OUTCOME: names.OUTCOME_SUCCESS}
+        self.ok_calls = itertools.count()
+        self.errors: dict[str, tuple[dict[str, Any], itertools.count]] = {}
+        self._lock = lock
+
+    def error(self, error_type: str) -> tuple[dict[str, Any], itertools.count]:
+        entry = self.errors.get(error_type)
+        if entry is None:
+            with self._lock:
+                if error_type not in self.errors and len(self.errors) >= MAX_ERROR_TYPES_PER_SERIES:
+                    error_type = OTHER_ERROR_TYPE
+                entry = self.errors.get(error_type)
+                if entry is None:
+                    attributes = {**self.base, names.OUTCOME: names.OUTCOME_ERROR, names.ERROR_TYPE: error_type}
+                    entry = self.errors[error_type] = (attributes, itertools.count())
+        return entry
+
+
+class Instruments:
+    """The RED instruments of one meter and the tallies its observable counters report."""
+
+    def __init__(self, meter: metrics.Meter):
+        self.duration = meter.create_histogram(
+            names.OPERATION_DURATION, unit="s",
+            description="Duration of instrumented operations (trading, RAG, API, custom calls).",
+            explicit_bucket_boundaries_advisory=list(names.DURATION_BUCKETS),
+        )
+        self._series: list[_Series] = []
+        self._lock = threading.Lock()
+        meter.create_observable_counter(
+            names.OPERATION_CALLS, callbacks=[self._observe_calls], unit="{call}",
+            description="Instrumented operations called, by outcome.",
+        )
+        meter.create_observable_counter(
+            names.OPERATION_ERRORS, callbacks=[self._observe_errors], unit="{error}",
+            description="Instrumented operations that raised, by error.type.",
+        )
+
+    def new_series(self, base: dict[str, Any]) -> _Series:
+        series = _Series(base, self._lock)
+        with self._lock:
+            self._series.append(series)
+        return series
+
+    def _observe_calls(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            series_list = list(self._series)
+        for series in series_list:
+            calls = _count_value(series.ok_calls)
+            if calls:
+                yield Observation(calls, series.ok_attributes)
+            for attributes, counter in list(series.errors.values()):
+                yield Observation(_count_value(counter), attributes)
+
+    def _observe_errors(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            series_list = list(self._series)
+        for series in series_list:
+            for attributes, counter in list(series.errors.values()):
+                yield Observation(_count_value(counter), attributes)
+
+
+_instruments_lock = threading.Lock()
+_instruments: "weakref.WeakKeyDictionary[Any, dict[str, Instruments]]" = weakref.WeakKeyDictionary()
+
+
+def instruments_for(meter_provider: Any, scope: str) -> Instruments:
+    """The one ``Instruments`` of a (meter provider, scope): creating an observable counter twice
+    would keep only the first one's callbacks."""
+    with _instruments_lock:
+        by_scope = _instruments.setdefault(meter_provider, {})
+        found = by_scope.get(scope)
+        if found is None:
+            found = by_scope[scope] = Instruments(meter_provider.get_meter(scope, __version__))
+        return found
+
+
+class Telemetry:
+    """A tracer and the RED instruments of one instrumentation scope, from explicit providers
+    (the contrib ``tracer_provider=`` / ``meter_provider=`` convention) or the global ones."""
+
+    def __init__(self, scope: str, tracer_provider: Any = None, meter_provider: Any = None):
+        self.scope = scope
+        self.tracer_provider = tracer_provider or trace.get_tracer_provider()
+        self.meter_provider = meter_provider or metrics.get_meter_provider()
+        self.tracer = self.tracer_provider.get_tracer(scope, __version__)
+        self.meter = self.meter_provider.get_meter(scope, __version__)
+        self.instruments = instruments_for(self.meter_provider, scope)
+
+    def current(self) -> "Telemetry":
+        return self
+
+
+class GlobalTelemetry:
+    """Follows the global providers: for decorators applied at import time, before ``configure()``."""
+
+    def __init__(self, scope: str):
+        self.scope = scope
+        self._current: Telemetry | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> Telemetry:
+        current = self._current
+        tracer_provider = trace.get_tracer_provider()
+        meter_provider = metrics.get_meter_provider()
+        if (current is None or current.tracer_provider is not tracer_provider
+                or current.meter_provider is not meter_provider):
+            with self._lock:
+                current = self._current = Telemetry(self.scope, tracer_provider, meter_provider)
+        return current
+
+
+# --- one target: the precomputed state of one wrapped callable ---
+
+
+class _State:
+    """Per (target, telemetry): the series cache. Rebuilt only when the global providers change."""
+
+    __slots__ = ("telemetry", "tracer", "duration", "default_series", "series_by_key")
+
+    def __init__(self, telemetry: Telemetry, base: dict[str, Any]):
+        self.telemetry = telemetry
+        self.tracer = telemetry.tracer
+        self.duration = telemetry.instruments.duration
+        self.default_series = telemetry.instruments.new_series(base)
+        self.series_by_key: dict[tuple, _Series] = {}
+
+
+class Target:
+    """An ``Operation`` bound to a telemetry source, with everything per-call work can reuse."""
+
+    def __init__(self, operation: Operation, telemetry: Telemetry | GlobalTelemetry):
+        self.operation = operation
+        self.span_name = operation.name
+        self.kind = operation.kind
+        self.span_attributes = {
+            names.SPAN_COMPONENT: operation.component,
+            names.SPAN_OPERATION: operation.operation,
+            **operation.span_attributes,
+        }
+        self.base_metric_attributes = {
+            names.DOMAIN: operation.domain,
+            names.COMPONENT: operation.component,
+            names.OPERATION: operation.operation,
+            **operation.metric_attributes,
+        }
+        self.span_name_from_call = operation.span_name_from_call
+        self.call_attributes = operation.call_attributes
+        self.call_metric_attributes = operation.call_metric_attributes
+        self.result_attributes = operation.result_attributes
+        self.on_finish = operation.on_finish
+        self._source = telemetry
+        self._fixed = isinstance(telemetry, Telemetry)
+        self._state = _State(telemetry.current(), self.base_metric_attributes) if self._fixed else None
+        self._lock = threading.Lock()
+        self._logged: set[str] = set()
+
+    # -- state --
+
+    def state(self) -> _State:
+        if self._fixed:
+            return self._state  # type: ignore[return-value]
+        telemetry = self._source.current()
+        state = self._state
+        if state is None or state.telemetry is not telemetry:
+            with self._lock:
+                state = self._state = _State(telemetry, self.base_metric_attributes)
+        return state
+
+    def series(self, state: _State, instance: Any, args: tuple, kwargs: dict) -> _Series:
+        return self.series_for_key(state, self.call_metric_attributes(instance, args, kwargs))  # type: ignore[misc]
+
+    def series_for_key(self, state: _State, key: tuple | None) -> _Series:
+        """The series of the call-derived metric attributes ``key``, a tuple of (key, value) pairs."""
+        if not key:
+            return state.default_series
+        series = state.series_by_key.get(key)
+        if series is None:
+            with self._lock:
+                series = state.series_by_key.get(key)
+                if series is None:
+                    if len(state.series_by_key) >= MAX_SERIES_PER_TARGET:
+                        self.log_once("series", f"more than {MAX_SERIES_PER_TARGET} metric attribute sets; "
+                                      "further ones are counted without their call attributes")
+                        return state.default_series
+                    series = state.series_by_key[key] = state.telemetry.instruments.new_series(
+                        {**self.base_metric_attributes, **dict(key)})
+        return series
+
+    # -- the call --
+
+    def start(self, instance: Any, args: tuple, kwargs: dict, parent: Any = None) -> tuple:
+        """Start the span (not attached). Returns (span, context, series, state, start time)."""
+        state = self._state if self._fixed else self.state()
+        name = self.span_name
+        if self.span_name_from_call is not None:
+            name = self.span_name_from_call(instance, args, kwargs) or name
+        span = state.tracer.start_span(name, parent, self.kind, self.span_attributes)
+        if self.call_attributes is not None and span.is_recording():
+            extra = self.call_attributes(instance, args, kwargs)
+            if extra:
+                span.set_attributes(extra)
+        series = state.default_series if self.call_metric_attributes is None else self.series(
+            state, instance, args, kwargs)
+        return span, set_span_in_context(span, parent), series, state, perf_counter()
+
+    def finish(self, started: tuple, error: BaseException | None, result: Any,
+               instance: Any, args: tuple, kwargs: dict) -> None:
+        """End the span and record the metrics. Never raises."""
+        duration = perf_counter() - started[4]
+        span, ctx, series, state = started[0], started[1], started[2], started[3]
+        try:
+            if error is None:
+                attributes = series.ok_attributes
+                next(series.ok_calls)
+                if self.result_attributes is not None and span.is_recording():
+                    try:
+                        extra = self.result_attributes(result, instance, args, kwargs)
+                        if extra:
+                            span.set_attributes(extra)
+                    except Exception:  # noqa: BLE001 - a bad result reader must not lose the span
+                        self.log_once("result", "reading attributes from the result failed")
+                error_type = None
+            else:
+                error_type = error_type_of(error)
+                attributes, counter = series.error(error_type)
+                next(counter)
+                if span.is_recording():
+                    span.set_attribute(names.ERROR_TYPE, error_type)
+                    span.record_exception(error)
+                    span.set_status(Status(StatusCode.ERROR, f"{error_type}: {error}"))
+            span.end()
+            # Recorded in the span's context, so a sampled span becomes this measurement's exemplar.
+            state.duration.record(duration, attributes, ctx)
+            if self.on_finish is not None:
+                self.on_finish(Finished(duration, error_type, attributes, result, instance, args, kwargs, span))
+        except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
+            self.log_once("finish", "recording the call failed")
+
+    def log_once(self, what: str, message: str) -> None:
+        """Log an instrumentation failure with its traceback once per target and kind; later ones at debug."""
+        first = what not in self._logged
+        self._logged.add(what)
+        (_logger.warning if first else _logger.debug)(
+            "otel-monitoring: %s for %s (the call itself proceeds; further occurrences are logged at debug)",
+            message, self.span_name, exc_info=True,
+        )
+
+
+# --- the wrappers ---
+
+
+def _call_kind(function: Any) -> str:
+    function = getattr(function, "__func__", function)  # classmethod / staticmethod / bound method
+    if inspect.isasyncgenfunction(function):
+        return "async_generator"
+    if inspect.iscoroutinefunction(function):
+        return "coroutine"
+    if inspect.isgeneratorfunction(function):
+        return "generator"
+    return "function"
+
+
+def wrapper_for(target: Target, function: Any) -> Callable[[Any, Any, tuple, dict], Any]:
+    """The wrapt wrapper function ``(wrapped, instance, args, kwargs)`` for ``function``."""
+    return _WRAPPER_FACTORIES[_call_kind(function)](target)
+
+
+def _function_wrapper(target: Target) -> Callable:
+    start, finish = target.start, target.finish
+
+    def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        ctx = get_current()
+        if ctx.get(_SUPPRESS_KEY) or ctx.get(_SUPPRESS_KEY_PLAIN):
+            return wrapped(*args, **kwargs)
+        try:
+            started = start(instance, args, kwargs)
+            token = attach(started[1])
+        except Exception:  # noqa: BLE001
+            target.log_once("start", "starting the span failed")
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as error:
+            detach(token)
+            finish(started, error, None, instance, args, kwargs)
+            raise
+        detach(token)
+        finish(started, None, result, instance, args, kwargs)
+        return result
+
+    return wrapper
+
+
+def _coroutine_wrapper(target: Target) -> Callable:
+    start, finish = target.start, target.finish
+
+    async def traced_call(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        try:
+            started = start(instance, args, kwargs)
+            token = attach(started[1])
+        except Exception:  # noqa: BLE001
+            target.log_once("start", "starting the span failed")
+            return await wrapped(*args, **kwargs)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as error:
+            detach(token)
+            finish(started, error, None, instance, args, kwargs)
+            raise
+        detach(token)
+        finish(started, None, result, instance, args, kwargs)
+        return result
+
+    def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        if instrumentation_suppressed():
+            return wrapped(*args, **kwargs)
+        return traced_call(wrapped, instance, args, kwargs)
+
+    return wrapper
+
+
+def _generator_wrapper(target: Target) -> Callable:
+    def traced_stream(generator: Any, parent: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        try:
+            started = target.start(instance, args, kwargs, parent)
+        except Exception:  # noqa: BLE001
+            target.log_once("start", "starting the span failed")
+            return (yield from generator)
+        ctx = started[1]
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        try:
+            while True:
+                token = attach(ctx)
+                try:
+                    item = generator.send(to_send) if to_throw is None else generator.throw(to_throw)
+                finally:
+                    detach(token)
+                to_send, to_throw = None, None
+                try:
+                    to_send = yield item
+                except GeneratorExit:
+                    raise
+                except BaseException as thrown:  # thrown in by the consumer: pass it on
+                    to_throw = thrown
+        except StopIteration as stop:
+            target.finish(started, None, None, instance, args, kwargs)
+            return stop.value
+        except GeneratorExit:  # closed early by the consumer (or the garbage collector)
+            token = attach(ctx)
+            try:
+                generator.close()
+            finally:
+                detach(token)
+                target.finish(started, None, None, instance, args, kwargs)
+            raise
+        except BaseException as error:
+            target.finish(started, error, None, instance, args, kwargs)
+            raise
+
+    def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        generator = wrapped(*args, **kwargs)
+        if instrumentation_suppressed():
+            return generator
+        return traced_stream(generator, get_current(), instance, args, kwargs)
+
+    return wrapper
+
+
+def _async_generator_wrapper(target: Target) -> Callable:
+    async def traced_stream(generator: Any, parent: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        try:
+            started = target.start(instance, args, kwargs, parent)
+        except Exception:  # noqa: BLE001
+            target.log_once("start", "starting the span failed")
+            async for item in generator:
+                yield item
+            return
+        ctx = started[1]
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        try:
+            while True:
+                token = attach(ctx)
+                try:
+                    if to_throw is None:
+                        item = await generator.asend(to_send)
+                    else:
+                        item = await generator.athrow(to_throw)
+                finally:
+                    detach(token)
+                to_send, to_throw = None, None
+                try:
+                    to_send = yield item
+                except GeneratorExit:
+                    raise
+                except BaseException as thrown:  # noqa: BLE001 - thrown in by the consumer: pass it on
+                    to_throw = thrown
+        except StopAsyncIteration:
+            target.finish(started, None, None, instance, args, kwargs)
+        except GeneratorExit:
+            token = attach(ctx)
+            try:
+                await generator.aclose()
+            finally:
+                detach(token)
+                target.finish(started, None, None, instance, args, kwargs)
+            raise
+        except BaseException as error:
+            target.finish(started, error, None, instance, args, kwargs)
+            raise
+
+    def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        generator = wrapped(*args, **kwargs)
+        if instrumentation_suppressed():
+            return generator
+        return traced_stream(generator, get_current(), instance, args, kwargs)
+
+    return wrapper
+
+
+_WRAPPER_FACTORIES: dict[str, Callable[[Target], Callable]] = {
+    "function": _function_wrapper,
+    "coroutine": _coroutine_wrapper,
+    "generator": _generator_wrapper,
+    "async_generator": _async_generator_wrapper,
+}
+
+
+def wrap(function: Any, operation: Operation, telemetry: Telemetry | GlobalTelemetry) -> wrapt.FunctionWrapper:
+    """``function`` wrapped for ``operation`` (a decorator's work; ``Patcher`` does it in place)."""
+    return wrapt.FunctionWrapper(function, wrapper_for(Target(operation, telemetry), function))
+
+
+class Patcher:
+    """Puts wrappers on attributes of classes and modules and restores the exact originals.
+
+    Only attributes defined on the owner itself are wrapped (``vars(owner)``): an override in a
+    subclass is a different function and gets its own wrapper, and restoring sets back the very
+    object (function, classmethod, staticmethod) that was there.
+    """
+
+    def __init__(self) -> None:
+        self._patches: list[tuple[Any, str, Any]] = []
+        self._patched: set[tuple[int, str]] = set()
+
+    def wrap(self, owner: Any, name: str, operation: Operation, telemetry: Telemetry | GlobalTelemetry) -> bool:
+        """Wrap ``owner.name`` if ``owner`` defines it. Returns True when wrapped now."""
+        original = vars(owner).get(name)
+        if original is None or (id(owner), name) in self._patched:
+            return False
+        target = Target(operation, telemetry)
+        setattr(owner, name, wrapt.FunctionWrapper(original, wrapper_for(target, original)))
+        self._patches.append((owner, name, original))
+        self._patched.add((id(owner), name))
+        return True
+
+    def restore(self) -> None:
+        """Put every original back, last wrapped first."""
+        while self._patches:
+            owner, name, original = self._patches.pop()
+            setattr(owner, name, original)
+        self._patched.clear()
+
+    def __len__(self) -> int:
+        return len(self._patches)
+
+    @property
+    def patches(self) -> list[tuple[Any, str, Any]]:
+        return list(self._patches)

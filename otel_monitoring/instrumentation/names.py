@@ -1,0 +1,85 @@
+"""The names the instrumentation emits: metric names, units, bucket advice and attribute keys.
+
+One place, so the alert rules, dashboards and docs (docs/instrumentation.md,
+docs/trading-conventions.md) have a single list to follow. These names are an interface: keep
+them stable.
+"""
+
+from __future__ import annotations
+
+# --- RED metrics of every wrapped call (the wrapper core), all domains ---
+OPERATION_DURATION = "otel_monitoring.operation.duration"  # histogram, s
+OPERATION_CALLS = "otel_monitoring.operation.calls"  # counter, {call}
+OPERATION_ERRORS = "otel_monitoring.operation.errors"  # counter, {error}
+
+# Metric attributes of the RED metrics (low cardinality only).
+DOMAIN = "domain"  # trading | rag | api | custom
+COMPONENT = "component"
+OPERATION = "operation"
+OUTCOME = "outcome"  # success | error
+ERROR_TYPE = "error.type"
+OUTCOME_SUCCESS = "success"
+OUTCOME_ERROR = "error"
+
+# Span attributes every wrapped call carries (the span name says the same in prose).
+SPAN_COMPONENT = "otel_monitoring.component"
+SPAN_OPERATION = "otel_monitoring.operation"
+
+# Durations from sub-millisecond cache hits to minute-long batch calls.
+DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+# --- GenAI (OpenTelemetry semantic conventions, gen_ai.*) ---
+GEN_AI_OPERATION_DURATION = "gen_ai.client.operation.duration"  # histogram, s
+GEN_AI_TOKEN_USAGE = "gen_ai.client.token.usage"  # histogram, {token}
+# The bucket boundaries the GenAI metrics spec recommends.
+GEN_AI_DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+GEN_AI_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_REQUEST_TOP_K = "gen_ai.request.top_k"
+GEN_AI_REQUEST_TEMPERATURE = "gen_ai.request.temperature"
+GEN_AI_REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+GEN_AI_DATA_SOURCE_ID = "gen_ai.data_source.id"
+GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+GEN_AI_TOKEN_TYPE = "gen_ai.token.type"  # input | output
+GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"  # content capture only
+GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"  # content capture only
+GEN_AI_EMBEDDINGS_DIMENSION_COUNT = "gen_ai.embeddings.dimension.count"
+# Retrieval results (no convention yet: our namespace, documented in docs/instrumentation.md).
+RETRIEVAL_DOCUMENTS_COUNT = "otel_monitoring.retrieval.documents.count"
+RETRIEVAL_TOP_SCORE = "otel_monitoring.retrieval.top_score"
+RETRIEVAL_QUERY_TEXT = "otel_monitoring.retrieval.query.text"  # content capture only
+DB_COLLECTION_NAME = "db.collection.name"
+DB_SYSTEM_NAME = "db.system.name"
+DB_OPERATION_NAME = "db.operation.name"
+
+# --- trading.* (ours: docs/trading-conventions.md) ---
+TRADING_MARKET_DATA_AGE = "trading.market_data.age"  # histogram, s
+# Market data is fresh within milliseconds on a healthy feed and minutes old on a stalled one.
+MARKET_DATA_AGE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+TRADING_EXCHANGE = "trading.exchange"
+TRADING_OPERATION = "trading.operation"
+TRADING_SYMBOL = "trading.symbol"
+TRADING_SYMBOLS_COUNT = "trading.symbols.count"
+TRADING_MARKET_DATA_TYPE = "trading.market_data.type"  # ticker | order_book
+TRADING_ORDER_SIDE = "trading.order.side"
+TRADING_ORDER_TYPE = "trading.order.type"
+TRADING_ORDER_AMOUNT = "trading.order.amount"
+TRADING_ORDER_PRICE = "trading.order.price"
+TRADING_ORDER_ID = "trading.order.id"
+TRADING_ORDER_STATUS = "trading.order.status"
+TRADING_ORDER_FILLED = "trading.order.filled"
+TRADING_ORDER_AVERAGE_PRICE = "trading.order.average_price"
+TRADING_ORDER_COST = "trading.order.cost"
+TRADING_ORDER_FEE = "trading.order.fee"
+TRADING_ORDER_FEE_CURRENCY = "trading.order.fee_currency"
+TRADING_ORDER_FEE_RATE = "trading.order.fee_rate"
+TRADING_RESULT_COUNT = "trading.result.count"
+TRADING_TIMEFRAME = "trading.timeframe"
+TRADING_ASYNC = "trading.async"
