@@ -1,0 +1,194 @@
+"""A span processor that turns finished spans into costs, whatever instrumentation made them.
+
+- GenAI spans (``gen_ai.usage.*`` tokens and a model): model inference priced per token. When
+  nested spans both carry usage (a framework span around the client span), only the innermost
+  is priced.
+- Trading order spans (``trading.exchange`` with a fill): the exchange's reported fee converted
+  to USD, else the fee rate (the span's, else the table's taker rate) times the notional. An
+  order seen again (``fetch_order`` after ``create_order``) is charged only the fee not yet
+  counted, keyed by exchange and ``trading.order.id``.
+- HTTP client spans to a host priced in ``external_apis``: the per-call (or per-route) price.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanKind
+
+from .cost import CostMeter
+
+_logger = logging.getLogger(__name__)
+
+_INPUT_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
+_OUTPUT_KEYS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
+_MEMORY = 4096  # span ids and order ids remembered (bounded: a long-running process stays flat)
+
+
+class _BoundedSet:
+    def __init__(self, size: int):
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._size = size
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._items.get(key, default)
+
+    def put(self, key: Any, value: Any = True) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._items
+
+
+def _first(attributes: Any, keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = attributes.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def quote_currency(symbol: str | None) -> str | None:
+    """``BTC/USDT`` and ``BTC/USDT:USDT`` -> ``USDT``."""
+    if not symbol or "/" not in symbol:
+        return None
+    return symbol.split("/", 1)[1].split(":", 1)[0].upper()
+
+
+class CostSpanProcessor(SpanProcessor):
+    def __init__(self, cost_meter: CostMeter | None, user_attribute: str | None = None):
+        self.cost = cost_meter
+        self.user_attribute = user_attribute
+        self._priced_children = _BoundedSet(_MEMORY)  # parent span ids whose subtree was priced
+        self._order_fees = _BoundedSet(_MEMORY)  # (exchange, order id) -> USD fee counted so far
+        self._failed_once = False
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        attributes = span.attributes
+        if not attributes or self.cost is None:
+            return
+        try:
+            if _first(attributes, _INPUT_KEYS) is not None or _first(attributes, _OUTPUT_KEYS) is not None:
+                self._genai(span, attributes)
+            elif "trading.exchange" in attributes:
+                self._trading(attributes)
+            elif span.kind is SpanKind.CLIENT and "server.address" in attributes and self.cost.prices.external_apis:
+                self._api_call(attributes)
+        except Exception:  # noqa: BLE001 - pricing must never disturb the span pipeline
+            if not self._failed_once:
+                self._failed_once = True
+                _logger.warning("otel-monitoring: could not price span %r", span.name, exc_info=True)
+
+    def _user(self, attributes: Any) -> Any:
+        return attributes.get(self.user_attribute) if self.user_attribute else None
+
+    def _genai(self, span: ReadableSpan, attributes: Any) -> None:
+        span_id = span.context.span_id if span.context else None
+        parent_id = span.parent.span_id if span.parent else None
+        if span_id is not None and span_id in self._priced_children:
+            # An inner span already priced this call; pass the mark up for wrappers further out.
+            if parent_id is not None:
+                self._priced_children.put(parent_id)
+            return
+        model = attributes.get("gen_ai.response.model") or attributes.get("gen_ai.request.model")
+        if not model:
+            self.cost.unpriced("model_inference", "missing_model", span.name)
+            return
+        self.cost.record_llm(
+            str(model),
+            input_tokens=int(_first(attributes, _INPUT_KEYS) or 0),
+            output_tokens=int(_first(attributes, _OUTPUT_KEYS) or 0),
+            cached_input_tokens=int(attributes.get("gen_ai.usage.cache_read.input_tokens") or 0),
+            cache_write_tokens=int(attributes.get("gen_ai.usage.cache_creation.input_tokens") or 0),
+            operation=attributes.get("gen_ai.operation.name"),
+            provider=attributes.get("gen_ai.provider.name") or attributes.get("gen_ai.system"),
+            user=self._user(attributes),
+        )
+        if parent_id is not None:
+            self._priced_children.put(parent_id)
+
+    def _trading(self, attributes: Any) -> None:
+        exchange = str(attributes["trading.exchange"]).lower()
+        symbol = attributes.get("trading.symbol")
+        filled = _decimal(attributes.get("trading.order.filled"))
+        reported = _decimal(attributes.get("trading.order.fee"))
+        if reported is None and not filled:
+            return  # not a fill (a quote, an order book, an unfilled order): nothing was spent
+        fee = self._fee_usd(exchange, symbol, attributes, reported, filled)
+        if fee is None:
+            return
+        order_id = attributes.get("trading.order.id")
+        if order_id is not None:
+            key = (exchange, str(order_id))
+            counted = self._order_fees.get(key, Decimal(0))
+            self._order_fees.put(key, max(counted, fee))
+            fee -= counted
+            if fee <= 0:
+                return
+        self.cost.record(fee, "execution", attributes={"trading.exchange": exchange}, user=self._user(attributes))
+
+    def _fee_usd(self, exchange: str, symbol: Any, attributes: Any, reported: Decimal | None,
+                 filled: Decimal | None) -> Decimal | None:
+        quote = quote_currency(symbol)
+        if reported is not None:
+            currency = str(attributes.get("trading.order.fee_currency") or quote or "").upper()
+            usd = self.cost.to_usd(reported, currency)
+            if usd is None and currency and symbol and currency == str(symbol).split("/", 1)[0].upper():
+                # Fee charged in the base asset: worth fee x fill price in the quote currency.
+                price = _decimal(attributes.get("trading.order.average_price") or attributes.get("trading.order.price"))
+                usd = self.cost.to_usd(reported * price, quote) if price is not None else None
+            if usd is None:
+                self.cost.unpriced("execution", "unknown_currency", currency or "?", {"trading.exchange": exchange})
+            return usd
+        notional = _decimal(attributes.get("trading.order.cost"))
+        if notional is None:
+            price = _decimal(attributes.get("trading.order.average_price") or attributes.get("trading.order.price"))
+            notional = filled * price if filled is not None and price is not None else None
+        rate = _decimal(attributes.get("trading.order.fee_rate"))
+        if rate is None:
+            rates = self.cost.prices.exchanges.get(exchange)
+            if rates is None:
+                self.cost.unpriced("execution", "unknown_exchange", exchange, {"trading.exchange": exchange})
+                return None
+            rate = rates.get("taker", rates.get("maker"))
+        if notional is None:
+            self.cost.unpriced("execution", "missing_notional", exchange, {"trading.exchange": exchange})
+            return None
+        usd = self.cost.to_usd(notional * rate, quote)
+        if usd is None:
+            self.cost.unpriced("execution", "unknown_currency", quote or "?", {"trading.exchange": exchange})
+        return usd
+
+    def _api_call(self, attributes: Any) -> None:
+        if "http.request.method" not in attributes and "http.method" not in attributes:
+            return
+        path = attributes.get("http.route") or attributes.get("url.path")
+        self.cost.record_api_call(str(attributes["server.address"]), str(path) if path else None,
+                                  user=self._user(attributes))
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

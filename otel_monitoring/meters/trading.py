@@ -1,0 +1,240 @@
+"""Trading KPIs that no exchange call reveals: signals and their accuracy, realized and unrealized
+PnL, win rate, profit factor, exposure, slippage, fill ratio, and market-data staleness.
+
+The application reports them through the module functions (``record_signal``, ``record_trade``,
+``mark_market_data`` ...), which never raise. Names and attributes are in docs/meters.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any, Callable, Iterable
+
+from opentelemetry.metrics import CallbackOptions, Observation, get_meter
+
+from ..version import __version__
+from .windows import OutcomeWindows
+
+_logger = logging.getLogger(__name__)
+
+SCOPE = "otel_monitoring.meters.trading"
+MARKET_DATA_STATES = ("LIVE", "DELAYED", "STALE")
+SLIPPAGE_BUCKETS_BP = (-50.0, -10.0, -5.0, -1.0, 0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
+FILL_RATIO_BUCKETS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
+_DIRECTIONS = {"long": "long", "buy": "long", "short": "short", "sell": "short", "flat": "flat", "hold": "flat"}
+
+
+def market_data_state(age_seconds: float, live_seconds: float = 600.0, delayed_seconds: float = 3600.0) -> str:
+    """LIVE when younger than ``live_seconds``, DELAYED when younger than ``delayed_seconds``, else STALE."""
+    if age_seconds < live_seconds:
+        return "LIVE"
+    if age_seconds < delayed_seconds:
+        return "DELAYED"
+    return "STALE"
+
+
+def slippage_bp(side: str, expected_price: float, fill_price: float) -> float:
+    """Basis points paid over the expected price: positive is worse (a buy filled higher, a sell lower)."""
+    sign = -1.0 if str(side).lower() in ("sell", "short") else 1.0
+    return sign * (fill_price - expected_price) / expected_price * 10_000.0
+
+
+class _Results:
+    __slots__ = ("wins", "losses", "gross_profit", "gross_loss")
+
+    def __init__(self) -> None:
+        self.wins = self.losses = 0
+        self.gross_profit = self.gross_loss = Decimal(0)
+
+
+class TradingKPIs:
+    def __init__(self, meter_provider: Any = None, window: int = 100, live_seconds: float = 600.0,
+                 delayed_seconds: float = 3600.0, clock: Callable[[], float] = time.time):
+        self.live_seconds, self.delayed_seconds = live_seconds, delayed_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.accuracy = OutcomeWindows(window)
+        self.results: dict[str, _Results] = defaultdict(_Results)
+        self.market_data: dict[tuple[str, str | None], float] = {}  # (symbol, exchange) -> last update, unix s
+        self.signal_count = 0
+        meter = get_meter(SCOPE, __version__, meter_provider)
+        self._signals = meter.create_counter("trading.signals", unit="{signal}",
+                                             description="Trading signals generated.")
+        self._outcomes = meter.create_counter("trading.signal.outcomes", unit="{signal}",
+                                              description="Signals judged correct or incorrect.")
+        self._trades = meter.create_counter("trading.trades", unit="{trade}", description="Closed trades by outcome.")
+        self._pnl = meter.create_up_down_counter("trading.pnl.realized", unit="USD", description="Realized PnL.")
+        self._unrealized = meter.create_gauge("trading.pnl.unrealized", unit="USD", description="Unrealized PnL.")
+        self._exposure = meter.create_gauge("trading.exposure", unit="USD", description="Open position value.")
+        self._slippage = meter.create_histogram(
+            "trading.order.slippage", unit="{bp}", explicit_bucket_boundaries_advisory=SLIPPAGE_BUCKETS_BP,
+            description="Fill price against the expected price in basis points; positive is worse.")
+        self._fill_ratio = meter.create_histogram(
+            "trading.order.fill_ratio", unit="1", explicit_bucket_boundaries_advisory=FILL_RATIO_BUCKETS,
+            description="Filled amount / ordered amount, per order.")
+        meter.create_observable_gauge("trading.signal.accuracy", [self._observe_accuracy], unit="1",
+                                      description="Correct / judged signals over the last KPI window, per strategy.")
+        meter.create_observable_gauge("trading.win_rate", [self._observe_win_rate], unit="1",
+                                      description="Winning / (winning + losing) trades, per strategy.")
+        meter.create_observable_gauge("trading.profit_factor", [self._observe_profit_factor], unit="1",
+                                      description="Gross profit / gross loss, per strategy (once there is a loss).")
+        meter.create_observable_gauge("trading.market_data.staleness", [self._observe_staleness], unit="s",
+                                      description="Seconds since the last market-data update, per symbol.")
+        meter.create_observable_gauge("trading.market_data.status", [self._observe_status], unit="1",
+                                      description="1 for the symbol's market-data state (LIVE, DELAYED, STALE), 0 for the others.")
+
+    # --- recording ---
+
+    def record_signal(self, strategy: str, symbol: str, direction: str) -> None:
+        direction = _DIRECTIONS.get(str(direction).lower(), "other")
+        self._signals.add(1, {"trading.strategy": strategy, "trading.symbol": symbol,
+                              "trading.signal.direction": direction})
+        with self._lock:
+            self.signal_count += 1
+
+    def record_signal_outcome(self, strategy: str, symbol: str, correct: bool) -> None:
+        self._outcomes.add(1, {"trading.strategy": strategy, "trading.symbol": symbol,
+                               "trading.signal.outcome": "correct" if correct else "incorrect"})
+        self.accuracy.add(strategy, bool(correct))
+
+    def record_trade(self, strategy: str, symbol: str, pnl_usd: float) -> None:
+        pnl = Decimal(repr(float(pnl_usd)))
+        outcome = "win" if pnl > 0 else "loss" if pnl < 0 else "breakeven"
+        attrs = {"trading.strategy": strategy, "trading.symbol": symbol}
+        self._trades.add(1, {**attrs, "trading.trade.outcome": outcome})
+        self._pnl.add(float(pnl), attrs)
+        with self._lock:
+            results = self.results[strategy]
+            if pnl > 0:
+                results.wins += 1
+                results.gross_profit += pnl
+            elif pnl < 0:
+                results.losses += 1
+                results.gross_loss -= pnl
+
+    def set_unrealized_pnl(self, symbol: str, pnl_usd: float, strategy: str | None = None) -> None:
+        self._unrealized.set(float(pnl_usd), _position_attributes(symbol, strategy))
+
+    def set_exposure(self, symbol: str, value_usd: float, strategy: str | None = None) -> None:
+        self._exposure.set(float(value_usd), _position_attributes(symbol, strategy))
+
+    def record_fill(self, symbol: str, side: str, expected_price: float | None = None, fill_price: float | None = None,
+                    amount: float | None = None, filled: float | None = None, exchange: str | None = None) -> None:
+        attrs = {"trading.symbol": symbol}
+        if exchange:
+            attrs["trading.exchange"] = exchange
+        if expected_price and fill_price is not None:
+            self._slippage.record(slippage_bp(side, expected_price, fill_price),
+                                  {**attrs, "trading.order.side": str(side).lower()})
+        if amount and filled is not None:
+            self._fill_ratio.record(min(1.0, max(0.0, float(filled) / float(amount))), attrs)
+
+    def mark_market_data(self, symbol: str, exchange: str | None = None, timestamp: float | None = None) -> None:
+        """Market data for ``symbol`` arrived; ``timestamp`` (unix seconds, or ccxt's milliseconds) defaults to now."""
+        when = self._clock() if timestamp is None else float(timestamp)
+        if when > 1e11:  # ccxt timestamps are milliseconds
+            when /= 1000.0
+        with self._lock:
+            key = (symbol, exchange)
+            self.market_data[key] = max(when, self.market_data.get(key, when))
+
+    # --- reading ---
+
+    def staleness(self) -> dict[tuple[str, str | None], tuple[float, str]]:
+        now = self._clock()
+        with self._lock:
+            items = list(self.market_data.items())
+        result = {}
+        for key, updated in items:
+            age = max(0.0, now - updated)
+            result[key] = (age, market_data_state(age, self.live_seconds, self.delayed_seconds))
+        return result
+
+    def strategy_results(self) -> dict[str, dict[str, float | None]]:
+        with self._lock:
+            return {
+                strategy: {
+                    "wins": r.wins, "losses": r.losses,
+                    "win_rate": r.wins / (r.wins + r.losses) if r.wins + r.losses else None,
+                    "profit_factor": float(r.gross_profit / r.gross_loss) if r.gross_loss else None,
+                    "realized_pnl": float(r.gross_profit - r.gross_loss),
+                }
+                for strategy, r in self.results.items()
+            }
+
+    def _observe_accuracy(self, options: CallbackOptions) -> Iterable[Observation]:
+        for strategy, rate in self.accuracy.rates().items():
+            yield Observation(rate, {"trading.strategy": strategy})
+
+    def _observe_win_rate(self, options: CallbackOptions) -> Iterable[Observation]:
+        for strategy, row in self.strategy_results().items():
+            if row["win_rate"] is not None:
+                yield Observation(row["win_rate"], {"trading.strategy": strategy})
+
+    def _observe_profit_factor(self, options: CallbackOptions) -> Iterable[Observation]:
+        for strategy, row in self.strategy_results().items():
+            if row["profit_factor"] is not None:
+                yield Observation(row["profit_factor"], {"trading.strategy": strategy})
+
+    def _observe_staleness(self, options: CallbackOptions) -> Iterable[Observation]:
+        for (symbol, exchange), (age, _state) in self.staleness().items():
+            yield Observation(age, _market_attributes(symbol, exchange))
+
+    def _observe_status(self, options: CallbackOptions) -> Iterable[Observation]:
+        for (symbol, exchange), (_age, state) in self.staleness().items():
+            for name in MARKET_DATA_STATES:
+                yield Observation(1 if name == state else 0,
+                                  {**_market_attributes(symbol, exchange), "trading.market_data.state": name})
+
+
+def _position_attributes(symbol: str, strategy: str | None) -> dict[str, str]:
+    return {"trading.symbol": symbol, **({"trading.strategy": strategy} if strategy else {})}
+
+
+def _market_attributes(symbol: str, exchange: str | None) -> dict[str, str]:
+    return {"trading.symbol": symbol, **({"trading.exchange": exchange} if exchange else {})}
+
+
+# --- the process' instance and the public functions ---
+
+_current: TradingKPIs | None = None
+_current_lock = threading.Lock()
+
+
+def install(kpis: TradingKPIs | None) -> None:
+    global _current
+    with _current_lock:
+        _current = kpis
+
+
+def current_trading_kpis() -> TradingKPIs:
+    global _current
+    with _current_lock:
+        if _current is None:
+            _current = TradingKPIs()
+        return _current
+
+
+def _safely(method: str) -> Callable[..., None]:
+    def call(*args: Any, **kwargs: Any) -> None:
+        try:
+            getattr(current_trading_kpis(), method)(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - a KPI must never break the trading loop
+            _logger.warning("otel-monitoring: %s failed", method, exc_info=True)
+
+    call.__name__ = method
+    call.__doc__ = getattr(TradingKPIs, method).__doc__
+    return call
+
+
+record_signal = _safely("record_signal")
+record_signal_outcome = _safely("record_signal_outcome")
+record_trade = _safely("record_trade")
+set_unrealized_pnl = _safely("set_unrealized_pnl")
+set_exposure = _safely("set_exposure")
+record_fill = _safely("record_fill")
+mark_market_data = _safely("mark_market_data")
