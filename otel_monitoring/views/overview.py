@@ -119,7 +119,7 @@ def cpu_percent(snapshot: Snapshot) -> tuple[float | None, int]:
     by_cpu: dict[str, dict[str, float]] = defaultdict(dict)
     for point in points:
         attrs = point.get("attributes", {})
-        by_cpu[str(get_attr(attrs, "cpu", "system.cpu.logical_number"))][str(get_attr(attrs, names.STATE))] = float(point["value"])
+        by_cpu[str(get_attr(attrs, "cpu", "system.cpu.logical_number"))][str(get_attr(attrs, *names.STATE))] = float(point["value"])
     busy = []
     for states in by_cpu.values():
         if names.CPU_STATE_IDLE in states:
@@ -134,7 +134,7 @@ def _used_percent(snapshot: Snapshot, candidates: tuple[str, ...]) -> list[tuple
     """(attributes, % used) for each 'used' point (or each point when there is no state)."""
     name, points = snapshot.find("gauges", candidates)
     unit = snapshot.unit(name)
-    used = [p for p in points if get_attr(p.get("attributes", {}), names.STATE) in (None, "used")]
+    used = [p for p in points if get_attr(p.get("attributes", {}), *names.STATE) in (None, "used")]
     return [(p.get("attributes", {}), as_percent(float(p["value"]), unit)) for p in used if p.get("value") is not None]
 
 

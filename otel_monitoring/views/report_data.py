@@ -1,0 +1,258 @@
+"""Everything the HTML report shows, gathered from the snapshot directory: the current status
+(metrics_live.json and alerts.json, through the same Overview as ``top``), 24-hour trends and
+cost from the history store, and the alert history of the last 7 days. No HTML here."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import names
+from .overview import Overview, Reading, RedRow, build_overview, red_rows, system_readings
+from .snapshot import Snapshot, get_attr, read_snapshot_dir
+from .states import SEVERITY_ORDER, THRESHOLDS, State, Threshold
+
+DAY_S = 86400.0
+TREND_WINDOW_S = DAY_S
+ALERT_WINDOW_S = 7 * DAY_S
+MAX_CHART_POINTS = 240          # one point per 6 minutes over a day: enough for the eye, small SVG
+HISTOGRAM_FIELDS = ("count", "sum", "p50", "p95", "p99")
+
+
+@dataclass
+class Trend:
+    """One chart: a line over the trend window."""
+
+    title: str
+    unit: str                              # "%", "s", "USD", "/s"
+    points: list[tuple[float, float]]      # (unix time, value), oldest first
+    threshold: Threshold | None = None
+
+    @property
+    def last(self) -> float | None:
+        return self.points[-1][1] if self.points else None
+
+
+@dataclass
+class AlertDay:
+    day: str                               # YYYY-MM-DD (UTC)
+    by_severity: dict[str, int]            # firing events per severity
+
+
+@dataclass
+class ReportData:
+    service: str
+    generated_unix: float
+    since_unix: float
+    overview: Overview
+    cards: list[Reading]
+    trends: list[Trend]
+    latency: list[RedRow]
+    cost_by_type: list[Reading]            # spent within the trend window
+    cost_window_usd: float | None
+    budget_burn: Trend | None
+    alert_days: list[AlertDay]
+    alert_events: list[dict[str, Any]]     # newest first
+    problems: list[str] = field(default_factory=list)
+
+
+# --- history as a sequence of snapshots ---
+
+def history_snapshots(store: Any, metrics: dict[str, tuple[str, ...]], since: float) -> list[Snapshot]:
+    """The history of the given metrics ({kind: names}) as one Snapshot per recorded time, so the
+    functions that read the live snapshot read the past the same way."""
+    by_time: dict[float, Snapshot] = {}
+    for kind, metric_names in metrics.items():
+        fields = HISTOGRAM_FIELDS if kind == "histograms" else ("value", "rate_per_s")
+        for metric in metric_names:
+            points: dict[tuple[float, str], dict[str, Any]] = {}
+            for field_name in fields:
+                for when, attributes, value in store.series(metric, field=field_name, since=since):
+                    key = (when, json.dumps(attributes, sort_keys=True))
+                    points.setdefault(key, {"attributes": attributes})[field_name] = value
+            for (when, _), point in sorted(points.items(), key=lambda item: item[0][0]):
+                snapshot = by_time.setdefault(when, Snapshot(timestamp_unix=when))
+                getattr(snapshot, kind).setdefault(metric, []).append(point)
+                if kind == "histograms":
+                    snapshot.units[metric] = "s"
+    return [by_time[t] for t in sorted(by_time)]
+
+
+def downsample(points: list[tuple[float, float]], limit: int = MAX_CHART_POINTS,
+               keep: Callable[[list[float]], float] = max) -> list[tuple[float, float]]:
+    """At most ``limit`` points, each bucket of time kept by ``keep`` (max: a spike stays visible)."""
+    if len(points) <= limit:
+        return points
+    start, end = points[0][0], points[-1][0]
+    width = (end - start) / limit or 1.0
+    buckets: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for when, value in points:
+        buckets[min(int((when - start) / width), limit - 1)].append((when, value))
+    return [(bucket[-1][0], keep([v for _, v in bucket])) for _, bucket in sorted(buckets.items())]
+
+
+def increases(values: list[tuple[float, float]]) -> float:
+    """How much a cumulative counter grew over the points, across restarts (a drop is a reset)."""
+    total = 0.0
+    for (_, before), (_, after) in zip(values, values[1:]):
+        total += after - before if after >= before else after
+    return total
+
+
+def system_trends(snapshots: list[Snapshot]) -> list[Trend]:
+    trends = {label: Trend(f"{label} %", "%", [], THRESHOLDS[key])
+              for label, key in (("CPU", "cpu"), ("Memory", "memory"), ("Disk", "disk"))}
+    for snapshot in snapshots:
+        for reading in system_readings(snapshot):
+            if reading.label in trends and reading.value is not None:
+                trends[reading.label].points.append((snapshot.timestamp_unix, reading.value))
+    return [t for t in trends.values() if t.points]
+
+
+def red_trends(snapshots: list[Snapshot]) -> list[Trend]:
+    """Calls per second and error rate between consecutive snapshots, and the worst p95."""
+    calls = Trend("Calls per second", "/s", [])
+    errors = Trend("Error rate %", "%", [], THRESHOLDS["error_rate"])
+    p95 = Trend("Worst p95 latency", "s", [], THRESHOLDS["latency_p95_s"])
+    previous: Snapshot | None = None
+    for snapshot in snapshots:
+        rows = red_rows(snapshot)
+        if not rows:
+            continue
+        non_model = [r.p95 for r in rows if r.p95 is not None and not r.component.startswith("gen_ai")]
+        if non_model:
+            p95.points.append((snapshot.timestamp_unix, max(non_model)))
+        if previous is not None:
+            before = {(r.component, r.operation): r for r in red_rows(previous)}
+            elapsed = snapshot.timestamp_unix - previous.timestamp_unix
+            total = failed = 0.0
+            for row in rows:
+                old = before.get((row.component, row.operation))
+                old_count = old.count if old and old.count <= row.count else 0.0
+                old_errors = (old.count * (old.error_pct or 0) / 100) if old and old.count <= row.count else 0.0
+                total += row.count - old_count
+                failed += row.count * (row.error_pct or 0) / 100 - old_errors
+            if elapsed > 0:
+                calls.points.append((snapshot.timestamp_unix, total / elapsed))
+            if total > 0:
+                errors.points.append((snapshot.timestamp_unix, max(failed, 0.0) / total * 100))
+        previous = snapshot
+    return [t for t in (calls, errors, p95) if t.points]
+
+
+def cost_in_window(snapshots: list[Snapshot]) -> tuple[list[Reading], float | None, list[tuple[float, float]]]:
+    """Spent per cost type within the window, the total, and the cumulative spend over time."""
+    by_series: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for snapshot in snapshots:
+        _, points = snapshot.find("counters", names.COST)
+        for point in points:
+            attrs = point.get("attributes", {})
+            by_series[(str(get_attr(attrs, names.COST_TYPE) or "other"), json.dumps(attrs, sort_keys=True))].append(
+                (snapshot.timestamp_unix, float(point.get("value") or 0)))
+    if not by_series:
+        return [], None, []
+    by_type: dict[str, float] = defaultdict(float)
+    for (cost_type, _), values in by_series.items():
+        by_type[cost_type] += increases(values)
+    steps: dict[float, float] = defaultdict(float)
+    for values in by_series.values():
+        for (_, before), (when, after) in zip(values, values[1:]):
+            steps[when] += after - before if after >= before else after
+    cumulative, running = [], 0.0
+    for when in sorted(steps):
+        running += steps[when]
+        cumulative.append((when, running))
+    costs = [Reading(t, v, "USD") for t, v in sorted(by_type.items(), key=lambda item: -item[1])]
+    return costs, sum(by_type.values()), cumulative
+
+
+def budget_trend(snapshots: list[Snapshot], cumulative_cost: list[tuple[float, float]]) -> Trend | None:
+    """The daily budget's utilization over time when the meters report it, else the spend."""
+    points = []
+    for snapshot in snapshots:
+        name, found = snapshot.find("gauges", names.BUDGET_UTILIZATION)
+        daily = [p for p in found if get_attr(p.get("attributes", {}), *names.BUDGET_PERIOD) in (None, "daily", "day")]
+        if daily:
+            value = max(float(p["value"]) for p in daily)
+            points.append((snapshot.timestamp_unix, value if snapshot.unit(name) == "%" else value * 100))
+    if points:
+        return Trend("Daily budget used %", "%", downsample(points), THRESHOLDS["budget"])
+    if cumulative_cost:
+        return Trend("Spend over the window", "USD", downsample(cumulative_cost))
+    return None
+
+
+def alert_history(store: Any, since: float, now: float) -> tuple[list[AlertDay], list[dict[str, Any]]]:
+    events = store.alert_events(since=since)
+    days = []
+    for index in range(7):
+        day_start = now - (6 - index) * DAY_S
+        day = time.strftime("%Y-%m-%d", time.gmtime(day_start))
+        days.append(AlertDay(day, {}))
+    by_day = {d.day: d for d in days}
+    for event in events:
+        if event["event"] != "firing":
+            continue
+        day = by_day.get(time.strftime("%Y-%m-%d", time.gmtime(event["time"])))
+        if day is not None:
+            day.by_severity[event["severity"]] = day.by_severity.get(event["severity"], 0) + 1
+    return days, list(reversed(events))
+
+
+def status_cards(overview: Overview) -> list[Reading]:
+    """The few numbers an operator wants first, each with its state."""
+    cards = [r for r in overview.system if r.label in ("CPU", "Memory", "Disk", "Health")]
+    rows = [r for r in overview.red if r.count]
+    if rows:
+        total = sum(r.count for r in rows)
+        errors = sum(r.count * (r.error_pct or 0) / 100 for r in rows)
+        pct = errors / total * 100 if total else None
+        cards.append(Reading("Error rate", pct, "%", THRESHOLDS["error_rate"].state(pct)))
+        worst_row = max(rows, key=lambda r: (int(r.state), r.p95 or 0))
+        cards.append(Reading("Worst p95", worst_row.p95, "s", worst_row.state,
+                             f"{worst_row.component} {worst_row.operation}".strip()))
+    if overview.cost_total_usd is not None:
+        cards.append(Reading("Cost", overview.cost_total_usd, "USD", State.OK, "since start"))
+    cards += overview.budgets[:2]
+    cards += [r for r in overview.trading if r.label in ("Stale symbols", "Signal acc.")]
+    firing = [a for a in overview.alerts if a.state == "firing"]
+    worst_alert = max((a.colour_state for a in firing), default=State.OK)
+    cards.append(Reading("Active alerts", float(len(firing)), "", worst_alert,
+                         ", ".join(sorted({a.severity for a in firing}, key=lambda s: SEVERITY_ORDER.get(s, 9)))))
+    return cards
+
+
+TREND_METRICS = {
+    "gauges": names.CPU_UTILIZATION + names.MEMORY_UTILIZATION + names.FILESYSTEM_UTILIZATION + names.BUDGET_UTILIZATION,
+    "counters": names.COST + names.CALL_COUNTERS,
+    "histograms": names.DURATION_HISTOGRAMS,
+}
+
+
+def gather_report(directory: str, now: float | None = None, store: Any = None) -> ReportData:
+    from ..local.history import HistoryStore
+
+    now = time.time() if now is None else now
+    snapshot = read_snapshot_dir(directory)
+    overview = build_overview(snapshot, now=now)
+    store = store or HistoryStore(directory)
+    since = now - TREND_WINDOW_S
+    snapshots = history_snapshots(store, TREND_METRICS, since)
+    trends = [Trend(t.title, t.unit, downsample(t.points), t.threshold)
+              for t in system_trends(snapshots) + red_trends(snapshots)]
+    costs, spent, cumulative = cost_in_window(snapshots)
+    days, events = alert_history(store, now - ALERT_WINDOW_S, now)
+    cards = status_cards(overview)
+    if spent is not None:  # the history knows what the last 24 hours cost, restarts included
+        cards = [Reading("Cost 24h", spent, "USD", State.OK, "all types") if c.label == "Cost" else c for c in cards]
+    problems = list(overview.problems)
+    if not snapshots:
+        problems.append(f"no history in {directory} for the last 24 hours: trends are empty")
+    return ReportData(service=overview.service if overview.service != "?" else "service", generated_unix=now,
+                      since_unix=since, overview=overview, cards=cards, trends=trends,
+                      latency=[r for r in overview.red], cost_by_type=costs, cost_window_usd=spent,
+                      budget_burn=budget_trend(snapshots, cumulative), alert_days=days, alert_events=events,
+                      problems=problems)
