@@ -21,6 +21,18 @@ _LAZY: dict[str, str] = {
     "traced": "otel_monitoring.instrumentation.manual:traced",
     "record_operation": "otel_monitoring.instrumentation.manual:record_operation",
     "record_cost": "otel_monitoring.meters.cost:record_cost",
+    "record_compute_cost": "otel_monitoring.meters.cost:record_compute_cost",
+    "add_budget_listener": "otel_monitoring.meters.budgets:add_budget_listener",
+    "record_signal": "otel_monitoring.meters.trading:record_signal",
+    "record_signal_outcome": "otel_monitoring.meters.trading:record_signal_outcome",
+    "record_trade": "otel_monitoring.meters.trading:record_trade",
+    "record_fill": "otel_monitoring.meters.trading:record_fill",
+    "set_unrealized_pnl": "otel_monitoring.meters.trading:set_unrealized_pnl",
+    "set_exposure": "otel_monitoring.meters.trading:set_exposure",
+    "mark_market_data": "otel_monitoring.meters.trading:mark_market_data",
+    "record_retrieval": "otel_monitoring.meters.rag:record_retrieval",
+    "register_health_check": "otel_monitoring.meters.health_checks:register_health_check",
+    "run_health_checks": "otel_monitoring.meters.health_checks:run_health_checks",
     "add_alert_callback": "otel_monitoring.local.alerts:add_alert_callback",
 }
 
