@@ -13,6 +13,7 @@ valid example.
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -144,6 +145,39 @@ def parse_content_capture(value: Any) -> bool:
     if text in ("NO_CONTENT", "EVENT_ONLY"):
         return False
     return parse_bool(value)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """``90`` (seconds), ``"30s"``, ``"5m"``, ``"1h"``, ``"7d"`` -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, (int, float)):
+        if value < 0 or value != value:
+            raise ValueError(f"{value!r} is not a duration")
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration like 30s, 5m, 1h or 7d")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+ALERT_CHANNELS = ("log", "webhook", "slack", "discord", "email")
+ALERT_SEVERITIES = ("info", "warning", "critical", "emergency")
+
+
+def parse_alert_routes(value: Any) -> dict[str, str]:
+    """``channel=lowest severity`` pairs, e.g. ``slack=warning,email=critical``."""
+    routes = parse_key_values(value)
+    for channel, severity in routes.items():
+        if channel not in ALERT_CHANNELS:
+            raise ValueError(f"{channel!r} is not one of the channels {', '.join(ALERT_CHANNELS)}")
+        if severity not in ALERT_SEVERITIES:
+            raise ValueError(f"{severity!r} ({channel}) is not one of {', '.join(ALERT_SEVERITIES)}")
+    return routes
 
 
 def _meters_parser(name: str) -> Callable[[Any], Any]:
@@ -338,6 +372,57 @@ OPTIONS: tuple[Option, ...] = (
            "Register the disk, memory and CPU checks (failing at the critical thresholds).", "false",
            section="meters"),
     # --- local monitoring (issue 6) ---
+    Option("snapshot_dir", "OTEL_MONITORING_SNAPSHOT_DIR", parse_path, None,
+           "Directory of the local mode (docs/snapshots.md): metrics_live.json and alerts.json every "
+           "snapshot_interval, history.sqlite, and the in-process alert rules. Default: off.",
+           "./otel-snapshots", section="local"),
+    Option("snapshot_interval", "OTEL_MONITORING_SNAPSHOT_INTERVAL", parse_float(minimum=0.5), 5.0,
+           "Seconds between snapshots and alert rule evaluations (minimum 0.5).", "5", section="local"),
+    Option("history_retention", "OTEL_MONITORING_HISTORY_RETENTION", parse_duration, 7 * 86400.0,
+           "How long history.sqlite keeps samples and alert events (a number of seconds, or 12h, 7d).",
+           "7d", section="local"),
+    Option("history_interval", "OTEL_MONITORING_HISTORY_INTERVAL", parse_duration, 60.0,
+           "Time between two history rows of a series (at least one snapshot interval).", "60s",
+           section="local"),
+    Option("alert_rules", "OTEL_MONITORING_ALERT_RULES", parse_str, "default",
+           "Alert rules file (docs/alerting.md): `default` for the packaged rules, `none` for no rules.",
+           "/etc/myapp/alert_rules.yaml", section="local"),
+    Option("alert_routes", "OTEL_MONITORING_ALERT_ROUTES", parse_alert_routes, {},
+           "Lowest severity each notification channel receives; unnamed channels keep the defaults "
+           "log=info, webhook=info, slack=warning, discord=warning, email=critical.",
+           "slack=critical,email=emergency", section="local"),
+    Option("alert_webhook_url", "OTEL_MONITORING_ALERT_WEBHOOK_URL", parse_endpoint, None,
+           "Generic JSON webhook receiving alert notifications.", "https://hooks.example.com/alerts",
+           section="local"),
+    Option("alert_webhook_headers", "OTEL_MONITORING_ALERT_WEBHOOK_HEADERS", parse_key_values, {},
+           "Headers sent with every webhook notification (URL-encoded values).", "authorization=Bearer%20abc",
+           section="local"),
+    Option("alert_slack_webhook_url", "OTEL_MONITORING_ALERT_SLACK_WEBHOOK_URL", parse_endpoint, None,
+           "Slack incoming webhook URL.", "https://hooks.slack.com/services/T000/B000/XXXX", section="local"),
+    Option("alert_discord_webhook_url", "OTEL_MONITORING_ALERT_DISCORD_WEBHOOK_URL", parse_endpoint, None,
+           "Discord webhook URL.", "https://discord.com/api/webhooks/123/abc", section="local"),
+    Option("alert_email_to", "OTEL_MONITORING_ALERT_EMAIL_TO", parse_list, (),
+           "Recipients of alert emails (setting it turns email on).", "ops@example.com,oncall@example.com",
+           section="local"),
+    Option("alert_email_from", "OTEL_MONITORING_ALERT_EMAIL_FROM", parse_str, None,
+           "Sender of alert emails. Default: otel-monitoring@<host name>.", "alerts@example.com", section="local"),
+    Option("alert_smtp_host", "OTEL_MONITORING_ALERT_SMTP_HOST", parse_str, "127.0.0.1",
+           "SMTP server for alert emails.", "smtp.example.com", section="local"),
+    Option("alert_smtp_port", "OTEL_MONITORING_ALERT_SMTP_PORT", parse_int(minimum=1), None,
+           "SMTP port. Default: 587 with starttls, 465 with ssl, 25 with none.", "587", section="local"),
+    Option("alert_smtp_security", "OTEL_MONITORING_ALERT_SMTP_SECURITY", parse_choice("starttls", "ssl", "none"),
+           "starttls", "starttls (upgrade the connection), ssl (TLS from the start) or none (a local relay).",
+           "ssl", section="local"),
+    Option("alert_smtp_username", "OTEL_MONITORING_ALERT_SMTP_USERNAME", parse_str, None,
+           "SMTP login user (login only when set).", "alerts@example.com", section="local"),
+    Option("alert_smtp_password", "OTEL_MONITORING_ALERT_SMTP_PASSWORD", parse_str, None,
+           "SMTP login password.", "app-password", section="local"),
+    Option("alert_notify_timeout", "OTEL_MONITORING_ALERT_NOTIFY_TIMEOUT", parse_float(minimum=0.1), 5.0,
+           "Seconds one notification attempt may take.", "5", section="local"),
+    Option("alert_notify_retries", "OTEL_MONITORING_ALERT_NOTIFY_RETRIES", parse_int(minimum=0), 2,
+           "Retries of a failed notification, with exponential backoff from 1 s.", "2", section="local"),
+    Option("alert_queue_size", "OTEL_MONITORING_ALERT_QUEUE_SIZE", parse_int(minimum=1), 100,
+           "Notifications queued per channel; beyond it they are dropped and counted.", "100", section="local"),
 )
 
 OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}

@@ -16,12 +16,12 @@ from typing import Any, Mapping
 
 import yaml
 
-from ..config import ConfigError
+from ..config import ALERT_SEVERITIES, ConfigError, parse_duration
 
 __all__ = ["DEFAULT_RULES", "KINDS", "SEVERITIES", "Matcher", "MetricInfo", "Rule", "RuleError", "RuleSet",
            "load_rules", "parse_duration", "parse_rules"]
 
-SEVERITIES = ("info", "warning", "critical", "emergency")
+SEVERITIES = ALERT_SEVERITIES
 KINDS = ("value", "average", "rate", "increase", "ratio", "quantile")
 OPERATORS = (">", "<", ">=", "<=", "==", "!=")
 AGGREGATES = ("max", "min", "sum", "avg")
@@ -29,26 +29,10 @@ METRIC_TYPES = ("counter", "updowncounter", "gauge", "histogram")
 DEFAULT_RULES = "default"  # the packaged otel_monitoring/data/alert_rules.yaml
 
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
 
 
 class RuleError(ConfigError):
     """A rule or the rules file is invalid; the message names the rule and the field."""
-
-
-def parse_duration(value: Any) -> float:
-    """``90``, ``"30s"``, ``"5m"``, ``"1h"``, ``"1d"`` -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"{value!r} is negative")
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration like 30s, 5m, 1h or 1d")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 def format_duration(seconds: float) -> str:
