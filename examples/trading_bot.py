@@ -1,40 +1,125 @@
-"""A trading bot loop: read the market, decide, place an order. (Minimal; the instrumentation issue
-makes it a real ccxt client against a local exchange stub.)"""
+"""A trading bot: real ccxt clients (Binance sync, Kraken async) against a local exchange on 127.0.0.1.
+
+Each tick reads the market (ticker, order book), computes a signal, sizes and places an order,
+and now and then checks its balance and open orders. The exchange stub answers in the real
+Binance and Kraken wire formats, so what you see is ccxt's own behaviour, errors included:
+an oversized order gets InsufficientFunds, a burst gets the exchange's rate-limit error.
+
+The ccxt calls are traced by the ccxt instrumentor that ``configure()`` enables; the bot's own
+steps use ``otel_monitoring.traced``. Run it alone with ``python examples/trading_bot.py``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
+import threading
 import time
 
-from opentelemetry import trace
+import ccxt
+import ccxt.async_support as ccxt_async
 
-tracer = trace.get_tracer("examples.trading_bot")
+import otel_monitoring
+
+try:
+    from .exchange_stub import ExchangeStub, point_ccxt_at
+except ImportError:  # run as a script
+    from exchange_stub import ExchangeStub, point_ccxt_at  # type: ignore[no-redef]
+
+log = logging.getLogger("examples.trading_bot")
+
+# The stub checks no signature; it is local, so ccxt's client-side throttle is off.
+CREDENTIALS = {"apiKey": "demo-key", "secret": "ZGVtby1zZWNyZXQtZGVtby1zZWNyZXQ=", "enableRateLimit": False}
 
 
-def tick(rng: random.Random) -> None:
-    with tracer.start_as_current_span("trading.tick"):
-        with tracer.start_as_current_span("trading.fetch_ticker") as span:
-            span.set_attribute("trading.symbol", "BTC/USDT")
-            time.sleep(rng.uniform(0.002, 0.01))
-        if rng.random() < 0.5:
-            with tracer.start_as_current_span("trading.create_order") as span:
-                span.set_attribute("trading.side", rng.choice(["buy", "sell"]))
-                time.sleep(rng.uniform(0.005, 0.02))
-                if rng.random() < 0.1:
-                    error = RuntimeError("InsufficientFunds")
-                    span.record_exception(error)
-                    span.set_status(trace.StatusCode.ERROR, str(error))
+@otel_monitoring.traced("strategy", "compute_signal", domain="trading")
+def compute_signal(ticker: dict, book: dict, rng: random.Random) -> str | None:
+    """Buy when the book leans to bids, sell when it leans to asks; mostly do nothing."""
+    bids = sum(level[1] for level in book["bids"][:5])
+    asks = sum(level[1] for level in book["asks"][:5])
+    lean = (bids - asks) / max(bids + asks, 1e-9) + rng.uniform(-0.5, 0.5)
+    return "buy" if lean > 0.25 else "sell" if lean < -0.25 else None
+
+
+def tick(exchange: ccxt.Exchange, symbol: str, rng: random.Random) -> None:
+    with otel_monitoring.traced("bot", "tick", domain="trading", attributes={"trading.symbol": symbol}):
+        ticker = exchange.fetch_ticker(symbol)
+        book = exchange.fetch_order_book(symbol, 5)
+        side = compute_signal(ticker, book, rng)
+        if side is None:
+            return
+        # One order in ten is oversized: the exchange refuses it and the bot carries on.
+        amount = 500.0 if rng.random() < 0.1 else round(rng.uniform(0.001, 0.01), 5)
+        try:
+            exchange.create_order(symbol, "market", side, amount)
+        except ccxt.InsufficientFunds:
+            log.warning("order of %s %s refused: insufficient funds", amount, symbol)
+        if rng.random() < 0.2:
+            exchange.fetch_balance()
+
+
+async def async_tick(exchange: ccxt_async.Exchange, symbol: str, rng: random.Random) -> None:
+    with otel_monitoring.traced("bot", "tick_async", domain="trading", attributes={"trading.symbol": symbol}):
+        ticker, book = await asyncio.gather(exchange.fetch_ticker(symbol), exchange.fetch_order_book(symbol, 5))
+        side = compute_signal(ticker, book, rng)
+        if side is not None:
+            await exchange.create_order(symbol, "limit", side, 0.002, round(ticker["last"] * 0.99, 1))
+        if rng.random() < 0.3:
+            for order in await exchange.fetch_open_orders(symbol):
+                await exchange.cancel_order(order["id"], symbol)
+
+
+async def run_async(stub: ExchangeStub, deadline: float, rng: random.Random) -> None:
+    exchange = point_ccxt_at(ccxt_async.kraken(dict(CREDENTIALS)), stub.url)
+    try:
+        await exchange.load_markets()
+        while time.monotonic() < deadline:
+            try:
+                await async_tick(exchange, "BTC/USD", rng)
+            except ccxt.DDoSProtection:  # the exchange's rate limit (RateLimitExceeded is one)
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
+    finally:
+        await exchange.close()
 
 
 def demo(duration: float) -> None:
     rng = random.Random(7)
-    deadline = time.monotonic() + duration
-    while time.monotonic() < deadline:
-        tick(rng)
+    stub = ExchangeStub(latency=0.002).start()
+    try:
+        exchange = point_ccxt_at(ccxt.binance(dict(CREDENTIALS)), stub.url)
+        exchange.load_markets()
+        deadline = time.monotonic() + duration
+        # The async Kraken bot runs beside the sync Binance one.
+        async_thread_error: list[BaseException] = []
+
+        def async_bot() -> None:
+            try:
+                asyncio.run(run_async(stub, deadline, random.Random(11)))
+            except BaseException as error:  # noqa: BLE001 - reported below
+                async_thread_error.append(error)
+
+        worker = threading.Thread(target=async_bot, name="kraken-bot")
+        worker.start()
+        ticks = 0
+        while time.monotonic() < deadline:
+            ticks += 1
+            if ticks % 25 == 0:
+                stub.fail_next(1)  # a rate-limit answer now and then
+            try:
+                tick(exchange, "BTC/USDT" if ticks % 3 else "ETH/USDT", rng)
+            except ccxt.DDoSProtection:
+                time.sleep(0.05)
+            time.sleep(0.01)
+        worker.join()
+        if async_thread_error:
+            raise async_thread_error[0]
+    finally:
+        stub.stop()
 
 
 if __name__ == "__main__":
-    import otel_monitoring
-
+    logging.basicConfig(level=logging.INFO)
     otel_monitoring.configure(service_name="trading-bot")
     demo(5.0)

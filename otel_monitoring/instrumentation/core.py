@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import wrapt
 from opentelemetry import metrics, trace
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, get_current
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, create_key, detach, get_current, set_value
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
@@ -60,6 +60,8 @@ _logger = logging.getLogger("otel_monitoring.instrumentation")
 _SUPPRESS_KEY = _SUPPRESS_INSTRUMENTATION_KEY
 _SUPPRESS_KEY_PLAIN = "suppress_instrumentation"
 
+_ACTIVE_OPERATION_KEY = create_key("otel_monitoring.active_operation")
+
 MAX_SERIES_PER_TARGET = 200  # distinct call-derived metric attribute sets before overflow
 MAX_ERROR_TYPES_PER_SERIES = 32  # distinct error.type values before "_OTHER"
 OTHER_ERROR_TYPE = "_OTHER"
@@ -69,6 +71,14 @@ def instrumentation_suppressed() -> bool:
     """True inside ``suppress_instrumentation()`` (exporters, and instrumentation calling itself)."""
     ctx = get_current()
     return bool(ctx.get(_SUPPRESS_KEY) or ctx.get(_SUPPRESS_KEY_PLAIN))
+
+
+def _passes_through(target: "Target") -> bool:
+    """Suppressed, or nested in a call of the same ``nesting_key``: call the original untraced."""
+    ctx = get_current()
+    if ctx.get(_SUPPRESS_KEY) or ctx.get(_SUPPRESS_KEY_PLAIN):
+        return True
+    return target.nesting_key is not None and ctx.get(_ACTIVE_OPERATION_KEY) == target.nesting_key
 
 
 def error_type_of(error: BaseException) -> str:
@@ -113,6 +123,9 @@ class Operation:
     call_metric_attributes: Callable[[Any, tuple, dict], tuple | None] | None = None
     result_attributes: Callable[[Any, Any, tuple, dict], Mapping[str, Any] | None] | None = None
     on_finish: Callable[[Finished], None] | None = None
+    # Calls made inside a call with the same key pass through untraced: an override calling
+    # ``super().method()``, or a library method calling its own twin, gives one span, not two.
+    nesting_key: str | None = None
 
     @property
     def name(self) -> str:
@@ -285,6 +298,7 @@ class Target:
         self.call_metric_attributes = operation.call_metric_attributes
         self.result_attributes = operation.result_attributes
         self.on_finish = operation.on_finish
+        self.nesting_key = operation.nesting_key
         self._source = telemetry
         self._fixed = isinstance(telemetry, Telemetry)
         self._state = _State(telemetry.current(), self.base_metric_attributes) if self._fixed else None
@@ -338,7 +352,10 @@ class Target:
                 span.set_attributes(extra)
         series = state.default_series if self.call_metric_attributes is None else self.series(
             state, instance, args, kwargs)
-        return span, set_span_in_context(span, parent), series, state, perf_counter()
+        ctx = set_span_in_context(span, parent)
+        if self.nesting_key is not None:
+            ctx = set_value(_ACTIVE_OPERATION_KEY, self.nesting_key, ctx)
+        return span, ctx, series, state, perf_counter()
 
     def finish(self, started: tuple, error: BaseException | None, result: Any,
                instance: Any, args: tuple, kwargs: dict) -> None:
@@ -405,9 +422,12 @@ def wrapper_for(target: Target, function: Any) -> Callable[[Any, Any, tuple, dic
 def _function_wrapper(target: Target) -> Callable:
     start, finish = target.start, target.finish
 
+    nesting_key = target.nesting_key
+
     def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         ctx = get_current()
-        if ctx.get(_SUPPRESS_KEY) or ctx.get(_SUPPRESS_KEY_PLAIN):
+        if ctx.get(_SUPPRESS_KEY) or ctx.get(_SUPPRESS_KEY_PLAIN) or (
+                nesting_key is not None and ctx.get(_ACTIVE_OPERATION_KEY) == nesting_key):
             return wrapped(*args, **kwargs)
         try:
             started = start(instance, args, kwargs)
@@ -449,7 +469,7 @@ def _coroutine_wrapper(target: Target) -> Callable:
         return result
 
     def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        if instrumentation_suppressed():
+        if _passes_through(target):
             return wrapped(*args, **kwargs)
         return traced_call(wrapped, instance, args, kwargs)
 
@@ -497,7 +517,7 @@ def _generator_wrapper(target: Target) -> Callable:
 
     def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         generator = wrapped(*args, **kwargs)
-        if instrumentation_suppressed():
+        if _passes_through(target):
             return generator
         return traced_stream(generator, get_current(), instance, args, kwargs)
 
@@ -549,7 +569,7 @@ def _async_generator_wrapper(target: Target) -> Callable:
 
     def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         generator = wrapped(*args, **kwargs)
-        if instrumentation_suppressed():
+        if _passes_through(target):
             return generator
         return traced_stream(generator, get_current(), instance, args, kwargs)
 

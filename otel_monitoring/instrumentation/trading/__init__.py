@@ -1,0 +1,1 @@
+"""Trading instrumentors (ccxt)."""
