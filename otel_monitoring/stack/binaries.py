@@ -1,0 +1,52 @@
+"""Finding the stack's programs: the environment variables ``scripts/build-stack.sh --print-env``
+prints, then its cache, then PATH."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+
+BUILD_HINT = 'run scripts/build-stack.sh (or eval "$(scripts/build-stack.sh --print-env)") to build or install it'
+
+# name -> (environment variable, glob under the cache, names on PATH)
+_PROGRAMS = {
+    "otelcol": ("OTEL_MONITORING_OTELCOL", "stack/otelcol-*/otelcol-monitoring", ("otelcol-monitoring",)),
+    "jaeger": ("OTEL_MONITORING_JAEGER", "stack/jaeger-*/jaeger", ("jaeger",)),
+    "prometheus": ("OTEL_MONITORING_PROMETHEUS", None, ("prometheus",)),
+    "promtool": ("OTEL_MONITORING_PROMTOOL", None, ("promtool",)),
+}
+
+
+class MissingBinary(RuntimeError):
+    """A stack program is not installed; the message names the program and the build command."""
+
+    def __init__(self, name: str, detail: str = "") -> None:
+        env_var = _PROGRAMS[name][0]
+        super().__init__(f"{name} not found{detail} (set {env_var}, or {BUILD_HINT})")
+        self.name = name
+
+
+def cache_dir() -> str:
+    return os.environ.get("OTEL_MONITORING_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "otel-monitoring")
+
+
+def find_binary(name: str) -> str:
+    """Absolute path of ``name`` (otelcol, jaeger, prometheus, promtool), or MissingBinary."""
+    env_var, cache_glob, path_names = _PROGRAMS[name]
+    explicit = os.environ.get(env_var)
+    if explicit:
+        if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
+            return explicit
+        raise MissingBinary(name, f": {env_var}={explicit} is not an executable file")
+    if cache_glob:
+        # Newest build first: the cache keeps one directory per version and manifest.
+        candidates = sorted(glob.glob(os.path.join(cache_dir(), cache_glob)), key=os.path.getmtime, reverse=True)
+        for candidate in candidates:
+            if os.access(candidate, os.X_OK):
+                return candidate
+    for path_name in path_names:
+        found = shutil.which(path_name)
+        if found:
+            return found
+    raise MissingBinary(name)

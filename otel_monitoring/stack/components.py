@@ -1,0 +1,133 @@
+"""How each stack program is started: command line, environment (the configs in collector-config/
+read their addresses from environment variables), and health check URL."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+import yaml
+
+from .process import ProcessSpec
+
+# The repository's collector-config/ (this package is used from a checkout or an editable install).
+CONFIG_DIR = os.environ.get("OTEL_MONITORING_COLLECTOR_CONFIG") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "collector-config"
+)
+
+
+@dataclass
+class StackPorts:
+    """Every port the local stack listens on (all on ``host``); the defaults are the standard ones."""
+
+    host: str = "127.0.0.1"
+    otlp_grpc: int = 4317            # collector OTLP gRPC in (the apps send here)
+    otlp_http: int = 4318            # collector OTLP HTTP in
+    collector_prometheus: int = 8889  # collector's prometheus exporter (SDK + spanmetrics metrics)
+    collector_health: int = 13133
+    collector_telemetry: int = 8888  # the collector's own metrics
+    jaeger_otlp_grpc: int = 14317    # Jaeger's OTLP receiver, moved off 4317
+    jaeger_otlp_http: int = 14318
+    jaeger_query: int = 16686        # Jaeger query API and UI
+    jaeger_query_grpc: int = 16685
+    jaeger_health: int = 13134
+    jaeger_telemetry: int = 14269
+    prometheus: int = 9090
+
+    @classmethod
+    def port_names(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.name != "host"]
+
+    def addr(self, port_name: str) -> str:
+        return f"{self.host}:{getattr(self, port_name)}"
+
+
+def collector_env(ports: StackPorts, data_dir: str) -> dict[str, str]:
+    """The environment variables collector-config/agent.yaml reads."""
+    return {
+        "OTELCOL_OTLP_GRPC_ENDPOINT": ports.addr("otlp_grpc"),
+        "OTELCOL_OTLP_HTTP_ENDPOINT": ports.addr("otlp_http"),
+        "OTELCOL_PROMETHEUS_ENDPOINT": ports.addr("collector_prometheus"),
+        "OTELCOL_HEALTH_ENDPOINT": ports.addr("collector_health"),
+        "OTELCOL_TELEMETRY_PORT": str(ports.collector_telemetry),
+        "OTELCOL_JAEGER_ENDPOINT": ports.addr("jaeger_otlp_grpc"),
+        "OTELCOL_DATA_DIR": data_dir,
+    }
+
+
+def collector_spec(binary: str, ports: StackPorts, data_dir: str, config_path: str | None = None,
+                   extra_env: dict[str, str] | None = None) -> ProcessSpec:
+    config_path = config_path or os.path.join(CONFIG_DIR, "agent.yaml")
+    return ProcessSpec(
+        name="collector",
+        argv=[binary, "--config", config_path],
+        health_url=f"http://{ports.addr('collector_health')}/",
+        env={**collector_env(ports, data_dir), **(extra_env or {})},
+    )
+
+
+def jaeger_spec(binary: str, ports: StackPorts, config_path: str | None = None) -> ProcessSpec:
+    config_path = config_path or os.path.join(CONFIG_DIR, "jaeger.yaml")
+    return ProcessSpec(
+        name="jaeger",
+        argv=[binary, "--config", config_path],
+        # The query API answering is what the stack needs (health alone can precede it).
+        health_url=f"http://{ports.addr('jaeger_query')}/api/services",
+        env={
+            "JAEGER_OTLP_GRPC_ENDPOINT": ports.addr("jaeger_otlp_grpc"),
+            "JAEGER_OTLP_HTTP_ENDPOINT": ports.addr("jaeger_otlp_http"),
+            "JAEGER_QUERY_HTTP_ENDPOINT": ports.addr("jaeger_query"),
+            "JAEGER_QUERY_GRPC_ENDPOINT": ports.addr("jaeger_query_grpc"),
+            "JAEGER_HEALTH_ENDPOINT": ports.addr("jaeger_health"),
+            "JAEGER_TELEMETRY_PORT": str(ports.jaeger_telemetry),
+        },
+    )
+
+
+def write_prometheus_config(out_path: str, scrape_targets: dict[str, list[str]],
+                            template_path: str | None = None, rules_dir: str | None = None,
+                            scrape_interval: str | None = None) -> str:
+    """Write a copy of collector-config/prometheus/prometheus.yml with the given targets per job
+    (jobs not named keep theirs; a job named but absent is added) and absolute rule paths.
+    Prometheus cannot read environment variables in static targets, hence a copy."""
+    template_path = template_path or os.path.join(CONFIG_DIR, "prometheus", "prometheus.yml")
+    with open(template_path, encoding="utf-8") as handle:
+        config = yaml.safe_load(handle)
+    rules_dir = rules_dir or os.path.join(os.path.dirname(os.path.abspath(template_path)), "rules")
+    config["rule_files"] = [os.path.join(rules_dir, "*.yml")]
+    if scrape_interval:
+        config["global"]["scrape_interval"] = scrape_interval
+        config["global"]["evaluation_interval"] = scrape_interval
+    jobs = {job["job_name"]: job for job in config.get("scrape_configs", [])}
+    for job_name, targets in scrape_targets.items():
+        job = jobs.get(job_name)
+        if job is None:
+            job = {"job_name": job_name}
+            config.setdefault("scrape_configs", []).append(job)
+        job["static_configs"] = [{"targets": list(targets)}]
+    with open(out_path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(config, handle, sort_keys=False)
+    return out_path
+
+
+def stack_scrape_targets(ports: StackPorts) -> dict[str, list[str]]:
+    return {
+        "otel-collector": [ports.addr("collector_prometheus")],
+        "otel-collector-internal": [ports.addr("collector_telemetry")],
+        "jaeger": [ports.addr("jaeger_telemetry")],
+    }
+
+
+def prometheus_spec(binary: str, ports: StackPorts, config_path: str, data_dir: str) -> ProcessSpec:
+    return ProcessSpec(
+        name="prometheus",
+        argv=[
+            binary,
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={data_dir}",
+            f"--web.listen-address={ports.addr('prometheus')}",
+            "--storage.tsdb.retention.time=2d",
+            "--web.enable-lifecycle",
+        ],
+        health_url=f"http://{ports.addr('prometheus')}/-/ready",
+    )

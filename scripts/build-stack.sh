@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Build or install the native monitoring stack into a cache outside the repo, reusing what is there:
+#   - the OpenTelemetry Collector, built by the official builder (ocb) from collector-config/builder-config.yaml
+#   - Jaeger v2, built from its Go module
+#   - Prometheus and promtool, from Debian's package
+# Everything comes through the Go module proxy or apt; no toolchain or binary downloads (GOTOOLCHAIN=local).
+#
+#   scripts/build-stack.sh               build what is missing, report progress
+#   scripts/build-stack.sh --print-env   same, then print `export OTEL_MONITORING_*=...` lines on stdout
+#
+# Cache: ${OTEL_MONITORING_CACHE:-$HOME/.cache/otel-monitoring}/stack/<component>-<version>[-<manifest hash>]/
+# Progress goes to stderr only, so `eval "$(scripts/build-stack.sh --print-env)"` is safe.
+set -euo pipefail
+
+OCB_VERSION=v0.152.0
+# Jaeger v2.13.0 is published as the module version v1.76.0 (Jaeger tags both lines on one commit).
+JAEGER_MODULE_VERSION=v1.76.0
+
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+cache="${OTEL_MONITORING_CACHE:-$HOME/.cache/otel-monitoring}"
+stack_cache="$cache/stack"
+manifest="$repo/collector-config/builder-config.yaml"
+
+print_env=0
+for arg in "$@"; do
+  case "$arg" in
+    --print-env) print_env=1 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "build-stack.sh: unknown argument '$arg' (use --print-env or --help)" >&2; exit 2 ;;
+  esac
+done
+
+log() { echo "build-stack: $*" >&2; }
+
+export GOTOOLCHAIN=local
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+# Module and build caches live in the stack cache too, so a cold build is reproducible and removable.
+export GOMODCACHE="${GOMODCACHE_OVERRIDE:-$stack_cache/go/mod}"
+export GOCACHE="${GOCACHE_OVERRIDE:-$stack_cache/go/build}"
+export GOPATH="$stack_cache/go/path"
+mkdir -p "$stack_cache" "$GOMODCACHE" "$GOCACHE" "$GOPATH"
+
+# One build at a time per cache: concurrent test runs would otherwise share the work directories.
+exec 9>"$stack_cache/.build.lock"
+if ! flock -n 9; then
+  log "waiting for another build-stack.sh run to finish"
+  flock 9
+fi
+
+require_go() {
+  if ! command -v go >/dev/null 2>&1; then
+    log "Go is not installed; install Go >= 1.25 (the collector and Jaeger are built from source)."
+    exit 1
+  fi
+}
+
+build_collector() {
+  local key dir bin
+  key="$(sha256sum "$manifest" | cut -c1-12)"
+  dir="$stack_cache/otelcol-$OCB_VERSION-$key"
+  bin="$dir/otelcol-monitoring"
+  if [ -x "$bin" ]; then
+    OTELCOL="$bin"
+    return
+  fi
+  require_go
+  local ocb_dir="$stack_cache/ocb-$OCB_VERSION"
+  if [ ! -x "$ocb_dir/builder" ]; then
+    log "installing the collector builder $OCB_VERSION"
+    GOBIN="$ocb_dir" go install "go.opentelemetry.io/collector/cmd/builder@$OCB_VERSION" >&2
+  fi
+  log "building the collector from $manifest (cold: several minutes)"
+  local work="$dir.work"
+  rm -rf "$work"
+  mkdir -p "$work"
+  sed "s#^  output_path: .*#  output_path: $work/src#" "$manifest" >"$work/builder-config.yaml"
+  # The builder generates the sources; the modules are resolved with `go get .` rather than the
+  # builder's `go mod tidy`, which also resolves the test-only imports of every dependency (some of
+  # which, e.g. zpagesextension v0.152.0, the module proxy does not serve). Same versions, fewer modules.
+  "$ocb_dir/builder" --config "$work/builder-config.yaml" --skip-get-modules --skip-compilation >&2
+  (
+    cd "$work/src"
+    go get . >&2
+    local resolved
+    resolved="$(go list -m -f '{{.Version}}' go.opentelemetry.io/collector/otelcol)"
+    if [ "$resolved" != "$OCB_VERSION" ]; then
+      log "collector core resolved to $resolved, not $OCB_VERSION: fix the versions in $manifest"
+      exit 1
+    fi
+    go build -trimpath -ldflags="-s -w" -o otelcol-monitoring . >&2
+  )
+  mkdir -p "$dir"
+  mv "$work/src/otelcol-monitoring" "$bin.tmp"
+  mv "$bin.tmp" "$bin"
+  rm -rf "$work"
+  OTELCOL="$bin"
+}
+
+build_jaeger() {
+  local dir="$stack_cache/jaeger-$JAEGER_MODULE_VERSION"
+  local bin="$dir/jaeger"
+  if [ -x "$bin" ]; then
+    JAEGER="$bin"
+    return
+  fi
+  require_go
+  log "building Jaeger v2 (module $JAEGER_MODULE_VERSION)"
+  local work="$dir.work"
+  rm -rf "$work"
+  mkdir -p "$work"
+  # `go install jaeger@version` refuses modules whose go.mod has replace directives, so build it from a
+  # throwaway main module that requires Jaeger and carries the same replace directives.
+  local upstream_mod
+  upstream_mod="$(go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_MODULE_VERSION" \
+    | sed -n 's/^\s*"GoMod": "\(.*\)",$/\1/p')"
+  {
+    echo "module otelmonitoring.local/jaegerbuild"
+    echo
+    echo "go 1.25"
+    echo
+    grep -E '^replace ' "$upstream_mod" || true
+  } >"$work/go.mod"
+  (
+    cd "$work"
+    go get "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_MODULE_VERSION" >&2
+    go build -trimpath -o "$work/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger >&2
+  )
+  mkdir -p "$dir"
+  mv "$work/jaeger" "$bin.tmp"
+  mv "$bin.tmp" "$bin"
+  rm -rf "$work"
+  JAEGER="$bin"
+}
+
+install_prometheus() {
+  if [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; then
+    PROMETHEUS=/usr/bin/prometheus
+    PROMTOOL=/usr/bin/promtool
+    return
+  fi
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    log "Prometheus is missing: install Debian's package as root: apt-get update && apt-get install -y prometheus"
+    exit 1
+  fi
+  log "installing Prometheus from Debian's package"
+  export DEBIAN_FRONTEND=noninteractive
+  # policy-rc.d 101: the package must not start its own service; we run our own processes.
+  local policy=/usr/sbin/policy-rc.d created_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod +x "$policy"
+    created_policy=1
+  fi
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends prometheus >&2
+  [ "$created_policy" = 1 ] && rm -f "$policy"
+  # In case an init system started it anyway, stop the Debian service (its port 9090 is the default).
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl stop prometheus >&2 || true
+  fi
+  if command -v service >/dev/null 2>&1; then
+    service prometheus stop >/dev/null 2>&1 || true
+  fi
+  PROMETHEUS=/usr/bin/prometheus
+  PROMTOOL=/usr/bin/promtool
+}
+
+start=$(date +%s)
+build_collector
+build_jaeger
+install_prometheus
+log "stack ready in $(( $(date +%s) - start ))s (cache: $stack_cache)"
+
+if [ "$print_env" = 1 ]; then
+  printf 'export OTEL_MONITORING_OTELCOL=%q\n' "$OTELCOL"
+  printf 'export OTEL_MONITORING_JAEGER=%q\n' "$JAEGER"
+  printf 'export OTEL_MONITORING_PROMETHEUS=%q\n' "$PROMETHEUS"
+  printf 'export OTEL_MONITORING_PROMTOOL=%q\n' "$PROMTOOL"
+fi
