@@ -58,7 +58,7 @@ class RagKPIs:
         attrs = {"rag.collection": collection}
         self._retrievals.add(1, {**attrs, "rag.retrieval.outcome": outcome})
         if scores:
-            self._relevance.record(max(scores), attrs)
+            self._relevance.record(max(0.0, max(scores)), attrs)  # histograms take no negatives (cosine can be)
         self.hits.add(collection, outcome == "hit")
         self.empties.add(collection, outcome == "empty")
         with self._lock:

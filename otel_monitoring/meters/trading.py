@@ -23,7 +23,7 @@ _logger = logging.getLogger(__name__)
 
 SCOPE = "otel_monitoring.meters.trading"
 MARKET_DATA_STATES = ("LIVE", "DELAYED", "STALE")
-SLIPPAGE_BUCKETS_BP = (-50.0, -10.0, -5.0, -1.0, 0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
+SLIPPAGE_BUCKETS_BP = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
 FILL_RATIO_BUCKETS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 _DIRECTIONS = {"long": "long", "buy": "long", "short": "short", "sell": "short", "flat": "flat", "hold": "flat"}
 
@@ -72,7 +72,7 @@ class TradingKPIs:
         self._exposure = meter.create_gauge("trading.exposure", unit="USD", description="Open position value.")
         self._slippage = meter.create_histogram(
             "trading.order.slippage", unit="{bp}", explicit_bucket_boundaries_advisory=SLIPPAGE_BUCKETS_BP,
-            description="Fill price against the expected price in basis points; positive is worse.")
+            description="Distance of the fill from the expected price in basis points; see trading.slippage.direction.")
         self._fill_ratio = meter.create_histogram(
             "trading.order.fill_ratio", unit="1", explicit_bucket_boundaries_advisory=FILL_RATIO_BUCKETS,
             description="Filled amount / ordered amount, per order.")
@@ -128,8 +128,11 @@ class TradingKPIs:
         if exchange:
             attrs["trading.exchange"] = exchange
         if expected_price and fill_price is not None:
-            self._slippage.record(slippage_bp(side, expected_price, fill_price),
-                                  {**attrs, "trading.order.side": str(side).lower()})
+            # Histograms take no negative values: the size in bp, and which way it went.
+            bp = slippage_bp(side, expected_price, fill_price)
+            direction = "adverse" if bp > 0 else "favorable" if bp < 0 else "none"
+            self._slippage.record(abs(bp), {**attrs, "trading.order.side": str(side).lower(),
+                                            "trading.slippage.direction": direction})
         if amount and filled is not None:
             self._fill_ratio.record(min(1.0, max(0.0, float(filled) / float(amount))), attrs)
 
