@@ -1,0 +1,85 @@
+"""``otel-monitoring traces``: inspect traces over SSH through Jaeger's query API. Without
+arguments it lists the services; with --service the recent traces; with a trace id (or --last)
+it prints that trace as a tree. The client is views/jaeger.py, the rendering views/trace_tree.py."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..views.jaeger import DEFAULT_QUERY_URL
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "traces", help="list recent traces from Jaeger and print one as a tree",
+        description="Inspect traces from the command line through Jaeger's query API. "
+                    "No argument: the services. --service S: its recent traces. TRACE_ID or --service S --last: "
+                    "the trace as an indented tree with durations, status and key attributes.")
+    parser.add_argument("trace_id", nargs="?", metavar="TRACE_ID", help="print this trace as a tree")
+    parser.add_argument("--jaeger", metavar="URL", default=DEFAULT_QUERY_URL,
+                        help=f"Jaeger query API base URL (default {DEFAULT_QUERY_URL})")
+    parser.add_argument("--service", "-s", help="the service whose traces to list")
+    parser.add_argument("--operation", help="only traces whose root or spans have this operation name")
+    parser.add_argument("--errors", action="store_true", help="only traces with an error span")
+    parser.add_argument("--limit", type=int, default=20, help="how many recent traces to list (default 20)")
+    parser.add_argument("--lookback", default="1h", help="how far back to look, e.g. 15m, 1h, 2d (default 1h)")
+    parser.add_argument("--last", action="store_true", help="print the most recent trace of --service as a tree")
+    parser.add_argument("--no-attributes", action="store_true", help="tree without the attribute lines")
+    parser.add_argument("--width", type=int, help="output width (default: the terminal's, else 100)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..views.jaeger import JaegerClient, JaegerError
+    from ..views.trace_tree import render_trace, render_trace_list
+
+    width = args.width or (os.get_terminal_size().columns if sys.stdout.isatty() else 100)
+    console = Console(width=width, highlight=False, soft_wrap=True)
+    client = JaegerClient(args.jaeger)
+    try:
+        if args.trace_id or args.last:
+            trace = client.trace(args.trace_id) if args.trace_id else _latest(client, args)
+            if trace is None:
+                what = f"trace {args.trace_id}" if args.trace_id else f"any trace of {args.service} in the last {args.lookback}"
+                print(f"otel-monitoring traces: Jaeger at {args.jaeger} has no {what}", file=sys.stderr)
+                return 1
+            for line in render_trace(trace, width=width, attributes=not args.no_attributes):
+                console.print(line)
+            return 0
+        if not args.service:
+            services = client.services()
+            if not services:
+                print(f"Jaeger at {args.jaeger} has no services yet", file=sys.stderr)
+                return 1
+            console.print("Services (list one's traces with --service NAME):")
+            for service in services:
+                console.print(f"  {service}")
+            return 0
+        traces = _recent(client, args)
+        if not traces:
+            print(f"no traces of {args.service} in the last {args.lookback}", file=sys.stderr)
+            return 1
+        for line in render_trace_list(traces, width=width):
+            console.print(line)
+        return 0
+    except JaegerError as error:
+        print(f"otel-monitoring traces: {error}", file=sys.stderr)
+        return 2
+
+
+def _recent(client, args) -> list[dict]:
+    tags = {"error": "true"} if args.errors else None
+    return client.traces(args.service, limit=args.limit, lookback=args.lookback, operation=args.operation, tags=tags)
+
+
+def _latest(client, args) -> dict | None:
+    if not args.service:
+        raise SystemExit("otel-monitoring traces: --last needs --service")
+    from ..views.trace_tree import summarize
+
+    traces = _recent(client, args)
+    return max(traces, key=lambda t: summarize(t).start_us) if traces else None

@@ -1,0 +1,128 @@
+"""`otel-monitoring traces` against a real Jaeger v2 (tests/stackprocs.py) holding a demo-like
+trace sent with the SDK's OTLP exporter: the services, the trace list, and the printed tree's
+parent/child structure, durations, status and key attributes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from otel_monitoring.views.trace_tree import build_tree, summarize
+from stackprocs import start_jaeger, wait_until
+
+SERVICE = "views-demo-api"
+MS = 1_000_000  # nanoseconds
+
+
+def send_demo_trace(endpoint: str) -> str:
+    """An API request that retrieves (with an embedding call), asks a model and places an order
+    that fails, with exact start and end times. Returns the trace id (hex)."""
+    provider = TracerProvider(resource=Resource.create({"service.name": SERVICE}), shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"http://{endpoint}", insecure=True)))
+    tracer = provider.get_tracer("views-test")
+    t0 = time.time_ns() - 5_000 * MS
+
+    def span(name, start_ms, end_ms, parent=None, kind=SpanKind.INTERNAL, attributes=None, error=None):
+        context = trace.set_span_in_context(parent) if parent is not None else None
+        s = tracer.start_span(name, context=context, kind=kind, start_time=t0 + start_ms * MS, attributes=attributes or {})
+        if error:
+            s.set_attribute("error.type", error)
+            s.set_status(Status(StatusCode.ERROR, f"{error}: exchange unreachable"))
+        s.end(end_time=t0 + end_ms * MS)
+        return s
+
+    root = tracer.start_span("POST /chat", kind=SpanKind.SERVER, start_time=t0,
+                             attributes={"http.request.method": "POST", "http.route": "/chat",
+                                         "http.response.status_code": 200, "user.secret": "not shown"})
+    retrieval = tracer.start_span("retrieval docs", context=trace.set_span_in_context(root), start_time=t0 + 10 * MS,
+                                  attributes={"gen_ai.operation.name": "retrieval", "gen_ai.request.top_k": 4})
+    span("embeddings text-embedding-3-small", 12, 32, retrieval, SpanKind.CLIENT,
+         {"gen_ai.operation.name": "embeddings", "gen_ai.request.model": "text-embedding-3-small"})
+    retrieval.end(end_time=t0 + 90 * MS)
+    span("chat gpt-4o-mini", 100, 280, root, SpanKind.CLIENT,
+         {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 812})
+    span("create_order", 285, 295, root, SpanKind.CLIENT,
+         {"trading.exchange": "binance", "trading.symbol": "BTC/USDT", "trading.order.side": "buy"}, error="NetworkError")
+    root.end(end_time=t0 + 300 * MS)
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    provider.force_flush()
+    provider.shutdown()
+    return trace_id
+
+
+@pytest.fixture(scope="module")
+def jaeger_with_trace(tmp_path_factory):
+    jaeger = start_jaeger(tmp_path_factory.mktemp("jaeger"))
+    try:
+        trace_id = send_demo_trace(jaeger.otlp_grpc_endpoint)
+        wait_until(lambda: (jaeger.trace(trace_id) or {}).get("spans") and len(jaeger.trace(trace_id)["spans"]) == 5,
+                   timeout=60, what="the demo trace in Jaeger")
+        yield jaeger, trace_id
+    finally:
+        jaeger.stop()
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "otel_monitoring.cli", "traces", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_tree_model_from_jaeger(jaeger_with_trace):
+    jaeger, trace_id = jaeger_with_trace
+    roots = build_tree(jaeger.trace(trace_id))
+    assert len(roots) == 1
+    shape = [(depth, node.name, round(node.duration_us / 1000)) for depth, node in roots[0].walk()]
+    assert shape == [(0, "POST /chat", 300), (1, "retrieval docs", 80), (2, "embeddings text-embedding-3-small", 20),
+                     (1, "chat gpt-4o-mini", 180), (1, "create_order", 10)]
+    summary = summarize(jaeger.trace(trace_id))
+    assert (summary.span_count, summary.error_count, summary.duration_us) == (5, 1, 300_000)
+
+
+def test_printed_tree_structure_durations_status_and_attributes(jaeger_with_trace):
+    jaeger, trace_id = jaeger_with_trace
+    done = cli("--jaeger", jaeger.query_url, trace_id, "--width", "120")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"trace {trace_id}") and "5 spans" in lines[0] and "1 error" in lines[0]   # fits 120
+    spans = [line for line in lines[1:] if re.search(r"\s(OK|ERROR|UNSET)\s", line)]
+    names = [re.split(r"\s{2,}", line)[0] for line in spans]
+    assert names == ["POST /chat", "├─ retrieval docs", "│  └─ embeddings text-embedding-3-small",
+                     "├─ chat gpt-4o-mini", "└─ create_order"]
+    durations = [re.search(r"(\S+)\s+(OK|ERROR|UNSET)", line).group(1) for line in spans]
+    assert durations == ["300ms", "80ms", "20ms", "180ms", "10ms"]
+    assert re.search(r"create_order\s.*ERROR", spans[-1])
+    text = done.stdout
+    for attribute in ("http.route=/chat", "http.request.method=POST", "gen_ai.request.model=gpt-4o-mini",
+                      "gen_ai.operation.name=retrieval", "trading.symbol=BTC/USDT", "trading.exchange=binance",
+                      "error.type=NetworkError"):
+        assert attribute in text, attribute
+    assert "user.secret" not in text                   # only the key attribute families are printed
+    # The attribute lines sit under their span, inside its branch of the tree.
+    order_index = lines.index(next(line for line in lines if line.startswith("└─ create_order")))
+    assert "trading.symbol=BTC/USDT" in lines[order_index + 1] and lines[order_index + 1].startswith("    ")
+    assert max(len(line) for line in lines) <= 120
+
+
+def test_services_list_and_errors_filter(jaeger_with_trace):
+    jaeger, trace_id = jaeger_with_trace
+    services = cli("--jaeger", jaeger.query_url)
+    assert services.returncode == 0 and SERVICE in services.stdout
+    listing = cli("--jaeger", jaeger.query_url, "--service", SERVICE, "--errors", "--width", "100")
+    assert listing.returncode == 0, listing.stderr
+    row = next(line for line in listing.stdout.splitlines() if trace_id in line)
+    assert re.search(rf"{trace_id}\s+300ms\s+5\s+1\s+POST /chat", row)
+    last = cli("--jaeger", jaeger.query_url, "--service", SERVICE, "--last", "--no-attributes", "--width", "80")
+    assert last.returncode == 0 and trace_id in last.stdout and "└─ create_order" in last.stdout
+    assert max(len(line) for line in last.stdout.splitlines()) <= 80
+    missing = cli("--jaeger", jaeger.query_url, "0" * 31 + "1")
+    assert missing.returncode == 1 and "has no trace" in missing.stderr
