@@ -1,0 +1,113 @@
+"""The meters through configure(): defaults on, the health server only when asked, a bad price file
+stops configure() with a clear message, and the metrics reach the OTLP/JSON files."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+from meters_support import read_metrics
+from support import clean_env, free_port, read_otlp_file, run_python
+
+from otel_monitoring.config import ConfigError, load_settings
+from otel_monitoring.meters import MetersComponent, cost
+
+
+def test_component_binds_the_public_functions_and_releases_them(telemetry):
+    settings = load_settings({"health_default_checks": False, "system_metrics": False}, environ={})
+    component = MetersComponent(settings)
+    processors = component.span_processors()
+    telemetry.tracer_provider.add_span_processor(processors[0])
+    component.start(types.SimpleNamespace(meter_provider=telemetry.meter_provider))
+    try:
+        import otel_monitoring
+
+        otel_monitoring.record_cost(0.25, "storage")
+        with telemetry.tracer_provider.get_tracer("t").start_as_current_span(
+                "chat", attributes={"gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.output_tokens": 1000}):
+            pass
+        otel_monitoring.record_signal("s", "BTC/USDT", "buy")
+        otel_monitoring.record_retrieval([0.9], collection="docs")
+        metrics = read_metrics(telemetry.metric_reader)
+        assert metrics["otel_monitoring.cost"].value(cost__type="storage") == 0.25
+        assert metrics["otel_monitoring.cost"].value(gen_ai__request__model="gpt-4o-mini") == pytest.approx(0.0006)
+        assert metrics["trading.signals"].value() == 1
+        assert metrics["rag.retrievals"].value() == 1
+        assert "system.cpu.utilization" not in metrics  # system_metrics=False
+    finally:
+        component.shutdown()
+    assert cost._current is None
+
+
+def test_market_data_thresholds_must_be_ordered(telemetry):
+    settings = load_settings({"market_data_live_seconds": 600, "market_data_delayed_seconds": 60}, environ={})
+    with pytest.raises(ConfigError, match="MARKET_DATA_DELAYED_SECONDS must be above"):
+        MetersComponent(settings).start(types.SimpleNamespace(meter_provider=telemetry.meter_provider))
+
+
+def test_bad_price_file_stops_configure_with_the_file_and_key(tmp_path):
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("llm:\n  house-model: {input: 1}\n")
+    result = run_python("""
+        import otel_monitoring
+        try:
+            otel_monitoring.configure(exporter="none")
+        except otel_monitoring.ConfigError as error:
+            print("CONFIG ERROR:", error)
+    """, env=clean_env(OTEL_MONITORING_PRICES=str(prices)))
+    assert "CONFIG ERROR:" in result.stdout, result.stderr
+    assert str(prices) in result.stdout and "llm.house-model needs input and output" in result.stdout
+
+
+def test_no_port_is_opened_unless_asked_and_then_on_127_0_0_1():
+    port = free_port()
+    result = run_python(f"""
+        import json, urllib.request, psutil, otel_monitoring
+        from otel_monitoring.meters import MetersComponent
+        monitoring = otel_monitoring.configure(exporter="none")
+        listening = [c for c in psutil.Process().net_connections("tcp") if c.status == "LISTEN"]
+        print("LISTENING", len(listening))
+        monitoring.shutdown()
+
+        from otel_monitoring.config import load_settings
+        from otel_monitoring.meters.health_checks import register_health_check
+        register_health_check("feed", lambda: False)
+        component = MetersComponent(load_settings({{"health_port": {port}, "system_metrics": False}}, environ={{}}))
+        component.start(monitoring)
+        try:
+            urllib.request.urlopen("http://127.0.0.1:{port}/health", timeout=5)
+        except urllib.error.HTTPError as error:
+            print("STATUS", error.code, json.loads(error.read())["failed_checks"])
+        print("BOUND", component.health_server.address[0])
+        component.shutdown()
+    """)
+    assert "LISTENING 0" in result.stdout, result.stderr
+    assert "STATUS 503 ['feed']" in result.stdout, result.stderr
+    assert "BOUND 127.0.0.1" in result.stdout
+
+
+def test_meters_reach_the_otlp_files(tmp_path):
+    result = run_python(f"""
+        import otel_monitoring
+        monitoring = otel_monitoring.configure(service_name="meters-e2e", exporter="otlp_file",
+                                               file_dir={str(tmp_path)!r}, budgets="daily:total=100")
+        with monitoring.tracer().start_as_current_span("chat", attributes={{
+                "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 4000}}):
+            pass
+        otel_monitoring.mark_market_data("BTC/USDT")
+        monitoring.shutdown()
+    """)
+    assert result.returncode == 0, result.stderr
+    requests = read_otlp_file(str(tmp_path / "metrics.jsonl"), "metrics")
+    found = {}
+    for request in requests:
+        for resource_metrics in request.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    found[metric.name] = metric
+    cost_metric = found["otel_monitoring.cost"]
+    assert cost_metric.unit == "USD" and cost_metric.sum.data_points[0].as_double == pytest.approx(0.01)
+    for name in ("system.filesystem.utilization", "system.cpu.utilization", "otel_monitoring.host.health.score",
+                 "otel_monitoring.cost.budget.utilization", "trading.market_data.status",
+                 "otel_monitoring.health.check.status"):
+        assert name in found, sorted(found)
