@@ -1,0 +1,1 @@
+"""RAG instrumentors: langchain-core and chromadb, following the OpenTelemetry GenAI conventions."""

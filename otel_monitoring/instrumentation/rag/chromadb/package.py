@@ -1,0 +1,4 @@
+"""What the chromadb instrumentor instruments (the contrib ``package.py`` convention)."""
+
+_instruments = ("chromadb >= 1.0",)
+_supports_metrics = True

@@ -1,0 +1,73 @@
+"""What the RAG instrumentors share: the GenAI metrics of the spec and content-capture helpers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Mapping
+
+from .. import names
+from ..core import Finished, Telemetry
+
+MAX_CAPTURED_CHARS = 4096  # per captured attribute: enough to read, bounded for the exporters
+
+GENAI_METRIC_KEYS = (names.GEN_AI_OPERATION_NAME, names.GEN_AI_PROVIDER_NAME, names.GEN_AI_REQUEST_MODEL)
+
+
+def truncate(text: str, limit: int = MAX_CAPTURED_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def as_json(value: Any) -> str:
+    return truncate(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def genai_metric_key(operation: str, provider: str | None, model: str | None) -> tuple:
+    """The low-cardinality metric attributes of a GenAI call (also labels the RED metrics)."""
+    key: list[tuple[str, str]] = [(names.GEN_AI_OPERATION_NAME, operation)]
+    if provider:
+        key.append((names.GEN_AI_PROVIDER_NAME, provider))
+    if model:
+        key.append((names.GEN_AI_REQUEST_MODEL, model))
+    return tuple(key)
+
+
+class GenAIMetrics:
+    """``gen_ai.client.operation.duration`` and ``gen_ai.client.token.usage`` with the spec's buckets."""
+
+    def __init__(self, telemetry: Telemetry):
+        meter = telemetry.meter
+        self.duration = meter.create_histogram(
+            names.GEN_AI_OPERATION_DURATION, unit="s", description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=list(names.GEN_AI_DURATION_BUCKETS),
+        )
+        self.tokens = meter.create_histogram(
+            names.GEN_AI_TOKEN_USAGE, unit="{token}", description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=list(names.GEN_AI_TOKEN_BUCKETS),
+        )
+
+    def hook(self, usage: Callable[[Any], tuple[int | None, int | None]] | None = None) -> Callable[[Finished], None]:
+        """An ``on_finish`` hook recording both metrics; ``usage(result)`` gives (input, output) tokens."""
+
+        def record(finished: Finished) -> None:
+            attributes: dict[str, Any] = {k: finished.metric_attributes[k] for k in GENAI_METRIC_KEYS
+                                          if k in finished.metric_attributes}
+            if finished.error_type is not None:
+                attributes[names.ERROR_TYPE] = finished.error_type
+            self.duration.record(finished.duration, attributes)
+            if usage is None or finished.error_type is not None:
+                return
+            input_tokens, output_tokens = usage(finished.result)
+            for token_type, count in (("input", input_tokens), ("output", output_tokens)):
+                if count is not None:
+                    self.tokens.record(count, {**attributes, names.GEN_AI_TOKEN_TYPE: token_type})
+
+        return record
+
+
+def usage_attributes(input_tokens: int | None, output_tokens: int | None) -> Mapping[str, int]:
+    attributes = {}
+    if input_tokens is not None:
+        attributes[names.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+    if output_tokens is not None:
+        attributes[names.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
+    return attributes

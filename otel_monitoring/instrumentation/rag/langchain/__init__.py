@@ -1,0 +1,328 @@
+"""langchain-core instrumentor: retrievers, vector-store searches, embeddings and chat models.
+
+Spans and metrics follow the OpenTelemetry GenAI conventions: ``gen_ai.operation.name`` is
+``retrieval``, ``embeddings`` or ``chat``; chat spans carry ``gen_ai.request.model``,
+``gen_ai.provider.name`` (from langchain's own ``_get_ls_params``), ``gen_ai.response.model`` and
+``gen_ai.usage.input_tokens``/``output_tokens`` (from ``AIMessage.usage_metadata``); retrieval
+spans carry ``gen_ai.data_source.id``, ``gen_ai.request.top_k``, the result count and the best
+score. Prompts, completions, query texts and documents go on spans only with content capture on
+(``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``).
+
+Where wrapped: ``BaseChatModel`` and ``BaseRetriever`` define the public ``invoke``/``stream``
+methods themselves; embeddings and vector stores implement theirs in each subclass, so every
+subclass that defines one is wrapped, those that exist now and (through an ``__init_subclass__``
+hook on the base class) those defined later.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Collection
+
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.trace import SpanKind
+
+from ... import names
+from ...core import Operation, Patcher, Telemetry
+from ..genai import GenAIMetrics, as_json, genai_metric_key, truncate, usage_attributes
+from .package import _instruments
+
+__all__ = ["LangchainInstrumentor"]
+
+_logger = logging.getLogger("otel_monitoring.instrumentation")
+
+SCOPE = "otel_monitoring.instrumentation.langchain"
+
+CHAT_METHODS = ("invoke", "ainvoke", "stream", "astream")
+RETRIEVER_METHODS = ("invoke", "ainvoke")
+EMBEDDINGS_METHODS = ("embed_documents", "embed_query", "aembed_documents", "aembed_query")
+VECTORSTORE_METHODS = (
+    "similarity_search", "similarity_search_with_score", "similarity_search_with_relevance_scores",
+    "max_marginal_relevance_search", "asimilarity_search", "asimilarity_search_with_score",
+    "asimilarity_search_with_relevance_scores", "amax_marginal_relevance_search",
+)
+
+
+def _first(args: tuple, kwargs: dict, name: str) -> Any:
+    return args[0] if args else kwargs.get(name)
+
+
+def _model_name(instance: Any) -> str | None:
+    for attribute in ("model", "model_name", "model_id", "deployment_name"):
+        value = getattr(instance, attribute, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _provider_guess(instance: Any, suffix: str) -> str:
+    """``OpenAIEmbeddings`` -> ``openai``: the class name without its role (as langchain derives ls_provider)."""
+    name = type(instance).__name__
+    return (name[: -len(suffix)] if name.endswith(suffix) else name).lower() or "langchain"
+
+
+def _chat_params(instance: Any, kwargs: dict) -> dict[str, Any]:
+    try:
+        return dict(instance._get_ls_params(**{k: v for k, v in kwargs.items() if k == "stop"}))
+    except Exception:  # noqa: BLE001 - a model without ls params still gets a span
+        return {"ls_provider": _provider_guess(instance, "Chat"), "ls_model_name": _model_name(instance)}
+
+
+def _messages_text(prompt: Any) -> list[dict[str, str]]:
+    """Chat input (a string, messages or a PromptValue) as [{"role", "content"}] for content capture."""
+    if hasattr(prompt, "to_messages"):
+        prompt = prompt.to_messages()
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    result = []
+    for message in prompt if isinstance(prompt, (list, tuple)) else [prompt]:
+        if isinstance(message, tuple) and len(message) == 2:
+            result.append({"role": str(message[0]), "content": str(message[1])})
+        else:
+            result.append({"role": getattr(message, "type", "user"), "content": str(getattr(message, "content", message))})
+    return result
+
+
+def _chat_usage(result: Any) -> tuple[int | None, int | None]:
+    usage = getattr(result, "usage_metadata", None)
+    if not usage:
+        return None, None
+    return usage.get("input_tokens"), usage.get("output_tokens")
+
+
+def _scores(result: Any) -> tuple[int, float | None]:
+    """(count, score of the best-ranked result) of a search result list."""
+    if not isinstance(result, list):
+        return 0, None
+    if result and isinstance(result[0], tuple) and len(result[0]) == 2:
+        try:
+            return len(result), float(result[0][1])
+        except (TypeError, ValueError):
+            return len(result), None
+    return len(result), None
+
+
+def _documents_text(result: Any) -> str:
+    texts = []
+    for item in result if isinstance(result, list) else []:
+        document = item[0] if isinstance(item, tuple) else item
+        texts.append(getattr(document, "page_content", str(document)))
+    return as_json(texts)
+
+
+class LangchainInstrumentor(BaseInstrumentor):
+    """Spans and GenAI metrics for langchain-core chat models, embeddings, retrievers and vector stores."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        from langchain_core.embeddings import Embeddings
+        from langchain_core.language_models.chat_models import BaseChatModel
+        from langchain_core.retrievers import BaseRetriever
+        from langchain_core.vectorstores import VectorStore
+
+        settings = kwargs.get("settings")
+        if settings is None:
+            from ....config import load_settings
+
+            settings = load_settings()
+        self._capture = bool(settings.capture_content)
+        self._telemetry = Telemetry(SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        self._genai = GenAIMetrics(self._telemetry)
+        self._patcher = Patcher()
+        self._lock = threading.Lock()
+        self._hooks: list[tuple[type, Any]] = []
+        for method in CHAT_METHODS:
+            self._wrap(BaseChatModel, method, self._chat_operation(method))
+        for method in RETRIEVER_METHODS:
+            self._wrap(BaseRetriever, method, self._retriever_operation(method))
+        self._wrap_family(Embeddings, EMBEDDINGS_METHODS, self._embeddings_operation)
+        self._wrap_family(VectorStore, VECTORSTORE_METHODS, self._vectorstore_operation)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        with self._lock:
+            for base, original in reversed(self._hooks):
+                if original is None:
+                    del base.__init_subclass__
+                else:
+                    base.__init_subclass__ = original
+            self._hooks.clear()
+            self._patcher.restore()
+
+    # -- patching --
+
+    def _wrap(self, owner: type, method: str, operation: Operation) -> None:
+        self._patcher.wrap(owner, method, operation, self._telemetry)
+
+    def _wrap_family(self, base: type, methods: tuple[str, ...], operation_for: Callable[[str], Operation]) -> None:
+        """Wrap ``methods`` on ``base`` and every subclass defining them, now and later."""
+
+        def wrap_class(klass: type) -> None:
+            with self._lock:
+                for method in methods:
+                    if method in vars(klass):
+                        self._wrap(klass, method, operation_for(method))
+
+        pending = [base]
+        while pending:
+            klass = pending.pop()
+            wrap_class(klass)
+            pending.extend(klass.__subclasses__())
+        original = vars(base).get("__init_subclass__")
+
+        def __init_subclass__(cls: type, **kw: Any) -> None:  # noqa: N807 - the hook's own name
+            if original is not None:
+                original.__get__(None, cls)(**kw)
+            else:
+                super(base, cls).__init_subclass__(**kw)
+            try:
+                wrap_class(cls)
+            except Exception:  # noqa: BLE001 - defining a class must never fail because of us
+                _logger.debug("otel-monitoring: wrapping %s failed", cls, exc_info=True)
+
+        base.__init_subclass__ = classmethod(__init_subclass__)  # type: ignore[assignment]
+        self._hooks.append((base, original))
+
+    # -- operations --
+
+    def _chat_operation(self, method: str) -> Operation:
+        capture = self._capture
+
+        def metric_key(instance: Any, args: tuple, kwargs: dict) -> tuple:
+            params = _chat_params(instance, kwargs)
+            return genai_metric_key("chat", params.get("ls_provider"), params.get("ls_model_name"))
+
+        def span_name(instance: Any, args: tuple, kwargs: dict) -> str:
+            model = _chat_params(instance, kwargs).get("ls_model_name")
+            return f"chat {model}" if model else "chat"
+
+        def call_attributes(instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+            params = _chat_params(instance, kwargs)
+            attributes: dict[str, Any] = {}
+            for key, attribute in (("ls_provider", names.GEN_AI_PROVIDER_NAME),
+                                   ("ls_model_name", names.GEN_AI_REQUEST_MODEL),
+                                   ("ls_temperature", names.GEN_AI_REQUEST_TEMPERATURE),
+                                   ("ls_max_tokens", names.GEN_AI_REQUEST_MAX_TOKENS)):
+                if params.get(key) is not None:
+                    attributes[attribute] = params[key]
+            if capture:
+                attributes[names.GEN_AI_INPUT_MESSAGES] = as_json(_messages_text(_first(args, kwargs, "input")))
+            return attributes
+
+        def result_attributes(result: Any, instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+            attributes: dict[str, Any] = dict(usage_attributes(*_chat_usage(result)))
+            metadata = getattr(result, "response_metadata", None) or {}
+            model = metadata.get("model_name") or metadata.get("model")
+            if model:
+                attributes[names.GEN_AI_RESPONSE_MODEL] = str(model)
+            reason = metadata.get("finish_reason")
+            if reason:
+                attributes[names.GEN_AI_RESPONSE_FINISH_REASONS] = [str(reason)]
+            if capture and hasattr(result, "content"):
+                attributes[names.GEN_AI_OUTPUT_MESSAGES] = as_json([{"role": "assistant", "content": str(result.content)}])
+            return attributes
+
+        return Operation(
+            domain="rag", component="langchain", operation="chat", kind=SpanKind.CLIENT,
+            span_attributes={names.GEN_AI_OPERATION_NAME: "chat"},
+            span_name_from_call=span_name, call_attributes=call_attributes, call_metric_attributes=metric_key,
+            result_attributes=result_attributes, on_finish=self._genai.hook(_chat_usage),
+            nesting_key="langchain.chat",
+        )
+
+    def _retrieval_attributes(self, data_source: Callable[[Any], str], top_k: Callable[[Any, dict], Any],
+                              query_argument: str) -> tuple[Callable, Callable]:
+        capture = self._capture
+
+        def call_attributes(instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+            attributes: dict[str, Any] = {names.GEN_AI_DATA_SOURCE_ID: data_source(instance)}
+            k = top_k(instance, kwargs)
+            if isinstance(k, int):
+                attributes[names.GEN_AI_REQUEST_TOP_K] = k
+            if capture:
+                query = _first(args, kwargs, query_argument)
+                if isinstance(query, str):
+                    attributes[names.RETRIEVAL_QUERY_TEXT] = truncate(query)
+            return attributes
+
+        def result_attributes(result: Any, instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+            count, top = _scores(result)
+            attributes: dict[str, Any] = {names.RETRIEVAL_DOCUMENTS_COUNT: count}
+            if top is not None:
+                attributes[names.RETRIEVAL_TOP_SCORE] = top
+            if capture:
+                attributes[names.GEN_AI_OUTPUT_MESSAGES] = _documents_text(result)
+            return attributes
+
+        return call_attributes, result_attributes
+
+    def _retriever_operation(self, method: str) -> Operation:
+        def data_source(instance: Any) -> str:
+            store = getattr(instance, "vectorstore", None)
+            return type(store).__name__ if store is not None else type(instance).__name__
+
+        def top_k(instance: Any, kwargs: dict) -> Any:
+            return (getattr(instance, "search_kwargs", None) or {}).get("k", 4 if hasattr(instance, "vectorstore") else None)
+
+        call_attributes, result_attributes = self._retrieval_attributes(data_source, top_k, "input")
+        return Operation(
+            domain="rag", component="langchain", operation="retriever",
+            span_attributes={names.GEN_AI_OPERATION_NAME: "retrieval"},
+            span_name_from_call=lambda instance, args, kwargs: f"retrieval {data_source(instance)}",
+            call_attributes=call_attributes,
+            call_metric_attributes=lambda instance, args, kwargs: genai_metric_key("retrieval", "langchain", None),
+            result_attributes=result_attributes, on_finish=self._genai.hook(), nesting_key="langchain.retriever",
+        )
+
+    def _vectorstore_operation(self, method: str) -> Operation:
+        def data_source(instance: Any) -> str:
+            name = getattr(instance, "_collection_name", None) or getattr(instance, "collection_name", None)
+            return str(name) if name else type(instance).__name__
+
+        call_attributes, result_attributes = self._retrieval_attributes(
+            data_source, lambda instance, kwargs: kwargs.get("k", 4), "query")
+        return Operation(
+            domain="rag", component="langchain", operation=method[1:] if method.startswith("a") else method,  # async twins share a name
+            span_attributes={names.GEN_AI_OPERATION_NAME: "retrieval"},
+            span_name_from_call=lambda instance, args, kwargs: f"retrieval {data_source(instance)}",
+            call_attributes=call_attributes,
+            call_metric_attributes=lambda instance, args, kwargs: genai_metric_key("retrieval", "langchain", None),
+            result_attributes=result_attributes, on_finish=self._genai.hook(), nesting_key="langchain.vectorstore",
+        )
+
+    def _embeddings_operation(self, method: str) -> Operation:
+        capture = self._capture
+
+        def provider(instance: Any) -> str:
+            return _provider_guess(instance, "Embeddings")
+
+        def call_attributes(instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+            attributes: dict[str, Any] = {names.GEN_AI_PROVIDER_NAME: provider(instance)}
+            model = _model_name(instance)
+            if model:
+                attributes[names.GEN_AI_REQUEST_MODEL] = model
+            texts = _first(args, kwargs, "texts" if "documents" in method else "text")
+            if isinstance(texts, list):
+                attributes["otel_monitoring.embeddings.input.count"] = len(texts)
+            if capture and texts is not None:
+                attributes[names.GEN_AI_INPUT_MESSAGES] = as_json(texts)
+            return attributes
+
+        def result_attributes(result: Any, instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+            vector = result[0] if "documents" in method and isinstance(result, list) and result else result
+            return {names.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: len(vector)} if hasattr(vector, "__len__") else {}
+
+        def span_name(instance: Any, args: tuple, kwargs: dict) -> str:
+            model = _model_name(instance)
+            return f"embeddings {model}" if model else "embeddings"
+
+        return Operation(
+            domain="rag", component="langchain", operation="embeddings", kind=SpanKind.CLIENT,
+            span_attributes={names.GEN_AI_OPERATION_NAME: "embeddings"},
+            span_name_from_call=span_name, call_attributes=call_attributes,
+            call_metric_attributes=lambda instance, args, kwargs: genai_metric_key(
+                "embeddings", provider(instance), _model_name(instance)),
+            result_attributes=result_attributes, on_finish=self._genai.hook(), nesting_key="langchain.embeddings",
+        )
