@@ -1,1 +1,227 @@
-"""(filled by its issue)"""
+"""Local monitoring, without servers: live JSON snapshots, history, alert rules and notifications.
+
+``LocalComponent`` turns on when ``OTEL_MONITORING_SNAPSHOT_DIR`` is set. It hands the pipeline a
+periodic metric reader (``snapshot.py``) whose every collection writes metrics_live.json, appends
+to the history (``history.py``), evaluates the alert rules (``rules.py``, ``engine.py``), writes
+alerts.json and queues notifications (``channels.py``, ``notifier.py``). docs/snapshots.md is the
+file contract; docs/alerting.md the rules and channels.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..components import Component
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricReader
+
+    from ..sdk import Monitoring
+    from .engine import AlertEngine, AlertEvent
+    from .notifier import Notifier
+    from .snapshot import Point, SnapshotExporter
+
+_logger = logging.getLogger("otel_monitoring.local")
+
+ALERTS_FILE = "alerts.json"
+DEFAULT_ROUTES = {"log": "info", "webhook": "info", "slack": "warning", "discord": "warning", "email": "critical"}
+BUDGET_METRIC = "otel_monitoring.cost.budget.utilization"
+NOTIFIER_SHUTDOWN_S = 2.0
+
+
+class LocalComponent(Component):
+    name = "local"
+
+    def __init__(self, settings: Any):
+        super().__init__(settings)
+        self.exporter: SnapshotExporter | None = None
+        self.reader: MetricReader | None = None
+        self.engine: AlertEngine | None = None
+        self.notifier: Notifier | None = None
+        self._callback_channels: dict[int, Any] = {}
+        self._budget_listener: Callable[[Any], None] | None = None
+
+    @property
+    def directory(self) -> str | None:
+        return self.settings.snapshot_dir
+
+    def metric_readers(self) -> list[MetricReader]:
+        if not self.directory:
+            return []
+        from ..exporters.file import prepare_directory
+        from .engine import AlertEngine
+        from .history import HistoryStore
+        from .snapshot import SnapshotExporter, make_snapshot_reader
+
+        directory = prepare_directory(self.directory, "OTEL_MONITORING_SNAPSHOT_DIR")
+        settings = self.settings
+        history = HistoryStore(directory, retention_s=settings.history_retention)
+        self.exporter = SnapshotExporter(directory, settings.snapshot_interval, history,
+                                         history_interval_s=max(settings.history_interval, settings.snapshot_interval))
+        self.engine = AlertEngine(self._load_rules(), control_dir=directory,
+                                  resolved_visible_s=settings.snapshot_interval)
+        self.engine.listeners.append(self._record_event)
+        self.exporter.on_collection.append(self._evaluate)
+        self.reader = make_snapshot_reader(self.exporter)
+        return [self.reader]
+
+    def _load_rules(self) -> list:
+        from .rules import RuleError, load_rules
+
+        source = self.settings.alert_rules
+        if source.strip().lower() == "none":
+            return []
+        try:
+            ruleset = load_rules(source, strict=False)
+        except RuleError as error:
+            _logger.error("otel-monitoring: alert rules not loaded, no rule is evaluated: %s", error)
+            return []
+        for message in ruleset.errors:
+            _logger.error("otel-monitoring: alert rule skipped: %s", message)
+        return ruleset.rules
+
+    def start(self, monitoring: Monitoring) -> None:
+        if self.exporter is None or self.engine is None:
+            return
+        from . import alerts
+        from .notifier import Notifier
+
+        attributes = dict(getattr(monitoring.resource, "attributes", {}) or {})
+        self.exporter.service = {"name": attributes.get("service.name"),
+                                 "instance_id": attributes.get("service.instance.id"),
+                                 "host": attributes.get("host.name") or socket.gethostname()}
+        service = attributes.get("service.name")
+        settings = self.settings
+        self.notifier = Notifier(self._routes(service), timeout=settings.alert_notify_timeout,
+                                 retries=settings.alert_notify_retries, queue_size=settings.alert_queue_size,
+                                 meter=monitoring.meter())
+        for callback, min_severity in alerts.registered_callbacks():
+            self.add_callback(callback, min_severity)
+        self.engine.listeners.append(self.notifier.notify)
+        alerts.attach(self)
+        self._listen_to_budgets()
+
+    def _routes(self, service: str | None) -> list:
+        from .channels import DiscordChannel, EmailChannel, LogChannel, SlackChannel, WebhookChannel
+        from .notifier import ChannelRoute
+
+        settings = self.settings
+        levels = {**DEFAULT_ROUTES, **settings.alert_routes}
+        channels: list[Any] = [LogChannel()]
+        if settings.alert_webhook_url:
+            channels.append(WebhookChannel(settings.alert_webhook_url, settings.alert_webhook_headers, service))
+        if settings.alert_slack_webhook_url:
+            channels.append(SlackChannel(settings.alert_slack_webhook_url, service))
+        if settings.alert_discord_webhook_url:
+            channels.append(DiscordChannel(settings.alert_discord_webhook_url, service))
+        if settings.alert_email_to:
+            security = settings.alert_smtp_security
+            port = settings.alert_smtp_port or {"starttls": 587, "ssl": 465, "none": 25}[security]
+            sender = settings.alert_email_from or f"otel-monitoring@{socket.gethostname()}"
+            channels.append(EmailChannel(settings.alert_smtp_host, port, sender, settings.alert_email_to, security,
+                                         settings.alert_smtp_username, settings.alert_smtp_password, service))
+        return [ChannelRoute(channel, levels[channel.name]) for channel in channels]
+
+    def add_callback(self, callback: Callable[[AlertEvent], Any], min_severity: str) -> None:
+        from .channels import CallbackChannel
+        from .notifier import ChannelRoute
+
+        if self.notifier is None or id(callback) in self._callback_channels:
+            return
+        channel = CallbackChannel(callback)
+        self._callback_channels[id(callback)] = channel
+        self.notifier.add_route(ChannelRoute(channel, min_severity))
+
+    def remove_callback(self, callback: Callable[[AlertEvent], Any]) -> None:
+        channel = self._callback_channels.pop(id(callback), None)
+        if channel is not None and self.notifier is not None:
+            self.notifier.remove_channel(channel)
+
+    # --- each collection ---
+
+    def _evaluate(self, points: list[Point], now: float) -> None:
+        from .files import atomic_write_json
+
+        assert self.engine is not None and self.exporter is not None
+        self.engine.evaluate(points, now)
+        atomic_write_json(os.path.join(self.exporter.directory, ALERTS_FILE), self.engine.alerts_document(now))
+
+    def _record_event(self, event: AlertEvent) -> None:
+        if self.exporter is None or self.exporter.history is None:
+            return
+        alert = event.alert
+        try:
+            self.exporter.history.record_alert_event(event.time, alert["id"], alert["rule_id"], alert["name"],
+                                                     alert["severity"], event.kind, alert["value"])
+        except Exception as error:  # noqa: BLE001 - history is best effort
+            _logger.debug("otel-monitoring: alert event not recorded in the history: %s", error)
+
+    # --- budget events (otel_monitoring.meters.budgets) become alerts at once ---
+
+    def _listen_to_budgets(self) -> None:
+        try:
+            from ..meters.budgets import add_budget_listener
+        except ImportError:
+            return
+        self._budget_listener = self._on_budget_event
+        add_budget_listener(self._budget_listener)
+
+    def _on_budget_event(self, event: Any) -> None:
+        """A budget crossing a threshold is an early reading of the utilization gauge: fire the
+        rules over that gauge it breaches now, rather than at the next collection; with no such
+        rule, a 'budget' alert that lasts until the budget's period ends."""
+        try:
+            if self.engine is None:
+                return
+            attributes = {"otel_monitoring.budget.name": event.budget, "otel_monitoring.budget.period": event.period}
+            matching = [rule for rule in self.engine.rules
+                        if rule.selector.metric == BUDGET_METRIC and rule.kind == "value"
+                        and rule.selector.matches(attributes) and rule.breached(event.utilization)]
+            for rule in matching:
+                self.engine.trigger(rule, attributes, event.utilization)
+            if not matching:
+                self.engine.trigger(_budget_rule(event), attributes, event.utilization,
+                                    expires_at=_period_end(event.period_start, event.period))
+        except Exception:  # noqa: BLE001 - runs in the thread that recorded the cost
+            _logger.warning("otel-monitoring: budget event not turned into an alert", exc_info=True)
+
+    def shutdown(self) -> None:
+        from . import alerts
+
+        alerts.attach(None)
+        if self._budget_listener is not None:
+            from ..meters.budgets import remove_budget_listener
+
+            remove_budget_listener(self._budget_listener)
+        if self.reader is not None:
+            try:
+                self.reader.force_flush(timeout_millis=2000)  # the last snapshot and evaluation
+            except Exception:  # noqa: BLE001
+                _logger.debug("otel-monitoring: last snapshot failed", exc_info=True)
+        if self.notifier is not None:
+            self.notifier.shutdown(timeout=NOTIFIER_SHUTDOWN_S)
+
+
+def _budget_rule(event: Any) -> Any:
+    from .rules import Rule, Selector
+
+    percent = f"{event.threshold:.0%}"
+    return Rule(id="budget", name=f"Cost budget at {percent}", kind="value", selector=Selector(BUDGET_METRIC),
+                op=">=", threshold=float(event.threshold), severity=event.severity,
+                group_by=("otel_monitoring.budget.name",),
+                annotations={"summary": f"Budget {event.budget}: {event.spent_usd:.2f} of {event.limit_usd:.2f} USD "
+                                        f"spent this {'day' if event.period == 'daily' else 'month'} ({percent})"})
+
+
+def _period_end(start: dt.datetime, period: str) -> float:
+    if period == "daily":
+        return (start + dt.timedelta(days=1)).timestamp()
+    year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+    return start.replace(year=year, month=month).timestamp()
+
+
+__all__ = ["LocalComponent"]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from .control import read_control, request_acknowledge, request_silence
-from .rules import Rule, Selector
+from .rules import SEVERITIES, Rule, Selector
 from .snapshot import Point, bucket_quantile, iso_time
 
 __all__ = ["Alert", "AlertEngine", "AlertEvent"]
@@ -48,6 +48,7 @@ class Alert:
     acknowledged: bool = False
     escalated: bool = False
     notified: bool = False  # a firing notification went out for this episode
+    expires_at: float | None = None  # alerts fired by trigger() for a rule the engine does not evaluate
 
     def as_dict(self, silenced_until: float | None = None) -> dict[str, Any]:
         """The alert as alerts.json lists it (docs/snapshots.md)."""
@@ -169,6 +170,9 @@ class AlertEngine:
                     self._step(rule, alert_id, group, value, now, events)
                 for alert in [a for a in self._alerts.values() if a.rule is rule and a.id not in values]:
                     self._step(rule, alert.id, alert.group, None, now, events)
+            for alert in [a for a in self._alerts.values() if a.expires_at is not None and a.expires_at <= now
+                          and a.rule not in self.rules]:
+                self._step(alert.rule, alert.id, alert.group, None, now, events)
             for alert_id in [a.id for a in self._alerts.values()
                              if a.state == "resolved" and now - (a.resolved_at or now) > self.resolved_visible_s]:
                 del self._alerts[alert_id]
@@ -185,13 +189,7 @@ class AlertEngine:
                 self._event("pending", alert, now, events)
             alert.value = value
             if alert.state == "pending" and now - alert.since >= rule.for_s:
-                alert.state, alert.firing_since = "firing", now
-                last = self._last_notified.get(alert_id)
-                notify = not self._silenced(alert, now) and (last is None or now - last >= rule.cooldown_s)
-                if notify:
-                    alert.notified = True
-                    self._last_notified[alert_id] = now
-                self._event("firing", alert, now, events, notify)
+                self._fire(alert, now, events)
             elif (alert.state == "firing" and rule.escalate_after_s is not None and not alert.acknowledged
                   and not alert.escalated and now - (alert.firing_since or now) >= rule.escalate_after_s):
                 alert.severity, alert.escalated = rule.escalate_to or alert.severity, True
@@ -203,6 +201,42 @@ class AlertEngine:
         if value is not None:
             alert.value = value
         self._event("resolved", alert, now, events, notify=alert.notified and not self._silenced(alert, now))
+
+    def _fire(self, alert: Alert, now: float, events: list[AlertEvent]) -> None:
+        alert.state, alert.firing_since = "firing", now
+        last = self._last_notified.get(alert.id)
+        notify = not self._silenced(alert, now) and (last is None or now - last >= alert.rule.cooldown_s)
+        if notify:
+            alert.notified = True
+            self._last_notified[alert.id] = now
+        self._event("firing", alert, now, events, notify)
+
+    def trigger(self, rule: Rule, group: dict[str, str], value: float, now: float | None = None,
+                expires_at: float | None = None) -> str:
+        """Fire an alert at once from an outside event (a budget threshold crossed), without waiting
+        for the rule's ``for`` or the next collection. If ``rule`` is one of the engine's rules, its
+        next evaluation takes the alert over; otherwise the alert resolves at ``expires_at``.
+        A later trigger of a higher severity on a firing alert escalates it. Returns the alert id."""
+        events: list[AlertEvent] = []
+        with self._lock:
+            now = self.clock() if now is None else now
+            group = {g: str(group.get(g, "")) for g in rule.group_by}
+            alert_id = rule.id if not rule.group_by else f"{rule.id}:{','.join(group.values())}"
+            alert = self._alerts.get(alert_id)
+            if alert is None or alert.state == "resolved":
+                alert = Alert(alert_id, rule, group, "pending", rule.severity, since=now, value=value)
+                self._alerts[alert_id] = alert
+                self._fire(alert, now, events)
+            else:
+                alert.value = value
+                if alert.state == "pending":
+                    self._fire(alert, now, events)
+                elif SEVERITIES.index(rule.severity) > SEVERITIES.index(alert.severity):
+                    alert.rule, alert.severity, alert.escalated = rule, rule.severity, True
+                    self._event("escalated", alert, now, events, notify=not self._silenced(alert, now))
+            alert.expires_at = expires_at
+        self._emit(events)
+        return alert_id
 
     def _event(self, kind: str, alert: Alert, now: float, events: list[AlertEvent], notify: bool = False) -> None:
         events.append(AlertEvent(kind, now, alert.as_dict(self._silenced(alert, now)), notify))

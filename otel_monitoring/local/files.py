@@ -14,13 +14,17 @@ from typing import Any
 
 
 def atomic_write_json(path: str, document: Any) -> None:
+    atomic_write_text(path, json.dumps(document, separators=(",", ":"), allow_nan=False, default=str))
+
+
+def atomic_write_text(path: str, text: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
+        os.chmod(tmp_path, 0o644)  # mkstemp makes 0600; readers may run as another user
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, separators=(",", ":"), allow_nan=False, default=str)
-            handle.flush()
+            handle.write(text)
         os.replace(tmp_path, path)
     except BaseException:
         try:

@@ -1,0 +1,221 @@
+"""``otel-monitoring alerts``: the local alert state of a snapshot directory, and the rules' export.
+
+    otel-monitoring alerts list                     # pending, firing and just resolved alerts
+    otel-monitoring alerts ack high_cpu             # acknowledge (stops escalation)
+    otel-monitoring alerts silence high_cpu --for 1h  # suppress notifications (an alert or a rule id)
+    otel-monitoring alerts check [--rules FILE]     # validate a rules file
+    otel-monitoring alerts export --prometheus FILE # the same rules as Prometheus alerting rules
+
+ack and silence are requests the running process applies at its next collection (they are kept
+in alert_control.json, see otel_monitoring/local/control.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+SNAPSHOT_DIR_ENV = "OTEL_MONITORING_SNAPSHOT_DIR"
+RULES_ENV = "OTEL_MONITORING_ALERT_RULES"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("alerts", help="list, acknowledge and silence local alerts; export the rules")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+
+    def with_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dir", default=None, help=f"snapshot directory (default ${SNAPSHOT_DIR_ENV})")
+
+    listing = actions.add_parser("list", help="the alerts of the snapshot directory")
+    with_dir(listing)
+    listing.add_argument("--json", action="store_true", help="print alerts.json's alerts as JSON")
+    listing.add_argument("--history", metavar="DURATION", default=None,
+                         help="also print the alert events of the last DURATION (e.g. 1h, 7d)")
+    listing.set_defaults(func=run_list)
+
+    ack = actions.add_parser("ack", help="acknowledge an active alert (it stops escalating)")
+    ack.add_argument("id", help="alert id, as `alerts list` shows it")
+    with_dir(ack)
+    ack.set_defaults(func=run_ack)
+
+    silence = actions.add_parser("silence", help="suppress the notifications of an alert or of a rule's alerts")
+    silence.add_argument("id", help="alert id or rule id")
+    silence.add_argument("--for", dest="duration", required=True, help="how long: 30m, 1h, 1d (0 lifts the silence)")
+    with_dir(silence)
+    silence.set_defaults(func=run_silence)
+
+    check = actions.add_parser("check", help="validate an alert rules file")
+    check.add_argument("--rules", default=None, help=f"rules file (default ${RULES_ENV} or the packaged rules)")
+    check.set_defaults(func=run_check)
+
+    export = actions.add_parser("export", help="write the rules as Prometheus alerting rules")
+    export.add_argument("--prometheus", metavar="FILE", required=True, help="output file ('-' for stdout)")
+    export.add_argument("--rules", default=None, help=f"rules file (default ${RULES_ENV} or the packaged rules)")
+    export.set_defaults(func=run_export)
+
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def _directory(args: argparse.Namespace) -> str | None:
+    directory = args.dir or os.environ.get(SNAPSHOT_DIR_ENV)
+    if not directory:
+        print(f"otel-monitoring alerts: no snapshot directory; pass --dir or set {SNAPSHOT_DIR_ENV}", file=sys.stderr)
+        return None
+    if not os.path.isdir(directory):
+        print(f"otel-monitoring alerts: {directory} is not a directory (is the application running with "
+              f"{SNAPSHOT_DIR_ENV} set?)", file=sys.stderr)
+        return None
+    return directory
+
+
+def _rules_source(args: argparse.Namespace) -> str:
+    return args.rules or os.environ.get(RULES_ENV) or "default"
+
+
+def _alerts(directory: str) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
+    from ..local import ALERTS_FILE
+    from ..local.control import read_control
+    from ..local.files import read_json
+
+    document = read_json(os.path.join(directory, ALERTS_FILE)) or {}
+    return list(document.get("alerts", [])), read_control(directory)
+
+
+def _since_unix(alert: dict[str, Any]) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(alert["since"].replace("Z", "+00:00")).timestamp()
+    except (KeyError, ValueError, AttributeError):
+        return 0.0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    directory = _directory(args)
+    if directory is None:
+        return 2
+    alerts, control = _alerts(directory)
+    now = time.time()
+    for alert in alerts:  # requests not yet applied by the process show as well
+        acked = control["acknowledged"].get(alert["id"])
+        if acked is not None and acked >= _since_unix(alert):
+            alert["acknowledged"] = True
+        until = max(control["silenced"].get(alert["id"], 0.0), control["silenced"].get(alert["rule_id"], 0.0))
+        if until > now and not alert.get("silenced_until"):
+            from ..local.snapshot import iso_time
+
+            alert["silenced_until"] = iso_time(until)
+    if args.json:
+        print(json.dumps(alerts, indent=2))
+    elif not alerts:
+        print("No pending or firing alerts.")
+    else:
+        print(f"{'STATE':<9} {'SEVERITY':<10} {'ID':<40} {'VALUE':>10} {'THRESHOLD':>10}  SINCE                     NOTES")
+        for alert in alerts:
+            value = "n/a" if alert.get("value") is None else f"{alert['value']:.4g}"
+            notes = []
+            if alert.get("acknowledged"):
+                notes.append("acknowledged")
+            if alert.get("silenced_until"):
+                notes.append(f"silenced until {alert['silenced_until']}")
+            print(f"{alert['state']:<9} {alert['severity']:<10} {alert['id']:<40} {value:>10} "
+                  f"{alert['threshold']:>10g}  {alert['since']:<25} {', '.join(notes)}")
+    if args.history:
+        from ..config import parse_duration
+        from ..local.history import HistoryStore
+        from ..local.snapshot import iso_time
+
+        events = HistoryStore(directory).alert_events(since=now - parse_duration(args.history))
+        print(f"\nAlert events of the last {args.history}:" if events else f"\nNo alert events in the last {args.history}.")
+        for event in events:
+            value = "" if event["value"] is None else f" value {event['value']:.4g}"
+            print(f"  {iso_time(event['time'])}  {event['event']:<12} {event['severity']:<9} {event['alert_id']}{value}")
+    return 0
+
+
+def run_ack(args: argparse.Namespace) -> int:
+    from ..local.control import request_acknowledge
+
+    directory = _directory(args)
+    if directory is None:
+        return 2
+    alerts, _ = _alerts(directory)
+    active = [a["id"] for a in alerts if a.get("state") in ("pending", "firing")]
+    if args.id not in active:
+        print(f"otel-monitoring alerts: no active alert {args.id!r}; active: {', '.join(active) or 'none'}",
+              file=sys.stderr)
+        return 1
+    request_acknowledge(directory, args.id, time.time())
+    print(f"Acknowledged {args.id}; the application applies it at its next snapshot.")
+    return 0
+
+
+def run_silence(args: argparse.Namespace) -> int:
+    from ..config import parse_duration
+    from ..local.control import request_silence
+    from ..local.snapshot import iso_time
+
+    directory = _directory(args)
+    if directory is None:
+        return 2
+    try:
+        seconds = parse_duration(args.duration)
+    except ValueError as error:
+        print(f"otel-monitoring alerts silence: --for {error}", file=sys.stderr)
+        return 2
+    alerts, _ = _alerts(directory)
+    known = {a["id"] for a in alerts} | {a["rule_id"] for a in alerts} | _rule_ids()
+    if args.id not in known:
+        print(f"otel-monitoring alerts: {args.id!r} is neither an alert nor a rule id; known: "
+              f"{', '.join(sorted(known)) or 'none'}", file=sys.stderr)
+        return 1
+    now = time.time()
+    request_silence(directory, args.id, now + seconds, now)
+    print(f"Silenced {args.id} until {iso_time(now + seconds)}." if seconds else f"Lifted the silence of {args.id}.")
+    return 0
+
+
+def _rule_ids() -> set[str]:
+    from ..local.rules import RuleError, load_rules
+
+    try:
+        return {rule.id for rule in load_rules(os.environ.get(RULES_ENV) or "default", strict=False).rules}
+    except RuleError:
+        return set()
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from ..local.rules import RuleError, load_rules
+
+    try:
+        ruleset = load_rules(_rules_source(args), strict=False)
+    except RuleError as error:
+        print(f"otel-monitoring alerts check: {error}", file=sys.stderr)
+        return 1
+    for message in ruleset.errors:
+        print(message, file=sys.stderr)
+    print(f"{ruleset.source}: {len(ruleset.rules)} rule(s) valid, {len(ruleset.errors)} invalid.")
+    return 1 if ruleset.errors else 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from ..local.files import atomic_write_text
+    from ..local.prometheus import render_prometheus_rules
+    from ..local.rules import RuleError, load_rules
+
+    try:
+        ruleset = load_rules(_rules_source(args), strict=True)
+    except RuleError as error:
+        print(f"otel-monitoring alerts export: {error}", file=sys.stderr)
+        return 1
+    text = render_prometheus_rules(ruleset)
+    if args.prometheus == "-":
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(args.prometheus, text)
+        print(f"Wrote {len(ruleset.rules)} Prometheus alerting rules to {args.prometheus}.")
+    return 0

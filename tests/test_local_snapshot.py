@@ -1,0 +1,296 @@
+"""Live snapshots: metrics_live.json content (counters, rates, gauges, histogram percentiles against the
+true percentiles), atomic replacement under a polling reader, and the local mode through configure()."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import threading
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from support import reset_otel_globals
+
+from otel_monitoring.local.history import HistoryStore
+from otel_monitoring.local.snapshot import LIVE_FILE, SnapshotExporter, bucket_quantile, make_snapshot_reader
+
+BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Clock:
+    def __init__(self, now=1_800_000_000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    clock = Clock()
+    exporter = SnapshotExporter(str(tmp_path), interval_s=3600, history=HistoryStore(str(tmp_path)),
+                                history_interval_s=0, clock=clock)
+    reader = make_snapshot_reader(exporter)  # collects only when flushed in these tests
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    yield provider.get_meter("test"), reader, exporter, clock, tmp_path
+    provider.shutdown()
+
+
+def read_live(directory) -> dict:
+    with open(os.path.join(directory, LIVE_FILE), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def true_quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]  # nearest rank
+
+
+def bucket_of(value: float) -> tuple[float, float]:
+    lower = 0.0
+    for bound in BOUNDS:
+        if value <= bound:
+            return lower, bound
+        lower = bound
+    return lower, math.inf
+
+
+def test_histogram_percentiles_are_within_the_true_percentiles_bucket(pipeline):
+    meter, reader, exporter, clock, directory = pipeline
+    latency = meter.create_histogram("otel_monitoring.operation.duration", unit="s",
+                                     explicit_bucket_boundaries_advisory=list(BOUNDS))
+    rng = random.Random(7)
+    values = {"fast": [rng.lognormvariate(-4.0, 0.8) for _ in range(5000)],
+              "slow": [rng.lognormvariate(-0.5, 1.0) for _ in range(3000)]}
+    for component, samples in values.items():
+        for value in samples:
+            latency.record(value, {"component": component})
+    reader.force_flush()
+    live = read_live(directory)
+    assert live["units"]["otel_monitoring.operation.duration"] == "s"
+    entries = {e["attributes"]["component"]: e for e in live["histograms"]["otel_monitoring.operation.duration"]}
+    for component, samples in values.items():
+        entry = entries[component]
+        assert entry["count"] == len(samples)
+        assert entry["sum"] == pytest.approx(sum(samples))
+        assert entry["min"] == pytest.approx(min(samples)) and entry["max"] == pytest.approx(max(samples))
+        for label, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
+            truth = true_quantile(samples, q)
+            lower, upper = bucket_of(truth)
+            upper = min(upper, max(samples))  # the open last bucket is closed by the max
+            assert lower <= entry[label] <= upper, (component, label, truth, entry[label])
+        assert entry["p50"] <= entry["p95"] <= entry["p99"] <= entry["max"]
+
+
+def test_bucket_quantile_edges():
+    assert bucket_quantile(0.5, BOUNDS, [0] * 11) is None
+    # everything in one bucket: interpolated inside it, clamped to the observed min and max
+    counts = [0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0]
+    assert bucket_quantile(0.5, BOUNDS, counts, 0.03, 0.04) == pytest.approx(0.035)
+    assert bucket_quantile(0.99, BOUNDS, counts, 0.03, 0.04) <= 0.04
+    # the overflow bucket is closed by the max
+    assert bucket_quantile(0.99, BOUNDS, [0] * 10 + [4], 6.0, 9.0) == pytest.approx(6.0 + 3.0 * 0.99)
+
+
+def test_counters_rates_gauges_and_history(pipeline):
+    meter, reader, exporter, clock, directory = pipeline
+    calls = meter.create_counter("otel_monitoring.operation.calls", unit="{call}")
+    inflight = meter.create_up_down_counter("app.inflight")
+    meter.create_observable_gauge("system.cpu.utilization", [lambda options: [_obs(0.42, {"cpu": "0"})]], unit="1")
+    calls.add(10, {"component": "api"})
+    inflight.add(3)
+    reader.force_flush()
+    first = read_live(directory)
+    assert first["counters"]["otel_monitoring.operation.calls"] == [
+        {"attributes": {"component": "api"}, "value": 10.0, "rate_per_s": 0.0}]
+    assert first["gauges"]["app.inflight"][0]["value"] == 3.0
+    assert first["gauges"]["system.cpu.utilization"] == [{"attributes": {"cpu": "0"}, "value": 0.42}]
+    assert first["timestamp_unix"] == clock.now and first["timestamp"].endswith("Z") and first["schema"] == 1
+    clock.now += 10
+    calls.add(20, {"component": "api"})
+    inflight.add(-1)
+    reader.force_flush()
+    second = read_live(directory)
+    assert second["counters"]["otel_monitoring.operation.calls"][0]["rate_per_s"] == pytest.approx(2.0)
+    assert second["gauges"]["app.inflight"][0]["value"] == 2.0
+    history = HistoryStore(str(directory))
+    assert [v for _, _, v in history.series("otel_monitoring.operation.calls", "rate_per_s")] == [0.0, 2.0]
+    assert "system.cpu.utilization" in history.metric_names()
+
+
+def _obs(value, attributes):
+    from opentelemetry.metrics import Observation
+
+    return Observation(value, attributes)
+
+
+def test_a_polling_reader_never_sees_a_partial_file(tmp_path):
+    """A writer replaces large snapshots as fast as it can while a reader parses them in a loop."""
+    from otel_monitoring.local.snapshot import Point
+
+    exporter = SnapshotExporter(str(tmp_path), interval_s=0.5)
+    points = [Point(f"metric.{i}", "histogram", "s", {"component": f"c{j}"}, count=3, sum=0.3, min=0.05, max=0.2,
+                    bounds=BOUNDS, counts=(0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0)) for i in range(40) for j in range(10)]
+    exporter.process(points, 1.0)
+    stop = threading.Event()
+    errors: list[str] = []
+    versions: set[float] = set()
+
+    def poll():
+        while not stop.is_set():
+            try:
+                with open(tmp_path / LIVE_FILE, encoding="utf-8") as handle:
+                    versions.add(json.load(handle)["timestamp_unix"])
+            except ValueError as error:
+                errors.append(str(error))
+
+    reader = threading.Thread(target=poll)
+    reader.start()
+    try:
+        for i in range(200):
+            exporter.process(points, 2.0 + i)
+    finally:
+        stop.set()
+        reader.join()
+    assert errors == []
+    assert len(versions) > 1  # the reader did see the file change under it
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+def test_local_mode_through_configure(tmp_path):
+    """configure(snapshot_dir=...) runs the whole local mode next to the normal exporters: snapshots,
+    rules from a file, alerts.json, history, a notification to a callback, and a last snapshot at shutdown."""
+    import otel_monitoring
+    from otel_monitoring.local import alerts
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("""
+metrics:
+  app.queue.depth: {type: gauge, unit: "{item}"}
+rules:
+  - id: deep_queue
+    name: Deep queue
+    expr: {metric: app.queue.depth}
+    op: ">"
+    threshold: 100
+    severity: critical
+    annotations: {summary: "queue at {{ $value }}"}
+  - id: broken
+    expr: {metric: app.queue.depth}
+    op: "=>"
+    threshold: 1
+    severity: critical
+""")
+    received = []
+    done = threading.Event()
+
+    def on_alert(event):
+        received.append(event)
+        done.set()
+
+    alerts.add_alert_callback(on_alert, min_severity="critical")
+    depth = {"value": 5}
+    snapshots = tmp_path / "snap"
+    reset_otel_globals()
+    try:
+        monitoring = otel_monitoring.configure(
+            service_name="queue-worker", exporter="none", snapshot_dir=str(snapshots), snapshot_interval=3600,
+            alert_rules=str(rules), system_metrics=False, instrument=False)
+        meter = monitoring.meter("app")
+        meter.create_observable_gauge("app.queue.depth", [lambda o: [_obs(depth["value"], {})]], unit="{item}")
+        monitoring.force_flush()
+        live = read_live(snapshots)
+        assert live["service"]["name"] == "queue-worker"
+        assert live["gauges"]["app.queue.depth"][0]["value"] == 5
+        assert json.loads((snapshots / "alerts.json").read_text())["alerts"] == []
+        depth["value"] = 250
+        monitoring.force_flush()
+        listed = json.loads((snapshots / "alerts.json").read_text())["alerts"]
+        assert [(a["id"], a["state"], a["value"]) for a in listed] == [("deep_queue", "firing", 250)]
+        assert listed[0]["annotations"] == {"summary": "queue at 250"}
+        assert otel_monitoring.add_alert_callback is alerts.add_alert_callback
+        assert done.wait(20)
+        assert received[0].kind == "firing" and received[0].alert["id"] == "deep_queue"
+        assert [a["id"] for a in alerts.active_alerts()] == ["deep_queue"]
+        assert alerts.acknowledge("deep_queue") is True
+        depth["value"] = 1
+        monitoring.shutdown()  # the last collection resolves the alert and writes both files
+    finally:
+        alerts.remove_alert_callback(on_alert)
+        reset_otel_globals()
+    assert read_live(snapshots)["gauges"]["app.queue.depth"][0]["value"] == 1
+    assert json.loads((snapshots / "alerts.json").read_text())["alerts"][0]["state"] == "resolved"
+    events = [(e["alert_id"], e["event"]) for e in HistoryStore(str(snapshots)).alert_events()]
+    assert events == [("deep_queue", "pending"), ("deep_queue", "firing"), ("deep_queue", "acknowledged"),
+                      ("deep_queue", "resolved")]
+    assert alerts.active_alerts() == []
+
+
+def test_bad_rules_are_logged_naming_the_rule_and_field(tmp_path, caplog):
+    from otel_monitoring.config import load_settings
+    from otel_monitoring.local import LocalComponent
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("""
+metrics:
+  cpu: {type: gauge, unit: "1"}
+rules:
+  - {id: good, expr: {metric: cpu}, op: ">", threshold: 0.9, severity: warning}
+  - {id: typo, expr: {metric: cpu}, op: ">", threshold: 0.9, severity: severe}
+""")
+    component = LocalComponent(load_settings({"snapshot_dir": str(tmp_path / "s"), "alert_rules": str(rules)}, {}))
+    readers = component.metric_readers()
+    try:
+        assert [r.id for r in component.engine.rules] == ["good"]
+        assert "rule 'typo', field 'severity': 'severe' is not one of info, warning, critical, emergency" in caplog.text
+    finally:
+        for reader in readers:
+            reader.shutdown()
+
+
+def test_no_snapshot_dir_means_no_reader_and_no_files(tmp_path, monkeypatch):
+    from otel_monitoring.config import load_settings
+    from otel_monitoring.local import LocalComponent
+
+    monkeypatch.chdir(tmp_path)
+    component = LocalComponent(load_settings({}, {}))
+    assert component.metric_readers() == []
+    assert os.listdir(tmp_path) == []
+
+
+def test_budget_events_fire_the_budget_rules_at_once(tmp_path):
+    """A budget crossing 80 % / 100 % (otel_monitoring.meters.budgets) fires the default rules over the
+    utilization gauge without waiting for a collection; a budget no rule covers gets a 'budget' alert."""
+    from decimal import Decimal
+
+    budgets = pytest.importorskip("otel_monitoring.meters.budgets")
+    from otel_monitoring.config import load_settings
+    from otel_monitoring.local import LocalComponent
+    from otel_monitoring.meters.settings import BudgetSpec
+
+    component = LocalComponent(load_settings({"snapshot_dir": str(tmp_path)}, {}))
+    provider = MeterProvider(metric_readers=component.metric_readers(), shutdown_on_exit=False)
+    component._listen_to_budgets()
+    try:
+        tracker = budgets.BudgetTracker([BudgetSpec("daily", 10.0), BudgetSpec("monthly", 100.0, cost_type="compute")])
+        tracker.add(Decimal("8.5"), "api_call", "llm")
+        firing = {a["id"]: a for a in component.engine.alerts()}
+        assert set(firing) == {"daily_cost_near_budget:daily:total"}
+        assert firing["daily_cost_near_budget:daily:total"]["state"] == "firing"
+        assert firing["daily_cost_near_budget:daily:total"]["value"] == pytest.approx(0.85)
+        tracker.add(Decimal("2"), "api_call", "llm")
+        firing = {a["id"]: a for a in component.engine.alerts()}
+        assert firing["daily_cost_over_budget:daily:total"]["severity"] == "critical"
+        tracker.add(Decimal("85"), "compute", "vm")
+        monthly = {a["id"]: a for a in component.engine.alerts()}["budget:monthly:type.compute"]
+        assert monthly["state"] == "firing" and monthly["severity"] == "warning"
+        tracker.add(Decimal("15"), "compute", "vm")
+        monthly = {a["id"]: a for a in component.engine.alerts()}["budget:monthly:type.compute"]
+        assert monthly["state"] == "firing" and monthly["severity"] == "critical"
+        assert "100.00 of 100.00 USD" in monthly["annotations"]["summary"]
+    finally:
+        component.shutdown()
+        provider.shutdown()
+    assert component._budget_listener not in budgets._listeners
