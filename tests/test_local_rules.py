@@ -1,0 +1,208 @@
+"""The rules file: validation messages that name the rule and the field, the packaged default rules,
+the Prometheus export (names as the collector exposes them, promtool-valid, checked in), and the
+`otel-monitoring alerts` command on a snapshot directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from otel_monitoring.cli import main
+from otel_monitoring.local.control import read_control
+from otel_monitoring.local.prometheus import prometheus_name, promql, render_prometheus_rules
+from otel_monitoring.local.rules import MetricInfo, RuleError, load_rules, parse_rules
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHECKED_IN = os.path.join(REPO, "collector-config", "prometheus", "rules", "otel-monitoring.yml")
+METRICS = {"cpu": {"type": "gauge", "unit": "1"}, "calls": {"type": "counter", "unit": "{call}"},
+           "latency": {"type": "histogram", "unit": "s"}}
+GOOD = {"id": "r1", "name": "R", "expr": {"metric": "cpu"}, "op": ">", "threshold": 0.9, "severity": "warning"}
+
+
+@pytest.mark.parametrize("change, field, message", [
+    ({"severity": "severe"}, "severity", "'severe' is not one of info, warning, critical, emergency"),
+    ({"op": "=>"}, "op", "'=>' is not one of"),
+    ({"threshold": "high"}, "threshold", "'high' is not a number"),
+    ({"for": "5 minutes"}, "for", "is not a duration like 30s, 5m, 1h or 7d"),
+    ({"expr": {"metric": "memory"}}, "expr.metric", "'memory' is not declared in the 'metrics' section"),
+    ({"expr": {"metric": "cpu", "kind": "rate"}}, "expr.kind", "'rate' needs a counter metric; cpu is a gauge"),
+    ({"expr": {"metric": "latency", "kind": "quantile", "quantile": 95}}, "expr.quantile", "not between 0 and 1"),
+    ({"expr": {"metric": "calls", "kind": "ratio"}}, "expr.denominator", "a ratio needs denominator"),
+    ({"expr": {"metric": "cpu", "match": {"state": "=~("}}}, "expr.match.state", "bad regular expression"),
+    ({"expr": {"metric": "cpu", "windw": "5m"}}, "expr.windw", "unknown field"),
+    ({"severity": "emergency", "escalate": {"after": "5m"}}, "escalate", "already emergency"),
+    ({"escalate": {"after": "5m", "to": "info"}}, "escalate.to", "'info' is not one of critical, emergency"),
+    ({"treshold": 1}, "treshold", "unknown field"),
+])
+def test_a_bad_rule_is_named_with_its_field(change, field, message):
+    with pytest.raises(RuleError) as caught:
+        parse_rules({"metrics": METRICS, "rules": [{**GOOD, **change}]}, "rules.yaml")
+    text = str(caught.value)
+    assert text.startswith(f"rules.yaml: rule 'r1', field '{field}': "), text
+    assert message in text
+
+
+def test_lenient_loading_keeps_the_good_rules_and_reports_the_bad(tmp_path):
+    document = {"metrics": METRICS, "rules": [GOOD, {**GOOD, "id": "r2", "severity": "bad"}, {**GOOD}, {"name": "x"}]}
+    ruleset = parse_rules(document, "f.yaml", strict=False)
+    assert [r.id for r in ruleset.rules] == ["r1"]
+    assert len(ruleset.errors) == 3
+    assert "rule 'r1', field 'id': duplicate id" in ruleset.errors[1]
+    assert "rule '#4', field 'id'" in ruleset.errors[2]
+    (tmp_path / "broken.yaml").write_text("rules: [\n")
+    with pytest.raises(RuleError, match="broken.yaml: not valid YAML"):
+        load_rules(str(tmp_path / "broken.yaml"))
+    with pytest.raises(RuleError, match="cannot read the alert rules file"):
+        load_rules(str(tmp_path / "missing.yaml"))
+
+
+def test_default_rules_cover_the_reference_thresholds():
+    ruleset = load_rules()
+    assert ruleset.errors == []
+    rules = {r.id: r for r in ruleset.rules}
+    expected = {"high_cpu": (">", 0.8, 300), "high_error_rate": (">", 0.05, 180), "low_cache_hit_rate": ("<", 0.8, 600),
+                "low_signal_accuracy": ("<", 0.7, 300), "low_uptime": ("<", 0.995, 0),
+                "daily_cost_over_budget": (">=", 1.0, 0), "stale_market_data": (">", 300, 60)}
+    for rule_id, (op, threshold, for_s) in expected.items():
+        assert (rules[rule_id].op, rules[rule_id].threshold, rules[rule_id].for_s) == (op, threshold, for_s), rule_id
+    assert {"high_memory", "disk_almost_full", "slow_p95_latency"} <= set(rules)
+    assert all(r.severity in ("info", "warning", "critical", "emergency") for r in ruleset.rules)
+
+
+@pytest.mark.parametrize("name, kind, unit, exposed", [
+    ("system.filesystem.utilization", "gauge", "1", "system_filesystem_utilization_ratio"),
+    ("otel_monitoring.cost", "counter", "USD", "otel_monitoring_cost_USD_total"),
+    ("otel_monitoring.operation.duration", "histogram", "s", "otel_monitoring_operation_duration_seconds"),
+    ("otel_monitoring.operation.calls", "counter", "{call}", "otel_monitoring_operation_calls_total"),
+    ("system.memory.usage", "updowncounter", "By", "system_memory_usage_bytes"),
+    ("http.server.request.size", "histogram", "By", "http_server_request_size_bytes"),
+    ("app.throughput", "gauge", "By/s", "app_throughput_bytes_per_second"),
+    ("trading.order.fill_ratio", "histogram", "1", "trading_order_fill_ratio"),
+])
+def test_prometheus_names_follow_the_collector_translation(name, kind, unit, exposed):
+    assert prometheus_name(MetricInfo(name, kind, unit)) == exposed
+
+
+def test_promql_of_each_kind():
+    document = {"metrics": {**METRICS, "errors": {"type": "counter", "unit": "{error}"},
+                            "cpu2": {"type": "gauge", "unit": "1", "prometheus": "node_cpu_busy"}},
+                "rules": [
+                    {**GOOD, "id": "v", "expr": {"metric": "cpu2", "match": {"host.name": "a\"b", "mode": "!=idle"}}},
+                    {**GOOD, "id": "r", "expr": {"metric": "calls", "kind": "rate", "window": "2m"}},
+                    {**GOOD, "id": "i", "expr": {"metric": "calls", "kind": "increase", "window": "1d"}},
+                    {**GOOD, "id": "q", "expr": {"metric": "latency", "kind": "quantile", "quantile": 0.99,
+                                                 "group_by": ["component"], "match": {"domain": "=~trad.*"}}},
+                    {**GOOD, "id": "ra", "expr": {"metric": "errors", "kind": "ratio", "group_by": "component",
+                                                  "denominator": {"metric": "calls"}}},
+                    {**GOOD, "id": "a", "op": "<", "threshold": 0.995,
+                     "expr": {"metric": "cpu", "kind": "average", "window": "1h", "aggregate": "min"}},
+                ]}
+    ruleset = parse_rules(document)
+    exprs = {r.id: promql(r, ruleset.metrics) for r in ruleset.rules}
+    assert exprs == {
+        "v": 'max (node_cpu_busy{host_name="a\\"b", mode!="idle"}) > 0.9',
+        "r": "sum (rate(calls_total[2m])) > 0.9",
+        "i": "sum (increase(calls_total[1d])) > 0.9",
+        "q": 'histogram_quantile(0.99, sum by (component, le) (rate(latency_seconds_bucket{domain=~"trad.*"}[5m]))) > 0.9',
+        "ra": "(sum by (component) (rate(errors_total[5m])) / sum by (component) (rate(calls_total[5m]))) > 0.9",
+        "a": "min (avg_over_time(cpu_ratio[1h])) < 0.995",
+    }
+
+
+def test_checked_in_prometheus_rules_equal_a_fresh_export(tmp_path):
+    out = tmp_path / "rules.yml"
+    assert main(["alerts", "export", "--prometheus", str(out)]) == 0
+    with open(CHECKED_IN, encoding="utf-8") as handle:
+        assert out.read_text() == handle.read(), "run: otel-monitoring alerts export --prometheus " + CHECKED_IN
+    exported = yaml.safe_load(out.read_text())["groups"][0]["rules"]
+    cpu = next(r for r in exported if r["alert"] == "high_cpu")
+    assert cpu["for"] == "5m" and cpu["labels"] == {"severity": "warning", "rule_id": "high_cpu"}
+    assert cpu["expr"] == ('max (otel_monitoring_host_resource_utilization_ratio{otel_monitoring_host_resource="cpu"}) '
+                           "> 0.8")
+
+
+def _promtool() -> str | None:
+    candidate = os.environ.get("OTEL_MONITORING_PROMTOOL") or shutil.which("promtool") or "/usr/bin/promtool"
+    return candidate if os.path.exists(candidate) else None
+
+
+@pytest.mark.skipif(_promtool() is None, reason="promtool not installed (apt-get install prometheus)")
+def test_promtool_accepts_the_export(tmp_path):
+    result = subprocess.run([_promtool(), "check", "rules", CHECKED_IN], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(load_rules().rules)} rules found" in result.stdout
+    # and a rules file with every kind of expression
+    document = {"metrics": METRICS, "rules": [
+        {**GOOD, "id": "q", "expr": {"metric": "latency", "kind": "quantile", "quantile": 0.9}},
+        {**GOOD, "id": "ra", "expr": {"metric": "calls", "kind": "ratio", "denominator": {"metric": "calls"},
+                                      "match": {"outcome": "error"}}},
+        {**GOOD, "id": "a", "expr": {"metric": "cpu", "kind": "average", "window": "90s"}},
+    ]}
+    path = tmp_path / "kinds.yml"
+    path.write_text(render_prometheus_rules(parse_rules(document)))
+    result = subprocess.run([_promtool(), "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- the CLI on a snapshot directory ---
+
+def write_alerts(directory, *alerts):
+    (directory / "alerts.json").write_text(json.dumps({"schema": 1, "timestamp": "2026-11-22T05:00:00.000Z",
+                                                       "alerts": list(alerts)}))
+
+
+ALERT = {"id": "high_cpu", "rule_id": "high_cpu", "name": "High CPU usage", "severity": "warning", "state": "firing",
+         "value": 0.93, "threshold": 0.8, "since": "2026-11-22T04:55:00.000Z", "acknowledged": False,
+         "silenced_until": None, "labels": {}, "annotations": {}}
+
+
+def test_cli_list_ack_silence(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OTEL_MONITORING_SNAPSHOT_DIR", str(tmp_path))
+    assert main(["alerts", "list"]) == 0
+    assert "No pending or firing alerts." in capsys.readouterr().out
+    write_alerts(tmp_path, ALERT)
+    assert main(["alerts", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "firing" in out and "high_cpu" in out and "0.93" in out
+
+    assert main(["alerts", "ack", "nope"]) == 1
+    assert "no active alert 'nope'; active: high_cpu" in capsys.readouterr().err
+    assert main(["alerts", "ack", "high_cpu"]) == 0
+    assert "high_cpu" in read_control(str(tmp_path))["acknowledged"]
+
+    assert main(["alerts", "silence", "high_cpu", "--for", "soon"]) == 2
+    assert main(["alerts", "silence", "low_signal_accuracy", "--for", "1h"]) == 0  # a rule id, not active yet
+    assert main(["alerts", "silence", "high_cpu", "--for", "1h"]) == 0
+    silenced = read_control(str(tmp_path))["silenced"]
+    assert set(silenced) == {"high_cpu", "low_signal_accuracy"}
+    capsys.readouterr()
+    assert main(["alerts", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed[0]["acknowledged"] is True and listed[0]["silenced_until"] is not None  # pending requests show
+    assert main(["alerts", "silence", "high_cpu", "--for", "0"]) == 0
+    assert set(read_control(str(tmp_path))["silenced"]) == {"low_signal_accuracy"}
+    assert main(["alerts", "silence", "typo", "--for", "1h"]) == 1
+
+
+def test_cli_without_directory_and_check(tmp_path, capsys):
+    assert main(["alerts", "list"]) == 2
+    assert "pass --dir or set OTEL_MONITORING_SNAPSHOT_DIR" in capsys.readouterr().err
+    assert main(["alerts", "check"]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"metrics": METRICS, "rules": [GOOD, {**GOOD, "id": "x", "op": "~"}]}))
+    assert main(["alerts", "check", "--rules", str(bad)]) == 1
+    assert "rule 'x', field 'op'" in capsys.readouterr().err
+    assert main(["alerts", "export", "--prometheus", "-", "--rules", str(bad)]) == 1
+
+
+def test_cli_runs_as_a_program(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "otel_monitoring.cli", "alerts", "export", "--prometheus", "-"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["groups"][0]["name"] == "otel-monitoring"
