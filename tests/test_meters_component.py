@@ -111,3 +111,27 @@ def test_meters_reach_the_otlp_files(tmp_path):
                  "otel_monitoring.cost.budget.utilization", "trading.market_data.status",
                  "otel_monitoring.health.check.status"):
         assert name in found, sorted(found)
+
+
+def test_demo_summary_shows_cost_kpis_and_health(telemetry):
+    from otel_monitoring.meters.health_checks import registry
+    from otel_monitoring.meters.summary import summary_lines
+
+    settings = load_settings({"system_metrics": False, "health_default_checks": False,
+                              "budgets": "daily:total=10"}, environ={})
+    component = MetersComponent(settings)
+    component.start(types.SimpleNamespace(meter_provider=telemetry.meter_provider))
+    registry.register("feed", lambda: (False, {"age_seconds": 99}))
+    try:
+        component.cost.record_llm("gpt-4o", input_tokens=1_000_000)
+        component.trading.mark_market_data("BTC/USDT", timestamp=1.0)
+        component.rag.record_retrieval([], collection="docs")
+        text = "\n".join(summary_lines(types.SimpleNamespace(component=lambda name: component)))
+    finally:
+        registry.unregister("feed")
+        component.shutdown()
+    assert "model_inference  gpt-4o" in text and "2.500000" in text
+    assert "budget daily:total: 2.5000 of 10.00 USD (25.0 %)" in text
+    assert "market data BTC/USDT: STALE" in text
+    assert "RAG KPIs: 1 retrievals (0 hit, 0 miss, 1 empty)" in text
+    assert "feed FAILING (age_seconds 99)" in text

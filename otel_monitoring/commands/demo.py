@@ -20,11 +20,20 @@ from typing import Any, Callable
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import StatusCode
 
-EXAMPLES = ("trading_bot", "rag_pipeline", "api_service")
+EXAMPLES = ("trading_bot", "rag_pipeline", "api_service", "kpi_feed")
 
 # Extra summary sections: callables taking the Monitoring handle and returning lines to print.
 # Features (cost, KPIs, health, alerts) append theirs.
 SUMMARY_SECTIONS: list[Callable[[Any], list[str]]] = []
+
+
+def _meters_summary(monitoring: Any) -> list[str]:
+    from otel_monitoring.meters.summary import summary_lines
+
+    return summary_lines(monitoring)
+
+
+SUMMARY_SECTIONS.append(_meters_summary)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
