@@ -36,6 +36,15 @@ def _meters_summary(monitoring: Any) -> list[str]:
 SUMMARY_SECTIONS.append(_meters_summary)
 
 
+def _alerts_summary(monitoring: Any) -> list[str]:
+    from otel_monitoring.local.alerts import demo_summary
+
+    return demo_summary(monitoring)
+
+
+SUMMARY_SECTIONS.append(_alerts_summary)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="run the instrumented example apps and summarise their telemetry")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds to run the examples (default 10)")
@@ -115,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         "service_name": "otel-monitoring-demo",
         "exporter": args.exporter,
         "file_dir": output,
+        "snapshot_dir": output,  # live snapshots, history and the in-process alert rules (docs/snapshots.md)
+        "snapshot_interval": 1.0,
         "metric_export_interval": max(1.0, min(5.0, args.duration / 2)),
     }
     if args.endpoint:
