@@ -64,4 +64,5 @@ ROW_KEYS = (
     ("gen_ai.operation.name", "gen_ai.request.model"),
     ("http.request.method", "http.route"),
     ("server.address", "http.request.method"),
+    ("service.name", "span.name"),                      # the collector's spanmetrics connector
 )

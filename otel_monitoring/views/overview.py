@@ -171,6 +171,8 @@ def _is_error(attrs: dict[str, Any]) -> bool:
         return str(outcome).lower() in ("error", "failure", "failed")
     if get_attr(attrs, names.ERROR_TYPE):
         return True
+    if str(get_attr(attrs, "status.code") or "") == "STATUS_CODE_ERROR":  # spanmetrics
+        return True
     status = get_attr(attrs, "http.response.status_code")
     return status is not None and str(status).isdigit() and int(status) >= 500
 
@@ -181,6 +183,9 @@ def _row_identity(metric: str, attrs: dict[str, Any]) -> tuple[str, str]:
     operation = get_attr(attrs, names.OPERATION)
     if component or operation:
         return str(component or metric), str(operation or "")
+    span_name = get_attr(attrs, "span.name")
+    if span_name is not None:  # the spanmetrics connector: RED per service and span name
+        return str(get_attr(attrs, "service.name") or metric), str(span_name)
     for keys in names.ROW_KEYS[1:]:
         values = [str(get_attr(attrs, k)) for k in keys if get_attr(attrs, k) is not None]
         if values:

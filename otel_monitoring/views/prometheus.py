@@ -1,0 +1,191 @@
+"""Reads a running Prometheus into a Snapshot, so ``top`` shows the collector stack the same way
+it shows a snapshot directory. Names are mapped from the OpenTelemetry ones (views/names.py) to
+what the collector's prometheus exporter exposes: dots to underscores, a unit suffix (``_ratio``,
+``_seconds``, ``_USD``...) and ``_total`` on counters; labels keep the attributes with
+underscores (views/snapshot.get_attr compares them loosely)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from . import names
+from .snapshot import Snapshot
+
+# Suffixes the exporter appends for units and counters; a name is ours if only these follow.
+UNIT_SUFFIXES = {"ratio": "1", "seconds": "s", "milliseconds": "ms", "bytes": "By", "USD": "USD", "percent": "%"}
+COUNTER_SUFFIX = "total"
+# Labels the scrape adds that are not attributes of the series.
+SCRAPE_LABELS = {"__name__", "job", "instance", "otel_scope_name", "otel_scope_version"}
+# RED from traces: the collector's spanmetrics connector.
+SPANMETRICS_PREFIX = "traces_span_metrics_duration"
+RATE_WINDOW = "1m"
+QUANTILE_WINDOW = "5m"
+
+WANTED = {
+    "gauge": (names.CPU_UTILIZATION + names.MEMORY_UTILIZATION + names.FILESYSTEM_UTILIZATION + names.LOAD_AVERAGE_1M
+              + names.HOST_HEALTH_SCORE + names.BUDGET_UTILIZATION + names.FILL_RATIO + names.PNL_REALIZED
+              + names.PNL_UNREALIZED + names.SIGNAL_ACCURACY + names.MARKET_DATA_STALENESS + names.RAG_HIT_RATE
+              + names.RAG_RELEVANCE + names.RAG_EMPTY_RATE),
+    "counter": names.COST + names.CALL_COUNTERS + names.ORDERS + names.PNL_REALIZED,
+    "histogram": names.DURATION_HISTOGRAMS + names.GENAI_TOKEN_USAGE,
+}
+
+
+class PrometheusError(RuntimeError):
+    pass
+
+
+def otel_to_prometheus_base(name: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_:]", "_", name)
+
+
+def match_exposed(otel_name: str, exposed: dict[str, dict[str, str]]) -> tuple[str, str] | None:
+    """(Prometheus name, unit) of an OpenTelemetry metric among the exposed names, or None."""
+    base = otel_to_prometheus_base(otel_name)
+    found = []
+    for candidate in exposed:
+        if candidate != base and not candidate.startswith(base + "_"):
+            continue
+        rest = [part for part in candidate[len(base):].split("_") if part]
+        if all(part in UNIT_SUFFIXES or part == COUNTER_SUFFIX for part in rest):
+            unit = next((UNIT_SUFFIXES[p] for p in rest if p in UNIT_SUFFIXES), exposed[candidate].get("unit", ""))
+            found.append((candidate, unit))
+    return min(found, key=lambda item: len(item[0])) if found else None
+
+
+class PrometheusSource:
+    def __init__(self, url: str, service: str | None = None, timeout: float = 5.0):
+        self.url = url.rstrip("/")
+        self.service = service
+        self.timeout = timeout
+
+    # --- the HTTP API ---
+
+    def _api(self, path: str, **params: str) -> Any:
+        url = f"{self.url}/api/v1/{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as response:  # noqa: S310 (operator's URL)
+                body = json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            body = json.loads(error.read() or b"{}")
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            raise PrometheusError(f"cannot query Prometheus at {self.url}: {getattr(error, 'reason', error)}") from None
+        if body.get("status") != "success":
+            raise PrometheusError(f"Prometheus at {self.url}: {body.get('errorType')}: {body.get('error')}")
+        return body["data"]
+
+    def _selector(self) -> str:
+        # The exporter sets job to service.name (prefixed by service.namespace when there is one).
+        if not self.service:
+            return ""
+        # RE2 metacharacters escaped with a backslash, itself escaped inside the PromQL string.
+        pattern = "".join(f"\\\\{c}" if c in ".+*?()[]{}|^$\\" else c for c in self.service)
+        return f'{{job=~"(.+/)?{pattern}"}}'
+
+    def _vector(self, expression: str) -> list[tuple[dict[str, str], float | None]]:
+        result = []
+        for item in self._api("query", query=expression)["result"]:
+            value = float(item["value"][1])
+            labels = {k: v for k, v in item["metric"].items() if k not in SCRAPE_LABELS}
+            result.append((labels, None if math.isnan(value) or math.isinf(value) else value))
+        return result
+
+    # --- building the snapshot ---
+
+    def exposed(self) -> dict[str, dict[str, str]]:
+        """{metric name: {type, unit}} of everything Prometheus scraped."""
+        metadata = self._api("metadata")
+        return {name: entries[0] for name, entries in metadata.items() if entries}
+
+    def read(self) -> Snapshot:
+        snapshot = Snapshot(source=self.url, service={"name": self.service or "prometheus"})
+        try:
+            exposed = self.exposed()
+            self._gauges(snapshot, exposed)
+            self._counters(snapshot, exposed)
+            self._histograms(snapshot, exposed)
+            self._alerts(snapshot)
+        except PrometheusError as error:
+            snapshot.problems.append(str(error))
+            return snapshot
+        snapshot.timestamp_unix = time.time()
+        if not (snapshot.gauges or snapshot.counters or snapshot.histograms):
+            snapshot.problems.append(f"Prometheus at {self.url} has none of the otel-monitoring metrics"
+                                     + (f" for service {self.service}" if self.service else ""))
+        return snapshot
+
+    def _found(self, kind: str, exposed: dict[str, dict[str, str]]):
+        for otel_name in dict.fromkeys(WANTED[kind]):
+            match = match_exposed(otel_name, exposed)
+            if match and exposed[match[0]].get("type") == kind:
+                yield otel_name, match[0], match[1]
+
+    def _gauges(self, snapshot: Snapshot, exposed: dict[str, dict[str, str]]) -> None:
+        for otel_name, prom_name, unit in self._found("gauge", exposed):
+            points = [{"attributes": labels, "value": value}
+                      for labels, value in self._vector(prom_name + self._selector()) if value is not None]
+            if points:
+                snapshot.gauges[otel_name] = points
+                snapshot.units[otel_name] = unit
+
+    def _counters(self, snapshot: Snapshot, exposed: dict[str, dict[str, str]]) -> None:
+        for otel_name, prom_name, unit in self._found("counter", exposed):
+            rates = {json.dumps(l, sort_keys=True): v for l, v in
+                     self._vector(f"rate({prom_name}{self._selector()}[{RATE_WINDOW}])")}
+            points = [{"attributes": labels, "value": value, "rate_per_s": rates.get(json.dumps(labels, sort_keys=True))}
+                      for labels, value in self._vector(prom_name + self._selector()) if value is not None]
+            if points:
+                snapshot.counters[otel_name] = points
+                snapshot.units[otel_name] = unit
+
+    def _histograms(self, snapshot: Snapshot, exposed: dict[str, dict[str, str]]) -> None:
+        found = list(self._found("histogram", exposed))
+        known = {prom for _, prom, _ in found}
+        for name, meta in exposed.items():  # the spanmetrics connector's RED from traces
+            if name.startswith(SPANMETRICS_PREFIX) and meta.get("type") == "histogram" and name not in known:
+                unit = next((UNIT_SUFFIXES[p] for p in name.split("_") if p in UNIT_SUFFIXES), "s")
+                found.append(("traces.span.metrics.duration", name, unit))
+        for otel_name, prom_name, unit in found:
+            scale = 0.001 if unit == "ms" else 1.0  # shown in seconds, as the SDK's histograms
+            selector = self._selector()
+            points: dict[str, dict[str, Any]] = {}
+
+            def put(field: str, expression: str, factor: float = 1.0) -> None:
+                for labels, value in self._vector(expression):
+                    key = json.dumps(labels, sort_keys=True)
+                    point = points.setdefault(key, {"attributes": labels})
+                    point[field] = None if value is None else value * factor
+
+            put("count", f"{prom_name}_count{selector}")
+            put("sum", f"{prom_name}_sum{selector}", scale)
+            for field, quantile in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+                put(field, f"histogram_quantile({quantile}, rate({prom_name}_bucket{selector}[{QUANTILE_WINDOW}]))", scale)
+            kept = [p for p in points.values() if p.get("count")]
+            if kept:
+                snapshot.histograms.setdefault(otel_name, []).extend(kept)
+                snapshot.units[otel_name] = "s" if unit in ("s", "ms") else unit
+
+    def _alerts(self, snapshot: Snapshot) -> None:
+        for alert in self._api("alerts").get("alerts", []):
+            labels = alert.get("labels", {})
+            job = labels.get("job")
+            if self.service and job is not None and job.rsplit("/", 1)[-1] != self.service:
+                continue  # another service's alert
+            value = alert.get("value")
+            try:
+                value = float(value) if value is not None else None
+            except ValueError:
+                value = None
+            snapshot.alerts.append({
+                "id": labels.get("alertname", "?"), "rule_id": labels.get("alertname", "?"),
+                "name": alert.get("annotations", {}).get("summary") or labels.get("alertname", "?"),
+                "severity": labels.get("severity", "warning"), "state": alert.get("state", "firing"),
+                "value": value, "threshold": None, "since": alert.get("activeAt", ""), "acknowledged": False,
+                "labels": labels, "annotations": alert.get("annotations", {})})

@@ -1,0 +1,130 @@
+"""`otel-monitoring top --prometheus`: a real Prometheus (Debian's, started by tests/stackprocs.py)
+scrapes a page written as the collector's prometheus exporter writes it (unit suffixes, _total,
+labels with underscores, job = service.name); top's frame shows the same values and states as
+from a snapshot directory, percentiles computed by Prometheus, and Prometheus' firing alert."""
+
+from __future__ import annotations
+
+import http.server
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from otel_monitoring.views.overview import build_overview
+from otel_monitoring.views.prometheus import PrometheusSource, match_exposed
+from stackprocs import start_prometheus, wait_until
+from support import free_port
+
+RULES = """groups:
+  - name: views-test
+    interval: 1s
+    rules:
+      - alert: HighCPU
+        expr: 1 - avg by (job) (system_cpu_utilization_ratio{state="idle"}) > 0.8
+        labels: {severity: critical}
+        annotations: {summary: "High CPU usage"}
+"""
+
+
+def exposition(scrapes: int) -> str:
+    """The page after ``scrapes`` scrapes: counters and buckets grow by the same step each time,
+    so rates and quantiles over any window are known."""
+    n = scrapes
+    bucket_shares = ((0.025, 0.0), (0.05, 0.6), (0.1, 0.9), (0.25, 1.0), ("+Inf", 1.0))
+    lines = [
+        "# TYPE system_cpu_utilization_ratio gauge",
+        'system_cpu_utilization_ratio{job="trading-bot",instance="i-1",cpu="0",state="idle"} 0.05',
+        'system_cpu_utilization_ratio{job="trading-bot",instance="i-1",cpu="0",state="user"} 0.95',
+        'system_cpu_utilization_ratio{job="trading-bot",instance="i-1",cpu="1",state="idle"} 0.087',
+        'system_cpu_utilization_ratio{job="other-service",instance="i-2",cpu="0",state="idle"} 0.9',
+        "# TYPE system_memory_utilization_ratio gauge",
+        'system_memory_utilization_ratio{job="trading-bot",instance="i-1",state="used"} 0.452',
+        "# TYPE otel_monitoring_budget_utilization_ratio gauge",
+        'otel_monitoring_budget_utilization_ratio{job="trading-bot",instance="i-1",budget_period="daily"} 0.85',
+        "# TYPE otel_monitoring_cost_USD_total counter",
+        f'otel_monitoring_cost_USD_total{{job="trading-bot",instance="i-1",cost_type="model_inference"}} {0.5 * n}',
+        "# TYPE otel_monitoring_operation_duration_seconds histogram",
+    ]
+    labels = 'job="trading-bot",instance="i-1",component="trading",operation="create_order",outcome="success"'
+    for le, share in bucket_shares:
+        lines.append(f'otel_monitoring_operation_duration_seconds_bucket{{{labels},le="{le}"}} {share * 100 * n:g}')
+    lines += [f"otel_monitoring_operation_duration_seconds_sum{{{labels}}} {4.0 * n:g}",
+              f"otel_monitoring_operation_duration_seconds_count{{{labels}}} {100 * n}"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prom")
+    scrapes = {"count": 0}
+
+    class Exporter(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            scrapes["count"] += 1
+            body = exposition(scrapes["count"]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Exporter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    rules = root / "rules"
+    rules.mkdir()
+    (rules / "views.yml").write_text(RULES)
+    prom = start_prometheus(root, [f"127.0.0.1:{server.server_address[1]}"], rules_dir=str(rules))
+    try:
+        source = PrometheusSource(prom.url, service="trading-bot")
+
+        def ready():
+            snapshot = source.read()
+            points = snapshot.histograms.get("otel_monitoring.operation.duration", [])
+            return snapshot if points and points[0].get("p50") is not None and snapshot.alerts else None
+
+        wait_until(ready, timeout=90, what="two scrapes and the HighCPU alert in Prometheus")
+        yield prom
+    finally:
+        prom.stop()
+        server.shutdown()
+        server.server_close()
+
+
+def test_exposed_names_map_back_to_the_otel_names():
+    exposed = {"system_cpu_utilization_ratio": {"type": "gauge"}, "otel_monitoring_cost_USD_total": {"type": "counter"},
+               "otel_monitoring_cost_budget_utilization_ratio": {"type": "gauge"},
+               "otel_monitoring_operation_duration_seconds": {"type": "histogram"}}
+    assert match_exposed("otel_monitoring.cost", exposed) == ("otel_monitoring_cost_USD_total", "USD")
+    assert match_exposed("system.cpu.utilization", exposed) == ("system_cpu_utilization_ratio", "1")
+    assert match_exposed("otel_monitoring.operation.duration", exposed)[1] == "s"
+    assert match_exposed("system.memory.utilization", exposed) is None
+
+
+def test_overview_from_prometheus(prometheus):
+    snapshot = PrometheusSource(prometheus.url, service="trading-bot").read()
+    assert snapshot.problems == []
+    overview = build_overview(snapshot)
+    system = {r.label: r for r in overview.system}
+    assert system["CPU"].value == pytest.approx(93.15)        # the other service's idle CPU left out
+    assert system["Memory"].value == pytest.approx(45.2)
+    assert overview.budgets[0].value == pytest.approx(85.0)
+    assert overview.cost_by_type[0].label == "model_inference" and overview.cost_by_type[0].value > 0
+    row = next(r for r in overview.red if r.operation == "create_order")
+    # Prometheus' histogram_quantile: 60 % of the calls in (25 ms, 50 ms], 30 % in (50, 100].
+    assert row.p50 == pytest.approx(0.025 + 0.025 * 0.5 / 0.6, rel=1e-3)
+    assert row.p95 == pytest.approx(0.1 + 0.15 * 0.05 / 0.1, rel=1e-3)
+    assert row.error_pct == 0 and row.rate_per_s is None      # no call counter exposed: no rate claimed
+    assert [(a.name, a.severity, a.state) for a in overview.alerts] == [("High CPU usage", "critical", "firing")]
+
+
+def test_top_once_against_prometheus(prometheus):
+    done = subprocess.run([sys.executable, "-m", "otel_monitoring.cli", "top", "--once", "--prometheus", prometheus.url,
+                           "--service", "trading-bot"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    for expected in ("trading-bot", "93.2%", "45.2%", "create_order", "46ms", "High CPU usage", "CRITICAL", "firing"):
+        assert expected in done.stdout, (expected, done.stdout)
