@@ -1,49 +1,100 @@
-"""An HTTP API and its client. (Minimal; the instrumentation issue makes it FastAPI under uvicorn
-called with requests and httpx.)"""
+"""An HTTP API under uvicorn on 127.0.0.1 (FastAPI), called with requests and httpx.
+
+The official contrib instrumentations (enabled by ``configure()``) trace both sides, so each
+client call and the request it serves share one trace; ``/health`` is polled too and, being a
+health probe, is not traced. Run it alone with ``python examples/api_service.py``.
+"""
 
 from __future__ import annotations
 
+import random
+import socket
 import threading
 import time
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from opentelemetry import trace
+import httpx
+import requests
+import uvicorn
+from fastapi import FastAPI, HTTPException
 
-tracer = trace.get_tracer("examples.api_service")
+import otel_monitoring
+
+PRICES = {"BTC-USDT": 65000.0, "ETH-USDT": 3200.0}
 
 
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        with tracer.start_as_current_span(f"GET {self.path}", kind=trace.SpanKind.SERVER):
-            body = b'{"status":"ok"}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+def create_app() -> FastAPI:
+    """Created after configure(): the FastAPI instrumentation traces apps made after it is enabled."""
+    app = FastAPI(title="quotes")
 
-    def log_message(self, *args: object) -> None:
-        pass
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/quotes/{symbol}")
+    def quote(symbol: str) -> dict:
+        if symbol not in PRICES:
+            raise HTTPException(status_code=404, detail=f"unknown symbol {symbol}")
+        return {"symbol": symbol, "price": price_with_spread(PRICES[symbol])}
+
+    @app.post("/orders")
+    def order(payload: dict) -> dict:
+        if payload.get("amount", 0) <= 0:
+            raise HTTPException(status_code=422, detail="amount must be positive")
+        return {"status": "accepted", **payload}
+
+    return app
+
+
+@otel_monitoring.traced("quotes", "price_with_spread", domain="api")
+def price_with_spread(mid: float) -> float:
+    return round(mid * 1.0005, 2)
+
+
+class ApiServer:
+    """uvicorn serving the app on a free port of 127.0.0.1 from a thread; stop() ends it."""
+
+    def __init__(self, app: FastAPI):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, name="api-service", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "ApiServer":
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
 
 
 def demo(duration: float) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/quote"
+    rng = random.Random(5)
+    server = ApiServer(create_app()).start()
     try:
-        deadline = time.monotonic() + duration
-        while time.monotonic() < deadline:
-            with tracer.start_as_current_span("GET", kind=trace.SpanKind.CLIENT):
-                urllib.request.urlopen(url, timeout=5).read()
-            time.sleep(0.01)
+        with requests.Session() as session, httpx.Client(base_url=server.url) as client:
+            deadline = time.monotonic() + duration
+            while time.monotonic() < deadline:
+                symbol = rng.choice(["BTC-USDT", "ETH-USDT", "DOGE-USDT"])
+                session.get(f"{server.url}/quotes/{symbol}", timeout=5)
+                client.post("/orders", json={"symbol": symbol, "amount": rng.choice([0.1, 0.5, 0])})
+                client.get("/health")
+                time.sleep(0.01)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
 
 if __name__ == "__main__":
-    import otel_monitoring
-
     otel_monitoring.configure(service_name="api-service")
     demo(5.0)

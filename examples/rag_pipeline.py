@@ -1,5 +1,11 @@
-"""A RAG query pipeline: embed the question, retrieve documents, generate an answer. (Minimal; the
-instrumentation issue makes it chromadb + langchain-core with a local chat model stub.)"""
+"""A RAG query pipeline: chromadb and a langchain-core vector store for retrieval, a chat model for
+the answer, behind an OpenAI-compatible API on 127.0.0.1.
+
+Embeddings are deterministic (hashed words, no model download); the chat model speaks the OpenAI
+wire format to ``llm_stub.OpenAIStub``. The chromadb, langchain and httpx calls are traced by the
+instrumentors ``configure()`` enables; the pipeline step itself uses ``otel_monitoring.traced``.
+Run it alone with ``python examples/rag_pipeline.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +13,81 @@ import logging
 import random
 import time
 
-from opentelemetry import trace
+import chromadb
+import httpx
+from langchain_core.vectorstores import InMemoryVectorStore
 
-tracer = trace.get_tracer("examples.rag_pipeline")
+import otel_monitoring
+
+try:
+    from .llm_stub import OpenAIStub
+    from .rag_models import HashEmbeddingFunction, HashEmbeddings, OpenAICompatibleChat
+except ImportError:  # run as a script
+    from llm_stub import OpenAIStub  # type: ignore[no-redef]
+    from rag_models import HashEmbeddingFunction, HashEmbeddings, OpenAICompatibleChat  # type: ignore[no-redef]
+
 log = logging.getLogger("examples.rag_pipeline")
 
+DOCUMENTS = [
+    "The BTC/USDT order book was thin overnight; depth within 1% of mid fell below 200 BTC.",
+    "Ethereum gas fees rose after the network upgrade, raising the cost of on-chain settlement.",
+    "The exchange's rate limit is 1200 request weight per minute; bursts get HTTP 429.",
+    "Market orders pay the taker fee of 0.1%; limit orders that rest pay the maker fee.",
+    "Funding rates on perpetual futures turned negative as shorts crowded in.",
+    "A stale ticker older than ten minutes should stop the strategy from trading.",
+    "Slippage on large market orders grows with order size relative to book depth.",
+    "Risk limits cap position size at 2% of equity per symbol.",
+]
+QUESTIONS = [
+    "What is the order book depth of BTC/USDT?", "How much are the taker fees?",
+    "What happens when the rate limit is exceeded?", "When is a ticker considered stale?",
+    "Why did gas fees rise?", "How large can a position be?",
+]
 
-def answer(question: str, rng: random.Random) -> str:
-    with tracer.start_as_current_span("rag.query"):
-        with tracer.start_as_current_span("embeddings"):
-            time.sleep(rng.uniform(0.001, 0.004))
-        with tracer.start_as_current_span("retrieval"):
-            time.sleep(rng.uniform(0.002, 0.008))
-        with tracer.start_as_current_span("chat"):
-            time.sleep(rng.uniform(0.01, 0.03))
-        log.info("answered a question of %d characters", len(question))
-        return "42"
+
+class RagPipeline:
+    def __init__(self, llm_url: str):
+        client = chromadb.EphemeralClient(settings=chromadb.Settings(anonymized_telemetry=False))
+        self.collection = client.get_or_create_collection(
+            "market-notes", embedding_function=HashEmbeddingFunction())  # type: ignore[arg-type]
+        self.collection.upsert(ids=[f"doc-{i}" for i in range(len(DOCUMENTS))], documents=DOCUMENTS)
+        self.store = InMemoryVectorStore(HashEmbeddings())
+        self.store.add_texts(DOCUMENTS)
+        self.retriever = self.store.as_retriever(search_kwargs={"k": 3})
+        self.chat = OpenAICompatibleChat(base_url=llm_url, model="gpt-4o-mini")
+
+    def answer(self, question: str) -> str:
+        with otel_monitoring.traced("rag", "answer", domain="rag"):
+            notes = self.collection.query(query_texts=[question], n_results=2)["documents"][0]
+            documents = [d.page_content for d in self.retriever.invoke(question)]
+            context = "\n".join(dict.fromkeys(notes + documents))
+            reply = self.chat.invoke([("system", "Answer from the context only."),
+                                      ("human", f"Context:\n{context}\n\nQuestion: {question}")])
+            log.info("answered a question of %d characters", len(question))
+            return str(reply.content)
 
 
 def demo(duration: float) -> None:
     rng = random.Random(11)
-    deadline = time.monotonic() + duration
-    while time.monotonic() < deadline:
-        answer("What is the order book depth of BTC/USDT?", rng)
+    stub = OpenAIStub(latency=0.01).start()
+    try:
+        pipeline = RagPipeline(stub.url)
+        deadline = time.monotonic() + duration
+        asked = 0
+        while time.monotonic() < deadline:
+            asked += 1
+            if asked % 20 == 0:
+                stub.fail_next(1)  # the provider's rate limit, now and then
+            try:
+                pipeline.answer(rng.choice(QUESTIONS))
+            except httpx.HTTPStatusError as error:
+                log.warning("the model refused the request: %s", error.response.status_code)
+            pipeline.store.similarity_search_with_score(rng.choice(QUESTIONS), k=2)
+    finally:
+        stub.stop()
 
 
 if __name__ == "__main__":
-    import otel_monitoring
-
     logging.basicConfig(level=logging.INFO)
     otel_monitoring.configure(service_name="rag-pipeline")
     demo(5.0)

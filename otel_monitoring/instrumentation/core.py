@@ -589,6 +589,9 @@ def wrap(function: Any, operation: Operation, telemetry: Telemetry | GlobalTelem
     return wrapt.FunctionWrapper(function, wrapper_for(Target(operation, telemetry), function))
 
 
+_NOT_DEFINED = object()
+
+
 class Patcher:
     """Puts wrappers on attributes of classes and modules and restores the exact originals.
 
@@ -601,13 +604,21 @@ class Patcher:
         self._patches: list[tuple[Any, str, Any]] = []
         self._patched: set[tuple[int, str]] = set()
 
-    def wrap(self, owner: Any, name: str, operation: Operation, telemetry: Telemetry | GlobalTelemetry) -> bool:
-        """Wrap ``owner.name`` if ``owner`` defines it. Returns True when wrapped now."""
-        original = vars(owner).get(name)
-        if original is None or (id(owner), name) in self._patched:
+    def wrap(self, owner: Any, name: str, operation: Operation, telemetry: Telemetry | GlobalTelemetry,
+             inherited: Any = None) -> bool:
+        """Wrap ``owner.name`` if ``owner`` defines it (or, given ``inherited``, the raw attribute it
+        inherits: the wrapper then shadows it on ``owner`` and restoring deletes it). Returns True
+        when wrapped now."""
+        original = vars(owner).get(name, _NOT_DEFINED)
+        if (id(owner), name) in self._patched:
             return False
+        function = original
+        if original is _NOT_DEFINED:
+            if inherited is None:
+                return False
+            function = inherited
         target = Target(operation, telemetry)
-        setattr(owner, name, wrapt.FunctionWrapper(original, wrapper_for(target, original)))
+        setattr(owner, name, wrapt.FunctionWrapper(function, wrapper_for(target, function)))
         self._patches.append((owner, name, original))
         self._patched.add((id(owner), name))
         return True
@@ -616,7 +627,10 @@ class Patcher:
         """Put every original back, last wrapped first."""
         while self._patches:
             owner, name, original = self._patches.pop()
-            setattr(owner, name, original)
+            if original is _NOT_DEFINED:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
         self._patched.clear()
 
     def __len__(self) -> int:

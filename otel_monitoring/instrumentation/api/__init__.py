@@ -77,6 +77,8 @@ class ApiInstrumentor(BaseInstrumentor):
                                        "meter_provider": kwargs.get("meter_provider")}
             if takes_excluded_urls and settings.excluded_urls:
                 options["excluded_urls"] = settings.excluded_urls
+            if name == "fastapi":
+                options["exclude_spans"] = ["receive", "send"]  # ASGI message spans: noise per request
             instrumentor.instrument(**{k: v for k, v in options.items() if v is not None})
             self._enabled.append(instrumentor)
 

@@ -1,0 +1,346 @@
+"""The zero-code targets file: your own functions traced by name, no code change.
+
+    # otel-targets.yaml (OTEL_MONITORING_TARGETS=otel-targets.yaml, or configure(targets=...))
+    targets:
+      - target: mybot.strategy:Strategy.decide   # module:qualified.name
+        domain: trading                          # trading | rag | api | custom (default)
+        component: strategy                      # default: the class (or module) name
+        operation: decide                        # default: the function name
+        kind: internal                           # internal | client | server | producer | consumer
+        attributes:                              # span attributes: parameter, self or result paths
+          trading.symbol: symbol
+          trading.signal.side: result.side
+        metric_attributes:                       # few, bounded values only: they label the metrics
+          trading.exchange: self.exchange_id
+
+A path is a root (a parameter name, ``self`` or ``result``) followed by ``.attribute`` or
+``[key]`` steps. Entries are applied by wrapt post-import hooks: when the module is imported,
+now or later, which also works under ``opentelemetry-instrument``. A bad entry is reported with
+its number, target, the problem and the fix, and skipped; the application starts anyway unless
+strict mode (``OTEL_MONITORING_TARGETS_STRICT``) asks for an error.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import logging
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Collection
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.trace import SpanKind
+
+from ..config import ConfigError
+from .core import Operation, Patcher, Telemetry
+
+__all__ = ["TargetsInstrumentor", "TargetEntry", "load_targets", "TargetError"]
+
+_logger = logging.getLogger("otel_monitoring.instrumentation")
+
+SCOPE = "otel_monitoring.instrumentation.targets"
+DOMAINS = ("trading", "rag", "api", "custom")
+KINDS = {"internal": SpanKind.INTERNAL, "client": SpanKind.CLIENT, "server": SpanKind.SERVER,
+         "producer": SpanKind.PRODUCER, "consumer": SpanKind.CONSUMER}
+KEYS = {"target", "domain", "component", "operation", "kind", "attributes", "metric_attributes"}
+
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_ROOT = re.compile(r"^([A-Za-z_]\w*)")
+_STEP = re.compile(r"\.([A-Za-z_]\w*)|\[\s*(?:'([^']*)'|\"([^\"]*)\"|(-?\d+))\s*\]")
+_MISSING = object()
+
+
+class TargetError(ValueError):
+    """A bad targets entry; the message names the entry, the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class Path:
+    """``root.step[key]``: reads a value from the call's arguments, ``self`` or the result."""
+
+    text: str
+    root: str
+    steps: tuple[tuple[str, Any], ...]  # ("attr", name) | ("item", key)
+
+    @classmethod
+    def parse(cls, text: Any) -> "Path":
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{text!r} is not a path (write a parameter name, self.x or result.y)")
+        text = text.strip()
+        root = _ROOT.match(text)
+        if root is None:
+            raise ValueError(f"{text!r} does not start with a parameter name, self or result")
+        position, steps = root.end(), []
+        while position < len(text):
+            step = _STEP.match(text, position)
+            if step is None:
+                raise ValueError(f"{text!r}: cannot read {text[position:]!r} (use .name or [key])")
+            if step.group(1) is not None:
+                steps.append(("attr", step.group(1)))
+            else:
+                key = next(g for g in step.groups()[1:] if g is not None)
+                steps.append(("item", int(key) if step.group(4) is not None else key))
+            position = step.end()
+        return cls(text, root.group(1), tuple(steps))
+
+    def read(self, value: Any) -> Any:
+        for kind, key in self.steps:
+            if value is None:
+                return None
+            if kind == "attr":
+                value = value.get(key) if isinstance(value, dict) else getattr(value, key, None)
+            else:
+                try:
+                    value = value[key]
+                except (KeyError, IndexError, TypeError):
+                    return None
+        return value
+
+
+@dataclass(frozen=True)
+class TargetEntry:
+    number: int  # 1-based position in the file, for messages
+    target: str
+    module: str
+    qualname: str
+    domain: str
+    component: str | None
+    operation: str | None
+    kind: SpanKind
+    attributes: dict[str, Path]
+    metric_attributes: dict[str, Path]
+
+    def describe(self, source: str) -> str:
+        return f"targets file {source}, entry {self.number} ({self.target})"
+
+
+def _parse_entry(number: int, raw: Any, source: str) -> TargetEntry:
+    where = f"targets file {source}, entry {number}"
+    if isinstance(raw, str):
+        raw = {"target": raw}
+    if not isinstance(raw, dict):
+        raise TargetError(f"{where}: expected a mapping with a 'target' key, got {type(raw).__name__}. "
+                          "Fix: write '- target: package.module:Class.method'.")
+    target = raw.get("target")
+    where = f"{where} ({target})" if target else where
+    unknown = sorted(set(raw) - KEYS)
+    if unknown:
+        raise TargetError(f"{where}: unknown key(s) {', '.join(unknown)}. Fix: use only {', '.join(sorted(KEYS))}.")
+    if not isinstance(target, str) or not _TARGET.match(target.strip()):
+        raise TargetError(f"{where}: target {target!r} is not 'package.module:Class.method' or "
+                          "'package.module:function'. Fix: name the module, a colon, then the attribute path.")
+    module, _, qualname = target.strip().partition(":")
+    domain = raw.get("domain", "custom")
+    if domain not in DOMAINS:
+        raise TargetError(f"{where}: domain {domain!r} is not one of {', '.join(DOMAINS)}.")
+    kind = str(raw.get("kind", "internal")).lower()
+    if kind not in KINDS:
+        raise TargetError(f"{where}: kind {raw.get('kind')!r} is not one of {', '.join(KINDS)}.")
+    paths: dict[str, dict[str, Path]] = {}
+    for key in ("attributes", "metric_attributes"):
+        mapping = raw.get(key) or {}
+        if not isinstance(mapping, dict):
+            raise TargetError(f"{where}: {key} must map attribute names to paths, e.g. 'trading.symbol: symbol'.")
+        try:
+            paths[key] = {str(name): Path.parse(expression) for name, expression in mapping.items()}
+        except ValueError as problem:
+            raise TargetError(f"{where}: bad expression in {key}: {problem}.") from None
+    for key in ("component", "operation"):
+        if raw.get(key) is not None and (not isinstance(raw[key], str) or not raw[key]):
+            raise TargetError(f"{where}: {key} must be a non-empty string.")
+    return TargetEntry(number, target.strip(), module, qualname, domain, raw.get("component"), raw.get("operation"),
+                       KINDS[kind], paths["attributes"], paths["metric_attributes"])
+
+
+def load_targets(path: str) -> tuple[list[TargetEntry], list[str]]:
+    """Parse the file: (good entries, messages about bad ones). Raises TargetError if the file itself is bad."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle)
+    except OSError as error:
+        raise TargetError(f"targets file {path}: cannot be read ({error.strerror or error}). "
+                          "Fix: set OTEL_MONITORING_TARGETS to an existing YAML file.") from None
+    except yaml.YAMLError as error:
+        raise TargetError(f"targets file {path}: not valid YAML ({error}).") from None
+    raw_entries = document.get("targets") if isinstance(document, dict) else document
+    if not isinstance(raw_entries, list):
+        raise TargetError(f"targets file {path}: expected a 'targets:' list of entries. "
+                          "Fix: start the file with 'targets:' and one '- target: module:Class.method' per line.")
+    entries, problems = [], []
+    for number, raw in enumerate(raw_entries, start=1):
+        try:
+            entry = _parse_entry(number, raw, path)
+        except TargetError as problem:
+            problems.append(str(problem))
+            continue
+        if importlib.util.find_spec(entry.module.partition(".")[0]) is None:
+            problems.append(f"{entry.describe(path)}: unknown module {entry.module!r} (not importable). "
+                            "Fix: check the module name and that its package is installed.")
+            continue
+        entries.append(entry)
+    return entries, problems
+
+
+# --- applying an entry to a module ---
+
+
+def _resolve(module: Any, entry: TargetEntry, source: str) -> tuple[Any, str, Any]:
+    """(owner, attribute name, raw attribute) for the entry's qualified name."""
+    owner: Any = module
+    parts = entry.qualname.split(".")
+    for depth, part in enumerate(parts):
+        found = _MISSING
+        if inspect.isclass(owner):
+            for klass in owner.__mro__:  # the raw descriptor: staticmethod / classmethod as defined
+                if part in vars(klass):
+                    found = vars(klass)[part]
+                    break
+        else:
+            found = getattr(owner, part, _MISSING)
+        if found is _MISSING:
+            where = ".".join([entry.module, *parts[:depth]])
+            raise TargetError(f"{entry.describe(source)}: {where} has no attribute {part!r}. "
+                              "Fix: check the spelling and that it is defined at import time.")
+        if depth == len(parts) - 1:
+            return owner, part, found
+        owner = found
+    raise AssertionError("unreachable")
+
+
+def _parameters(raw: Any, owner: Any) -> list[str]:
+    function = getattr(raw, "__func__", raw)
+    parameters = list(inspect.signature(function).parameters)
+    in_class = inspect.isclass(owner)
+    if in_class and not isinstance(raw, staticmethod):
+        parameters = parameters[1:]  # self / cls: wrapt passes it as ``instance``
+    return parameters
+
+
+def _reader(path: Path, parameters: list[str], entry: TargetEntry, source: str) -> tuple[str, Callable]:
+    """("call" or "result", reader) for one path; checks the root against the signature."""
+    if path.root == "result":
+        return "result", lambda result, instance, args, kwargs: path.read(result)
+    if path.root == "self":
+        return "call", lambda instance, args, kwargs: path.read(instance)
+    if path.root not in parameters:
+        raise TargetError(f"{entry.describe(source)}: {path.text!r} names no parameter of {entry.qualname} "
+                          f"(parameters: {', '.join(parameters) or 'none'}). Fix: use one of them, self or result.")
+    position = parameters.index(path.root)
+
+    def read(instance: Any, args: tuple, kwargs: dict) -> Any:
+        value = args[position] if position < len(args) else kwargs.get(path.root)
+        return path.read(value)
+
+    return "call", read
+
+
+def _attribute_value(value: Any) -> Any:
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    return None if value is None else str(value)
+
+
+def _operation(entry: TargetEntry, owner: Any, raw: Any, source: str) -> Operation:
+    parameters = _parameters(raw, owner)
+    call_readers, result_readers, metric_readers = [], [], []
+    for name, path in entry.attributes.items():
+        when, read = _reader(path, parameters, entry, source)
+        (call_readers if when == "call" else result_readers).append((name, read))
+    for name, path in entry.metric_attributes.items():
+        when, read = _reader(path, parameters, entry, source)
+        if when == "result":
+            raise TargetError(f"{entry.describe(source)}: metric attribute {name!r} reads the result; metric "
+                              "attributes come from the call's arguments only. Fix: move it under 'attributes'.")
+        metric_readers.append((name, read))
+
+    def call_attributes(instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+        values = {name: _attribute_value(read(instance, args, kwargs)) for name, read in call_readers}
+        return {k: v for k, v in values.items() if v is not None}
+
+    def result_attributes(result: Any, instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+        values = {name: _attribute_value(read(result, instance, args, kwargs)) for name, read in result_readers}
+        return {k: v for k, v in values.items() if v is not None}
+
+    def metric_attributes(instance: Any, args: tuple, kwargs: dict) -> tuple:
+        return tuple((name, str(read(instance, args, kwargs))) for name, read in metric_readers)
+
+    name = entry.qualname.split(".")
+    default_component = name[-2] if len(name) > 1 else entry.module.rpartition(".")[2]
+    return Operation(
+        domain=entry.domain, component=entry.component or default_component, operation=entry.operation or name[-1],
+        kind=entry.kind, span_attributes={"code.function.name": f"{entry.module}.{entry.qualname}"},
+        call_attributes=call_attributes if call_readers else None,
+        result_attributes=result_attributes if result_readers else None,
+        call_metric_attributes=metric_attributes if metric_readers else None,
+    )
+
+
+class TargetsInstrumentor(BaseInstrumentor):
+    """Applies the targets file (``OTEL_MONITORING_TARGETS`` or ``targets=``) when each module is imported."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ()
+
+    def _instrument(self, **kwargs: Any) -> None:
+        settings = kwargs.get("settings")
+        if settings is None:
+            from ..config import load_settings
+
+            settings = load_settings()
+        self._source = kwargs.get("targets") or settings.targets
+        self._strict = bool(kwargs.get("strict", settings.targets_strict))
+        self._patcher = Patcher()
+        self._active = True
+        self.problems: list[str] = []
+        self.applied: list[str] = []
+        if not self._source:
+            return
+        self._telemetry = Telemetry(SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        try:
+            entries, problems = load_targets(self._source)
+        except TargetError as problem:
+            self._report(str(problem))
+            return
+        for problem in problems:
+            self._report(problem)
+        by_module: dict[str, list[TargetEntry]] = {}
+        for entry in entries:
+            by_module.setdefault(entry.module, []).append(entry)
+        for module_name, module_entries in by_module.items():
+            if self._strict and module_name in sys.modules:
+                self._apply(sys.modules[module_name], module_entries, at_start=True)
+            else:
+                wrapt.register_post_import_hook(
+                    lambda module, found=module_entries: self._apply(module, found), module_name)
+
+    def _report(self, message: str, at_start: bool = True) -> None:
+        self.problems.append(message)
+        if self._strict and at_start:
+            raise ConfigError(f"{message} (OTEL_MONITORING_TARGETS_STRICT is on)")
+        _logger.error("otel-monitoring: %s The entry is skipped; the application goes on without it.", message)
+
+    def _apply(self, module: Any, entries: list[TargetEntry], at_start: bool = False) -> None:
+        if not self._active:
+            return
+        for entry in entries:
+            try:
+                owner, name, raw = _resolve(module, entry, self._source)
+                if not callable(getattr(raw, "__func__", raw)):
+                    raise TargetError(f"{entry.describe(self._source)}: {entry.qualname} is a "
+                                      f"{type(raw).__name__}, not a function or method.")
+                operation = _operation(entry, owner, raw, self._source)
+                self._patcher.wrap(owner, name, operation, self._telemetry, inherited=raw)
+                self.applied.append(entry.target)
+            except TargetError as problem:
+                self._report(str(problem), at_start=at_start)
+            except (TypeError, ValueError) as problem:  # inspect.signature on a builtin, for one
+                self._report(f"{entry.describe(self._source)}: cannot be wrapped ({problem}).", at_start=at_start)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        self._active = False
+        self._patcher.restore()
