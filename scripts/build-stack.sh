@@ -57,7 +57,8 @@ require_go() {
 
 build_collector() {
   local key dir bin
-  key="$(sha256sum "$manifest" | cut -c1-12)"
+  # Keyed by the manifest without its comments: editing a comment does not rebuild.
+  key="$(grep -v '^\s*#' "$manifest" | sha256sum | cut -c1-12)"
   dir="$stack_cache/otelcol-$OCB_VERSION-$key"
   bin="$dir/otelcol-monitoring"
   if [ -x "$bin" ]; then
@@ -111,9 +112,13 @@ build_jaeger() {
   mkdir -p "$work"
   # `go install jaeger@version` refuses modules whose go.mod has replace directives, so build it from a
   # throwaway main module that requires Jaeger and carries the same replace directives.
-  local upstream_mod
-  upstream_mod="$(go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_MODULE_VERSION" \
-    | sed -n 's/^\s*"GoMod": "\(.*\)",$/\1/p')"
+  # Its go.sum comes along: the checksum database behind the module proxy does not answer for some
+  # of Jaeger's (older) collector dependencies, and Jaeger's own go.sum already pins their hashes.
+  local download upstream_mod upstream_dir
+  download="$(go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_MODULE_VERSION")"
+  upstream_mod="$(echo "$download" | sed -n 's/^\s*"GoMod": "\(.*\)",$/\1/p')"
+  upstream_dir="$(echo "$download" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')"
+  cp "$upstream_dir/go.sum" "$work/go.sum"
   {
     echo "module otelmonitoring.local/jaegerbuild"
     echo

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import pytest
 
+from otel_monitoring.stack.binaries import ENV_VARS
 from otel_monitoring.stack import (
     CONFIG_DIR,
     ManagedProcess,
@@ -43,12 +44,15 @@ JAEGER_CONFIG = os.path.join(CONFIG_DIR, "jaeger.yaml")
 PROMETHEUS_DIR = os.path.join(CONFIG_DIR, "prometheus")
 
 _live: list["_Program"] = []
+# Read at import: the suite's autouse fixture strips OTEL_* variables before each test, and these
+# (from `eval "$(scripts/build-stack.sh --print-env)"`) say where the programs are.
+_BINARY_ENV = {key: os.environ[key] for key in ENV_VARS if key in os.environ}
 
 
 def require_binary(name: str) -> str:
     """Path of a stack program (otelcol, jaeger, prometheus, promtool); skip (fail under CI) if missing."""
     try:
-        return find_binary(name)
+        return find_binary(name, _BINARY_ENV)
     except MissingBinary as error:
         if os.environ.get("CI"):
             pytest.fail(f"{error}; CI must build the stack first", pytrace=False)

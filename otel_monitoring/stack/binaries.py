@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+from typing import Mapping
 
 BUILD_HINT = 'run scripts/build-stack.sh (or eval "$(scripts/build-stack.sh --print-env)") to build or install it'
 
@@ -27,21 +28,24 @@ class MissingBinary(RuntimeError):
         self.name = name
 
 
-def cache_dir() -> str:
-    return os.environ.get("OTEL_MONITORING_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "otel-monitoring")
+ENV_VARS = tuple(env_var for env_var, _, _ in _PROGRAMS.values()) + ("OTEL_MONITORING_CACHE",)
 
 
-def find_binary(name: str) -> str:
+def cache_dir(environ: Mapping[str, str] = os.environ) -> str:
+    return environ.get("OTEL_MONITORING_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "otel-monitoring")
+
+
+def find_binary(name: str, environ: Mapping[str, str] = os.environ) -> str:
     """Absolute path of ``name`` (otelcol, jaeger, prometheus, promtool), or MissingBinary."""
     env_var, cache_glob, path_names = _PROGRAMS[name]
-    explicit = os.environ.get(env_var)
+    explicit = environ.get(env_var)
     if explicit:
         if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
             return explicit
         raise MissingBinary(name, f": {env_var}={explicit} is not an executable file")
     if cache_glob:
         # Newest build first: the cache keeps one directory per version and manifest.
-        candidates = sorted(glob.glob(os.path.join(cache_dir(), cache_glob)), key=os.path.getmtime, reverse=True)
+        candidates = sorted(glob.glob(os.path.join(cache_dir(environ), cache_glob)), key=os.path.getmtime, reverse=True)
         for candidate in candidates:
             if os.access(candidate, os.X_OK):
                 return candidate
