@@ -61,6 +61,9 @@ class ApiInstrumentor(BaseInstrumentor):
     def _instrument(self, **kwargs: Any) -> None:
         settings = _settings(kwargs)
         disabled = set(settings.disabled_instrumentations)
+        if settings.excluded_urls:
+            # httpx's instrumentation reads its exclusions only from the environment.
+            os.environ.setdefault("OTEL_PYTHON_EXCLUDED_URLS", settings.excluded_urls)
         self._enabled: list[Any] = []
         for name, (path, requirement, takes_excluded_urls) in CONTRIB.items():
             if name in disabled or get_dependency_conflicts([requirement]) is not None:

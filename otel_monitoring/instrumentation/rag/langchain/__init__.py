@@ -69,6 +69,9 @@ def _chat_params(instance: Any, kwargs: dict) -> dict[str, Any]:
         return {"ls_provider": _provider_guess(instance, "Chat"), "ls_model_name": _model_name(instance)}
 
 
+_ROLES = {"human": "user", "ai": "assistant"}  # langchain message types -> GenAI roles
+
+
 def _messages_text(prompt: Any) -> list[dict[str, str]]:
     """Chat input (a string, messages or a PromptValue) as [{"role", "content"}] for content capture."""
     if hasattr(prompt, "to_messages"):
@@ -78,9 +81,10 @@ def _messages_text(prompt: Any) -> list[dict[str, str]]:
     result = []
     for message in prompt if isinstance(prompt, (list, tuple)) else [prompt]:
         if isinstance(message, tuple) and len(message) == 2:
-            result.append({"role": str(message[0]), "content": str(message[1])})
+            result.append({"role": _ROLES.get(str(message[0]), str(message[0])), "content": str(message[1])})
         else:
-            result.append({"role": getattr(message, "type", "user"), "content": str(getattr(message, "content", message))})
+            role = getattr(message, "type", "user")
+            result.append({"role": _ROLES.get(role, role), "content": str(getattr(message, "content", message))})
     return result
 
 

@@ -1,0 +1,179 @@
+"""RAG: real langchain-core (in-memory vector store, deterministic embeddings), real chromadb in process,
+and a chat model talking HTTP to the OpenAI-compatible stub on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import chromadb
+import httpx
+import pytest
+from langchain_core.vectorstores import InMemoryVectorStore
+from opentelemetry.trace import StatusCode
+
+from otel_monitoring.config import load_settings
+from otel_monitoring.instrumentation.rag.chromadb import ChromadbInstrumentor
+from otel_monitoring.instrumentation.rag.langchain import LangchainInstrumentor
+from otel_monitoring_examples.llm_stub import OpenAIStub
+from otel_monitoring_examples.rag_models import HashEmbeddingFunction, HashEmbeddings, OpenAICompatibleChat
+
+DOCS = ["bitcoin order book depth is thin", "ethereum gas fees rose", "the fed held rates steady"]
+
+
+@pytest.fixture
+def llm():
+    with OpenAIStub() as stub:
+        yield stub
+
+
+def instrument(telemetry, capture=False):
+    settings = load_settings({"capture_content": capture})
+    kwargs = dict(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, settings=settings)
+    LangchainInstrumentor().instrument(**kwargs)
+    ChromadbInstrumentor().instrument(**kwargs)
+
+
+@pytest.fixture
+def instrumented(telemetry):
+    instrument(telemetry)
+    yield
+    LangchainInstrumentor().uninstrument()
+    ChromadbInstrumentor().uninstrument()
+
+
+@pytest.fixture
+def capturing(telemetry):
+    instrument(telemetry, capture=True)
+    yield
+    LangchainInstrumentor().uninstrument()
+    ChromadbInstrumentor().uninstrument()
+
+
+def by_name(telemetry):
+    found = {}
+    for span in telemetry.spans():
+        found.setdefault(span.name, []).append(span)
+    return found
+
+
+def test_retriever_vector_store_and_embeddings_spans(telemetry, instrumented):
+    store = InMemoryVectorStore(HashEmbeddings())
+    store.add_texts(DOCS)
+    telemetry.span_exporter.clear()
+    documents = store.as_retriever(search_kwargs={"k": 2}).invoke("order book depth")
+    assert documents[0].page_content == DOCS[0]
+    spans = by_name(telemetry)
+    search, retriever = spans["retrieval InMemoryVectorStore"]  # the inner search ends first
+    # retriever -> vector store search -> query embedding: one trace, three levels
+    assert search.attributes["otel_monitoring.operation"] == "similarity_search"
+    assert retriever.attributes["otel_monitoring.operation"] == "retriever"
+    assert search.parent.span_id == retriever.context.span_id
+    (embedding,) = spans["embeddings hash-embedding-64"]
+    assert embedding.parent.span_id == search.context.span_id
+    assert retriever.attributes["gen_ai.operation.name"] == "retrieval"
+    assert retriever.attributes["gen_ai.request.top_k"] == 2
+    assert retriever.attributes["gen_ai.data_source.id"] == "InMemoryVectorStore"
+    assert retriever.attributes["otel_monitoring.retrieval.documents.count"] == 2
+    assert "otel_monitoring.retrieval.query.text" not in retriever.attributes  # content capture is off
+    assert embedding.attributes["gen_ai.embeddings.dimension.count"] == 64
+
+    store.similarity_search_with_score("gas fees", k=1)
+    scored = [s for s in telemetry.spans() if s.attributes.get("otel_monitoring.operation") == "similarity_search_with_score"]
+    assert scored[0].attributes["otel_monitoring.retrieval.top_score"] > 0.5
+    durations = telemetry.metrics()["gen_ai.client.operation.duration"]
+    assert {p.attributes["gen_ai.operation.name"] for p in durations} == {"retrieval", "embeddings"}
+    assert list(durations[0].explicit_bounds)[:3] == [0.01, 0.02, 0.04]
+
+
+def test_chat_over_http_has_model_provider_and_token_usage(telemetry, instrumented, llm):
+    chat = OpenAICompatibleChat(base_url=llm.url, model="gpt-4o-mini")
+    reply = chat.invoke("What is the order book depth of BTC/USDT?")
+    assert reply.content.startswith("Based on the documents")
+    (span,) = by_name(telemetry)["chat gpt-4o-mini"]
+    attributes = span.attributes
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.provider.name"] == "openai"
+    assert attributes["gen_ai.request.model"] == "gpt-4o-mini"
+    assert attributes["gen_ai.response.model"] == "gpt-4o-mini"
+    assert attributes["gen_ai.usage.input_tokens"] == 8
+    assert attributes["gen_ai.usage.output_tokens"] == reply.usage_metadata["output_tokens"]
+    assert "gen_ai.input.messages" not in attributes
+    tokens = {p.attributes["gen_ai.token.type"]: p for p in telemetry.metrics()["gen_ai.client.token.usage"]}
+    assert tokens["input"].sum == 8 and tokens["input"].attributes["gen_ai.request.model"] == "gpt-4o-mini"
+
+    llm.fail_next(1)
+
+    async def fail():
+        with pytest.raises(httpx.HTTPStatusError):
+            await chat.ainvoke("again")
+
+    asyncio.run(fail())
+    failed = by_name(telemetry)["chat gpt-4o-mini"][-1]
+    assert failed.status.status_code is StatusCode.ERROR
+    assert failed.attributes["error.type"] == "HTTPStatusError"
+    errors = [p for p in telemetry.metrics()["gen_ai.client.operation.duration"] if "error.type" in p.attributes]
+    assert errors[0].attributes["error.type"] == "HTTPStatusError"
+
+
+def test_content_is_captured_only_when_switched_on(telemetry, capturing, llm):
+    OpenAICompatibleChat(base_url=llm.url).invoke("secret question")
+    store = InMemoryVectorStore(HashEmbeddings())
+    store.add_texts(DOCS)
+    store.similarity_search("fed rates", k=1)
+    spans = by_name(telemetry)
+    (chat,) = [s for name, group in spans.items() if name.startswith("chat") for s in group]
+    assert json.loads(chat.attributes["gen_ai.input.messages"]) == [{"role": "user", "content": "secret question"}]
+    assert "Based on the documents" in chat.attributes["gen_ai.output.messages"]
+    search = spans["retrieval InMemoryVectorStore"][0]
+    assert search.attributes["otel_monitoring.retrieval.query.text"] == "fed rates"
+    assert "fed held rates" in search.attributes["gen_ai.output.messages"]
+
+
+def test_chromadb_collection_operations(telemetry, instrumented):
+    client = chromadb.EphemeralClient(settings=chromadb.Settings(anonymized_telemetry=False))
+    collection = client.get_or_create_collection("notes-test", embedding_function=HashEmbeddingFunction())
+    collection.add(ids=["a", "b", "c"], documents=DOCS)
+    result = collection.query(query_texts=["ethereum gas"], n_results=2)
+    collection.delete(ids=["c"])
+    assert result["ids"][0][0] == "b"
+    spans = by_name(telemetry)
+    (add,) = spans["add notes-test"]
+    assert add.attributes["db.system.name"] == "chromadb"
+    assert add.attributes["db.operation.batch.size"] == 3
+    (query,) = spans["query notes-test"]
+    assert query.attributes["gen_ai.operation.name"] == "retrieval"
+    assert query.attributes["gen_ai.data_source.id"] == "notes-test"
+    assert query.attributes["gen_ai.request.top_k"] == 2
+    assert query.attributes["otel_monitoring.retrieval.documents.count"] == 2
+    assert query.attributes["otel_monitoring.retrieval.top_distance"] == pytest.approx(result["distances"][0][0])
+    assert "delete notes-test" in spans
+    red = {p.attributes["operation"]: p.count for p in telemetry.metrics()["otel_monitoring.operation.duration"]
+           if p.attributes["component"] == "chromadb"}
+    assert red == {"add": 1, "query": 1, "delete": 1}
+
+
+def test_uninstrument_restores_langchain_and_chromadb(telemetry):
+    from chromadb.api.models.Collection import Collection
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.language_models.chat_models import BaseChatModel
+
+    before = (vars(BaseChatModel)["invoke"], vars(Collection)["query"], vars(HashEmbeddings)["embed_query"],
+              "__init_subclass__" in vars(Embeddings))
+    instrument(telemetry)
+    assert vars(BaseChatModel)["invoke"] is not before[0]
+
+    class LaterEmbeddings(Embeddings):  # defined after instrument(): wrapped by the subclass hook
+        def embed_documents(self, texts):
+            return [[1.0] for _ in texts]
+
+        def embed_query(self, text):
+            return [1.0]
+
+    LaterEmbeddings().embed_query("x")
+    assert [s.name for s in telemetry.spans()] == ["embeddings"]
+    LangchainInstrumentor().uninstrument()
+    ChromadbInstrumentor().uninstrument()
+    after = (vars(BaseChatModel)["invoke"], vars(Collection)["query"], vars(HashEmbeddings)["embed_query"],
+             "__init_subclass__" in vars(Embeddings))
+    assert all(a is b for a, b in zip(before[:3], after[:3])) and before[3] == after[3]
