@@ -41,8 +41,9 @@ def metrics_at(step: int) -> dict:
     ]
     durations = metrics["histograms"]["otel_monitoring.operation.duration"]
     durations[0]["count"], durations[1]["count"] = 9 * (step + 1), 1 * (step + 1)
-    metrics["gauges"]["otel_monitoring.budget.utilization"] = [
-        {"attributes": {"budget.period": "daily"}, "value": 0.85 * step / STEPS}]
+    metrics["gauges"]["otel_monitoring.cost.budget.utilization"] = [
+        {"attributes": {"otel_monitoring.budget.name": "llm", "otel_monitoring.budget.period": "daily"},
+         "value": 0.85 * step / STEPS}]
     return metrics
 
 

@@ -20,6 +20,7 @@ from otel_monitoring.views.snapshot import read_snapshot_dir
 from otel_monitoring.views.states import State
 
 NOW = 1795237200.0
+BUDGET = {"otel_monitoring.budget.name": "llm", "otel_monitoring.budget.period": "daily"}
 CLI = [sys.executable, "-m", "otel_monitoring.cli"]
 
 
@@ -57,15 +58,33 @@ def known_metrics(timestamp=NOW, cpu_idle=(0.05, 0.087), extra_operations=0):
                 {"attributes": {"system.filesystem.mountpoint": "/", "state": "used"}, "value": 0.88},
                 {"attributes": {"system.filesystem.mountpoint": "/data", "state": "used"}, "value": 0.10}],
             "system.cpu.load_average.1m": [{"attributes": {}, "value": 1.2}],
-            "otel_monitoring.budget.utilization": [{"attributes": {"budget.period": "daily"}, "value": 0.85}],
-            "trading.order.fill_ratio": [{"attributes": {}, "value": 0.92}],
-            "trading.pnl.realized": [{"attributes": {}, "value": 1234.5}],
-            "trading.market_data.staleness": [{"attributes": {"trading.symbol": "BTC/USDT"}, "value": 3.0},
-                                              {"attributes": {"trading.symbol": "ETH/USDT"}, "value": 4000.0}],
-            "rag.retrieval.hit_rate": [{"attributes": {}, "value": 0.85}],
+            "otel_monitoring.cost.budget.utilization": [{"attributes": BUDGET, "value": 0.85}],
+            "otel_monitoring.cost.budget.spent": [{"attributes": BUDGET, "value": 8.5}],
+            "otel_monitoring.cost.budget.limit": [{"attributes": BUDGET, "value": 10.0}],
+            "otel_monitoring.health.check.status": [
+                {"attributes": {"otel_monitoring.health.check.name": "disk"}, "value": 1},
+                {"attributes": {"otel_monitoring.health.check.name": "exchange_api"}, "value": 0}],
+            "trading.pnl.realized": [{"attributes": {"trading.strategy": "s1", "trading.symbol": "BTC/USDT"}, "value": 1300.0},
+                                     {"attributes": {"trading.strategy": "s1", "trading.symbol": "ETH/USDT"}, "value": -65.5}],
+            "trading.signal.accuracy": [{"attributes": {"trading.strategy": "s1"}, "value": 0.81},
+                                        {"attributes": {"trading.strategy": "s2"}, "value": 0.72}],
+            # ETH/USDT is 4000 s old; the meters (with their own limits) call BTC/USDT DELAYED at 3 s.
+            "trading.market_data.staleness": [
+                {"attributes": {"trading.symbol": "BTC/USDT", "trading.exchange": "binance"}, "value": 3.0},
+                {"attributes": {"trading.symbol": "ETH/USDT", "trading.exchange": "binance"}, "value": 4000.0},
+                {"attributes": {"trading.symbol": "SOL/USDT", "trading.exchange": "binance"}, "value": 1.0}],
+            "trading.market_data.status": [
+                {"attributes": {"trading.symbol": "BTC/USDT", "trading.exchange": "binance",
+                                "trading.market_data.state": state}, "value": 1 if state == "DELAYED" else 0}
+                for state in ("LIVE", "DELAYED", "STALE")],
+            "rag.retrieval.hit_rate": [{"attributes": {"rag.collection": "docs"}, "value": 0.85}],
         },
         "histograms": {
             "otel_monitoring.operation.duration": operations,
+            "trading.order.fill_ratio": [{"attributes": {}, "count": 4, "sum": 3.68, "min": 0.5, "max": 1.0,
+                                          "p50": 1.0, "p95": 1.0, "p99": 1.0}],
+            "rag.retrieval.relevance": [{"attributes": {"rag.collection": "docs"}, "count": 10, "sum": 7.2, "min": 0.5,
+                                         "max": 0.9, "p50": 0.7, "p95": 0.9, "p99": 0.9}],
             "gen_ai.client.operation.duration": [
                 histogram({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"}, 20, 1.2, 3.0, 4.0, 0.8, 4.0)],
         },
@@ -128,7 +147,18 @@ def test_overview_values_and_states(overview):
     assert overview.age_s == pytest.approx(2.0)
     assert overview.cost_total_usd == pytest.approx(12.35)
     assert [(c.label, c.value) for c in overview.cost_by_type] == [("model_inference", 10.0), ("execution", 2.35)]
-    assert overview.budgets[0].value == pytest.approx(85.0) and overview.budgets[0].state is State.WARNING
+    budget = overview.budgets[0]
+    assert (budget.label, budget.value, budget.state, budget.detail) == ("budget llm daily", pytest.approx(85.0),
+                                                                         State.WARNING, "$8.50 of $10.00")
+    assert (system["Checks"].value, system["Checks"].state) == (1, State.CRITICAL)
+    assert "failing: exchange_api" in system["Checks"].detail
+    trading = {r.label: r for r in overview.trading}
+    assert (trading["Orders"].value, trading["Orders"].detail, trading["Orders"].state) == (150, "10 failed", State.CRITICAL)
+    assert trading["Fill ratio"].value == pytest.approx(92.0)                 # mean of the histogram
+    assert trading["PnL realized"].value == pytest.approx(1234.5)             # summed over symbols
+    assert trading["Signal acc."].value == pytest.approx(72.0) and trading["Signal acc."].state is State.WARNING
+    rag = {r.label: r for r in overview.rag}
+    assert rag["Relevance"].value == pytest.approx(0.72) and rag["Hit rate"].value == pytest.approx(85.0)
     order = next(r for r in overview.red if r.operation == "create_order")
     assert order.rate_per_s == 2.1 and order.count == 150
     assert order.error_pct == pytest.approx(100 * 10 / 150) and order.state is State.CRITICAL
@@ -137,7 +167,8 @@ def test_overview_values_and_states(overview):
     assert order.p95 == pytest.approx(0.375, rel=1e-6)
     chat = next(r for r in overview.red if r.component == "gen_ai.client")
     assert chat.operation == "chat gpt-4o-mini" and chat.state is State.OK   # model calls: seconds are fine
-    assert [(s.symbol, s.freshness) for s in overview.symbols] == [("ETH/USDT", "STALE"), ("BTC/USDT", "LIVE")]
+    assert [(s.symbol, s.freshness) for s in overview.symbols] == [("ETH/USDT", "STALE"), ("BTC/USDT", "DELAYED"),
+                                                                    ("SOL/USDT", "LIVE")]
     assert [a.name for a in overview.alerts] == ["High CPU usage", "p95 latency"]
     assert overview.state is State.CRITICAL
 

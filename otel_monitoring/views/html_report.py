@@ -98,7 +98,7 @@ def _cost_section(data: ReportData) -> str:
     else:
         parts.append('<p class="note">No cost recorded in the last 24 hours.</p>')
     if data.budget_burn is not None:
-        parts.append(_trend_figure(data.budget_burn, data.since_unix, data.generated_unix))
+        parts.append(_trend_figure(data.budget_burn, data.since_unix, data.as_of_unix))
     for budget in data.overview.budgets:
         parts.append(f'<p class="note">{escape(budget.label)}: <b class="{CSS_CLASS[budget.state]}">'
                      f'{fmt.percent(budget.value)}</b> used</p>')
@@ -125,7 +125,7 @@ def _alert_section(data: ReportData) -> str:
 def render_html(data: ReportData) -> str:
     overall = data.overview.state
     problems = "".join(f'<p class="problems">{escape(p)}</p>' for p in data.problems)
-    trends = "".join(_trend_figure(t, data.since_unix, data.generated_unix) for t in data.trends) or \
+    trends = "".join(_trend_figure(t, data.since_unix, data.as_of_unix) for t in data.trends) or \
         '<p class="note">No history yet.</p>'
     return f"""<!doctype html>
 <html lang="en">
@@ -139,7 +139,7 @@ def render_html(data: ReportData) -> str:
 </head>
 <body>
 <header><h1>{escape(data.service)} <span class="sev {'critical' if overall is State.CRITICAL else 'warning' if overall is State.WARNING else 'info'}">{escape(overall.label)}</span></h1>
-<p>Report generated {escape(fmt.clock(data.generated_unix))} · last snapshot {escape(fmt.clock(data.overview.timestamp_unix))} · trends over the last 24 hours</p></header>
+<p>As of {escape(fmt.clock(data.as_of_unix))} (the last snapshot) · trends over the 24 hours before · generated {escape(fmt.clock(data.generated_unix))}</p></header>
 <main>
 {problems}
 <section id="status"><h2>Status</h2><div class="cards">{''.join(_card(c) for c in data.cards)}</div></section>

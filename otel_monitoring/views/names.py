@@ -13,7 +13,8 @@ CPU_UTILIZATION = ("system.cpu.utilization",)               # ratio per cpu and 
 MEMORY_UTILIZATION = ("system.memory.utilization",)         # ratio per state (used, free, ...)
 FILESYSTEM_UTILIZATION = ("system.filesystem.utilization",)  # ratio per mountpoint and state
 LOAD_AVERAGE_1M = ("system.cpu.load_average.1m",)
-HOST_HEALTH_SCORE = ("otel_monitoring.host.health.score", "otel_monitoring.health.score")
+HOST_HEALTH_SCORE = ("otel_monitoring.host.health.score",)
+HEALTH_CHECK_STATUS = ("otel_monitoring.health.check.status",)  # 1 healthy / 0 per check name
 UPTIME = ("system.uptime",)
 
 # --- RED: duration histograms in seconds, and call/error counters ---
@@ -29,20 +30,24 @@ ERROR_COUNTERS = ("otel_monitoring.operation.errors",)
 
 # --- cost and budgets ---
 COST = ("otel_monitoring.cost",)                             # counter, USD, by cost.type
-BUDGET_UTILIZATION = ("otel_monitoring.budget.utilization", "otel_monitoring.cost.budget.utilization")
+BUDGET_UTILIZATION = ("otel_monitoring.cost.budget.utilization",)  # ratio per budget name and period
+BUDGET_SPENT = ("otel_monitoring.cost.budget.spent",)              # USD in the current period
+BUDGET_LIMIT = ("otel_monitoring.cost.budget.limit",)
 
 # --- trading KPIs ---
-ORDERS = ("trading.orders", "trading.order.count")
-FILL_RATIO = ("trading.order.fill_ratio", "trading.fill_ratio")
-PNL_REALIZED = ("trading.pnl.realized",)
-PNL_UNREALIZED = ("trading.pnl.unrealized",)
-SIGNAL_ACCURACY = ("trading.signal.accuracy",)
-MARKET_DATA_STALENESS = ("trading.market_data.staleness", "trading.market_data.age")  # seconds per symbol
+# No orders counter: orders are the instrumented create_order calls (RED rows).
+ORDER_OPERATIONS = ("create_order",)
+FILL_RATIO = ("trading.order.fill_ratio",)                  # histogram of filled / amount per order
+PNL_REALIZED = ("trading.pnl.realized",)                    # up-down counter, USD
+PNL_UNREALIZED = ("trading.pnl.unrealized",)                # gauge, USD
+SIGNAL_ACCURACY = ("trading.signal.accuracy",)              # ratio per strategy
+MARKET_DATA_STALENESS = ("trading.market_data.staleness",)  # seconds since the last update, per symbol
+MARKET_DATA_STATUS = ("trading.market_data.status",)        # 1 for the symbol's current state
 
 # --- RAG KPIs ---
 RAG_HIT_RATE = ("rag.retrieval.hit_rate",)
-RAG_RELEVANCE = ("rag.retrieval.relevance_score", "rag.retrieval.relevance")
-RAG_EMPTY_RATE = ("rag.retrieval.empty_rate", "rag.retrieval.empty_result_rate")
+RAG_RELEVANCE = ("rag.retrieval.relevance",)                # histogram: mean = sum / count
+RAG_EMPTY_RATE = ("rag.retrieval.empty_rate",)
 GENAI_TOKEN_USAGE = ("gen_ai.client.token.usage",)           # histogram by gen_ai.token.type
 
 # --- attribute keys ---
@@ -54,9 +59,12 @@ STATE = ("state", "system.cpu.state", "system.memory.state", "system.filesystem.
 CPU_STATE_IDLE = "idle"
 MOUNTPOINT = ("system.filesystem.mountpoint", "mountpoint")
 COST_TYPE = "cost.type"
-BUDGET_PERIOD = ("budget.period", "period")
+BUDGET_PERIOD = ("otel_monitoring.budget.period", "budget.period")
+BUDGET_NAME = ("otel_monitoring.budget.name",)
 SYMBOL = ("trading.symbol", "symbol")
-STALENESS_CLASS = ("trading.market_data.state", "state", "class")
+EXCHANGE = "trading.exchange"
+STALENESS_STATE = "trading.market_data.state"               # LIVE, DELAYED, STALE
+HEALTH_CHECK_NAME = "otel_monitoring.health.check.name"
 TOKEN_TYPE = "gen_ai.token.type"
 # What names a RED row when component/operation are absent, per family of duration metric.
 ROW_KEYS = (

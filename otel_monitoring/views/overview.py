@@ -4,11 +4,13 @@ No rendering here."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import formatting as fmt
 from . import names
 from .snapshot import Snapshot, get_attr
 from .states import (SEVERITY_ORDER, SEVERITY_STATE, STALENESS_DELAYED_S, STALENESS_LIVE_S, THRESHOLDS,
@@ -160,6 +162,13 @@ def system_readings(snapshot: Snapshot) -> list[Reading]:
     _, score = _first_value(snapshot, names.HOST_HEALTH_SCORE)
     if score is not None:
         readings.append(Reading("Health", score, "", THRESHOLDS["health_score"].state(score)))
+    checks = snapshot.find("gauges", names.HEALTH_CHECK_STATUS)[1]
+    if checks:
+        failing = sorted(str(get_attr(p.get("attributes", {}), names.HEALTH_CHECK_NAME) or "?")
+                         for p in checks if p.get("value") != 1)
+        readings.append(Reading("Checks", float(len(checks) - len(failing)), "",
+                                State.CRITICAL if failing else State.OK,
+                                f"of {len(checks)} ok" + (f", failing: {' '.join(failing)}" if failing else "")))
     return readings
 
 
@@ -276,6 +285,22 @@ def _rate(snapshot: Snapshot, previous: Snapshot | None, metric: str, component:
 
 # --- cost, trading, RAG, alerts ---
 
+def _histogram_mean(snapshot: Snapshot, candidates: tuple[str, ...]) -> tuple[str | None, float | None]:
+    """sum / count over all points of the first histogram present (e.g. the mean fill ratio)."""
+    name, points = snapshot.find("histograms", candidates)
+    count = sum(float(p.get("count") or 0) for p in points)
+    return name, (sum(float(p.get("sum") or 0) for p in points) / count if count else None)
+
+
+def _worst_ratio(snapshot: Snapshot, candidates: tuple[str, ...], threshold: Threshold) -> float | None:
+    """The worst of several per-strategy or per-collection ratios, in percent."""
+    name, points = snapshot.find("gauges", candidates)
+    values = [as_percent(float(p["value"]), snapshot.unit(name)) for p in points if p.get("value") is not None]
+    if not values:
+        return None
+    return max(values) if threshold.higher_is_worse else min(values)
+
+
 def cost_readings(snapshot: Snapshot) -> tuple[float | None, list[Reading], list[Reading]]:
     name, points = snapshot.find("counters", names.COST)
     by_type: dict[str, float] = defaultdict(float)
@@ -285,17 +310,24 @@ def cost_readings(snapshot: Snapshot) -> tuple[float | None, list[Reading], list
     total = sum(by_type.values()) if points else None
     budget_name, budget_points = snapshot.find("gauges", names.BUDGET_UTILIZATION)
     unit = snapshot.unit(budget_name)
+    spent = {json.dumps(p.get("attributes", {}), sort_keys=True): p.get("value")
+             for p in snapshot.find("gauges", names.BUDGET_SPENT)[1]}
+    limits = {json.dumps(p.get("attributes", {}), sort_keys=True): p.get("value")
+              for p in snapshot.find("gauges", names.BUDGET_LIMIT)[1]}
     budgets = []
     for point in budget_points:
         attrs = point.get("attributes", {})
-        label = " ".join(str(v) for v in (get_attr(attrs, *names.BUDGET_PERIOD), get_attr(attrs, names.COST_TYPE, "category")) if v)
+        label = " ".join(str(v) for v in (get_attr(attrs, *names.BUDGET_NAME), get_attr(attrs, *names.BUDGET_PERIOD)) if v)
         pct = as_percent(float(point["value"]), unit)
-        budgets.append(Reading(f"budget {label}".strip(), pct, "%", THRESHOLDS["budget"].state(pct)))
+        key = json.dumps(attrs, sort_keys=True)
+        detail = f"{fmt.usd(spent[key])} of {fmt.usd(limits[key])}" if spent.get(key) is not None and limits.get(key) else ""
+        budgets.append(Reading(f"budget {label}".strip(), pct, "%", THRESHOLDS["budget"].state(pct), detail))
     budgets.sort(key=lambda r: -(r.value or 0))
     return total, costs, budgets
 
 
 def freshness(age_s: float | None, declared: Any = None) -> tuple[str, State]:
+    """LIVE / DELAYED / STALE as the meters declared it, else from the age with the default limits."""
     label = str(declared).upper() if declared else None
     if label not in ("LIVE", "DELAYED", "STALE"):
         if age_s is None:
@@ -304,33 +336,42 @@ def freshness(age_s: float | None, declared: Any = None) -> tuple[str, State]:
     return label, {"LIVE": State.OK, "DELAYED": State.WARNING, "STALE": State.CRITICAL}[label]
 
 
+def _symbol_key(attrs: dict[str, Any]) -> tuple[str, str]:
+    return str(get_attr(attrs, *names.SYMBOL) or "?"), str(get_attr(attrs, names.EXCHANGE) or "")
+
+
+def symbol_freshness(snapshot: Snapshot) -> list[SymbolFreshness]:
+    declared = {_symbol_key(p.get("attributes", {})): get_attr(p.get("attributes", {}), names.STALENESS_STATE)
+                for p in snapshot.find("gauges", names.MARKET_DATA_STATUS)[1] if p.get("value") == 1}
+    symbols = []
+    for point in snapshot.find("gauges", names.MARKET_DATA_STALENESS)[1]:
+        key = _symbol_key(point.get("attributes", {}))
+        age = None if point.get("value") is None else float(point["value"])
+        label, state = freshness(age, declared.get(key))
+        symbols.append(SymbolFreshness(key[0], age, label, state))
+    symbols.sort(key=lambda s: (-int(s.state), s.symbol))
+    return symbols
+
+
 def trading_readings(snapshot: Snapshot, red: list[RedRow]) -> tuple[list[Reading], list[SymbolFreshness]]:
     readings = []
-    _, orders = _first_value(snapshot, names.ORDERS)
-    if orders is None:  # no KPI counter: count the instrumented order calls
-        order_rows = [r for r in red if "create_order" in r.operation]
-        orders = sum(r.count for r in order_rows) if order_rows else None
-    if orders is not None:
-        readings.append(Reading("Orders", orders, "", State.OK))
-    name, fill = _first_value(snapshot, names.FILL_RATIO)
+    order_rows = [r for r in red if r.operation in names.ORDER_OPERATIONS]
+    if order_rows:
+        orders = sum(r.count for r in order_rows)
+        failed = sum(r.count * (r.error_pct or 0) / 100 for r in order_rows)
+        readings.append(Reading("Orders", orders, "", THRESHOLDS["error_rate"].state(failed / orders * 100 if orders else None),
+                                f"{failed:.0f} failed" if failed else ""))
+    name, fill = _histogram_mean(snapshot, names.FILL_RATIO)
     if fill is not None:
         readings.append(Reading("Fill ratio", as_percent(fill, snapshot.unit(name)), "%", State.OK))
     for label, candidates in (("PnL realized", names.PNL_REALIZED), ("PnL unrealized", names.PNL_UNREALIZED)):
         _, pnl = _first_value(snapshot, candidates)
         if pnl is not None:
             readings.append(Reading(label, pnl, "USD", State.OK if pnl >= 0 else State.WARNING))
-    name, accuracy = _first_value(snapshot, names.SIGNAL_ACCURACY)
+    accuracy = _worst_ratio(snapshot, names.SIGNAL_ACCURACY, THRESHOLDS["signal_accuracy"])
     if accuracy is not None:
-        pct = as_percent(accuracy, snapshot.unit(name))
-        readings.append(Reading("Signal acc.", pct, "%", THRESHOLDS["signal_accuracy"].state(pct)))
-    symbols = []
-    _, points = snapshot.find("gauges", names.MARKET_DATA_STALENESS)
-    for point in points:
-        attrs = point.get("attributes", {})
-        age = point.get("value")
-        label, state = freshness(None if age is None else float(age), get_attr(attrs, *names.STALENESS_CLASS))
-        symbols.append(SymbolFreshness(str(get_attr(attrs, *names.SYMBOL) or "?"), age, label, state))
-    symbols.sort(key=lambda s: (-int(s.state), s.symbol))
+        readings.append(Reading("Signal acc.", accuracy, "%", THRESHOLDS["signal_accuracy"].state(accuracy)))
+    symbols = symbol_freshness(snapshot)
     if symbols:
         stale = sum(1 for s in symbols if s.freshness == "STALE")
         readings.append(Reading("Stale symbols", float(stale), "", State.CRITICAL if stale else
@@ -342,11 +383,10 @@ def rag_readings(snapshot: Snapshot) -> list[Reading]:
     readings = []
     for label, candidates, threshold in (("Hit rate", names.RAG_HIT_RATE, THRESHOLDS["hit_rate"]),
                                          ("Empty results", names.RAG_EMPTY_RATE, THRESHOLDS["empty_rate"])):
-        name, value = _first_value(snapshot, candidates)
+        value = _worst_ratio(snapshot, candidates, threshold)
         if value is not None:
-            pct = as_percent(value, snapshot.unit(name))
-            readings.append(Reading(label, pct, "%", threshold.state(pct)))
-    _, relevance = _first_value(snapshot, names.RAG_RELEVANCE)
+            readings.append(Reading(label, value, "%", threshold.state(value)))
+    _, relevance = _histogram_mean(snapshot, names.RAG_RELEVANCE)
     if relevance is not None:
         readings.append(Reading("Relevance", relevance, "", State.OK))
     _, token_points = snapshot.find("histograms", names.GENAI_TOKEN_USAGE)

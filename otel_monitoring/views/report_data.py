@@ -45,7 +45,8 @@ class AlertDay:
 @dataclass
 class ReportData:
     service: str
-    generated_unix: float
+    generated_unix: float                  # when the report was made
+    as_of_unix: float                      # the end of its windows: the last snapshot's time
     since_unix: float
     overview: Overview
     cards: list[Reading]
@@ -235,8 +236,11 @@ TREND_METRICS = {
 def gather_report(directory: str, now: float | None = None, store: Any = None) -> ReportData:
     from ..local.history import HistoryStore
 
-    now = time.time() if now is None else now
     snapshot = read_snapshot_dir(directory)
+    if now is None:
+        # As of the last snapshot: a live service's is seconds old; a stopped one's report shows
+        # its last day rather than an empty one.
+        now = min(time.time(), snapshot.timestamp_unix or time.time())
     overview = build_overview(snapshot, now=now)
     store = store or HistoryStore(directory)
     since = now - TREND_WINDOW_S
@@ -251,7 +255,8 @@ def gather_report(directory: str, now: float | None = None, store: Any = None) -
     problems = list(overview.problems)
     if not snapshots:
         problems.append(f"no history in {directory} for the last 24 hours: trends are empty")
-    return ReportData(service=overview.service if overview.service != "?" else "service", generated_unix=now,
+    return ReportData(service=overview.service if overview.service != "?" else "service",
+                      generated_unix=time.time(), as_of_unix=now,
                       since_unix=since, overview=overview, cards=cards, trends=trends,
                       latency=[r for r in overview.red], cost_by_type=costs, cost_window_usd=spent,
                       budget_burn=budget_trend(snapshots, cumulative), alert_days=days, alert_events=events,
