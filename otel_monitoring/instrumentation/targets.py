@@ -135,10 +135,10 @@ def _parse_entry(number: int, raw: Any, source: str) -> TargetEntry:
     module, _, qualname = target.strip().partition(":")
     domain = raw.get("domain", "custom")
     if domain not in DOMAINS:
-        raise TargetError(f"{where}: domain {domain!r} is not one of {', '.join(DOMAINS)}.")
+        raise TargetError(f"{where}: domain {domain!r} is not one of {', '.join(DOMAINS)}. Fix: pick one of them.")
     kind = str(raw.get("kind", "internal")).lower()
     if kind not in KINDS:
-        raise TargetError(f"{where}: kind {raw.get('kind')!r} is not one of {', '.join(KINDS)}.")
+        raise TargetError(f"{where}: kind {raw.get('kind')!r} is not one of {', '.join(KINDS)}. Fix: pick one of them.")
     paths: dict[str, dict[str, Path]] = {}
     for key in ("attributes", "metric_attributes"):
         mapping = raw.get(key) or {}
@@ -147,10 +147,11 @@ def _parse_entry(number: int, raw: Any, source: str) -> TargetEntry:
         try:
             paths[key] = {str(name): Path.parse(expression) for name, expression in mapping.items()}
         except ValueError as problem:
-            raise TargetError(f"{where}: bad expression in {key}: {problem}.") from None
+            raise TargetError(f"{where}: bad expression in {key}: {problem}. Fix: write a parameter name, "
+                              "self or result, followed by .name or [key] steps.") from None
     for key in ("component", "operation"):
         if raw.get(key) is not None and (not isinstance(raw[key], str) or not raw[key]):
-            raise TargetError(f"{where}: {key} must be a non-empty string.")
+            raise TargetError(f"{where}: {key} must be a non-empty string. Fix: write a name or leave the key out.")
     return TargetEntry(number, target.strip(), module, qualname, domain, raw.get("component"), raw.get("operation"),
                        KINDS[kind], paths["attributes"], paths["metric_attributes"])
 
@@ -332,14 +333,15 @@ class TargetsInstrumentor(BaseInstrumentor):
                 owner, name, raw = _resolve(module, entry, self._source)
                 if not callable(getattr(raw, "__func__", raw)):
                     raise TargetError(f"{entry.describe(self._source)}: {entry.qualname} is a "
-                                      f"{type(raw).__name__}, not a function or method.")
+                                      f"{type(raw).__name__}, not a function or method. Fix: name a function.")
                 operation = _operation(entry, owner, raw, self._source)
                 self._patcher.wrap(owner, name, operation, self._telemetry, inherited=raw)
                 self.applied.append(entry.target)
             except TargetError as problem:
                 self._report(str(problem), at_start=at_start)
             except (TypeError, ValueError) as problem:  # inspect.signature on a builtin, for one
-                self._report(f"{entry.describe(self._source)}: cannot be wrapped ({problem}).", at_start=at_start)
+                self._report(f"{entry.describe(self._source)}: cannot be wrapped ({problem}). Fix: name a Python "
+                             "function or method.", at_start=at_start)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         self._active = False
