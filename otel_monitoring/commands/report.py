@@ -24,8 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..views.html_report import render_html
     from ..views.report_data import gather_report
+    from ..views.snapshot import snapshot_dir
 
-    directory = args.dir or os.environ.get("OTEL_MONITORING_SNAPSHOT_DIR") or "."
+    directory = snapshot_dir(args.dir)
     if not os.path.isdir(directory):
         print(f"otel-monitoring report: {directory} is not a directory (set --dir or OTEL_MONITORING_SNAPSHOT_DIR)",
               file=sys.stderr)

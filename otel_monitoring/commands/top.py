@@ -13,7 +13,7 @@ import tty
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from ..views.snapshot import Snapshot, read_snapshot_dir
+from ..views.snapshot import Snapshot, read_snapshot_dir, snapshot_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +38,7 @@ def snapshot_reader(args: argparse.Namespace) -> Callable[[], Snapshot]:
         from ..views.prometheus import PrometheusSource
 
         return PrometheusSource(args.prometheus, service=args.service).read
-    directory = args.dir or os.environ.get("OTEL_MONITORING_SNAPSHOT_DIR") or "."
+    directory = snapshot_dir(args.dir)
     return lambda: read_snapshot_dir(directory)
 
 
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         print("otel-monitoring top: --interval must be positive", file=sys.stderr)
         return 2
     console = Console(highlight=False)
-    hint = f"q quit · every {args.interval:g}s · {args.prometheus or args.dir or os.environ.get('OTEL_MONITORING_SNAPSHOT_DIR') or '.'}"
+    hint = f"q quit · every {args.interval:g}s · {args.prometheus or snapshot_dir(args.dir)}"
     previous: Snapshot | None = None   # the last reading with another timestamp: rates between the two
     last: Snapshot | None = None
     with keypresses() as wait, Live(console=console, screen=True, auto_refresh=False,

@@ -360,7 +360,7 @@ def trading_readings(snapshot: Snapshot, red: list[RedRow]) -> tuple[list[Readin
         orders = sum(r.count for r in order_rows)
         failed = sum(r.count * (r.error_pct or 0) / 100 for r in order_rows)
         readings.append(Reading("Orders", orders, "", THRESHOLDS["error_rate"].state(failed / orders * 100 if orders else None),
-                                f"{failed:.0f} failed" if failed else ""))
+                                f"({failed:.0f} failed)" if failed else ""))
     name, fill = _histogram_mean(snapshot, names.FILL_RATIO)
     if fill is not None:
         readings.append(Reading("Fill ratio", as_percent(fill, snapshot.unit(name)), "%", State.OK))

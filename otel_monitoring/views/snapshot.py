@@ -67,6 +67,16 @@ class Snapshot:
         return self.units.get(name or "", "")
 
 
+def snapshot_dir(given: str | None = None) -> str:
+    """The directory to read: the argument, else the snapshot_dir setting
+    (OTEL_MONITORING_SNAPSHOT_DIR), else the current directory."""
+    if given:
+        return given
+    from ..config import load_settings
+
+    return load_settings().snapshot_dir or "."
+
+
 def _read_json(path: str) -> Any:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
