@@ -118,7 +118,7 @@ def red_trends(snapshots: list[Snapshot]) -> list[Trend]:
     calls = Trend("Calls per second", "/s", [])
     errors = Trend("Error rate %", "%", [], THRESHOLDS["error_rate"])
     p95 = Trend("Worst p95 latency", "s", [], THRESHOLDS["latency_p95_s"])
-    previous: Snapshot | None = None
+    previous: tuple[float, dict[tuple[str, str], RedRow]] | None = None
     for snapshot in snapshots:
         rows = red_rows(snapshot)
         if not rows:
@@ -127,20 +127,20 @@ def red_trends(snapshots: list[Snapshot]) -> list[Trend]:
         if non_model:
             p95.points.append((snapshot.timestamp_unix, max(non_model)))
         if previous is not None:
-            before = {(r.component, r.operation): r for r in red_rows(previous)}
-            elapsed = snapshot.timestamp_unix - previous.timestamp_unix
+            before_time, before = previous
+            elapsed = snapshot.timestamp_unix - before_time
             total = failed = 0.0
             for row in rows:
                 old = before.get((row.component, row.operation))
-                old_count = old.count if old and old.count <= row.count else 0.0
-                old_errors = (old.count * (old.error_pct or 0) / 100) if old and old.count <= row.count else 0.0
-                total += row.count - old_count
-                failed += row.count * (row.error_pct or 0) / 100 - old_errors
+                restarted = old is None or old.count > row.count
+                total += row.count - (0.0 if restarted else old.count)
+                failed += row.count * (row.error_pct or 0) / 100 - (
+                    0.0 if restarted else old.count * (old.error_pct or 0) / 100)
             if elapsed > 0:
                 calls.points.append((snapshot.timestamp_unix, total / elapsed))
             if total > 0:
                 errors.points.append((snapshot.timestamp_unix, max(failed, 0.0) / total * 100))
-        previous = snapshot
+        previous = snapshot.timestamp_unix, {(r.component, r.operation): r for r in rows}
     return [t for t in (calls, errors, p95) if t.points]
 
 
