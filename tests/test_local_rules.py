@@ -206,3 +206,17 @@ def test_cli_runs_as_a_program(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load(result.stdout)["groups"][0]["name"] == "otel-monitoring"
+
+
+def test_cli_list_history(tmp_path, capsys):
+    import time
+
+    from otel_monitoring.local.history import HistoryStore
+
+    store = HistoryStore(str(tmp_path))
+    store.record_alert_event(time.time() - 7200, "old", "old", "Old", "info", "firing", 1.0)
+    store.record_alert_event(time.time() - 60, "high_cpu", "high_cpu", "High CPU", "warning", "firing", 0.93)
+    store.close()
+    assert main(["alerts", "list", "--dir", str(tmp_path), "--history", "1h"]) == 0
+    out = capsys.readouterr().out
+    assert "firing       warning   high_cpu value 0.93" in out and "old" not in out.split("Alert events")[1]

@@ -159,6 +159,32 @@ def test_a_polling_reader_never_sees_a_partial_file(tmp_path):
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
 
 
+class FilePoller:
+    """Parses the given files in a loop on a thread until stopped, collecting any decoding error."""
+
+    def __init__(self, *paths):
+        self.paths, self.errors, self.reads = paths, [], 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            for path in self.paths:
+                try:
+                    with open(path, encoding="utf-8") as handle:
+                        json.load(handle)
+                    self.reads += 1
+                except FileNotFoundError:
+                    pass
+                except ValueError as error:
+                    self.errors.append(f"{path}: {error}")
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+
 def test_local_mode_through_configure(tmp_path):
     """configure(snapshot_dir=...) runs the whole local mode next to the normal exporters: snapshots,
     rules from a file, alerts.json, history, a notification to a callback, and a last snapshot at shutdown."""
@@ -193,10 +219,12 @@ rules:
     alerts.add_alert_callback(on_alert, min_severity="critical")
     depth = {"value": 5}
     snapshots = tmp_path / "snap"
+    poller = FilePoller(snapshots / LIVE_FILE, snapshots / "alerts.json")
     reset_otel_globals()
     try:
+        # The periodic reader writes every 0.5 s in the background; flushes add collections on demand.
         monitoring = otel_monitoring.configure(
-            service_name="queue-worker", exporter="none", snapshot_dir=str(snapshots), snapshot_interval=3600,
+            service_name="queue-worker", exporter="none", snapshot_dir=str(snapshots), snapshot_interval=0.5,
             alert_rules=str(rules), system_metrics=False, instrument=False)
         meter = monitoring.meter("app")
         meter.create_observable_gauge("app.queue.depth", [lambda o: [_obs(depth["value"], {})]], unit="{item}")
@@ -220,8 +248,11 @@ rules:
     finally:
         alerts.remove_alert_callback(on_alert)
         reset_otel_globals()
+        poller.stop()
+    assert poller.errors == [] and poller.reads > 0
     assert read_live(snapshots)["gauges"]["app.queue.depth"][0]["value"] == 1
-    assert json.loads((snapshots / "alerts.json").read_text())["alerts"][0]["state"] == "resolved"
+    # resolved (listed for one more interval, so possibly already gone)
+    assert [a["state"] for a in json.loads((snapshots / "alerts.json").read_text())["alerts"]] in ([], ["resolved"])
     events = [(e["alert_id"], e["event"]) for e in HistoryStore(str(snapshots)).alert_events()]
     assert events == [("deep_queue", "pending"), ("deep_queue", "firing"), ("deep_queue", "acknowledged"),
                       ("deep_queue", "resolved")]
