@@ -68,6 +68,9 @@ def test_sync_binance_orders_and_market_data(telemetry, instrumented, stub):
     assert dict(create_point.attributes) == {"domain": "trading", "component": "ccxt", "operation": "create_order",
                                              "trading.exchange": "binance", "trading.order.side": "buy",
                                              "outcome": "success"}
+    from otel_monitoring.meters.trading import current_trading_kpis
+
+    assert ("BTC/USDT", "binance") in current_trading_kpis().staleness()  # fed to the freshness KPI
     ages = telemetry.metrics()["trading.market_data.age"]
     assert {p.attributes["trading.market_data.type"] for p in ages} == {"ticker"}  # binance books carry no timestamp
     assert sum(p.count for p in ages) == 1

@@ -290,3 +290,18 @@ def test_error_types_per_series_are_bounded(telemetry):
             raise_(kind)
     types = {p.attributes.get("error.type") for p in telemetry.metrics()["otel_monitoring.operation.errors"]}
     assert len(types) == core.MAX_ERROR_TYPES_PER_SERIES + 1 and core.OTHER_ERROR_TYPE in types
+
+
+def test_without_an_sdk_decorated_calls_go_straight_through():
+    from support import reset_otel_globals
+
+    reset_otel_globals()  # no provider set: the API's proxies, as with OTEL_SDK_DISABLED
+
+    @otel_monitoring.traced("plain", "call")
+    def call(x):
+        return trace.get_current_span()
+
+    assert call(1) is trace.INVALID_SPAN
+    with otel_monitoring.traced("plain", "block") as span:
+        assert span is trace.INVALID_SPAN
+    otel_monitoring.record_operation("plain", "measured", 0.1)

@@ -235,6 +235,9 @@ class Telemetry:
         self.tracer = self.tracer_provider.get_tracer(scope, __version__)
         self.meter = self.meter_provider.get_meter(scope, __version__)
         self.instruments = instruments_for(self.meter_provider, scope)
+        # With no-op providers (OTEL_SDK_DISABLED, or no SDK) wrapped calls go straight through.
+        self.enabled = not (isinstance(self.tracer_provider, trace.NoOpTracerProvider)
+                            and isinstance(self.meter_provider, metrics.NoOpMeterProvider))
 
     def current(self) -> "Telemetry":
         return self
@@ -256,6 +259,10 @@ class GlobalTelemetry:
                 or current.meter_provider is not meter_provider):
             with self._lock:
                 current = self._current = Telemetry(self.scope, tracer_provider, meter_provider)
+                # No provider set yet (no configure(), or OTEL_SDK_DISABLED): nothing to record.
+                if (isinstance(tracer_provider, trace.ProxyTracerProvider)
+                        and type(meter_provider).__name__ == "_ProxyMeterProvider"):
+                    current.enabled = False
         return current
 
 
@@ -265,10 +272,11 @@ class GlobalTelemetry:
 class _State:
     """Per (target, telemetry): the series cache. Rebuilt only when the global providers change."""
 
-    __slots__ = ("telemetry", "tracer", "duration", "default_series", "series_by_key")
+    __slots__ = ("telemetry", "enabled", "tracer", "duration", "default_series", "series_by_key")
 
     def __init__(self, telemetry: Telemetry, base: dict[str, Any]):
         self.telemetry = telemetry
+        self.enabled = telemetry.enabled
         self.tracer = telemetry.tracer
         self.duration = telemetry.instruments.duration
         self.default_series = telemetry.instruments.new_series(base)
@@ -339,9 +347,12 @@ class Target:
 
     # -- the call --
 
-    def start(self, instance: Any, args: tuple, kwargs: dict, parent: Any = None) -> tuple:
-        """Start the span (not attached). Returns (span, context, series, state, start time)."""
+    def start(self, instance: Any, args: tuple, kwargs: dict, parent: Any = None) -> tuple | None:
+        """Start the span (not attached). Returns (span, context, series, state, start time), or
+        None when there is nothing to record (no-op providers)."""
         state = self._state if self._fixed else self.state()
+        if not state.enabled:
+            return None
         name = self.span_name
         if self.span_name_from_call is not None:
             name = self.span_name_from_call(instance, args, kwargs) or name
@@ -431,9 +442,11 @@ def _function_wrapper(target: Target) -> Callable:
             return wrapped(*args, **kwargs)
         try:
             started = start(instance, args, kwargs)
-            token = attach(started[1])
+            token = attach(started[1]) if started is not None else None
         except Exception:  # noqa: BLE001
             target.log_once("start", "starting the span failed")
+            return wrapped(*args, **kwargs)
+        if started is None:
             return wrapped(*args, **kwargs)
         try:
             result = wrapped(*args, **kwargs)
@@ -454,9 +467,11 @@ def _coroutine_wrapper(target: Target) -> Callable:
     async def traced_call(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         try:
             started = start(instance, args, kwargs)
-            token = attach(started[1])
+            token = attach(started[1]) if started is not None else None
         except Exception:  # noqa: BLE001
             target.log_once("start", "starting the span failed")
+            return await wrapped(*args, **kwargs)
+        if started is None:
             return await wrapped(*args, **kwargs)
         try:
             result = await wrapped(*args, **kwargs)
@@ -482,6 +497,8 @@ def _generator_wrapper(target: Target) -> Callable:
             started = target.start(instance, args, kwargs, parent)
         except Exception:  # noqa: BLE001
             target.log_once("start", "starting the span failed")
+            started = None
+        if started is None:
             return (yield from generator)
         ctx = started[1]
         to_send: Any = None
@@ -530,7 +547,9 @@ def _async_generator_wrapper(target: Target) -> Callable:
             started = target.start(instance, args, kwargs, parent)
         except Exception:  # noqa: BLE001
             target.log_once("start", "starting the span failed")
-            async for item in generator:
+            started = None
+        if started is None:
+            async for item in generator:  # untraced (a consumer's send/throw are not forwarded here)
                 yield item
             return
         ctx = started[1]

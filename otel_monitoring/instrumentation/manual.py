@@ -82,9 +82,11 @@ class Traced:
             return INVALID_SPAN
         try:
             started = self.target.start(None, (), {})
-            token = attach(started[1])
+            token = attach(started[1]) if started is not None else None
         except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
             self.target.log_once("start", "starting the span failed")
+            started = None
+        if started is None:
             stack.append(None)
             return INVALID_SPAN
         stack.append((started, token))
@@ -163,6 +165,8 @@ def record_operation(component: str, operation: str, duration_s: float, success:
     target = _recording_target(domain, component, operation)
     try:
         state = target.state()
+        if not state.enabled:
+            return
         key = tuple(sorted((str(k), _metric_value(v)) for k, v in attributes.items()))
         series = target.series_for_key(state, key)
         if success:

@@ -158,6 +158,18 @@ def _result_attributes(kind: str) -> Callable[[Any, Any, tuple, dict], Mapping[s
     return read
 
 
+def _mark_market_data(result: Any, data_type: str, exchange: str) -> None:
+    """Feed the market-data freshness KPI (trading.market_data.staleness / status, issue 4's meters)."""
+    try:
+        from ....meters.trading import mark_market_data
+    except ImportError:
+        return
+    items = result.values() if data_type == "tickers" and isinstance(result, dict) else [result]
+    for item in items:
+        if isinstance(item, dict) and item.get("symbol") and _number(item.get("timestamp")) is not None:
+            mark_market_data(str(item["symbol"]), exchange, item["timestamp"])
+
+
 class _MarketDataAge:
     """Records ``trading.market_data.age`` from ticker(s) and order book results."""
 
@@ -174,6 +186,7 @@ class _MarketDataAge:
             if finished.error_type is not None:
                 return
             result = finished.result
+            _mark_market_data(result, data_type, _exchange_id(finished.instance))
             if data_type == "tickers":
                 ages = [age for age in map(_age_seconds, result.values()) if age is not None] \
                     if isinstance(result, dict) else []
