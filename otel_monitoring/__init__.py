@@ -34,6 +34,10 @@ _LAZY: dict[str, str] = {
     "register_health_check": "otel_monitoring.meters.health_checks:register_health_check",
     "run_health_checks": "otel_monitoring.meters.health_checks:run_health_checks",
     "add_alert_callback": "otel_monitoring.local.alerts:add_alert_callback",
+    "remove_alert_callback": "otel_monitoring.local.alerts:remove_alert_callback",
+    "active_alerts": "otel_monitoring.local.alerts:active_alerts",
+    "acknowledge_alert": "otel_monitoring.local.alerts:acknowledge",
+    "silence_alert": "otel_monitoring.local.alerts:silence",
 }
 
 __all__ = ["ConfigError", "Monitoring", "configure", "get_monitoring", "__version__", *_LAZY]

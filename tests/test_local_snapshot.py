@@ -224,7 +224,8 @@ rules:
     try:
         # The periodic reader writes every 0.5 s in the background; flushes add collections on demand.
         monitoring = otel_monitoring.configure(
-            service_name="queue-worker", exporter="none", snapshot_dir=str(snapshots), snapshot_interval=0.5,
+            service_name="queue-worker", exporter="otlp_file", file_dir=str(tmp_path / "otlp"),
+            snapshot_dir=str(snapshots), snapshot_interval=0.5,
             alert_rules=str(rules), system_metrics=False, instrument=False)
         meter = monitoring.meter("app")
         meter.create_observable_gauge("app.queue.depth", [lambda o: [_obs(depth["value"], {})]], unit="{item}")
@@ -239,6 +240,7 @@ rules:
         assert [(a["id"], a["state"], a["value"]) for a in listed] == [("deep_queue", "firing", 250)]
         assert listed[0]["annotations"] == {"summary": "queue at 250"}
         assert otel_monitoring.add_alert_callback is alerts.add_alert_callback
+        assert otel_monitoring.acknowledge_alert is alerts.acknowledge and otel_monitoring.silence_alert is alerts.silence
         assert done.wait(20)
         assert received[0].kind == "firing" and received[0].alert["id"] == "deep_queue"
         assert [a["id"] for a in alerts.active_alerts()] == ["deep_queue"]
@@ -251,6 +253,7 @@ rules:
         poller.stop()
     assert poller.errors == [] and poller.reads > 0
     assert read_live(snapshots)["gauges"]["app.queue.depth"][0]["value"] == 1
+    assert "app.queue.depth" in (tmp_path / "otlp" / "metrics.jsonl").read_text()  # alongside the normal export
     # resolved (listed for one more interval, so possibly already gone)
     assert [a["state"] for a in json.loads((snapshots / "alerts.json").read_text())["alerts"]] in ([], ["resolved"])
     events = [(e["alert_id"], e["event"]) for e in HistoryStore(str(snapshots)).alert_events()]
