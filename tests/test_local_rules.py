@@ -188,6 +188,10 @@ def test_cli_list_ack_silence(tmp_path, capsys, monkeypatch):
     assert main(["alerts", "silence", "high_cpu", "--for", "0"]) == 0
     assert set(read_control(str(tmp_path))["silenced"]) == {"low_signal_accuracy"}
     assert main(["alerts", "silence", "typo", "--for", "1h"]) == 1
+    (tmp_path / "metrics_live.json").write_text(json.dumps({"timestamp_unix": 1.0, "interval_s": 5.0}))
+    capsys.readouterr()
+    assert main(["alerts", "list"]) == 0
+    assert "is the application running?" in capsys.readouterr().err
 
 
 def test_cli_without_directory_and_check(tmp_path, capsys):

@@ -100,6 +100,7 @@ def run_list(args: argparse.Namespace) -> int:
         return 2
     alerts, control = _alerts(directory)
     now = time.time()
+    _warn_if_stale(directory, now)
     for alert in alerts:  # requests not yet applied by the process show as well
         acked = control["acknowledged"].get(alert["id"])
         if acked is not None and acked >= _since_unix(alert):
@@ -135,6 +136,17 @@ def run_list(args: argparse.Namespace) -> int:
             value = "" if event["value"] is None else f" value {event['value']:.4g}"
             print(f"  {iso_time(event['time'])}  {event['event']:<12} {event['severity']:<9} {event['alert_id']}{value}")
     return 0
+
+
+def _warn_if_stale(directory: str, now: float) -> None:
+    """Say so when the snapshots have stopped: the alerts shown are then those of a process gone."""
+    from ..local.files import read_json
+    from ..local.snapshot import LIVE_FILE
+
+    live = read_json(os.path.join(directory, LIVE_FILE)) or {}
+    written, interval = live.get("timestamp_unix"), live.get("interval_s") or 5.0
+    if isinstance(written, (int, float)) and now - written > max(60.0, 3 * interval):
+        print(f"note: the last snapshot is {now - written:.0f}s old; is the application running?", file=sys.stderr)
 
 
 def run_ack(args: argparse.Namespace) -> int:
