@@ -26,7 +26,7 @@ MS = 1_000_000  # nanoseconds
 
 def send_demo_trace(endpoint: str) -> str:
     """An API request that retrieves (with an embedding call), asks a model and places an order
-    that fails, with exact start and end times. Returns the trace id (hex)."""
+    that fails, then a healthy request, with exact start and end times. Returns both trace ids."""
     provider = TracerProvider(resource=Resource.create({"service.name": SERVICE}), shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"http://{endpoint}", insecure=True)))
     tracer = provider.get_tracer("views-test")
@@ -54,19 +54,24 @@ def send_demo_trace(endpoint: str) -> str:
     span("create_order", 285, 295, root, SpanKind.CLIENT,
          {"trading.exchange": "binance", "trading.symbol": "BTC/USDT", "trading.order.side": "buy"}, error="NetworkError")
     root.end(end_time=t0 + 300 * MS)
-    trace_id = format(root.get_span_context().trace_id, "032x")
+    healthy = tracer.start_span("GET /orders", kind=SpanKind.SERVER, start_time=t0 + 400 * MS,
+                                attributes={"http.request.method": "GET", "http.route": "/orders"})
+    span("fetch_open_orders", 402, 420, healthy, SpanKind.CLIENT, {"trading.exchange": "binance"})
+    healthy.end(end_time=t0 + 425 * MS)
     provider.force_flush()
     provider.shutdown()
-    return trace_id
+    return format(root.get_span_context().trace_id, "032x"), format(healthy.get_span_context().trace_id, "032x")
 
 
 @pytest.fixture(scope="module")
 def jaeger_with_trace(tmp_path_factory):
     jaeger = start_jaeger(tmp_path_factory.mktemp("jaeger"))
     try:
-        trace_id = send_demo_trace(jaeger.otlp_grpc_endpoint)
-        wait_until(lambda: (jaeger.trace(trace_id) or {}).get("spans") and len(jaeger.trace(trace_id)["spans"]) == 5,
-                   timeout=60, what="the demo trace in Jaeger")
+        trace_id, healthy_id = send_demo_trace(jaeger.otlp_grpc_endpoint)
+        wait_until(lambda: len((jaeger.trace(trace_id) or {}).get("spans") or []) == 5
+                   and len((jaeger.trace(healthy_id) or {}).get("spans") or []) == 2,
+                   timeout=60, what="the demo traces in Jaeger")
+        jaeger.healthy_id = healthy_id
         yield jaeger, trace_id
     finally:
         jaeger.stop()
@@ -95,7 +100,7 @@ def test_printed_tree_structure_durations_status_and_attributes(jaeger_with_trac
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"trace {trace_id}") and "5 spans" in lines[0] and "1 error" in lines[0]   # fits 120
     spans = [line for line in lines[1:] if re.search(r"\s(OK|ERROR|UNSET)\s", line)]
-    names = [re.split(r"\s{2,}", line)[0] for line in spans]
+    names = [re.match(r"(.*?)\s+\S+\s+(OK|ERROR|UNSET)", line).group(1) for line in spans]
     assert names == ["POST /chat", "├─ retrieval docs", "│  └─ embeddings text-embedding-3-small",
                      "├─ chat gpt-4o-mini", "└─ create_order"]
     durations = [re.search(r"(\S+)\s+(OK|ERROR|UNSET)", line).group(1) for line in spans]
@@ -109,7 +114,9 @@ def test_printed_tree_structure_durations_status_and_attributes(jaeger_with_trac
     assert "user.secret" not in text                   # only the key attribute families are printed
     # The attribute lines sit under their span, inside its branch of the tree.
     order_index = lines.index(next(line for line in lines if line.startswith("└─ create_order")))
-    assert "trading.symbol=BTC/USDT" in lines[order_index + 1] and lines[order_index + 1].startswith("    ")
+    under_order = lines[order_index + 1:]          # the last span: its attribute lines end the output
+    assert under_order and all(line.startswith("       ") for line in under_order)
+    assert "trading.symbol=BTC/USDT" in " ".join(under_order)
     assert max(len(line) for line in lines) <= 120
 
 
@@ -121,8 +128,14 @@ def test_services_list_and_errors_filter(jaeger_with_trace):
     assert listing.returncode == 0, listing.stderr
     row = next(line for line in listing.stdout.splitlines() if trace_id in line)
     assert re.search(rf"{trace_id}\s+300ms\s+5\s+1\s+POST /chat", row)
-    last = cli("--jaeger", jaeger.query_url, "--service", SERVICE, "--last", "--no-attributes", "--width", "80")
+    assert jaeger.healthy_id not in listing.stdout                 # --errors leaves the healthy trace out
+    everything = cli("--jaeger", jaeger.query_url, "--service", SERVICE, "--width", "100").stdout.splitlines()
+    assert [line.split()[1] for line in everything[1:]] == [jaeger.healthy_id, trace_id]   # newest first
+    assert re.search(rf"{jaeger.healthy_id}\s+25ms\s+2\s+0\s+GET /orders", everything[1])
+    last = cli("--jaeger", jaeger.query_url, "--service", SERVICE, "--errors", "--last", "--no-attributes",
+               "--width", "80")
     assert last.returncode == 0 and trace_id in last.stdout and "└─ create_order" in last.stdout
+    assert "trading.exchange" not in last.stdout
     assert max(len(line) for line in last.stdout.splitlines()) <= 80
     missing = cli("--jaeger", jaeger.query_url, "0" * 31 + "1")
     assert missing.returncode == 1 and "has no trace" in missing.stderr

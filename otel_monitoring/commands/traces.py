@@ -72,8 +72,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _recent(client, args) -> list[dict]:
-    tags = {"error": "true"} if args.errors else None
-    return client.traces(args.service, limit=args.limit, lookback=args.lookback, operation=args.operation, tags=tags)
+    if not args.errors:
+        return client.traces(args.service, limit=args.limit, lookback=args.lookback, operation=args.operation)
+    # Filtered here: Jaeger v2 keeps the span status as a field its search does not match as a tag.
+    from ..views.trace_tree import summarize
+
+    traces = client.traces(args.service, limit=max(args.limit * 10, 200), lookback=args.lookback,
+                           operation=args.operation)
+    return [t for t in traces if summarize(t).error_count][: args.limit]
 
 
 def _latest(client, args) -> dict | None:

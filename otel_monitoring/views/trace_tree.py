@@ -156,7 +156,7 @@ def _timeline(node: SpanNode, summary: TraceSummary, cells: int) -> str:
     begin = int((node.start_us - summary.start_us) / total * cells)
     length = max(1, round(node.duration_us / total * cells))
     begin = min(begin, cells - 1)
-    return " " * begin + "█" * min(length, cells - begin) + " " * max(0, cells - begin - length)
+    return " " * begin + "█" * min(length, cells - begin)
 
 
 def _attribute_lines(node: SpanNode, continuation: str, width: int) -> list[str]:
