@@ -322,9 +322,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("system_metrics", "OTEL_MONITORING_SYSTEM_METRICS", parse_bool, True,
            "System and process metrics (contrib system-metrics instrumentation plus filesystem, load, "
            "uptime, process count) and the host health score.", "false", section="meters"),
-    Option("network_connections", "OTEL_MONITORING_NETWORK_CONNECTIONS", parse_bool, False,
-           "Also report system.network.connections (psutil.net_connections costs ~9 ms per collection).",
-           "true", section="meters"),
+    Option("system_metrics_extra", "OTEL_MONITORING_SYSTEM_METRICS_EXTRA", parse_list, (),
+           "Contrib system metrics to add to the default set, by name or glob (system.network.connections "
+           "costs ~9 ms per collection). See docs/meters.md.",
+           "system.disk.operations,system.network.errors,system.network.connections", section="meters"),
     Option("filesystem_mountpoints", "OTEL_MONITORING_FILESYSTEM_MOUNTPOINTS", parse_list, (),
            "Mount points for system.filesystem.* and the disk part of host health. Default: the "
            "physical filesystems psutil lists, plus /.", "/,/data", section="meters"),

@@ -11,7 +11,7 @@ import pytest
 from meters_support import read_metrics
 
 from otel_monitoring.meters.host_health import HostHealth, classify, evaluate, resource_score
-from otel_monitoring.meters.system import FilesystemList, SystemMeters, contrib_config
+from otel_monitoring.meters.system import DEFAULT_CONTRIB_METRICS, FilesystemList, SystemMeters, contrib_config
 
 
 @pytest.fixture
@@ -60,16 +60,24 @@ def test_load_uptime_and_process_metrics(telemetry, system):
 
 def test_contrib_metrics_reused_without_deprecated_or_costly_ones(telemetry, system):
     names = set(read_metrics(telemetry.metric_reader))
-    assert {"system.cpu.utilization", "system.memory.utilization", "system.disk.io", "system.network.io",
-            "process.cpu.time", "process.memory.usage"} <= names
-    assert "system.network.connections" not in names
+    assert {"system.cpu.time", "system.cpu.utilization", "system.memory.utilization", "system.swap.usage",
+            "system.disk.io", "system.network.io", "process.cpu.time", "process.cpu.utilization",
+            "process.memory.usage", "process.thread.count", "process.open_file_descriptor.count"} <= names
+    assert "system.network.connections" not in names and "system.disk.operations" not in names
     assert not [n for n in names if n.startswith("process.runtime.")]
     assert "system.thread_count" not in names
 
 
-def test_network_connections_is_opt_in_and_the_exclusion_variable_is_honoured():
-    assert "system.network.connections" in contrib_config(network_connections=True, environ={})
-    assert "system.network.connections" not in contrib_config(environ={})
+def test_virtual_block_devices_are_left_out_of_disk_io(telemetry, system):
+    devices = {p.attributes["device"] for p in read_metrics(telemetry.metric_reader)["system.disk.io"].points}
+    assert devices and not [d for d in devices if d.startswith(("loop", "ram", "zram"))]
+
+
+def test_extras_are_opt_in_and_the_exclusion_variable_is_honoured():
+    assert sorted(contrib_config(environ={})) == sorted(DEFAULT_CONTRIB_METRICS)
+    extra = contrib_config(["system.network.connections", "cpython.gc.*", "process.runtime.*"], environ={})
+    assert {"system.network.connections", "cpython.gc.collections"} <= set(extra)
+    assert not [n for n in extra if n.startswith("process.runtime.")]  # deprecated: never
     config = contrib_config(environ={"OTEL_PYTHON_SYSTEM_METRICS_EXCLUDED_METRICS": "system.disk.*, process.cpu.*"})
     assert not [n for n in config if n.startswith(("system.disk.", "process.cpu."))]
     assert "system.memory.usage" in config

@@ -91,7 +91,7 @@ class MetersComponent(Component):
         from .system import FilesystemList, SystemMeters
 
         filesystems = FilesystemList(self.settings.filesystem_mountpoints)
-        self.system = SystemMeters(provider, network_connections=self.settings.network_connections,
+        self.system = SystemMeters(provider, extra=self.settings.system_metrics_extra,
                                    filesystems=filesystems)
         try:
             self.system.start()

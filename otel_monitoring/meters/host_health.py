@@ -18,12 +18,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-import psutil
 from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
 from ..version import __version__
 from .settings import DEFAULT_HEALTH_THRESHOLDS
-from .system import FilesystemList, filesystem_usage
+from .system import FilesystemList, filesystem_usage, shared_psutil
 
 SCOPE = "otel_monitoring.meters.host_health"
 STATES = ("EXCELLENT", "GOOD", "WARNING", "CRITICAL")
@@ -78,10 +77,13 @@ class CpuBusy:
 
     @staticmethod
     def _sample() -> tuple[float, float]:
-        times = psutil.cpu_times()
-        # Linux counts guest time inside user and nice already.
-        total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
-        return total, times.idle + getattr(times, "iowait", 0.0)
+        total = idle = 0.0
+        # Per CPU, as system.cpu.time reads them in the same collection (one /proc/stat read for both).
+        for times in shared_psutil.cpu_times(percpu=True):
+            # Linux counts guest time inside user and nice already.
+            total += sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+            idle += times.idle + getattr(times, "iowait", 0.0)
+        return total, idle
 
     def read(self) -> float:
         now = time.monotonic()
@@ -98,18 +100,18 @@ class CpuBusy:
 
 
 def memory_utilization() -> float:
-    memory = psutil.virtual_memory()
+    memory = shared_psutil.virtual_memory()  # the read the contrib's memory metrics make in this collection
     return 1.0 - memory.available / memory.total if memory.total else 0.0
 
 
 class HostHealth:
     """Reads CPU, memory and disk, scores them, and reports the score as metrics.
 
-    One reading serves every callback of a collection (readings younger than ``max_age`` are reused).
+    One reading serves the three callbacks of a collection (readings younger than ``max_age`` are reused).
     """
 
     def __init__(self, thresholds: Mapping[str, tuple[float, float]] | None = None,
-                 filesystems: FilesystemList | None = None, max_age: float = 1.0):
+                 filesystems: FilesystemList | None = None, max_age: float = 0.25):
         self.thresholds = dict(thresholds or DEFAULT_HEALTH_THRESHOLDS)
         self.filesystems = filesystems or FilesystemList()
         self.cpu = CpuBusy()
