@@ -7,6 +7,7 @@ import email
 import email.policy
 import json
 import logging
+import os
 import shutil
 import ssl
 import subprocess
@@ -322,3 +323,21 @@ def test_email_starttls_and_login(tmp_path, notifiers):
     assert stats["email-bad-password"]["failed"] == 1 and "login refused" in stats["email-bad-password"]["last_error"]
     assert stats["email-no-tls"]["failed"] == 1  # the server insists on STARTTLS
     assert len(box.messages) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_delivers_with_its_own_workers(receiver, notifiers):
+    notifier = notifiers(ChannelRoute(WebhookChannel(receiver.url + "/hook")))
+    pid = os.fork()
+    if pid == 0:  # the child: deliver one event, exit with 0 if it went out
+        ok = False
+        try:
+            notifier.notify(event(alert_id="from-child"))
+            ok = notifier.wait_idle(20) and notifier.stats()["webhook"]["sent"] == 1
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [b["alert"]["id"] for b in receiver.bodies("/hook")] == ["from-child"]
+    notifier.notify(event(alert_id="from-parent"))  # the parent's workers are untouched
+    assert [b["alert"]["id"] for b in receiver.wait_for("/hook", 2)] == ["from-child", "from-parent"]

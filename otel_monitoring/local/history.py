@@ -72,12 +72,16 @@ class HistoryStore:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._writable = False
+        self._pid = os.getpid()
         self._series_ids: dict[tuple[str, str], int] = {}
         self._last_prune = 0.0
 
     # --- connection ---
 
     def _connect(self, write: bool) -> sqlite3.Connection | None:
+        if self._conn is not None and self._pid != os.getpid():
+            # A connection must not cross fork: the child opens its own (the parent's stays open).
+            self._conn, self._series_ids = None, {}
         if self._conn is not None and (self._writable or not write):
             return self._conn
         if not write and not os.path.exists(self.path):
@@ -92,7 +96,7 @@ class HistoryStore:
             conn.executescript(_SCHEMA)
         else:
             conn = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False, isolation_level=None)
-        self._conn, self._writable = conn, write
+        self._conn, self._writable, self._pid = conn, write, os.getpid()
         return conn
 
     def close(self) -> None:

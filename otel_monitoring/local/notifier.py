@@ -11,9 +11,11 @@ failing streak, so a dead channel does not flood the log.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -126,6 +128,14 @@ class Notifier:
         self._workers: list[_Worker] = []
         for route in routes:
             self.add_route(route)
+        if hasattr(os, "register_at_fork"):
+            # Threads do not survive fork: a child gets fresh, empty queues and workers.
+            restart = weakref.WeakMethod(self._after_fork)
+            os.register_at_fork(after_in_child=lambda: (method := restart()) and method())
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._workers = [_Worker(self, worker.route) for worker in self._workers]
 
     def add_route(self, route: ChannelRoute) -> None:
         with self._lock:
