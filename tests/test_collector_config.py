@@ -221,3 +221,19 @@ def test_dashboards_are_provisioned_grafana_json():
                 continue
             assert panel["datasource"]["uid"] in datasource_uids, f"{path}: {panel.get('title')}"
             assert panel.get("targets"), f"{path}: {panel.get('title')} has no query"
+
+
+def test_docker_compose_mounts_the_shipped_files_and_publishes_on_loopback_only():
+    with open(os.path.join(CONFIG_DIR, "docker-compose.yml"), encoding="utf-8") as handle:
+        compose = yaml.safe_load(handle)
+    services = compose["services"]
+    assert {"otel-collector", "jaeger", "prometheus", "grafana"} <= set(services)
+    images = " ".join(service["image"] for service in services.values())
+    assert "otel/opentelemetry-collector-contrib:0.152.0" in images  # the version the configs are written for
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("./"):
+                assert os.path.exists(os.path.join(CONFIG_DIR, source)), f"{name} mounts missing {source}"
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
