@@ -308,3 +308,27 @@ def test_budget_gauges_and_log_record(telemetry):
 def test_bad_budget_settings(text, message):
     with pytest.raises(ValueError, match=message):
         parse_budgets(text)
+
+
+def test_fees_of_a_real_ccxt_client_through_the_instrumentation(telemetry, cost):
+    ccxt = pytest.importorskip("ccxt")
+    from otel_monitoring.instrumentation.trading.ccxt import CcxtInstrumentor
+    from otel_monitoring_examples.exchange_stub import ExchangeStub, point_ccxt_at
+
+    instrumentor = CcxtInstrumentor()
+    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+    try:
+        with ExchangeStub() as stub:
+            exchange = point_ccxt_at(ccxt.binance({"apiKey": "k", "secret": "c2VjcmV0", "enableRateLimit": False}),
+                                     stub.url)
+            exchange.load_markets()
+            order = exchange.create_order("BTC/USDT", "market", "buy", 0.01)
+            exchange.fetch_order(order["id"], "BTC/USDT")  # the same fill again: not charged twice
+            exchange.fetch_ticker("BTC/USDT")
+    finally:
+        instrumentor.uninstrument()
+    fee = Decimal(str(order["fee"]["cost"]))
+    assert order["fee"]["currency"] == "USDT" and fee > 0
+    fetched = [s for s in telemetry.spans() if s.attributes.get("trading.order.fee") is not None]
+    assert len(fetched) == 2  # create_order and fetch_order both report the fee
+    assert cost.totals == {("execution", "binance"): fee}
