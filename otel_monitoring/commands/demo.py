@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         "file_dir": output,
         "snapshot_dir": output,  # live snapshots, history and the in-process alert rules (docs/snapshots.md)
         "snapshot_interval": 1.0,
+        "history_interval": 1.0,  # a short run still leaves trends for `otel-monitoring report`
         "metric_export_interval": max(1.0, min(5.0, args.duration / 2)),
     }
     if args.endpoint:

@@ -107,8 +107,9 @@ def demo_summary(monitoring: Any) -> list[str]:
              f"snapshots in {component.settings.snapshot_dir}):"]
     if not alerts:
         lines.append("  none pending or firing")
+    width = max((len(alert["id"]) for alert in alerts), default=0)
     for alert in alerts:
         value = "n/a" if alert["value"] is None else f"{alert['value']:.4g}"
-        lines.append(f"  {alert['state']:<8} {alert['severity']:<9} {alert['id']:<32} value {value} "
+        lines.append(f"  {alert['state']:<8} {alert['severity']:<9} {alert['id']:<{width}}  value {value} "
                      f"(threshold {alert['threshold']:g})")
     return lines
