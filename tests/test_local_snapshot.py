@@ -244,6 +244,9 @@ rules:
         assert done.wait(20)
         assert received[0].kind == "firing" and received[0].alert["id"] == "deep_queue"
         assert [a["id"] for a in alerts.active_alerts()] == ["deep_queue"]
+        summary = alerts.demo_summary(monitoring)
+        assert summary[0].startswith("Alerts (1 rules evaluated every 0.5s")
+        assert summary[1].split() == ["firing", "critical", "deep_queue", "value", "250", "(threshold", "100)"]
         assert alerts.acknowledge("deep_queue") is True
         depth["value"] = 1
         monitoring.shutdown()  # the last collection resolves the alert and writes both files
