@@ -36,7 +36,7 @@ def test_component_binds_the_public_functions_and_releases_them(telemetry):
         assert "system.cpu.utilization" not in metrics  # system_metrics=False
     finally:
         component.shutdown()
-    assert cost._current is None
+    assert cost._current.value is None
 
 
 def test_market_data_thresholds_must_be_ordered(telemetry):

@@ -142,5 +142,5 @@ class MetersComponent(Component):
         if self.system is not None:
             self.system.shutdown()
         for module, instance in ((cost, self.cost), (trading, self.trading), (rag, self.rag)):
-            if instance is not None and getattr(module, "_current", None) is instance:
+            if instance is not None and module._current.value is instance:
                 module.install(None)

@@ -18,6 +18,7 @@ from opentelemetry.metrics import get_meter
 
 from ..version import __version__
 from .budgets import BudgetTracker
+from .current import Current
 from .prices import MILLION, PriceTable, load_prices
 from .settings import COST_TYPES
 
@@ -167,24 +168,10 @@ class CostMeter:
         return price
 
 
-_current: CostMeter | None = None
-_current_lock = threading.Lock()
-
-
-def install(meter: CostMeter | None) -> None:
-    """Make ``meter`` the one ``record_cost`` uses (the meters component does this at start)."""
-    global _current
-    with _current_lock:
-        _current = meter
-
-
-def current_cost_meter() -> CostMeter:
-    """The installed cost meter, or one on the global meter provider with the packaged prices."""
-    global _current
-    with _current_lock:
-        if _current is None:
-            _current = CostMeter()
-        return _current
+# The meter record_cost uses: the component installs its own at start.
+_current: Current[CostMeter] = Current(CostMeter)
+install = _current.install
+current_cost_meter = _current.get
 
 
 _warned_inputs: set[str] = set()

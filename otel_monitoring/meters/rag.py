@@ -15,6 +15,7 @@ from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
 from ..version import __version__
 from .windows import OutcomeWindows
+from .current import Current
 
 _logger = logging.getLogger(__name__)
 
@@ -74,22 +75,9 @@ class RagKPIs:
         return observe
 
 
-_current: RagKPIs | None = None
-_current_lock = threading.Lock()
-
-
-def install(kpis: RagKPIs | None) -> None:
-    global _current
-    with _current_lock:
-        _current = kpis
-
-
-def current_rag_kpis() -> RagKPIs:
-    global _current
-    with _current_lock:
-        if _current is None:
-            _current = RagKPIs()
-        return _current
+_current: Current[RagKPIs] = Current(RagKPIs)
+install = _current.install
+current_rag_kpis = _current.get
 
 
 def record_retrieval(scores: Sequence[float] = (), collection: str | None = None, relevant: bool | None = None) -> None:

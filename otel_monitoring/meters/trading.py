@@ -18,6 +18,7 @@ from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
 from ..version import __version__
 from .windows import OutcomeWindows
+from .current import Current
 
 _logger = logging.getLogger(__name__)
 
@@ -204,22 +205,9 @@ def _market_attributes(symbol: str, exchange: str | None) -> dict[str, str]:
 
 # --- the process' instance and the public functions ---
 
-_current: TradingKPIs | None = None
-_current_lock = threading.Lock()
-
-
-def install(kpis: TradingKPIs | None) -> None:
-    global _current
-    with _current_lock:
-        _current = kpis
-
-
-def current_trading_kpis() -> TradingKPIs:
-    global _current
-    with _current_lock:
-        if _current is None:
-            _current = TradingKPIs()
-        return _current
+_current: Current[TradingKPIs] = Current(TradingKPIs)
+install = _current.install
+current_trading_kpis = _current.get
 
 
 def _safely(method: str) -> Callable[..., None]:
