@@ -138,3 +138,35 @@ def test_every_exchange_class_defining_a_method_is_wrapped_and_uninstrument_rest
     exchange = point_ccxt_at(ccxt.binance(dict(CONFIG)), stub.url)
     exchange.fetch_ticker("BTC/USDT")
     assert telemetry.spans() == []
+
+
+def test_the_http_request_of_an_order_is_its_child_sync_and_async(telemetry, instrumented, stub):
+    import os
+
+    from otel_monitoring.config import load_settings
+    from otel_monitoring.instrumentation.api import ApiInstrumentor
+
+    ApiInstrumentor().instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider,
+                                 settings=load_settings())
+    try:
+        sync = point_ccxt_at(ccxt.binance(dict(CONFIG)), stub.url)
+        sync.load_markets()
+        sync.create_order("BTC/USDT", "market", "buy", 0.01)
+
+        async def run():
+            exchange = point_ccxt_at(ccxt_async.kraken(dict(CONFIG)), stub.url)
+            try:
+                await exchange.load_markets()
+                await exchange.create_order("BTC/USD", "market", "buy", 0.01)
+            finally:
+                await exchange.close()
+
+        asyncio.run(run())
+    finally:
+        ApiInstrumentor().uninstrument()
+        os.environ.pop("OTEL_PYTHON_EXCLUDED_URLS", None)
+    spans = telemetry.spans()
+    for order in spans_named(telemetry, "ccxt.create_order"):
+        children = [s for s in spans if s.parent is not None and s.parent.span_id == order.context.span_id]
+        assert [c.attributes.get("http.request.method", c.attributes.get("http.method")) for c in children] == ["POST"], \
+            order.attributes["trading.exchange"]

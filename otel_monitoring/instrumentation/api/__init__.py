@@ -1,4 +1,5 @@
-"""API instrumentation: the official contrib FastAPI/Starlette, requests and httpx instrumentations.
+"""API instrumentation: the official contrib FastAPI/Starlette, requests, httpx and aiohttp-client
+instrumentations.
 
 Nothing is rewritten here: ``ApiInstrumentor`` enables each contrib instrumentor whose library is
 installed, with the pipeline's providers and the health-probe exclusion (``excluded_urls``,
@@ -28,6 +29,8 @@ CONTRIB: dict[str, tuple[str, str, bool]] = {
     "fastapi": ("opentelemetry.instrumentation.fastapi:FastAPIInstrumentor", "fastapi >= 0.92", True),
     "requests": ("opentelemetry.instrumentation.requests:RequestsInstrumentor", "requests >= 2.0", True),
     "httpx": ("opentelemetry.instrumentation.httpx:HTTPXClientInstrumentor", "httpx >= 0.18.0", False),
+    # ccxt.async_support talks HTTP through aiohttp: its requests become children of the ccxt spans.
+    "aiohttp-client": ("opentelemetry.instrumentation.aiohttp_client:AioHttpClientInstrumentor", "aiohttp >= 3.0", False),
 }
 
 
