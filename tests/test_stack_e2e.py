@@ -140,16 +140,31 @@ def test_jaeger_has_the_trading_order_with_its_span_tree(stack, demo):
     assert http_children, "the order's HTTP request to the exchange is not under it"
 
 
-def test_jaeger_has_an_api_request_containing_retrieval_and_embeddings(stack, demo):
+def test_jaeger_has_the_rag_query_with_retrieval_embeddings_and_chat(stack, demo):
     jaeger = stack[0]
     for trace in _demo_traces(jaeger):
         for span in trace["spans"]:
-            if _tags(span).get("span.kind") != "server":
+            if _parent(span) is not None:
                 continue
             operations = {_tags(d).get("gen_ai.operation.name") for d in _descendants(trace, span["spanID"])}
-            if {"retrieval", "embeddings"} <= operations:
+            if {"retrieval", "embeddings", "chat"} <= operations:
                 return
-    pytest.fail("no server span (API request) with retrieval and embeddings spans beneath it in Jaeger")
+    pytest.fail("no trace whose root holds retrieval, embeddings and chat spans in Jaeger")
+
+
+def test_jaeger_has_an_api_request_from_client_to_server_in_one_trace(stack, demo):
+    """The API example's HTTP call: the client span and the FastAPI server span it caused share
+    the trace (context propagated over HTTP), and the server span carries its status code."""
+    jaeger = stack[0]
+    for trace in _demo_traces(jaeger):
+        by_id = {span["spanID"]: span for span in trace["spans"]}
+        for span in trace["spans"]:
+            parent = by_id.get(_parent(span))
+            if _tags(span).get("span.kind") == "server" and parent and _tags(parent).get("span.kind") == "client":
+                tags = _tags(span)
+                if tags.get("http.response.status_code", tags.get("http.status_code")) is not None:
+                    return
+    pytest.fail("no HTTP server span under its client span in Jaeger")
 
 
 def test_prometheus_has_spanmetrics_red_metrics_for_the_demo(stack, demo):
