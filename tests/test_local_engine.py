@@ -304,3 +304,31 @@ def test_alerts_document_is_json(tmp_path):
     text = json.dumps(document, allow_nan=False)
     assert json.loads(text)["alerts"][0]["since"].endswith("Z")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_firing_held_back_is_notified_when_the_silence_or_cooldown_ends():
+    clock = Clock()
+    engine = AlertEngine(rules({**CPU_RULE, "for": 0, "cooldown": "15m", "escalate": None}), clock=clock)
+    seen = Recorder(engine)
+    engine.silence("high_cpu", 600)
+    engine.evaluate(cpu(0.9))
+    assert seen.kinds() == [("pending", False), ("firing", False)]
+    clock.advance(599)
+    engine.evaluate(cpu(0.9))
+    assert seen.kinds() == []
+    clock.advance(1)  # the silence is over and the CPU is still high
+    engine.evaluate(cpu(0.9))
+    assert seen.kinds() == [("firing", True)]
+    engine.evaluate(cpu(0.9))
+    assert seen.kinds() == []  # once
+    # Resolves and comes back 5 minutes later, inside the 15 min cooldown: held back until it ends.
+    engine.evaluate(cpu(0.1))
+    clock.advance(300)
+    engine.evaluate(cpu(0.9))
+    assert seen.kinds() == [("resolved", True), ("pending", False), ("firing", False)]
+    clock.advance(599)
+    engine.evaluate(cpu(0.9))
+    assert seen.kinds() == []
+    clock.advance(1)
+    engine.evaluate(cpu(0.9))
+    assert seen.kinds() == [("firing", True)]

@@ -6,6 +6,7 @@ first holds, ``firing`` once it held for the rule's ``for``, ``resolved`` when i
 A firing alert left unacknowledged for ``escalate.after`` moves to the higher severity once.
 Silences suppress notifications (the alert is still tracked and shown); ``cooldown`` is the
 least time between two firing notifications of one alert, so a flapping condition does not spam.
+A firing held back by either is notified once they are over, if the condition still holds.
 
 The engine only decides; it hands ``AlertEvent``s to its listeners (history, notifier), and
 takes the time from the caller or its clock, so tests drive it without sleeping.
@@ -190,6 +191,9 @@ class AlertEngine:
             alert.value = value
             if alert.state == "pending" and now - alert.since >= rule.for_s:
                 self._fire(alert, now, events)
+            elif alert.state == "firing" and not alert.notified and self._may_notify(alert, now):
+                # Its firing was held back by a silence or the cooldown, and the condition still holds.
+                self._fire(alert, now, events)
             elif (alert.state == "firing" and rule.escalate_after_s is not None and not alert.acknowledged
                   and not alert.escalated and now - (alert.firing_since or now) >= rule.escalate_after_s):
                 alert.severity, alert.escalated = rule.escalate_to or alert.severity, True
@@ -202,10 +206,14 @@ class AlertEngine:
             alert.value = value
         self._event("resolved", alert, now, events, notify=alert.notified and not self._silenced(alert, now))
 
-    def _fire(self, alert: Alert, now: float, events: list[AlertEvent]) -> None:
-        alert.state, alert.firing_since = "firing", now
+    def _may_notify(self, alert: Alert, now: float) -> bool:
         last = self._last_notified.get(alert.id)
-        notify = not self._silenced(alert, now) and (last is None or now - last >= alert.rule.cooldown_s)
+        return not self._silenced(alert, now) and (last is None or now - last >= alert.rule.cooldown_s)
+
+    def _fire(self, alert: Alert, now: float, events: list[AlertEvent]) -> None:
+        if alert.state != "firing":
+            alert.state, alert.firing_since = "firing", now
+        notify = self._may_notify(alert, now)
         if notify:
             alert.notified = True
             self._last_notified[alert.id] = now
