@@ -19,7 +19,8 @@ import pytest
 
 from otel_monitoring.local.history import HistoryStore
 from otel_monitoring.views.html_report import render_html
-from otel_monitoring.views.report_data import gather_report, increases
+from otel_monitoring.views.report_data import cost_in_window, gather_report
+from otel_monitoring.views.snapshot import Snapshot
 from otel_monitoring.views.states import State
 
 from test_views_top import KNOWN_ALERTS, NOW, known_metrics, write_snapshot_dir
@@ -81,8 +82,20 @@ def data(report_dir):
     return gather_report(report_dir, now=NOW)
 
 
-def test_counter_increases_survive_a_reset():
-    assert increases([(0, 1.0), (1, 3.0), (2, 0.5), (3, 2.0)]) == pytest.approx(2.0 + 0.5 + 1.5)
+def cost_snapshots(*values):
+    return [Snapshot(timestamp_unix=float(t), counters={"otel_monitoring.cost": [
+        {"attributes": {"cost.type": "execution"}, "value": v}]}) for t, v in values]
+
+
+def test_cost_in_window_counts_restarts_and_series_born_inside_it():
+    key = '{"cost.type": "execution"}'
+    # Stood at 1.0 when the window opened, grew to 3.0, restarted (0.5), grew to 2.0.
+    costs, total, cumulative = cost_in_window(cost_snapshots((0, 1.0), (1, 3.0), (2, 0.5), (3, 2.0)), {key: 1.0})
+    assert total == pytest.approx(2.0 + 0.5 + 1.5) and costs[0].label == "execution"
+    assert cumulative == [(0, 0.0), (1, 2.0), (2, 2.5), (3, 4.0)]
+    # No value before the window: the series began in it, its first value was spent there.
+    _, total, _ = cost_in_window(cost_snapshots((5, 0.25), (6, 0.5)), {})
+    assert total == pytest.approx(0.5)
 
 
 def test_report_data_from_the_history(data):
@@ -111,6 +124,7 @@ def test_report_data_from_the_history(data):
     assert sum(sum(d.values()) for d in per_day.values()) == 4    # the 8-day-old one and 'pending' left out
     assert per_day[time.strftime("%Y-%m-%d", time.gmtime(NOW - 3 * 86400 - 100))] == {"critical": 2}
     assert data.alert_events[0]["name"] == "p95 latency"           # newest first
+    assert data.trend_title == "Last 24 hours"
 
 
 class PageStructure(HTMLParser):
@@ -243,3 +257,17 @@ def test_report_command_writes_the_file(report_dir, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "otel_monitoring.cli", "report", "--dir", str(tmp_path / "no"),
                               "--html", str(target)], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "not a directory" in missing.stderr
+
+
+def test_a_short_history_is_charted_over_its_own_span(tmp_path):
+    directory = str(tmp_path / "snap")
+    write_snapshot_dir(directory, metrics=known_metrics(timestamp=NOW))
+    with HistoryStore(directory) as store:
+        for minutes in (2, 1, 0):
+            store.record_snapshot(known_metrics(timestamp=NOW - 60 * minutes))
+    data = gather_report(directory, now=NOW)
+    assert data.since_unix == NOW - 120 and data.trend_title.startswith("Since ")
+    cpu = next(t for t in data.trends if t.title == "CPU %")
+    assert len(cpu.points) == 3
+    assert data.cost_window_usd == pytest.approx(12.35)    # the counters began inside the window
+    assert ">04:58:00</text>" in render_html(data)          # a short span gets seconds on its axis

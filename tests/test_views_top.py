@@ -187,6 +187,9 @@ def test_frame_fits_80x24_with_values_and_colours(overview):
                      "375ms", "ETH/USDT", "High CPU usage", "CRITICAL", "WARNING", "Hit rate 85.0%"):
         assert expected in text, expected
     assert colour_of(lines, "93.2%") == "red"
+    assert colour_of(lines, "375ms") == "red"      # create_order's p95 over 150 ms
+    assert colour_of(lines, "6.7%") == "red"       # and its error rate over 5 %
+    assert colour_of(lines, " 50ms") == "green"    # retrieve's p95
     assert colour_of(lines, "45.2%") == "green"
     assert colour_of(lines, "88.0%") == "yellow"
     assert colour_of(lines, "CRITICAL") == "red"

@@ -131,10 +131,9 @@ def red_table(ov: Overview, width: int, rows: int) -> RenderableType:
         cells = [Text(row.component), Text(row.operation)]
         if width >= WIDE:
             cells.append(Text(fmt.count(row.count)))
-        error_state = State.CRITICAL if (row.error_pct or 0) >= 5 else State.WARNING if (row.error_pct or 0) >= 3 else State.OK
         cells += [Text(fmt.rate(row.rate_per_s)),
-                  Text(fmt.percent(row.error_pct), style=_style(error_state if row.error_pct is not None else State.UNKNOWN)),
-                  Text(fmt.duration(row.p50)), Text(fmt.duration(row.p95), style=_style(row.state)),
+                  Text(fmt.percent(row.error_pct), style=_style(row.error_state)),
+                  Text(fmt.duration(row.p50)), Text(fmt.duration(row.p95), style=_style(row.latency_state)),
                   Text(fmt.duration(row.p99))]
         table.add_row(*cells)
     if len(ov.red) > len(shown) and rows > 1:
@@ -154,9 +153,9 @@ def alerts_table(ov: Overview, rows: int) -> RenderableType:
     shown = _fit(ov.alerts, rows)
     for alert in shown:
         style = _style(alert.colour_state)
-        value = "" if alert.value is None else f"{alert.value:g}"
+        value = "" if alert.value is None else f"{alert.value:.3g}"
         if alert.threshold is not None:
-            value += f" / {alert.threshold:g}"
+            value += f" / {alert.threshold:.3g}"
         state = alert.state + (" ack" if alert.acknowledged else "")
         since = alert.since[11:19] if len(alert.since) >= 19 else alert.since
         table.add_row(Text(alert.severity.upper(), style=f"bold {style}"), Text(state, style=style),

@@ -35,7 +35,9 @@ def count(value: float | None) -> str:
     for limit, divisor, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
         if abs(value) >= limit:
             return f"{value / divisor:.1f}{suffix}"
-    return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
+    if float(value).is_integer():
+        return f"{value:.0f}"
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
 
 
 def rate(value: float | None) -> str:

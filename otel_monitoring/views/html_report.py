@@ -71,13 +71,11 @@ def _latency_table(data: ReportData) -> str:
     high = max((r.p99 or r.p95 or r.p50) for r in rows) * 1.25
     body = []
     for row in rows:
-        error_state = State.UNKNOWN if row.error_pct is None else (
-            State.CRITICAL if row.error_pct >= 5 else State.WARNING if row.error_pct >= 3 else State.OK)
         body.append(
             f'<tr class="op {CSS_CLASS[row.state]}"><td>{escape(row.component)}</td><td>{escape(row.operation)}</td>'
             f'<td class="num wide">{fmt.count(row.count)}</td>'
-            f'<td class="num {CSS_CLASS[error_state]}">{fmt.percent(row.error_pct)}</td>'
-            f'<td class="num">{fmt.duration(row.p50)}</td><td class="num {CSS_CLASS[row.state]}">{fmt.duration(row.p95)}</td>'
+            f'<td class="num {CSS_CLASS[row.error_state]}">{fmt.percent(row.error_pct)}</td>'
+            f'<td class="num">{fmt.duration(row.p50)}</td><td class="num {CSS_CLASS[row.latency_state]}">{fmt.duration(row.p95)}</td>'
             f'<td class="num">{fmt.duration(row.p99)}</td>'
             f'<td class="wide">{svg.percentile_bar(row.p50, row.p95, row.p99, low, high, row.state)}</td></tr>')
     return ('<div class="scroll"><table class="latency"><thead><tr><th>Component</th><th>Operation</th>'
@@ -110,7 +108,7 @@ def _alert_section(data: ReportData) -> str:
     total = sum(sum(d.by_severity.values()) for d in data.alert_days)
     rows = []
     for event in data.alert_events[:100]:
-        value = "" if event.get("value") is None else f"{event['value']:g}"
+        value = "" if event.get("value") is None else f"{event['value']:.3g}"
         rows.append(f'<tr class="event"><td>{escape(fmt.clock(event["time"]))}</td>'
                     f'<td><span class="sev {escape(event["severity"])}">{escape(event["severity"])}</span></td>'
                     f'<td>{escape(event["event"])}</td><td>{escape(event["name"])}</td><td class="num wide">{escape(value)}</td></tr>')
@@ -139,11 +137,11 @@ def render_html(data: ReportData) -> str:
 </head>
 <body>
 <header><h1>{escape(data.service)} <span class="sev {'critical' if overall is State.CRITICAL else 'warning' if overall is State.WARNING else 'info'}">{escape(overall.label)}</span></h1>
-<p>As of {escape(fmt.clock(data.as_of_unix))} (the last snapshot) · trends over the 24 hours before · generated {escape(fmt.clock(data.generated_unix))}</p></header>
+<p>As of {escape(fmt.clock(data.as_of_unix))} (the last snapshot) · trends over the 24 hours before (at most) · generated {escape(fmt.clock(data.generated_unix))}</p></header>
 <main>
 {problems}
 <section id="status"><h2>Status</h2><div class="cards">{''.join(_card(c) for c in data.cards)}</div></section>
-<section id="trends"><h2>Last 24 hours</h2><div class="grid">{trends}</div></section>
+<section id="trends"><h2>{escape(data.trend_title)}</h2><div class="grid">{trends}</div></section>
 <section id="latency"><h2>Latency per operation</h2>{_latency_table(data)}</section>
 <div class="grid">
 <section id="cost"><h2>Cost and budget</h2>{_cost_section(data)}</section>

@@ -25,6 +25,8 @@ DURATION_HISTOGRAMS = (
     "http.client.request.duration",
     "gen_ai.client.operation.duration",
 )
+# Histograms in seconds that are not operations of the application.
+NOT_OPERATIONS = ("otel_monitoring.health.check.duration",)
 CALL_COUNTERS = ("otel_monitoring.operation.calls", "otel_monitoring.operation.count")
 ERROR_COUNTERS = ("otel_monitoring.operation.errors",)
 

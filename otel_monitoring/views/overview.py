@@ -43,7 +43,12 @@ class RedRow:
     p50: float | None
     p95: float | None
     p99: float | None
-    state: State = State.UNKNOWN
+    error_state: State = State.UNKNOWN
+    latency_state: State = State.UNKNOWN   # of p95, against the row family's thresholds
+
+    @property
+    def state(self) -> State:
+        return worst(self.error_state, self.latency_state)
 
 
 @dataclass
@@ -239,7 +244,8 @@ def merged_quantile(points: list[dict[str, Any]], q: float) -> float | None:
 
 def _duration_histograms(snapshot: Snapshot) -> list[str]:
     known = [n for n in names.DURATION_HISTOGRAMS if snapshot.histograms.get(n)]
-    others = sorted(n for n in snapshot.histograms if n not in known and snapshot.unit(n) == "s")
+    others = sorted(n for n in snapshot.histograms
+                    if n not in known and n not in names.NOT_OPERATIONS and snapshot.unit(n) == "s")
     return known + others
 
 
@@ -258,8 +264,8 @@ def red_rows(snapshot: Snapshot, previous: Snapshot | None = None) -> list[RedRo
             rate = _rate(snapshot, previous, metric, component, operation, count)
             error_pct = errors / count * 100.0 if count else None
             family = LATENCY_THRESHOLDS.get(metric.split(".")[0], DEFAULT_LATENCY)
-            state = worst(THRESHOLDS["error_rate"].state(error_pct), family.state(p95))
-            rows.append(RedRow(component, operation, count, rate, error_pct, p50, p95, p99, state))
+            rows.append(RedRow(component, operation, count, rate, error_pct, p50, p95, p99,
+                               THRESHOLDS["error_rate"].state(error_pct), family.state(p95)))
     rows.sort(key=lambda r: (-int(r.state), -r.count, r.component, r.operation))
     return rows
 

@@ -18,6 +18,7 @@ from .states import SEVERITY_ORDER, THRESHOLDS, State, Threshold
 DAY_S = 86400.0
 TREND_WINDOW_S = DAY_S
 ALERT_WINDOW_S = 7 * DAY_S
+BASELINE_LOOKBACK_S = 3600.0    # history rows are at most this far apart (default: a minute)
 MAX_CHART_POINTS = 240          # one point per 6 minutes over a day: enough for the eye, small SVG
 HISTOGRAM_FIELDS = ("count", "sum", "p50", "p95", "p99")
 
@@ -47,7 +48,13 @@ class ReportData:
     service: str
     generated_unix: float                  # when the report was made
     as_of_unix: float                      # the end of its windows: the last snapshot's time
-    since_unix: float
+    since_unix: float                      # the start of the trends: 24 hours before, or the first sample
+
+    @property
+    def trend_title(self) -> str:
+        if self.as_of_unix - self.since_unix >= TREND_WINDOW_S - 1:
+            return "Last 24 hours"
+        return f"Since {time.strftime('%Y-%m-%d %H:%M', time.gmtime(self.since_unix))} UTC (the history so far)"
     overview: Overview
     cards: list[Reading]
     trends: list[Trend]
@@ -95,14 +102,6 @@ def downsample(points: list[tuple[float, float]], limit: int = MAX_CHART_POINTS,
     return [(bucket[-1][0], keep([v for _, v in bucket])) for _, bucket in sorted(buckets.items())]
 
 
-def increases(values: list[tuple[float, float]]) -> float:
-    """How much a cumulative counter grew over the points, across restarts (a drop is a reset)."""
-    total = 0.0
-    for (_, before), (_, after) in zip(values, values[1:]):
-        total += after - before if after >= before else after
-    return total
-
-
 def system_trends(snapshots: list[Snapshot]) -> list[Trend]:
     trends = {label: Trend(f"{label} %", "%", [], THRESHOLDS[key])
               for label, key in (("CPU", "cpu"), ("Memory", "memory"), ("Disk", "disk"))}
@@ -144,24 +143,36 @@ def red_trends(snapshots: list[Snapshot]) -> list[Trend]:
     return [t for t in (calls, errors, p95) if t.points]
 
 
-def cost_in_window(snapshots: list[Snapshot]) -> tuple[list[Reading], float | None, list[tuple[float, float]]]:
-    """Spent per cost type within the window, the total, and the cumulative spend over time."""
-    by_series: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+def cost_baselines(store: Any, since: float) -> dict[str, float]:
+    """Each cost series' last value before the window (looked for in the hour before it), by its
+    attributes. A series without one began inside the window: all of its value was spent there."""
+    baselines: dict[str, float] = {}
+    for metric in names.COST:
+        for _, attributes, value in store.series(metric, field="value", since=since - BASELINE_LOOKBACK_S, until=since):
+            baselines[json.dumps(attributes, sort_keys=True)] = value  # oldest first: the last one stays
+    return baselines
+
+
+def cost_in_window(snapshots: list[Snapshot], baselines: dict[str, float] | None = None,
+                   ) -> tuple[list[Reading], float | None, list[tuple[float, float]]]:
+    """Spent per cost type within the window, the total, and the cumulative spend over time.
+    ``baselines``: each series' value when the window opened (cost_baselines); a series without
+    one started from zero inside the window."""
+    by_series: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for snapshot in snapshots:
-        _, points = snapshot.find("counters", names.COST)
-        for point in points:
-            attrs = point.get("attributes", {})
-            by_series[(str(get_attr(attrs, names.COST_TYPE) or "other"), json.dumps(attrs, sort_keys=True))].append(
+        for point in snapshot.find("counters", names.COST)[1]:
+            by_series[json.dumps(point.get("attributes", {}), sort_keys=True)].append(
                 (snapshot.timestamp_unix, float(point.get("value") or 0)))
     if not by_series:
         return [], None, []
     by_type: dict[str, float] = defaultdict(float)
-    for (cost_type, _), values in by_series.items():
-        by_type[cost_type] += increases(values)
     steps: dict[float, float] = defaultdict(float)
-    for values in by_series.values():
-        for (_, before), (when, after) in zip(values, values[1:]):
-            steps[when] += after - before if after >= before else after
+    for key, values in by_series.items():
+        start = (values[0][0], (baselines or {}).get(key, 0.0))
+        for (_, before), (when, after) in zip([start] + values, values):
+            step = after - before if after >= before else after   # a drop is a restart from zero
+            steps[when] += step
+            by_type[str(get_attr(json.loads(key), names.COST_TYPE) or "other")] += step
     cumulative, running = [], 0.0
     for when in sorted(steps):
         running += steps[when]
@@ -212,8 +223,8 @@ def status_cards(overview: Overview) -> list[Reading]:
         errors = sum(r.count * (r.error_pct or 0) / 100 for r in rows)
         pct = errors / total * 100 if total else None
         cards.append(Reading("Error rate", pct, "%", THRESHOLDS["error_rate"].state(pct)))
-        worst_row = max(rows, key=lambda r: (int(r.state), r.p95 or 0))
-        cards.append(Reading("Worst p95", worst_row.p95, "s", worst_row.state,
+        worst_row = max(rows, key=lambda r: (int(r.latency_state), r.p95 or 0))
+        cards.append(Reading("Worst p95", worst_row.p95, "s", worst_row.latency_state,
                              f"{worst_row.component} {worst_row.operation}".strip()))
     if overview.cost_total_usd is not None:
         cards.append(Reading("Cost", overview.cost_total_usd, "USD", State.OK, "since start"))
@@ -247,7 +258,7 @@ def gather_report(directory: str, now: float | None = None, store: Any = None) -
     snapshots = history_snapshots(store, TREND_METRICS, since)
     trends = [Trend(t.title, t.unit, downsample(t.points), t.threshold)
               for t in system_trends(snapshots) + red_trends(snapshots)]
-    costs, spent, cumulative = cost_in_window(snapshots)
+    costs, spent, cumulative = cost_in_window(snapshots, cost_baselines(store, since))
     days, events = alert_history(store, now - ALERT_WINDOW_S, now)
     cards = status_cards(overview)
     if spent is not None:  # the history knows what the last 24 hours cost, restarts included
@@ -255,6 +266,8 @@ def gather_report(directory: str, now: float | None = None, store: Any = None) -
     problems = list(overview.problems)
     if not snapshots:
         problems.append(f"no history in {directory} for the last 24 hours: trends are empty")
+    if snapshots:  # a history shorter than the window: the charts span what there is
+        since = max(since, snapshots[0].timestamp_unix)
     return ReportData(service=overview.service if overview.service != "?" else "service",
                       generated_unix=time.time(), as_of_unix=now,
                       since_unix=since, overview=overview, cards=cards, trends=trends,

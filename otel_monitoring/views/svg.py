@@ -56,11 +56,12 @@ def line_chart(title: str, points: list[tuple[float, float]], unit: str, start: 
         value = top_value * fraction
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#e3e5e8"/>')
         parts.append(f'<text x="{left - 4}" y="{y(value) + 4:.1f}" text-anchor="end" {FONT}>{escape(_value_label(value, unit))}</text>')
+    clock = "%H:%M" if end - start >= 600 else "%H:%M:%S"
     for index in range(4):
         when = start + (end - start) * index / 3
         anchor = "start" if index == 0 else "end" if index == 3 else "middle"
         parts.append(f'<text x="{x(when):.1f}" y="{height - 6}" text-anchor="{anchor}" {FONT}>'
-                     f'{time.strftime("%H:%M", time.gmtime(when))}</text>')
+                     f'{time.strftime(clock, time.gmtime(when))}</text>')
     if threshold is not None:
         for level, colour in ((threshold.warning, COLOURS[State.WARNING]), (threshold.critical, COLOURS[State.CRITICAL])):
             if 0 < level <= top_value:
