@@ -236,6 +236,11 @@ def test_once_prints_one_frame_and_reports_a_missing_snapshot(tmp_path):
     missing = subprocess.run([*CLI, "top", "--once", "--dir", str(tmp_path / "none")], capture_output=True, text=True,
                              timeout=60)
     assert missing.returncode == 1 and "no metrics_live.json yet" in missing.stdout
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "metrics_live.json").write_text("{\"schema\": 1, \"gauges\": {")
+    done = subprocess.run([*CLI, "top", "--once", "--dir", str(broken)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "cannot read" in done.stdout and "Traceback" not in done.stderr
 
 
 
