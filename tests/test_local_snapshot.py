@@ -331,3 +331,39 @@ def test_budget_events_fire_the_budget_rules_at_once(tmp_path):
         component.shutdown()
         provider.shutdown()
     assert component._budget_listener not in budgets._listeners
+
+
+def test_environment_only_under_opentelemetry_instrument(tmp_path):
+    """No code change: the variables turn the local mode on, and the exit flush writes the last
+    snapshot and alert state (the counter recorded just before exit is in it)."""
+    import subprocess
+    import sys
+
+    from support import clean_env
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("""
+metrics:
+  jobs.done: {type: counter, unit: "{job}"}
+rules:
+  - {id: many_jobs, name: Many jobs, expr: {metric: jobs.done}, op: ">=", threshold: 3, severity: info}
+""")
+    script = tmp_path / "app.py"
+    script.write_text("from opentelemetry import metrics\n"
+                      "metrics.get_meter('app').create_counter('jobs.done', unit='{job}').add(3)\n")
+    snapshots = tmp_path / "snap"
+    env = clean_env(OTEL_SERVICE_NAME="batch", OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none",
+                    OTEL_LOGS_EXPORTER="none", OTEL_MONITORING_SNAPSHOT_DIR=str(snapshots),
+                    OTEL_MONITORING_SNAPSHOT_INTERVAL="60", OTEL_MONITORING_ALERT_RULES=str(rules),
+                    OTEL_MONITORING_SYSTEM_METRICS="false")
+    instrument = os.path.join(os.path.dirname(sys.executable), "opentelemetry-instrument")
+    result = subprocess.run([instrument, sys.executable, str(script)], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    live = read_live(snapshots)
+    assert live["service"]["name"] == "batch" and live["interval_s"] == 60.0
+    assert live["counters"]["jobs.done"][0]["value"] == 3.0
+    assert [(a["id"], a["state"]) for a in json.loads((snapshots / "alerts.json").read_text())["alerts"]] == [
+        ("many_jobs", "firing")]
+    assert [(e["alert_id"], e["event"]) for e in HistoryStore(str(snapshots)).alert_events()] == [
+        ("many_jobs", "pending"), ("many_jobs", "firing")]
