@@ -21,6 +21,7 @@ costs to that machine. The target for (b) is <= 2 ms.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -91,6 +92,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=25)
     args = parser.parse_args()
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     scale = REFERENCE_RECORD_US / reference_record_us()
     print(f"reference histogram.record: {REFERENCE_RECORD_US / scale:.2f} us here "
           f"(x{scale:.2f} to the reference machine's {REFERENCE_RECORD_US:g} us)\n")

@@ -179,3 +179,16 @@ def test_health_endpoint_answers_200_then_503_with_the_failing_checks(registry):
         assert get(server.url.replace("/health", "/other"))[0] == 404
     finally:
         server.stop()
+
+
+def test_a_check_that_never_returns_does_not_hold_up_exit():
+    from support import run_python
+
+    result = run_python("""
+        import threading, time
+        from otel_monitoring.meters.health_checks import HealthRegistry
+        registry = HealthRegistry()
+        registry.register("hangs", threading.Event().wait, timeout=0.2)
+        print([r.error for r in registry.run()])
+    """, timeout=20)
+    assert result.returncode == 0 and "timed out after 0.2s" in result.stdout, result.stderr

@@ -84,14 +84,12 @@ def _call(check: Callable[[], Any], timeout: float) -> Any:
 
 
 class HealthRegistry:
-    def __init__(self, default_timeout: float = 5.0, max_workers: int = 8):
+    def __init__(self, default_timeout: float = 5.0):
         self.default_timeout = default_timeout
         self._checks: dict[str, HealthCheck] = {}
         self._inflight: dict[str, concurrent.futures.Future] = {}
         self._last: dict[str, CheckResult] = {}
         self._lock = threading.Lock()
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers,
-                                                               thread_name_prefix="otel-monitoring-health")
         self._duration: Any = None
 
     # --- registration ---
@@ -126,7 +124,7 @@ class HealthRegistry:
                 previous = self._inflight.get(check.name)
                 future = None
                 if previous is None or previous.done():
-                    future = self._executor.submit(self._timed, check, timeout)
+                    future = self._start(check, timeout)
                     self._inflight[check.name] = future
             pending.append((check, timeout, future))
         results = []
@@ -144,6 +142,17 @@ class HealthRegistry:
             results.append(result)
             self._record(result)
         return results
+
+    def _start(self, check: HealthCheck, timeout: float) -> concurrent.futures.Future:
+        """Run the check in a daemon thread: a check that never returns must not hold up the
+        process at exit (a thread pool's workers are joined at exit)."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def run() -> None:
+            future.set_result(self._timed(check, timeout))
+
+        threading.Thread(target=run, name=f"otel-monitoring-health-{check.name}", daemon=True).start()
+        return future
 
     def _timed(self, check: HealthCheck, timeout: float) -> CheckResult:
         begin = time.perf_counter()
