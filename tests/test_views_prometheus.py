@@ -6,6 +6,7 @@ from a snapshot directory, percentiles computed by Prometheus, and Prometheus' f
 from __future__ import annotations
 
 import http.server
+import itertools
 import subprocess
 import sys
 import threading
@@ -52,6 +53,18 @@ def exposition(scrapes: int) -> str:
         lines.append(f'otel_monitoring_operation_duration_seconds_bucket{{{labels},le="{le}"}} {share * 100 * n:g}')
     lines += [f"otel_monitoring_operation_duration_seconds_sum{{{labels}}} {4.0 * n:g}",
               f"otel_monitoring_operation_duration_seconds_count{{{labels}}} {100 * n}"]
+    # The collector's spanmetrics connector, 1 call in 4 failing: edge-api is known only from its
+    # traces; trading-bot's spans duplicate its SDK metrics.
+    lines.append("# TYPE traces_span_metrics_duration_seconds histogram")
+    for (service, span_name), (status, share) in itertools.product(
+            (("edge-api", "GET /quote"), ("trading-bot", "create_order")),
+            (("STATUS_CODE_UNSET", 3), ("STATUS_CODE_ERROR", 1))):
+        span = (f'job="{service}",service_name="{service}",span_name="{span_name}",span_kind="SPAN_KIND_SERVER",'
+                f'status_code="{status}"')
+        for le, below in ((0.1, 0.5), (0.2, 1.0), ("+Inf", 1.0)):
+            lines.append(f'traces_span_metrics_duration_seconds_bucket{{{span},le="{le}"}} {below * share * 10 * n:g}')
+        lines += [f"traces_span_metrics_duration_seconds_sum{{{span}}} {share * n:g}",
+                  f"traces_span_metrics_duration_seconds_count{{{span}}} {share * 10 * n}"]
     return "\n".join(lines) + "\n"
 
 
@@ -128,3 +141,14 @@ def test_top_once_against_prometheus(prometheus):
     assert done.returncode == 0, done.stderr
     for expected in ("trading-bot", "93.2%", "45.2%", "create_order", "46ms", "High CPU usage", "CRITICAL", "firing"):
         assert expected in done.stdout, (expected, done.stdout)
+
+
+def test_red_from_the_spanmetrics_connector_when_the_sdk_sends_none(prometheus):
+    overview = build_overview(PrometheusSource(prometheus.url, service="edge-api").read())
+    assert [(r.component, r.operation) for r in overview.red] == [("edge-api", "GET /quote")]
+    row = overview.red[0]
+    assert row.error_pct == pytest.approx(25.0)                   # status_code STATUS_CODE_ERROR
+    assert row.p50 == pytest.approx(0.1, rel=1e-3)                # half of the calls under 100 ms
+    # trading-bot has the SDK's own RED metrics: its spanmetrics (the same calls) are not shown twice.
+    trading = build_overview(PrometheusSource(prometheus.url, service="trading-bot").read())
+    assert [r.operation for r in trading.red] == ["create_order"]

@@ -25,6 +25,7 @@ COUNTER_SUFFIX = "total"
 SCRAPE_LABELS = {"__name__", "job", "instance", "otel_scope_name", "otel_scope_version"}
 # RED from traces: the collector's spanmetrics connector.
 SPANMETRICS_PREFIX = "traces_span_metrics_duration"
+SPANMETRICS_NAME = "traces.span.metrics.duration"
 RATE_WINDOW = "1m"
 QUANTILE_WINDOW = "5m"
 
@@ -147,12 +148,15 @@ class PrometheusSource:
 
     def _histograms(self, snapshot: Snapshot, exposed: dict[str, dict[str, str]]) -> None:
         found = list(self._found("histogram", exposed))
-        known = {prom for _, prom, _ in found}
         for name, meta in exposed.items():  # the spanmetrics connector's RED from traces
-            if name.startswith(SPANMETRICS_PREFIX) and meta.get("type") == "histogram" and name not in known:
+            if name.startswith(SPANMETRICS_PREFIX) and meta.get("type") == "histogram":
                 unit = next((UNIT_SUFFIXES[p] for p in name.split("_") if p in UNIT_SUFFIXES), "s")
-                found.append(("traces.span.metrics.duration", name, unit))
+                found.append((SPANMETRICS_NAME, name, unit))
+        sdk_red = False
         for otel_name, prom_name, unit in found:
+            if otel_name == SPANMETRICS_NAME and sdk_red:
+                continue  # the same calls as the SDK's RED metrics, by span name: shown once
+
             scale = 0.001 if unit == "ms" else 1.0  # shown in seconds, as the SDK's histograms
             selector = self._selector()
             points: dict[str, dict[str, Any]] = {}
@@ -168,6 +172,7 @@ class PrometheusSource:
             for field, quantile in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
                 put(field, f"histogram_quantile({quantile}, rate({prom_name}_bucket{selector}[{QUANTILE_WINDOW}]))", scale)
             kept = [p for p in points.values() if p.get("count")]
+            sdk_red = sdk_red or bool(kept and otel_name in names.DURATION_HISTOGRAMS)
             if kept:
                 snapshot.histograms.setdefault(otel_name, []).extend(kept)
                 snapshot.units[otel_name] = "s" if unit in ("s", "ms") else unit
