@@ -212,6 +212,7 @@ class Option:
     example: str  # a valid value, quoted in error messages
     section: str = "core"
     parse_argument: Callable[[Any], Any] | None = None  # when arguments use other units than the env
+    secret: bool = False  # credentials (headers, webhook URLs, passwords): masked wherever shown
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -256,13 +257,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("logs_protocol", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", parse_choice("grpc", "http/protobuf"),
            None, "OTLP transport for logs.", "grpc"),
     Option("headers", "OTEL_EXPORTER_OTLP_HEADERS", parse_key_values, {},
-           "Headers sent with every OTLP export (URL-encoded values).", "authorization=Bearer%20abc"),
+           "Headers sent with every OTLP export (URL-encoded values).", "authorization=Bearer%20abc", secret=True),
     Option("traces_headers", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", parse_key_values, None,
-           "Headers for trace exports; replace the generic ones.", "x-tenant=acme"),
+           "Headers for trace exports; replace the generic ones.", "x-tenant=acme", secret=True),
     Option("metrics_headers", "OTEL_EXPORTER_OTLP_METRICS_HEADERS", parse_key_values, None,
-           "Headers for metric exports; replace the generic ones.", "x-tenant=acme"),
+           "Headers for metric exports; replace the generic ones.", "x-tenant=acme", secret=True),
     Option("logs_headers", "OTEL_EXPORTER_OTLP_LOGS_HEADERS", parse_key_values, None,
-           "Headers for log exports; replace the generic ones.", "x-tenant=acme"),
+           "Headers for log exports; replace the generic ones.", "x-tenant=acme", secret=True),
     Option("timeout", "OTEL_EXPORTER_OTLP_TIMEOUT", parse_seconds_from_env, 10.0,
            "Seconds one OTLP export may take, retries included.", "10",
            parse_argument=parse_float(minimum=0.001)),
@@ -394,14 +395,14 @@ OPTIONS: tuple[Option, ...] = (
            "slack=critical,email=emergency", section="local"),
     Option("alert_webhook_url", "OTEL_MONITORING_ALERT_WEBHOOK_URL", parse_endpoint, None,
            "Generic JSON webhook receiving alert notifications.", "https://hooks.example.com/alerts",
-           section="local"),
+           section="local", secret=True),
     Option("alert_webhook_headers", "OTEL_MONITORING_ALERT_WEBHOOK_HEADERS", parse_key_values, {},
            "Headers sent with every webhook notification (URL-encoded values).", "authorization=Bearer%20abc",
-           section="local"),
+           section="local", secret=True),
     Option("alert_slack_webhook_url", "OTEL_MONITORING_ALERT_SLACK_WEBHOOK_URL", parse_endpoint, None,
-           "Slack incoming webhook URL.", "https://hooks.slack.com/services/T000/B000/XXXX", section="local"),
+           "Slack incoming webhook URL.", "https://hooks.slack.com/services/T000/B000/XXXX", section="local", secret=True),
     Option("alert_discord_webhook_url", "OTEL_MONITORING_ALERT_DISCORD_WEBHOOK_URL", parse_endpoint, None,
-           "Discord webhook URL.", "https://discord.com/api/webhooks/123/abc", section="local"),
+           "Discord webhook URL.", "https://discord.com/api/webhooks/123/abc", section="local", secret=True),
     Option("alert_email_to", "OTEL_MONITORING_ALERT_EMAIL_TO", parse_list, (),
            "Recipients of alert emails (setting it turns email on).", "ops@example.com,oncall@example.com",
            section="local"),
@@ -417,7 +418,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("alert_smtp_username", "OTEL_MONITORING_ALERT_SMTP_USERNAME", parse_str, None,
            "SMTP login user (login only when set).", "alerts@example.com", section="local"),
     Option("alert_smtp_password", "OTEL_MONITORING_ALERT_SMTP_PASSWORD", parse_str, None,
-           "SMTP login password.", "app-password", section="local"),
+           "SMTP login password.", "app-password", section="local", secret=True),
     Option("alert_notify_timeout", "OTEL_MONITORING_ALERT_NOTIFY_TIMEOUT", parse_float(minimum=0.1), 5.0,
            "Seconds one notification attempt may take.", "5", section="local"),
     Option("alert_notify_retries", "OTEL_MONITORING_ALERT_NOTIFY_RETRIES", parse_int(minimum=0), 2,
@@ -450,8 +451,15 @@ class Settings:
     def as_dict(self) -> dict[str, Any]:
         return dict(self._values)
 
+    def display(self, name: str) -> str:
+        """The value as it may be shown or logged: secrets masked."""
+        value = self._values[name]
+        if OPTIONS_BY_NAME[name].secret and value:
+            return "<secret>" if not isinstance(value, dict) else repr({key: "<secret>" for key in value})
+        return repr(value)
+
     def __repr__(self) -> str:
-        return f"Settings({self._values!r})"
+        return "Settings({" + ", ".join(f"{name!r}: {self.display(name)}" for name in self._values) + "})"
 
 
 def _describe(option: Option, from_env: bool) -> str:

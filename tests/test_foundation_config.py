@@ -128,3 +128,18 @@ def test_cli_version_and_doctor_report_an_unreachable_endpoint():
     assert f"http://127.0.0.1:{port} is not reachable" in doctor.stdout
     assert "otel-monitoring stack up" in doctor.stdout
     assert "(env OTEL_EXPORTER_OTLP_ENDPOINT)" in doctor.stdout
+
+
+def test_secrets_are_masked_in_doctor_and_repr():
+    from support import clean_env
+
+    env = clean_env(OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20s3cr3t-token",
+                    OTEL_MONITORING_ALERT_SMTP_PASSWORD="hunter2-password",
+                    OTEL_MONITORING_ALERT_SLACK_WEBHOOK_URL="https://hooks.slack.com/services/T0/B0/xyzsecret",
+                    OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    exe = os.path.join(os.path.dirname(sys.executable), "otel-monitoring")
+    doctor = subprocess.run([exe, "doctor"], capture_output=True, text=True, env=env, timeout=60)
+    assert "headers" in doctor.stdout and "authorization" in doctor.stdout
+    for secret in ("s3cr3t-token", "hunter2-password", "xyzsecret"):
+        assert secret not in doctor.stdout
+        assert secret not in repr(load_settings(environ=env))

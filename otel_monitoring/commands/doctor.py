@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         source = settings.source(option.name)
         if source == "default" and not args.all:
             continue
-        print(f"  {option.name:<24} = {getattr(settings, option.name)!r:<40} ({source})")
+        print(f"  {option.name:<24} = {settings.display(option.name):<40} ({source})")
     problems = 0
     print("\nDestinations:")
     checked: set[str] = set()
