@@ -332,3 +332,11 @@ def test_fees_of_a_real_ccxt_client_through_the_instrumentation(telemetry, cost)
     fetched = [s for s in telemetry.spans() if s.attributes.get("trading.order.fee") is not None]
     assert len(fetched) == 2  # create_order and fetch_order both report the fee
     assert cost.totals == {("execution", "binance"): fee}
+
+
+def test_the_tenant_attribute_of_a_span_goes_onto_its_cost(telemetry):
+    meter = CostMeter(telemetry.meter_provider, load_prices(), user_attribute="tenant.id", user_limit=10)
+    telemetry.tracer_provider.add_span_processor(CostSpanProcessor(meter, user_attribute="tenant.id"))
+    span(telemetry, "chat", {"gen_ai.request.model": "gpt-4o", "gen_ai.usage.output_tokens": 100_000,
+                             "tenant.id": "acme"})
+    assert cost_points(telemetry).value(**{"tenant__id": "acme"}) == pytest.approx(1.0)

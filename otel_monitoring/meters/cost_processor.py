@@ -30,7 +30,9 @@ _OUTPUT_KEYS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
 _MEMORY = 4096  # span ids and order ids remembered (bounded: a long-running process stays flat)
 
 
-class _BoundedSet:
+class _LruMap:
+    """The ``size`` most recently put keys and their values."""
+
     def __init__(self, size: int):
         self._items: OrderedDict[Any, Any] = OrderedDict()
         self._size = size
@@ -77,8 +79,8 @@ class CostSpanProcessor(SpanProcessor):
     def __init__(self, cost_meter: CostMeter | None, user_attribute: str | None = None):
         self.cost = cost_meter
         self.user_attribute = user_attribute
-        self._priced_children = _BoundedSet(_MEMORY)  # parent span ids whose subtree was priced
-        self._order_fees = _BoundedSet(_MEMORY)  # (exchange, order id) -> USD fee counted so far
+        self._priced_children = _LruMap(_MEMORY)  # parent span ids whose subtree was priced
+        self._order_fees = _LruMap(_MEMORY)  # (exchange, order id) -> USD fee counted so far
         self._failed_once = False
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
