@@ -135,3 +135,30 @@ def test_demo_summary_shows_cost_kpis_and_health(telemetry):
     assert "market data BTC/USDT: STALE" in text
     assert "RAG KPIs: 1 retrievals (0 hit, 0 miss, 1 empty)" in text
     assert "feed FAILING (age_seconds 99)" in text
+
+
+def test_opentelemetry_instrument_reports_the_system_meters_once(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "app.py"
+    script.write_text("import otel_monitoring\notel_monitoring.record_cost(0.5, 'storage')\n")
+    bindir = os.path.dirname(sys.executable)
+    env = clean_env(OTEL_SERVICE_NAME="no-code-change", OTEL_MONITORING_FILE_DIR=str(tmp_path / "out"),
+                    OTEL_TRACES_EXPORTER="otlp_file", OTEL_METRICS_EXPORTER="otlp_file", OTEL_LOGS_EXPORTER="none",
+                    PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    result = subprocess.run([os.path.join(bindir, "opentelemetry-instrument"), sys.executable, str(script)],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    series: dict[tuple[str, str], int] = {}
+    for request in read_otlp_file(str(tmp_path / "out" / "metrics.jsonl"), "metrics"):
+        for resource_metrics in request.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    key = (scope_metrics.scope.name, metric.name)
+                    series[key] = series.get(key, 0) + 1
+    names = [name for _scope, name in series]
+    for name in ("system.cpu.utilization", "system.memory.utilization", "system.filesystem.utilization",
+                 "otel_monitoring.host.health.score", "otel_monitoring.cost"):
+        assert names.count(name) == 1, (name, sorted(series))
