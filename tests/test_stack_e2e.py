@@ -6,12 +6,13 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
-from stackprocs import AGENT_CONFIG, start_collector, start_jaeger, start_prometheus, wait_until
+from stackprocs import AGENT_CONFIG, CONFIG_DIR, start_collector, start_jaeger, start_prometheus, wait_until
 from support import REPO, attributes, clean_env, read_otlp_file, run_python, spans_from_requests
 
 DEMO_SERVICE = "otel-monitoring-demo"
@@ -40,7 +41,7 @@ def demo(stack, tmp_path_factory):
     result = subprocess.run(
         [sys.executable, "-m", "otel_monitoring.cli", "demo", "--duration", "4", "--exporter", "otlp",
          "--endpoint", collector.otlp_grpc_endpoint, "--output", str(tmp_path_factory.mktemp("demo-out"))],
-        env=clean_env(), capture_output=True, text=True, timeout=180, cwd=REPO,
+        env=clean_env(OTEL_MONITORING_BUDGETS="daily:total=100"), capture_output=True, text=True, timeout=180, cwd=REPO,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     planted = run_python(f"""
@@ -189,6 +190,23 @@ def test_prometheus_has_the_sdks_metrics_for_the_demo(stack, demo):
     # RED metrics of the instrumentation core and the system meters, as Prometheus names them.
     assert any(name.startswith("otel_monitoring_operation_duration_seconds") for name in names), sorted(names)
     assert any(name.startswith("system_") for name in names), sorted(names)
+
+
+def test_every_metric_the_dashboards_and_stack_rules_use_exists_in_prometheus(stack, demo):
+    """The dashboards and stack.yml query names as Prometheus really exposes them (suffixes, units)."""
+    prometheus = stack[2]
+    used = set()
+    for path in glob.glob(os.path.join(CONFIG_DIR, "grafana", "dashboards", "*.json")) + [
+            os.path.join(CONFIG_DIR, "prometheus", "rules", "stack.yml")]:
+        with open(path, encoding="utf-8") as handle:
+            used |= set(re.findall(r"\b([a-zA-Z_][a-zA-Z0-9_]*)[{[]", handle.read()))
+    # Counters the collector creates on the first failure or refusal: absent from a healthy stack.
+    used -= {"label_values", "otelcol_exporter_send_failed_spans_total", "otelcol_exporter_send_failed_metric_points_total",
+             "otelcol_receiver_refused_spans_total"}
+    wait_until(lambda: "otel_monitoring_cost_budget_utilization_ratio" in prometheus.series_names(), 30,
+               what="the budget gauges in Prometheus")
+    missing = sorted(used - set(prometheus.series_names()))
+    assert not missing, f"queried but never exposed: {missing}"
 
 
 def test_the_file_exporter_holds_spans_metrics_and_logs_as_otlp(stack, demo):

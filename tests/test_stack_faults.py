@@ -5,6 +5,8 @@ collector restart). The numbers these tests print are the ones docs/collector.md
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -24,6 +26,7 @@ control = sys.argv[1]
 monitoring = otel_monitoring.configure(service_name="fault-app", exporter="otlp", endpoint=sys.argv[2],
                                        metrics_exporter="none", logs_exporter="none", system_metrics=False)
 tracer = monitoring.tracer("fault-app")
+open(control + ".ready", "w").close()
 sent = {"before": 0, "down": 0, "after": 0}
 slowest = 0.0
 errors = []
@@ -75,6 +78,7 @@ def test_collector_down_mid_run_neither_blocks_nor_raises_and_loss_is_accounted(
     app = subprocess.Popen([sys.executable, "-c", APP, control, collector.otlp_grpc_endpoint],
                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        wait_until(lambda: os.path.exists(control + ".ready") or app.poll() is not None, 60, what="the app to start")
         time.sleep(3)
         _touch(control + ".down")
         collector.stop()
@@ -134,6 +138,9 @@ def test_jaeger_down_the_persistent_queue_delivers_across_a_collector_restart(tm
 
         jaeger.stop()
         _send_spans(collector.otlp_grpc_endpoint, "during-outage", 50)
+        # The backlog is visible where the CollectorExportBacklog alert looks (rules/stack.yml).
+        wait_until(lambda: re.search(r'otelcol_exporter_queue_size\{[^}]*exporter="otlp_grpc/jaeger"[^}]*\} [1-9]',
+                                     collector.own_metrics()), 10, what="a non-empty queue towards Jaeger")
         # The batch reaches the queue, fails against the stopped Jaeger, stays on disk; the
         # collector is restarted while Jaeger is still down: the queue survives in file_storage.
         time.sleep(2)
