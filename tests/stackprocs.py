@@ -249,6 +249,23 @@ def start_prometheus(tmp_path: Any, scrape_targets: list[str] | dict[str, list[s
     return Prometheus(process, stack_ports, config_path, timeout).start()  # type: ignore[return-value]
 
 
+# --- fixtures: `from stackprocs import jaeger_process` in a test module makes them available ---
+
+@pytest.fixture
+def jaeger_process(tmp_path):
+    """A Jaeger for one test (memory storage, free ports), stopped afterwards."""
+    with start_jaeger(tmp_path) as jaeger:
+        yield jaeger
+
+
+@pytest.fixture
+def collector_process(tmp_path):
+    """The agent collector for one test, exporting nowhere for traces (no Jaeger): use its files
+    (``collector.file("traces")``) and its prometheus exporter; stopped afterwards."""
+    with start_collector(AGENT_CONFIG, tmp_path) as collector:
+        yield collector
+
+
 @atexit.register
 def _stop_leftovers() -> None:
     for program in _live:
