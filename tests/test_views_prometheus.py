@@ -44,8 +44,11 @@ def exposition(scrapes: int) -> str:
         'system_memory_utilization_ratio{job="trading-bot",instance="i-1",state="used"} 0.452',
         "# TYPE otel_monitoring_cost_budget_utilization_ratio gauge",
         'otel_monitoring_cost_budget_utilization_ratio{job="trading-bot",instance="i-1",otel_monitoring_budget_period="daily"} 0.85',
-        "# TYPE otel_monitoring_cost_USD_total counter",
+        "# TYPE otel_monitoring_cost_USD counter",   # the family's name: the samples carry _total
         f'otel_monitoring_cost_USD_total{{job="trading-bot",instance="i-1",cost_type="model_inference"}} {0.5 * n}',
+        f'otel_monitoring_cost_USD_total{{job="trading-bot",instance="i-2",cost_type="model_inference"}} {0.25 * n}',
+        # A second instance of the service: gauges are averaged, counters summed.
+        'system_memory_utilization_ratio{job="trading-bot",instance="i-2",state="used"} 0.548',
         "# TYPE otel_monitoring_operation_duration_seconds histogram",
     ]
     labels = 'job="trading-bot",instance="i-1",component="trading",operation="create_order",outcome="success"'
@@ -124,22 +127,28 @@ def test_overview_from_prometheus(prometheus):
     overview = build_overview(snapshot)
     system = {r.label: r for r in overview.system}
     assert system["CPU"].value == pytest.approx(93.15)        # the other service's idle CPU left out
-    assert system["Memory"].value == pytest.approx(45.2)
+    assert system["Memory"].value == pytest.approx((45.2 + 54.8) / 2)
     assert overview.budgets[0].value == pytest.approx(85.0)
-    assert overview.cost_by_type[0].label == "model_inference" and overview.cost_by_type[0].value > 0
+    cost = overview.cost_by_type[0]
+    # Both instances summed: 0.5 + 0.25 per scrape (whole scrapes, however many there were).
+    assert cost.label == "model_inference" and cost.value > 0 and cost.value / 0.75 == pytest.approx(round(cost.value / 0.75))
+    one = build_overview(PrometheusSource(prometheus.url, service="trading-bot", instance="i-2").read())
+    assert [r.value for r in one.system if r.label == "Memory"] == [pytest.approx(54.8)]
+    assert one.cost_by_type[0].value / 0.25 == pytest.approx(round(one.cost_by_type[0].value / 0.25))
+    assert one.red == []                                             # i-2 reports no operations
     row = next(r for r in overview.red if r.operation == "create_order")
     # Prometheus' histogram_quantile: 60 % of the calls in (25 ms, 50 ms], 30 % in (50, 100].
     assert row.p50 == pytest.approx(0.025 + 0.025 * 0.5 / 0.6, rel=1e-3)
     assert row.p95 == pytest.approx(0.1 + 0.15 * 0.05 / 0.1, rel=1e-3)
     assert row.error_pct == 0 and row.rate_per_s is None      # no call counter exposed: no rate claimed
-    assert [(a.name, a.severity, a.state) for a in overview.alerts] == [("High CPU usage", "critical", "firing")]
+    assert [(a.name, a.severity, a.state) for a in overview.alerts] == [("HighCPU", "critical", "firing")]
 
 
 def test_top_once_against_prometheus(prometheus):
     done = subprocess.run([sys.executable, "-m", "otel_monitoring.cli", "top", "--once", "--prometheus", prometheus.url,
                            "--service", "trading-bot"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    for expected in ("trading-bot", "93.2%", "45.2%", "create_order", "46ms", "High CPU usage", "CRITICAL", "firing"):
+    for expected in ("trading-bot", "93.2%", "50.0%", "create_order", "46ms", "HighCPU", "CRITICAL", "firing"):
         assert expected in done.stdout, (expected, done.stdout)
 
 
@@ -152,3 +161,54 @@ def test_red_from_the_spanmetrics_connector_when_the_sdk_sends_none(prometheus):
     # trading-bot has the SDK's own RED metrics: its spanmetrics (the same calls) are not shown twice.
     trading = build_overview(PrometheusSource(prometheus.url, service="trading-bot").read())
     assert [r.operation for r in trading.red] == ["create_order"]
+
+
+APP = """
+import time, otel_monitoring
+otel_monitoring.configure(service_name="views-e2e-bot")
+
+@otel_monitoring.traced("trading", "create_order")
+def order(i):
+    time.sleep(0.002)
+    if i % 5 == 0:
+        raise ValueError("rejected")
+
+for round_ in range(3):
+    for i in range(50):
+        try:
+            order(i)
+        except ValueError:
+            pass
+    time.sleep(1.2)
+otel_monitoring.record_cost(0.5, "model_inference")
+time.sleep(1.5)
+"""
+
+
+def test_top_over_the_real_collector_and_prometheus(tmp_path):
+    """SDK -> OTLP -> the built collector's prometheus exporter -> Prometheus -> top: the names
+    and labels as they really arrive."""
+    from stackprocs import AGENT_CONFIG, start_collector
+    from support import clean_env, run_python
+
+    with start_collector(AGENT_CONFIG, tmp_path) as collector, \
+            start_prometheus(tmp_path, [collector.prometheus_target]) as prom:
+        env = clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=collector.otlp_grpc_endpoint, OTEL_EXPORTER_OTLP_INSECURE="true",
+                        OTEL_METRIC_EXPORT_INTERVAL="500")
+        app = run_python(APP, env=env, timeout=120)
+        assert app.returncode == 0, app.stderr
+        source = PrometheusSource(prom.url, service="views-e2e-bot")
+
+        def complete():
+            overview = build_overview(source.read())
+            rows = [r for r in overview.red if r.operation == "create_order"]
+            done = rows and rows[0].count == 150 and rows[0].p95 is not None and overview.cost_total_usd
+            return overview if done else None
+
+        overview = wait_until(complete, timeout=90, what="the app's metrics in Prometheus")
+        row = next(r for r in overview.red if r.operation == "create_order")
+        assert (row.component, row.error_pct) == ("trading", pytest.approx(20.0))
+        assert 0.002 <= row.p50 <= 0.1
+        assert overview.cost_total_usd == pytest.approx(0.5)
+        assert {r.label for r in overview.system} >= {"CPU", "Memory", "Disk"}
+        assert all(r.value is not None for r in overview.system if r.label in ("CPU", "Memory", "Disk"))

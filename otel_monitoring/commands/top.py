@@ -26,7 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="snapshot directory (default: $OTEL_MONITORING_SNAPSHOT_DIR, else the current directory)")
     source.add_argument("--prometheus", metavar="URL",
                         help="read a running Prometheus instead, e.g. http://127.0.0.1:9090")
-    parser.add_argument("--service", help="with --prometheus: only this service (job label)")
+    parser.add_argument("--service", help="with --prometheus: only this service (job label); "
+                                           "otherwise all services together")
+    parser.add_argument("--instance", help="with --prometheus: only this instance (service.instance.id); "
+                                            "otherwise gauges averaged and counters summed over instances")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
     parser.add_argument("--once", action="store_true", help="print one frame and exit (for scripts and cron)")
     parser.add_argument("--width", type=int, help="frame width for --once (default: the terminal's, else 80)")
@@ -37,7 +40,7 @@ def snapshot_reader(args: argparse.Namespace) -> Callable[[], Snapshot]:
     if args.prometheus:
         from ..views.prometheus import PrometheusSource
 
-        return PrometheusSource(args.prometheus, service=args.service).read
+        return PrometheusSource(args.prometheus, service=args.service, instance=args.instance).read
     directory = snapshot_dir(args.dir)
     return lambda: read_snapshot_dir(directory)
 

@@ -21,8 +21,10 @@ from .snapshot import Snapshot
 # Suffixes the exporter appends for units and counters; a name is ours if only these follow.
 UNIT_SUFFIXES = {"ratio": "1", "seconds": "s", "milliseconds": "ms", "bytes": "By", "USD": "USD", "percent": "%"}
 COUNTER_SUFFIX = "total"
-# Labels the scrape adds that are not attributes of the series.
+# Labels the scrape adds that are not attributes of the series: the service's instances (and,
+# with no --service, the services) are aggregated over them.
 SCRAPE_LABELS = {"__name__", "job", "instance", "otel_scope_name", "otel_scope_version"}
+AGGREGATED_AWAY = "without (job, instance, otel_scope_name, otel_scope_version)"
 # RED from traces: the collector's spanmetrics connector.
 SPANMETRICS_PREFIX = "traces_span_metrics_duration"
 SPANMETRICS_NAME = "traces.span.metrics.duration"
@@ -62,9 +64,10 @@ def match_exposed(otel_name: str, exposed: dict[str, dict[str, str]]) -> tuple[s
 
 
 class PrometheusSource:
-    def __init__(self, url: str, service: str | None = None, timeout: float = 5.0):
+    def __init__(self, url: str, service: str | None = None, instance: str | None = None, timeout: float = 5.0):
         self.url = url.rstrip("/")
         self.service = service
+        self.instance = instance
         self.timeout = timeout
 
     # --- the HTTP API ---
@@ -83,12 +86,16 @@ class PrometheusSource:
         return body["data"]
 
     def _selector(self) -> str:
-        # The exporter sets job to service.name (prefixed by service.namespace when there is one).
-        if not self.service:
-            return ""
-        # RE2 metacharacters escaped with a backslash, itself escaped inside the PromQL string.
-        pattern = "".join(f"\\\\{c}" if c in ".+*?()[]{}|^$\\" else c for c in self.service)
-        return f'{{job=~"(.+/)?{pattern}"}}'
+        # The exporter sets job to service.name (prefixed by service.namespace when there is one)
+        # and instance to service.instance.id.
+        matchers = []
+        if self.service:
+            # RE2 metacharacters escaped with a backslash, itself escaped inside the PromQL string.
+            pattern = "".join(f"\\\\{c}" if c in ".+*?()[]{}|^$\\" else c for c in self.service)
+            matchers.append(f'job=~"(.+/)?{pattern}"')
+        if self.instance:
+            matchers.append(f'instance="{self.instance}"')
+        return "{" + ",".join(matchers) + "}" if matchers else ""
 
     def _vector(self, expression: str) -> list[tuple[dict[str, str], float | None]]:
         result = []
@@ -130,18 +137,22 @@ class PrometheusSource:
 
     def _gauges(self, snapshot: Snapshot, exposed: dict[str, dict[str, str]]) -> None:
         for otel_name, prom_name, unit in self._found("gauge", exposed):
-            points = [{"attributes": labels, "value": value}
-                      for labels, value in self._vector(prom_name + self._selector()) if value is not None]
+            # Gauges (utilizations, scores, PnL) averaged over instances reporting the same series.
+            points = [{"attributes": labels, "value": value} for labels, value in
+                      self._vector(f"avg {AGGREGATED_AWAY} ({prom_name}{self._selector()})") if value is not None]
             if points:
                 snapshot.gauges[otel_name] = points
                 snapshot.units[otel_name] = unit
 
     def _counters(self, snapshot: Snapshot, exposed: dict[str, dict[str, str]]) -> None:
-        for otel_name, prom_name, unit in self._found("counter", exposed):
+        for otel_name, family, unit in self._found("counter", exposed):
+            # Metadata names the family; its samples carry _total. Counters are summed over instances.
+            series = family if family.endswith("_" + COUNTER_SUFFIX) else f"{family}_{COUNTER_SUFFIX}"
             rates = {json.dumps(l, sort_keys=True): v for l, v in
-                     self._vector(f"rate({prom_name}{self._selector()}[{RATE_WINDOW}])")}
+                     self._vector(f"sum {AGGREGATED_AWAY} (rate({series}{self._selector()}[{RATE_WINDOW}]))")}
             points = [{"attributes": labels, "value": value, "rate_per_s": rates.get(json.dumps(labels, sort_keys=True))}
-                      for labels, value in self._vector(prom_name + self._selector()) if value is not None]
+                      for labels, value in self._vector(f"sum {AGGREGATED_AWAY} ({series}{self._selector()})")
+                      if value is not None]
             if points:
                 snapshot.counters[otel_name] = points
                 snapshot.units[otel_name] = unit
@@ -167,10 +178,11 @@ class PrometheusSource:
                     point = points.setdefault(key, {"attributes": labels})
                     point[field] = None if value is None else value * factor
 
-            put("count", f"{prom_name}_count{selector}")
-            put("sum", f"{prom_name}_sum{selector}", scale)
+            put("count", f"sum {AGGREGATED_AWAY} ({prom_name}_count{selector})")
+            put("sum", f"sum {AGGREGATED_AWAY} ({prom_name}_sum{selector})", scale)
+            buckets = f"sum {AGGREGATED_AWAY} (rate({prom_name}_bucket{selector}[{QUANTILE_WINDOW}]))"
             for field, quantile in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
-                put(field, f"histogram_quantile({quantile}, rate({prom_name}_bucket{selector}[{QUANTILE_WINDOW}]))", scale)
+                put(field, f"histogram_quantile({quantile}, {buckets})", scale)
             kept = [p for p in points.values() if p.get("count")]
             sdk_red = sdk_red or bool(kept and otel_name in names.DURATION_HISTOGRAMS)
             if kept:
@@ -183,6 +195,8 @@ class PrometheusSource:
             job = labels.get("job")
             if self.service and job is not None and job.rsplit("/", 1)[-1] != self.service:
                 continue  # another service's alert
+            if self.instance and labels.get("instance") not in (None, self.instance):
+                continue
             value = alert.get("value")
             try:
                 value = float(value) if value is not None else None
@@ -190,7 +204,7 @@ class PrometheusSource:
                 value = None
             snapshot.alerts.append({
                 "id": labels.get("alertname", "?"), "rule_id": labels.get("alertname", "?"),
-                "name": alert.get("annotations", {}).get("summary") or labels.get("alertname", "?"),
+                "name": labels.get("alertname", "?"),   # the summary is a sentence: too long for a row
                 "severity": labels.get("severity", "warning"), "state": alert.get("state", "firing"),
                 "value": value, "threshold": None, "since": alert.get("activeAt", ""), "acknowledged": False,
                 "labels": labels, "annotations": alert.get("annotations", {})})
