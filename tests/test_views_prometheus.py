@@ -208,7 +208,7 @@ def test_top_over_the_real_collector_and_prometheus(tmp_path):
         overview = wait_until(complete, timeout=90, what="the app's metrics in Prometheus")
         row = next(r for r in overview.red if r.operation == "create_order")
         assert (row.component, row.error_pct) == ("trading", pytest.approx(20.0))
-        assert 0.002 <= row.p50 <= 0.1
+        assert 0.001 <= row.p50 <= 0.1      # calls of 2 ms and more; Prometheus interpolates in (1 ms, 2.5 ms]
         assert overview.cost_total_usd == pytest.approx(0.5)
         assert {r.label for r in overview.system} >= {"CPU", "Memory", "Disk"}
         assert all(r.value is not None for r in overview.system if r.label in ("CPU", "Memory", "Disk"))
