@@ -21,8 +21,12 @@ import json
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+try:
+    from .stub_server import JsonHandler, StubServer
+except ImportError:  # run as a script
+    from stub_server import JsonHandler, StubServer  # type: ignore[no-redef]
 
 __all__ = ["ExchangeStub", "point_ccxt_at"]
 
@@ -94,13 +98,8 @@ class _Book:
             return dict(order)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
-
-    def log_message(self, *args: Any) -> None:
-        pass
+class _Handler(JsonHandler):
+    server: Any
 
     def _params(self) -> dict[str, str]:
         parsed = urllib.parse.urlsplit(self.path)
@@ -114,14 +113,6 @@ class _Handler(BaseHTTPRequestHandler):
                 params.update(dict(urllib.parse.parse_qsl(body)))
         return params
 
-    def _send(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
     def _handle(self, method: str) -> None:
         path = urllib.parse.urlsplit(self.path).path
         params = self._params()
@@ -131,7 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = _kraken(stub, method, path, params)
         else:
             status, payload = _binance(stub, method, path, params)
-        self._send(status, payload)
+        self.send_json(status, payload)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._handle("GET")
@@ -143,61 +134,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    stub: "ExchangeStub"
+class ExchangeStub(StubServer):
+    """The exchange, served from a daemon thread on 127.0.0.1 (port 0: any free port).
+    ``fail_next(n)``: the next n requests get the exchange's rate-limit error."""
 
-
-class ExchangeStub:
-    """The exchange, served from a daemon thread on 127.0.0.1 (port 0: any free port)."""
+    handler = _Handler
+    name = "exchange-stub"
 
     def __init__(self, port: int = 0, latency: float = 0.0):
-        self.port = port
-        self.latency = latency
+        super().__init__(port, latency)
         self.book = _Book()
-        self.requests: list[tuple[str, str]] = []
-        self._failures = 0
-        self._failures_lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() the stub first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> "ExchangeStub":
-        self._server = _Server(("127.0.0.1", self.port), _Handler)
-        self._server.stub = self
-        self._thread = threading.Thread(target=self._server.serve_forever, name="exchange-stub", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> "ExchangeStub":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    def fail_next(self, count: int = 1) -> None:
-        """Answer the next ``count`` requests with the exchange's rate-limit error."""
-        with self._failures_lock:
-            self._failures += count
-
-    def take_failure(self) -> bool:
-        if self.latency:
-            time.sleep(self.latency)
-        with self._failures_lock:
-            if self._failures > 0:
-                self._failures -= 1
-                return True
-        return False
 
 
 # --- Binance spot (https://api.binance.com/api/v3) ---

@@ -10,10 +10,13 @@ OpenAI's 429 rate-limit error. Any OpenAI-compatible client works against ``stub
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+try:
+    from .stub_server import JsonHandler, StubServer
+except ImportError:  # run as a script
+    from stub_server import JsonHandler, StubServer  # type: ignore[no-redef]
 
 __all__ = ["OpenAIStub"]
 
@@ -22,39 +25,24 @@ def _tokens(text: str) -> int:
     return max(1, len(text.split()))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+class _Handler(JsonHandler):
+    server: Any
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         stub = self.server.stub
         request = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
         stub.requests.append((self.path, request))
-        if stub.latency:
-            time.sleep(stub.latency)
         if stub.take_failure():
-            self._send(429, {"error": {"message": "Rate limit reached for requests", "type": "requests",
-                                       "param": None, "code": "rate_limit_exceeded"}})
+            self.send_json(429, {"error": {"message": "Rate limit reached for requests", "type": "requests",
+                                           "param": None, "code": "rate_limit_exceeded"}})
             return
         if self.path.endswith("/chat/completions"):
-            self._send(200, _chat(request))
+            self.send_json(200, _chat(request))
         elif self.path.endswith("/embeddings"):
-            self._send(200, _embeddings(request))
+            self.send_json(200, _embeddings(request))
         else:
-            self._send(404, {"error": {"message": f"Unknown request URL: POST {self.path}", "type": "invalid_request_error",
-                                       "param": None, "code": "unknown_url"}})
+            self.send_json(404, {"error": {"message": f"Unknown request URL: POST {self.path}",
+                                           "type": "invalid_request_error", "param": None, "code": "unknown_url"}})
 
 
 def _chat(request: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +61,10 @@ def _chat(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _embeddings(request: dict[str, Any]) -> dict[str, Any]:
-    from .rag_models import hash_embedding
+    try:
+        from .rag_models import hash_embedding
+    except ImportError:  # run as a script
+        from rag_models import hash_embedding  # type: ignore[no-redef]
 
     texts = request.get("input") or []
     texts = [texts] if isinstance(texts, str) else texts
@@ -82,52 +73,10 @@ def _embeddings(request: dict[str, Any]) -> dict[str, Any]:
             "usage": {"prompt_tokens": sum(map(_tokens, texts)), "total_tokens": sum(map(_tokens, texts))}}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    stub: "OpenAIStub"
+class OpenAIStub(StubServer):
+    """The API, served from a daemon thread on 127.0.0.1 (port 0: any free port); ``url`` ends in /v1.
+    ``fail_next(n)``: the next n requests get OpenAI's 429 rate-limit error."""
 
-
-class OpenAIStub:
-    """The API, served from a daemon thread on 127.0.0.1 (port 0: any free port)."""
-
-    def __init__(self, port: int = 0, latency: float = 0.0):
-        self.port = port
-        self.latency = latency
-        self.requests: list[tuple[str, dict[str, Any]]] = []
-        self._failures = 0
-        self._lock = threading.Lock()
-        self._server: _Server | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() the stub first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def start(self) -> "OpenAIStub":
-        self._server = _Server(("127.0.0.1", self.port), _Handler)
-        self._server.stub = self
-        threading.Thread(target=self._server.serve_forever, name="openai-stub", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> "OpenAIStub":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    def fail_next(self, count: int = 1) -> None:
-        with self._lock:
-            self._failures += count
-
-    def take_failure(self) -> bool:
-        with self._lock:
-            if self._failures > 0:
-                self._failures -= 1
-                return True
-        return False
+    handler = _Handler
+    name = "openai-stub"
+    path_prefix = "/v1"

@@ -81,6 +81,17 @@ def _passes_through(target: "Target") -> bool:
     return target.nesting_key is not None and ctx.get(_ACTIVE_OPERATION_KEY) == target.nesting_key
 
 
+def settings_from(kwargs: Mapping[str, Any]) -> Any:
+    """The ``settings=`` an instrumentor got from configure(), else the ones the environment gives
+    (under ``opentelemetry-instrument``, instrumentors get no arguments)."""
+    settings = kwargs.get("settings")
+    if settings is None:
+        from ..config import load_settings
+
+        settings = load_settings()
+    return settings
+
+
 def error_type_of(error: BaseException) -> str:
     """``error.type``: the exception's class name (ccxt's InsufficientFunds, RateLimitExceeded...)."""
     return type(error).__qualname__

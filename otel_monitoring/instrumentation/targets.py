@@ -35,7 +35,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.trace import SpanKind
 
 from ..config import ConfigError
-from .core import Operation, Patcher, Telemetry
+from .core import Operation, Patcher, Telemetry, settings_from
 
 __all__ = ["TargetsInstrumentor", "TargetEntry", "load_targets", "TargetError"]
 
@@ -288,11 +288,7 @@ class TargetsInstrumentor(BaseInstrumentor):
         return ()
 
     def _instrument(self, **kwargs: Any) -> None:
-        settings = kwargs.get("settings")
-        if settings is None:
-            from ..config import load_settings
-
-            settings = load_settings()
+        settings = settings_from(kwargs)
         self._source = kwargs.get("targets") or settings.targets
         self._strict = bool(kwargs.get("strict", settings.targets_strict))
         self._patcher = Patcher()

@@ -18,6 +18,7 @@ from typing import Any, Collection
 from opentelemetry.instrumentation.dependencies import DependencyConflict, get_dependency_conflicts
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
+from ..core import settings_from
 from .package import _instruments, _instruments_any
 
 __all__ = ["ApiInstrumentor", "CONTRIB", "set_excluded_urls_default"]
@@ -32,15 +33,6 @@ CONTRIB: dict[str, tuple[str, str, bool]] = {
     # ccxt.async_support talks HTTP through aiohttp: its requests become children of the ccxt spans.
     "aiohttp-client": ("opentelemetry.instrumentation.aiohttp_client:AioHttpClientInstrumentor", "aiohttp >= 3.0", False),
 }
-
-
-def _settings(kwargs: dict[str, Any]) -> Any:
-    settings = kwargs.get("settings")
-    if settings is not None:
-        return settings
-    from ...config import load_settings
-
-    return load_settings()
 
 
 def set_excluded_urls_default() -> None:
@@ -62,7 +54,7 @@ class ApiInstrumentor(BaseInstrumentor):
         return get_dependency_conflicts(_instruments, _instruments_any)
 
     def _instrument(self, **kwargs: Any) -> None:
-        settings = _settings(kwargs)
+        settings = settings_from(kwargs)
         disabled = set(settings.disabled_instrumentations)
         if settings.excluded_urls:
             # httpx's instrumentation reads its exclusions only from the environment.

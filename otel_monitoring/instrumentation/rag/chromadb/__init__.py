@@ -15,7 +15,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.trace import SpanKind
 
 from ... import names
-from ...core import Operation, Patcher, Telemetry
+from ...core import Operation, Patcher, Telemetry, settings_from
 from ..genai import GenAIMetrics, as_json, genai_metric_key
 from .package import _instruments
 
@@ -56,12 +56,7 @@ class ChromadbInstrumentor(BaseInstrumentor):
         from chromadb.api.models.AsyncCollection import AsyncCollection
         from chromadb.api.models.Collection import Collection as SyncCollection
 
-        settings = kwargs.get("settings")
-        if settings is None:
-            from ....config import load_settings
-
-            settings = load_settings()
-        self._capture = bool(settings.capture_content)
+        self._capture = bool(settings_from(kwargs).capture_content)
         self._telemetry = Telemetry(SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
         self._genai = GenAIMetrics(self._telemetry)
         self._patcher = Patcher()

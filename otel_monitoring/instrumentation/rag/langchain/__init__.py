@@ -24,7 +24,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.trace import SpanKind
 
 from ... import names
-from ...core import Operation, Patcher, Telemetry
+from ...core import Operation, Patcher, Telemetry, settings_from
 from ..genai import GenAIMetrics, as_json, genai_metric_key, truncate, usage_attributes
 from .package import _instruments
 
@@ -127,12 +127,7 @@ class LangchainInstrumentor(BaseInstrumentor):
         from langchain_core.retrievers import BaseRetriever
         from langchain_core.vectorstores import VectorStore
 
-        settings = kwargs.get("settings")
-        if settings is None:
-            from ....config import load_settings
-
-            settings = load_settings()
-        self._capture = bool(settings.capture_content)
+        self._capture = bool(settings_from(kwargs).capture_content)
         self._telemetry = Telemetry(SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
         self._genai = GenAIMetrics(self._telemetry)
         self._patcher = Patcher()
@@ -236,8 +231,8 @@ class LangchainInstrumentor(BaseInstrumentor):
             nesting_key="langchain.chat",
         )
 
-    def _retrieval_attributes(self, data_source: Callable[[Any], str], top_k: Callable[[Any, dict], Any],
-                              query_argument: str) -> tuple[Callable, Callable]:
+    def _retrieval_operation(self, operation: str, data_source: Callable[[Any], str],
+                             top_k: Callable[[Any, dict], Any], query_argument: str, nesting_key: str) -> Operation:
         capture = self._capture
 
         def call_attributes(instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
@@ -260,7 +255,14 @@ class LangchainInstrumentor(BaseInstrumentor):
                 attributes[names.GEN_AI_OUTPUT_MESSAGES] = _documents_text(result)
             return attributes
 
-        return call_attributes, result_attributes
+        return Operation(
+            domain="rag", component="langchain", operation=operation,
+            span_attributes={names.GEN_AI_OPERATION_NAME: "retrieval"},
+            span_name_from_call=lambda instance, args, kwargs: f"retrieval {data_source(instance)}",
+            call_attributes=call_attributes,
+            call_metric_attributes=lambda instance, args, kwargs: genai_metric_key("retrieval", "langchain", None),
+            result_attributes=result_attributes, on_finish=self._genai.hook(), nesting_key=nesting_key,
+        )
 
     def _retriever_operation(self, method: str) -> Operation:
         def data_source(instance: Any) -> str:
@@ -270,31 +272,16 @@ class LangchainInstrumentor(BaseInstrumentor):
         def top_k(instance: Any, kwargs: dict) -> Any:
             return (getattr(instance, "search_kwargs", None) or {}).get("k", 4 if hasattr(instance, "vectorstore") else None)
 
-        call_attributes, result_attributes = self._retrieval_attributes(data_source, top_k, "input")
-        return Operation(
-            domain="rag", component="langchain", operation="retriever",
-            span_attributes={names.GEN_AI_OPERATION_NAME: "retrieval"},
-            span_name_from_call=lambda instance, args, kwargs: f"retrieval {data_source(instance)}",
-            call_attributes=call_attributes,
-            call_metric_attributes=lambda instance, args, kwargs: genai_metric_key("retrieval", "langchain", None),
-            result_attributes=result_attributes, on_finish=self._genai.hook(), nesting_key="langchain.retriever",
-        )
+        return self._retrieval_operation("retriever", data_source, top_k, "input", "langchain.retriever")
 
     def _vectorstore_operation(self, method: str) -> Operation:
         def data_source(instance: Any) -> str:
             name = getattr(instance, "_collection_name", None) or getattr(instance, "collection_name", None)
             return str(name) if name else type(instance).__name__
 
-        call_attributes, result_attributes = self._retrieval_attributes(
-            data_source, lambda instance, kwargs: kwargs.get("k", 4), "query")
-        return Operation(
-            domain="rag", component="langchain", operation=method[1:] if method.startswith("a") else method,  # async twins share a name
-            span_attributes={names.GEN_AI_OPERATION_NAME: "retrieval"},
-            span_name_from_call=lambda instance, args, kwargs: f"retrieval {data_source(instance)}",
-            call_attributes=call_attributes,
-            call_metric_attributes=lambda instance, args, kwargs: genai_metric_key("retrieval", "langchain", None),
-            result_attributes=result_attributes, on_finish=self._genai.hook(), nesting_key="langchain.vectorstore",
-        )
+        operation = method[1:] if method.startswith("a") else method  # async twins share a name
+        return self._retrieval_operation(operation, data_source, lambda instance, kwargs: kwargs.get("k", 4),
+                                         "query", "langchain.vectorstore")
 
     def _embeddings_operation(self, method: str) -> Operation:
         capture = self._capture
