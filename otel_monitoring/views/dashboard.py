@@ -5,7 +5,6 @@ more rows, bars and columns."""
 
 from __future__ import annotations
 
-from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
