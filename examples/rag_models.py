@@ -17,6 +17,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import PrivateAttr
 
 __all__ = ["hash_embedding", "HashEmbeddings", "HashEmbeddingFunction", "OpenAICompatibleChat"]
 
@@ -87,6 +88,7 @@ class OpenAICompatibleChat(BaseChatModel):
     temperature: float = 0.0
     max_tokens: int | None = None
     timeout: float = 30.0
+    _client: httpx.Client | None = PrivateAttr(default=None)  # one connection pool per model
 
     @property
     def _llm_type(self) -> str:
@@ -122,8 +124,10 @@ class OpenAICompatibleChat(BaseChatModel):
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
                   **kwargs: Any) -> ChatResult:
-        response = httpx.post(f"{self.base_url}/chat/completions", json=self._request(messages, stop),
-                              headers={"Authorization": f"Bearer {self.api_key}"}, timeout=self.timeout)
+        if self._client is None:
+            self._client = httpx.Client(timeout=self.timeout)
+        response = self._client.post(f"{self.base_url}/chat/completions", json=self._request(messages, stop),
+                                     headers={"Authorization": f"Bearer {self.api_key}"})
         response.raise_for_status()
         return self._result(response.json())
 

@@ -305,3 +305,28 @@ def test_without_an_sdk_decorated_calls_go_straight_through():
     with otel_monitoring.traced("plain", "block") as span:
         assert span is trace.INVALID_SPAN
     otel_monitoring.record_operation("plain", "measured", 0.1)
+
+
+def test_the_component_enables_installed_instrumentors_except_disabled_ones(telemetry):
+    from otel_monitoring.config import load_settings
+    from otel_monitoring.instrumentation import InstrumentationComponent
+    from otel_monitoring.instrumentation.trading.ccxt import CcxtInstrumentor
+    from otel_monitoring.sdk import Monitoring
+
+    settings = load_settings({"disabled_instrumentations": "otel_monitoring_ccxt,otel_monitoring_api"})
+    monitoring = Monitoring(settings, telemetry.tracer_provider, telemetry.meter_provider, telemetry.logger_provider)
+    component = InstrumentationComponent(settings)
+    component.start(monitoring)
+    try:
+        enabled = {type(i).__name__ for i in component.enabled}
+        assert enabled == {"LangchainInstrumentor", "ChromadbInstrumentor", "TargetsInstrumentor"}
+        assert not CcxtInstrumentor().is_instrumented_by_opentelemetry
+    finally:
+        component.shutdown()
+    assert component.enabled == []
+    from otel_monitoring.instrumentation.rag.langchain import LangchainInstrumentor
+
+    assert not LangchainInstrumentor().is_instrumented_by_opentelemetry
+    off = InstrumentationComponent(load_settings({"instrument": False}))
+    off.start(monitoring)
+    assert off.enabled == []

@@ -177,3 +177,10 @@ def test_uninstrument_restores_langchain_and_chromadb(telemetry):
     after = (vars(BaseChatModel)["invoke"], vars(Collection)["query"], vars(HashEmbeddings)["embed_query"],
              "__init_subclass__" in vars(Embeddings))
     assert all(a is b for a, b in zip(before[:3], after[:3])) and before[3] == after[3]
+
+
+def test_a_streamed_chat_is_one_span(telemetry, instrumented, llm):
+    chat = OpenAICompatibleChat(base_url=llm.url, model="gpt-4o-mini")
+    chunks = list(chat.stream("stream please"))  # no native streaming: langchain falls back to invoke inside
+    assert "".join(str(c.content) for c in chunks).startswith("Based on the documents")
+    assert [s.name for s in telemetry.spans() if s.name.startswith("chat")] == ["chat gpt-4o-mini"]
