@@ -285,3 +285,23 @@ def test_live_mode_in_a_real_terminal_follows_the_snapshots(tmp_path):
             raise AssertionError("q did not quit top")
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+def test_live_mode_into_a_pipe_prints_whole_frames(tmp_path):
+    """Without a terminal (logged, piped) each refresh is one complete frame, not screen codes."""
+    directory = write_snapshot_dir(tmp_path / "snap")
+    process = subprocess.Popen([*CLI, "top", "--dir", directory, "--interval", "0.2"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        frames = 0
+        lines = []
+        while frames < 2:
+            line = process.stdout.readline()
+            assert line, process.stderr.read()
+            lines.append(line)
+            frames += line.startswith("otel-monitoring trading-bot")
+    finally:
+        process.kill()
+        process.wait()
+    text = "".join(lines)
+    assert "\x1b[" not in text and text.count("High CPU usage") >= 1 and "create_order" in text

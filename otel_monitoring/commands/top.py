@@ -9,6 +9,7 @@ import os
 import select
 import sys
 import termios
+import time
 import tty
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -51,8 +52,6 @@ def keypresses() -> Iterator[Callable[[float], str]]:
     so a single q quits without Enter (over SSH too); plain sleeping otherwise."""
     stdin = sys.stdin
     if not stdin.isatty():
-        import time
-
         yield lambda seconds: (time.sleep(seconds), "")[1]
         return
     fd = stdin.fileno()
@@ -91,6 +90,14 @@ def run(args: argparse.Namespace) -> int:
     hint = f"q quit · every {args.interval:g}s · {args.prometheus or snapshot_dir(args.dir)}"
     previous: Snapshot | None = None   # the last reading with another timestamp: rates between the two
     last: Snapshot | None = None
+    if not console.is_terminal:  # piped or logged: one full frame per refresh, like top's batch mode
+        previous_frame: Snapshot | None = None
+        while True:
+            snapshot = read()
+            console.print(render_frame(build_overview(snapshot, previous_frame), width=console.width, height=None))
+            console.print()
+            previous_frame = snapshot
+            time.sleep(args.interval)
     with keypresses() as wait, Live(console=console, screen=True, auto_refresh=False,
                                     redirect_stdout=False, redirect_stderr=False) as live:
         while True:
