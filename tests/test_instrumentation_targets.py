@@ -195,6 +195,10 @@ def test_opentelemetry_instrument_loads_targets_and_ccxt_entry_points(tmp_path, 
             exchange.fetch_ticker("BTC/USDT")
         from opentelemetry import trace
         trace.get_tracer_provider().force_flush()
+        from otel_monitoring.instrumentation.rag.chromadb import ChromadbInstrumentor
+        from otel_monitoring.instrumentation.rag.langchain import LangchainInstrumentor
+        print("chromadb", ChromadbInstrumentor().is_instrumented_by_opentelemetry,
+              "langchain", LangchainInstrumentor().is_instrumented_by_opentelemetry)
     """)
     instrument = os.path.join(os.path.dirname(sys.executable), "opentelemetry-instrument")
     env = clean_env(PYTHONPATH=str(tmp_path), OTEL_MONITORING_TARGETS=path, OTEL_TRACES_EXPORTER="otlp_file",
@@ -204,6 +208,7 @@ def test_opentelemetry_instrument_loads_targets_and_ccxt_entry_points(tmp_path, 
     result = run_python(APP.format(module=module_name, after=after), env=env, args=[instrument, sys.executable],
                         cwd=str(tmp_path), timeout=120)
     assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["buy", "chromadb", "False", "langchain", "True"]  # disabled by name
     spans = _span_names(tmp_path / "out")
     assert spans["Strategy.decide"]["trading.signal.side"] == "buy"
     assert spans["ccxt.fetch_ticker"]["trading.exchange"] == "binance"
