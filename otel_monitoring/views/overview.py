@@ -249,7 +249,8 @@ def _duration_histograms(snapshot: Snapshot) -> list[str]:
     return known + others
 
 
-def red_rows(snapshot: Snapshot, previous: Snapshot | None = None) -> list[RedRow]:
+def red_rows(snapshot: Snapshot, previous: Snapshot | None = None,
+             quantiles: tuple[float, ...] = (0.50, 0.95, 0.99)) -> list[RedRow]:
     """One row per (component, operation) of every duration histogram, its points (one per
     outcome or error type) merged."""
     rows = []
@@ -260,7 +261,7 @@ def red_rows(snapshot: Snapshot, previous: Snapshot | None = None) -> list[RedRo
         for (component, operation), points in groups.items():
             count = sum(float(p.get("count") or 0) for p in points)
             errors = sum(float(p.get("count") or 0) for p in points if _is_error(p.get("attributes", {})))
-            p50, p95, p99 = (merged_quantile(points, q) for q in (0.50, 0.95, 0.99))
+            p50, p95, p99 = (merged_quantile(points, q) if q in quantiles else None for q in (0.50, 0.95, 0.99))
             rate = _rate(snapshot, previous, metric, component, operation, count)
             error_pct = errors / count * 100.0 if count else None
             family = LATENCY_THRESHOLDS.get(metric.split(".")[0], DEFAULT_LATENCY)
