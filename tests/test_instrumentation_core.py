@@ -330,3 +330,25 @@ def test_the_component_enables_installed_instrumentors_except_disabled_ones(tele
     off = InstrumentationComponent(load_settings({"instrument": False}))
     off.start(monitoring)
     assert off.enabled == []
+
+
+def test_calls_made_before_configure_do_not_hide_later_metrics():
+    from support import make_telemetry, reset_otel_globals
+
+    reset_otel_globals()
+
+    @otel_monitoring.traced("early", "call")
+    def call():
+        return 1
+
+    call()  # before any SDK: straight through, and no instruments left behind on the API's proxies
+    later = make_telemetry()
+    try:
+        call()
+        calls = [p for p in later.metrics()["otel_monitoring.operation.calls"] if p.attributes["component"] == "early"]
+        assert [p.value for p in calls] == [1]
+        assert [s.name for s in later.spans()] == ["early.call"]
+    finally:
+        later.tracer_provider.shutdown()
+        later.meter_provider.shutdown()
+        reset_otel_globals()

@@ -239,16 +239,22 @@ class Telemetry:
     """A tracer and the RED instruments of one instrumentation scope, from explicit providers
     (the contrib ``tracer_provider=`` / ``meter_provider=`` convention) or the global ones."""
 
-    def __init__(self, scope: str, tracer_provider: Any = None, meter_provider: Any = None):
+    def __init__(self, scope: str, tracer_provider: Any = None, meter_provider: Any = None,
+                 follow_globals: bool = False):
         self.scope = scope
         self.tracer_provider = tracer_provider or trace.get_tracer_provider()
         self.meter_provider = meter_provider or metrics.get_meter_provider()
         self.tracer = self.tracer_provider.get_tracer(scope, __version__)
         self.meter = self.meter_provider.get_meter(scope, __version__)
-        self.instruments = instruments_for(self.meter_provider, scope)
-        # With no-op providers (OTEL_SDK_DISABLED, or no SDK) wrapped calls go straight through.
-        self.enabled = not (isinstance(self.tracer_provider, trace.NoOpTracerProvider)
-                            and isinstance(self.meter_provider, metrics.NoOpMeterProvider))
+        # With no-op providers (OTEL_SDK_DISABLED), or, when following the globals, none set yet,
+        # wrapped calls go straight through. No instruments are made then: instruments made on the
+        # API's proxy meter would come back instead of ours once the SDK is set, without our callbacks.
+        noop = (isinstance(self.tracer_provider, trace.NoOpTracerProvider)
+                and isinstance(self.meter_provider, metrics.NoOpMeterProvider))
+        unset = (follow_globals and isinstance(self.tracer_provider, trace.ProxyTracerProvider)
+                 and type(self.meter_provider).__name__ == "_ProxyMeterProvider")
+        self.enabled = not (noop or unset)
+        self.instruments = instruments_for(self.meter_provider, scope) if self.enabled else None
 
     def current(self) -> "Telemetry":
         return self
@@ -269,11 +275,8 @@ class GlobalTelemetry:
         if (current is None or current.tracer_provider is not tracer_provider
                 or current.meter_provider is not meter_provider):
             with self._lock:
-                current = self._current = Telemetry(self.scope, tracer_provider, meter_provider)
-                # No provider set yet (no configure(), or OTEL_SDK_DISABLED): nothing to record.
-                if (isinstance(tracer_provider, trace.ProxyTracerProvider)
-                        and type(meter_provider).__name__ == "_ProxyMeterProvider"):
-                    current.enabled = False
+                current = self._current = Telemetry(self.scope, tracer_provider, meter_provider,
+                                                    follow_globals=True)
         return current
 
 
@@ -289,8 +292,9 @@ class _State:
         self.telemetry = telemetry
         self.enabled = telemetry.enabled
         self.tracer = telemetry.tracer
-        self.duration = telemetry.instruments.duration
-        self.default_series = telemetry.instruments.new_series(base)
+        instruments = telemetry.instruments
+        self.duration = instruments.duration if instruments is not None else None
+        self.default_series = instruments.new_series(base) if instruments is not None else None
         self.series_by_key: dict[tuple, _Series] = {}
 
 
