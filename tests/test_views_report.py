@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -22,12 +21,11 @@ from otel_monitoring.views.report_data import cost_in_window, gather_report
 from otel_monitoring.views.snapshot import Snapshot
 from otel_monitoring.views.states import State
 
-from test_views_top import KNOWN_ALERTS, NOW, known_metrics, write_snapshot_dir
+from test_views_top import KNOWN_ALERTS, NOW, known_metrics, require_tool, write_snapshot_dir
 from support import free_port
 
 STEP_S = 600.0
 STEPS = 144                      # 24 hours every 10 minutes, plus the sample at the start
-CHROMIUM = shutil.which("chromium")
 
 
 def metrics_at(step: int) -> dict:
@@ -208,7 +206,7 @@ document.getElementById('f').addEventListener('load', function () {
 
 def chromium(tmp_path, *args, timeout=120):
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    command = [require_tool("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                "--disable-default-apps", "--no-default-browser-check", "--hide-scrollbars",
                f"--user-data-dir={profile}", *args]
@@ -222,8 +220,8 @@ def png_size(path):
     return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (scripts/install-test-tools.sh)")
 def test_report_in_headless_chromium_desktop_and_phone(served):
+    require_tool("chromium")
     directory, base = served
     shots = {}
     for name, size in (("desktop", "1280,2200"), ("phone", "390,4200")):

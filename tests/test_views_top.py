@@ -245,8 +245,19 @@ def test_once_prints_one_frame_and_reports_a_missing_snapshot(tmp_path):
 
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed (scripts/install-test-tools.sh)")
+def require_tool(name: str) -> str:
+    """The program's path; skipped when missing, but a failure under CI, which must run the test."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} not installed (scripts/install-test-tools.sh installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return path
+
+
 def test_live_mode_in_a_real_terminal_follows_the_snapshots(tmp_path):
+    require_tool("tmux")
     directory = write_snapshot_dir(tmp_path / "snap", metrics=known_metrics(timestamp=time.time()))
     session = f"otel-top-{os.getpid()}"
     socket = str(tmp_path / "tmux.sock")
