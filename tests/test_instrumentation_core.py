@@ -208,6 +208,7 @@ def test_instrumentation_failure_is_logged_once_and_the_call_proceeds(telemetry,
     assert add(2, 2) == 4
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "calc.add" in warnings[0].getMessage()
+    assert [s.name for s in telemetry.spans()] == ["calc.add", "calc.add"]  # the spans survive, ended
 
 
 def test_nesting_key_gives_one_span_for_an_override_calling_super(telemetry):

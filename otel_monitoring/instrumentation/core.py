@@ -370,14 +370,25 @@ class Target:
             return None
         name = self.span_name
         if self.span_name_from_call is not None:
-            name = self.span_name_from_call(instance, args, kwargs) or name
+            try:
+                name = self.span_name_from_call(instance, args, kwargs) or name
+            except Exception:  # noqa: BLE001 - the static name will do
+                self.log_once("name", "naming the span from the call failed")
         span = state.tracer.start_span(name, parent, self.kind, self.span_attributes)
+        # Once the span exists, a failing reader costs its attributes, never the span.
         if self.call_attributes is not None and span.is_recording():
-            extra = self.call_attributes(instance, args, kwargs)
-            if extra:
-                span.set_attributes(extra)
-        series = state.default_series if self.call_metric_attributes is None else self.series(
-            state, instance, args, kwargs)
+            try:
+                extra = self.call_attributes(instance, args, kwargs)
+                if extra:
+                    span.set_attributes(extra)
+            except Exception:  # noqa: BLE001
+                self.log_once("arguments", "reading attributes from the arguments failed")
+        series = state.default_series
+        if self.call_metric_attributes is not None:
+            try:
+                series = self.series(state, instance, args, kwargs)
+            except Exception:  # noqa: BLE001
+                self.log_once("metric attributes", "reading metric attributes from the arguments failed")
         ctx = set_span_in_context(span, parent)
         if self.nesting_key is not None:
             ctx = set_value(_ACTIVE_OPERATION_KEY, self.nesting_key, ctx)
