@@ -353,3 +353,36 @@ def test_calls_made_before_configure_do_not_hide_later_metrics():
         later.tracer_provider.shutdown()
         later.meter_provider.shutdown()
         reset_otel_globals()
+
+
+def test_coroutine_errors_and_generator_send_throw_pass_through(telemetry):
+    error = TimeoutError("exchange slow")
+
+    @otel_monitoring.traced("feed", "poll")
+    async def poll():
+        await asyncio.sleep(0)
+        raise error
+
+    @otel_monitoring.traced("feed", "echo")
+    def echo():
+        received = yield "ready"
+        while True:
+            try:
+                received = yield f"got {received}"
+            except ValueError:
+                received = "recovered"
+
+    async def run():
+        with pytest.raises(TimeoutError) as raised:
+            await poll()
+        assert raised.value is error
+
+    asyncio.run(run())
+    stream = echo()
+    assert next(stream) == "ready"
+    assert stream.send("a") == "got a"
+    assert stream.throw(ValueError("handled inside")) == "got recovered"
+    stream.close()
+    poll_span, echo_span = telemetry.spans()
+    assert poll_span.attributes["error.type"] == "TimeoutError"
+    assert echo_span.status.status_code is StatusCode.UNSET
