@@ -189,9 +189,13 @@ document.getElementById('f').addEventListener('load', function () {
   var drawn = Array.prototype.filter.call(charts, function (c) { var r = c.getBoundingClientRect(); return r.width > 50 && r.height > 10; });
   var visible = Array.prototype.filter.call(cards, function (c) { var r = c.getBoundingClientRect(); return r.width > 100 && r.right <= 390; });
   var overflow = Array.prototype.filter.call(d.querySelectorAll('section'), function (s) { return s.getBoundingClientRect().right > 390; });
+  // Every operation's p95 (the 6th cell) on screen, not scrolled off to the right.
+  var p95 = d.querySelectorAll('table.latency tbody td:nth-child(6)');
+  var p95Visible = Array.prototype.filter.call(p95, function (c) { return c.getBoundingClientRect().right <= 390; });
   document.getElementById('out').textContent = JSON.stringify({scrollWidth: d.documentElement.scrollWidth,
     charts: charts.length, drawn: drawn.length, cards: cards.length, visibleCards: visible.length,
-    overflowingSections: overflow.length, bodyFont: getComputedStyle(d.body).fontSize});
+    overflowingSections: overflow.length, p95Cells: p95.length, p95Visible: p95Visible.length,
+    bodyFont: getComputedStyle(d.body).fontSize});
 });
 </script></body></html>""", encoding="utf-8")
     LoggingHandler.requests = []
@@ -241,6 +245,7 @@ def test_report_in_headless_chromium_desktop_and_phone(served):
     assert layout["overflowingSections"] == 0, layout
     assert layout["charts"] >= 8 and layout["drawn"] == layout["charts"], layout
     assert layout["visibleCards"] == layout["cards"] >= 8, layout
+    assert layout["p95Visible"] == layout["p95Cells"] == 3, layout
     assert sorted(LoggingHandler.requests) == ["/harness.html", "/report.html"]
 
 

@@ -4,6 +4,7 @@ Readable on a phone: one column that becomes a grid on wider screens."""
 
 from __future__ import annotations
 
+import time
 from html import escape
 
 from . import formatting as fmt
@@ -46,7 +47,8 @@ td.ok{color:var(--ok)}td.warn{color:var(--warn);font-weight:600}td.crit{color:va
 .sev.info{background:#4a7fd0}.sev.warning{background:var(--warn)}.sev.critical{background:var(--crit)}.sev.emergency{background:#7a0f0a}
 .note{color:var(--muted);font-size:.85rem}
 .problems{color:#8a5a00}
-@media (max-width:600px){.wide{display:none}main{padding:8px}section{padding:10px}}
+td.name{white-space:normal;overflow-wrap:anywhere}
+@media (max-width:600px){.wide{display:none}main{padding:8px}section{padding:10px}table{font-size:.78rem}th,td{padding:3px 3px}}
 """
 
 
@@ -72,7 +74,7 @@ def _latency_table(data: ReportData) -> str:
     body = []
     for row in rows:
         body.append(
-            f'<tr class="op {CSS_CLASS[row.state]}"><td>{escape(row.component)}</td><td>{escape(row.operation)}</td>'
+            f'<tr class="op {CSS_CLASS[row.state]}"><td class="name">{escape(row.component)}</td><td class="name">{escape(row.operation)}</td>'
             f'<td class="num wide">{fmt.count(row.count)}</td>'
             f'<td class="num {CSS_CLASS[row.error_state]}">{fmt.percent(row.error_pct)}</td>'
             f'<td class="num">{fmt.duration(row.p50)}</td><td class="num {CSS_CLASS[row.latency_state]}">{fmt.duration(row.p95)}</td>'
@@ -109,10 +111,10 @@ def _alert_section(data: ReportData) -> str:
     rows = []
     for event in data.alert_events[:100]:
         value = "" if event.get("value") is None else f"{event['value']:.3g}"
-        rows.append(f'<tr class="event"><td>{escape(fmt.clock(event["time"]))}</td>'
+        rows.append(f'<tr class="event"><td>{escape(time.strftime("%m-%d %H:%M", time.gmtime(event["time"])))}</td>'
                     f'<td><span class="sev {escape(event["severity"])}">{escape(event["severity"])}</span></td>'
-                    f'<td>{escape(event["event"])}</td><td>{escape(event["name"])}</td><td class="num wide">{escape(value)}</td></tr>')
-    table = ('<div class="scroll"><table class="alerts"><thead><tr><th>Time</th><th>Severity</th><th>Event</th>'
+                    f'<td>{escape(event["event"])}</td><td class="name">{escape(event["name"])}</td><td class="num wide">{escape(value)}</td></tr>')
+    table = ('<div class="scroll"><table class="alerts"><thead><tr><th>UTC</th><th>Severity</th><th>Event</th>'
              '<th>Alert</th><th class="num wide">Value</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table></div>"
              if rows else '<p class="note">No alert events in the last 7 days.</p>')
     more = f'<p class="note">Latest 100 of {len(data.alert_events)} events.</p>' if len(data.alert_events) > 100 else ""
