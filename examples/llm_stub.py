@@ -36,7 +36,9 @@ class _Handler(JsonHandler):
             self.send_json(429, {"error": {"message": "Rate limit reached for requests", "type": "requests",
                                            "param": None, "code": "rate_limit_exceeded"}})
             return
-        if self.path.endswith("/chat/completions"):
+        if self.path.endswith("/chat/completions") and request.get("stream"):
+            self.send_events(_chat_events(_chat(request), bool((request.get("stream_options") or {}).get("include_usage"))))
+        elif self.path.endswith("/chat/completions"):
             self.send_json(200, _chat(request))
         elif self.path.endswith("/embeddings"):
             self.send_json(200, _embeddings(request))
@@ -58,6 +60,20 @@ def _chat(request: dict[str, Any]) -> dict[str, Any]:
         "usage": {"prompt_tokens": _tokens(prompt), "completion_tokens": _tokens(answer),
                   "total_tokens": _tokens(prompt) + _tokens(answer)},
     }
+
+
+def _chat_events(completion: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
+    """The completion as OpenAI's stream: one chunk per word, a finish chunk, then usage if asked."""
+    base = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
+            "model": completion["model"], "system_fingerprint": "fp_stub"}
+    words = completion["choices"][0]["message"]["content"].split(" ")
+    events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
+    events += [{**base, "choices": [{"index": 0, "delta": {"content": word if i == 0 else " " + word},
+                                     "finish_reason": None}]} for i, word in enumerate(words)]
+    events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    if include_usage:
+        events.append({**base, "choices": [], "usage": completion["usage"]})
+    return events
 
 
 def _embeddings(request: dict[str, Any]) -> dict[str, Any]:

@@ -8,15 +8,16 @@ point it at ``llm_stub.OpenAIStub`` on 127.0.0.1.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import PrivateAttr
 
 __all__ = ["hash_embedding", "HashEmbeddings", "HashEmbeddingFunction", "OpenAICompatibleChat"]
@@ -130,6 +131,31 @@ class OpenAICompatibleChat(BaseChatModel):
                                      headers={"Authorization": f"Bearer {self.api_key}"})
         response.raise_for_status()
         return self._result(response.json())
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
+                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        payload = {**self._request(messages, stop), "stream": True, "stream_options": {"include_usage": True}}
+        if self._client is None:
+            self._client = httpx.Client(timeout=self.timeout)
+        with self._client.stream("POST", f"{self.base_url}/chat/completions", json=payload,
+                                 headers={"Authorization": f"Bearer {self.api_key}"}) as response:
+            response.raise_for_status()
+            for line in response.iter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                event = json.loads(line[len("data: "):])
+                usage = event.get("usage")
+                if usage:  # the last event: token counts for the whole stream
+                    yield ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata={
+                        "input_tokens": usage.get("prompt_tokens", 0),
+                        "output_tokens": usage.get("completion_tokens", 0),
+                        "total_tokens": usage.get("total_tokens", 0)}))
+                    continue
+                for choice in event.get("choices", []):
+                    metadata = {"model_name": event.get("model"), "finish_reason": choice["finish_reason"]} \
+                        if choice.get("finish_reason") else {}
+                    yield ChatGenerationChunk(message=AIMessageChunk(
+                        content=choice.get("delta", {}).get("content") or "", response_metadata=metadata))
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
                          **kwargs: Any) -> ChatResult:

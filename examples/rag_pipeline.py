@@ -56,15 +56,19 @@ class RagPipeline:
         self.retriever = self.store.as_retriever(search_kwargs={"k": 3})
         self.chat = OpenAICompatibleChat(base_url=llm_url, model="gpt-4o-mini")
 
-    def answer(self, question: str) -> str:
+    def answer(self, question: str, stream: bool = False) -> str:
         with otel_monitoring.traced("rag", "answer", domain="rag"):
             notes = self.collection.query(query_texts=[question], n_results=2)["documents"][0]
             documents = [d.page_content for d in self.retriever.invoke(question)]
             context = "\n".join(dict.fromkeys(notes + documents))
-            reply = self.chat.invoke([("system", "Answer from the context only."),
-                                      ("human", f"Context:\n{context}\n\nQuestion: {question}")])
+            prompt = [("system", "Answer from the context only."),
+                      ("human", f"Context:\n{context}\n\nQuestion: {question}")]
+            if stream:  # server-sent events, as a chat UI would show them
+                reply = "".join(str(chunk.content) for chunk in self.chat.stream(prompt))
+            else:
+                reply = str(self.chat.invoke(prompt).content)
             log.info("answered a question of %d characters", len(question))
-            return str(reply.content)
+            return reply
 
 
 def demo(duration: float) -> None:
@@ -79,7 +83,7 @@ def demo(duration: float) -> None:
             if asked % 20 == 0:
                 stub.fail_next(1)  # the provider's rate limit, now and then
             try:
-                pipeline.answer(rng.choice(QUESTIONS))
+                pipeline.answer(rng.choice(QUESTIONS), stream=asked % 3 == 0)
             except httpx.HTTPStatusError as error:
                 log.warning("the model refused the request: %s", error.response.status_code)
             pipeline.store.similarity_search_with_score(rng.choice(QUESTIONS), k=2)

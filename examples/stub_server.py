@@ -29,6 +29,16 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def send_events(self, events: list[Any]) -> None:
+        """Server-sent events (``data: {json}`` per event, then ``data: [DONE]``), as streaming APIs answer."""
+        body = "".join(f"data: {json.dumps(event)}\n\n" for event in events) + "data: [DONE]\n\n"
+        encoded = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(encoded)))
+        self.end_headers()
+        self.wfile.write(encoded)
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True

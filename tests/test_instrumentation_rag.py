@@ -181,6 +181,15 @@ def test_uninstrument_restores_langchain_and_chromadb(telemetry):
 
 def test_a_streamed_chat_is_one_span(telemetry, instrumented, llm):
     chat = OpenAICompatibleChat(base_url=llm.url, model="gpt-4o-mini")
-    chunks = list(chat.stream("stream please"))  # no native streaming: langchain falls back to invoke inside
+    chunks = list(chat.stream("stream please"))  # server-sent events from the stub, one chunk a word
+    assert len(chunks) > 5
     assert "".join(str(c.content) for c in chunks).startswith("Based on the documents")
-    assert [s.name for s in telemetry.spans() if s.name.startswith("chat")] == ["chat gpt-4o-mini"]
+    (span,) = [s for s in telemetry.spans() if s.name.startswith("chat")]
+    assert span.name == "chat gpt-4o-mini"
+    assert span.attributes["gen_ai.usage.input_tokens"] == 2  # the chunks' usage, added up
+    assert span.attributes["gen_ai.usage.output_tokens"] == sum(
+        c.usage_metadata["output_tokens"] for c in chunks if c.usage_metadata)
+    assert span.attributes["gen_ai.response.model"] == "gpt-4o-mini"
+    assert span.attributes["gen_ai.response.finish_reasons"] == ("stop",)
+    tokens = {p.attributes["gen_ai.token.type"]: p.sum for p in telemetry.metrics()["gen_ai.client.token.usage"]}
+    assert tokens["input"] == 2

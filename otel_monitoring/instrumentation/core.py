@@ -137,6 +137,9 @@ class Operation:
     # Calls made inside a call with the same key pass through untraced: an override calling
     # ``super().method()``, or a library method calling its own twin, gives one span, not two.
     nesting_key: str | None = None
+    # For generators: folds the items into the "result" that result_attributes and on_finish see
+    # (e.g. langchain message chunks added up, usage included); without it they see None.
+    stream_reducer: Callable[[Any, Any], Any] | None = None
 
     @property
     def name(self) -> str:
@@ -322,6 +325,7 @@ class Target:
         self.result_attributes = operation.result_attributes
         self.on_finish = operation.on_finish
         self.nesting_key = operation.nesting_key
+        self.stream_reducer = operation.stream_reducer
         self._source = telemetry
         self._fixed = isinstance(telemetry, Telemetry)
         self._state = _State(telemetry.current(), self.base_metric_attributes) if self._fixed else None
@@ -427,6 +431,14 @@ class Target:
         except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
             self.log_once("finish", "recording the call failed")
 
+    def reduce(self, accumulated: Any, item: Any) -> Any:
+        """Fold one stream item into the stream's result (see ``Operation.stream_reducer``)."""
+        try:
+            return self.stream_reducer(accumulated, item)  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - the stream goes on, its result attributes are lost
+            self.log_once("stream", "folding a stream item failed")
+            return accumulated
+
     def log_once(self, what: str, message: str) -> None:
         """Log an instrumentation failure with its traceback once per target and kind; later ones at debug."""
         first = what not in self._logged
@@ -527,6 +539,8 @@ def _generator_wrapper(target: Target) -> Callable:
         if started is None:
             return (yield from generator)
         ctx = started[1]
+        reduce = target.reduce if target.stream_reducer is not None else None
+        result: Any = None
         to_send: Any = None
         to_throw: BaseException | None = None
         try:
@@ -536,6 +550,8 @@ def _generator_wrapper(target: Target) -> Callable:
                     item = generator.send(to_send) if to_throw is None else generator.throw(to_throw)
                 finally:
                     detach(token)
+                if reduce is not None:
+                    result = reduce(result, item)
                 to_send, to_throw = None, None
                 try:
                     to_send = yield item
@@ -544,7 +560,7 @@ def _generator_wrapper(target: Target) -> Callable:
                 except BaseException as thrown:  # thrown in by the consumer: pass it on
                     to_throw = thrown
         except StopIteration as stop:
-            target.finish(started, None, None, instance, args, kwargs)
+            target.finish(started, None, result, instance, args, kwargs)
             return stop.value
         except GeneratorExit:  # closed early by the consumer (or the garbage collector)
             token = attach(ctx)
@@ -552,7 +568,7 @@ def _generator_wrapper(target: Target) -> Callable:
                 generator.close()
             finally:
                 detach(token)
-                target.finish(started, None, None, instance, args, kwargs)
+                target.finish(started, None, result, instance, args, kwargs)
             raise
         except BaseException as error:
             target.finish(started, error, None, instance, args, kwargs)
@@ -579,6 +595,8 @@ def _async_generator_wrapper(target: Target) -> Callable:
                 yield item
             return
         ctx = started[1]
+        reduce = target.reduce if target.stream_reducer is not None else None
+        result: Any = None
         to_send: Any = None
         to_throw: BaseException | None = None
         try:
@@ -591,6 +609,8 @@ def _async_generator_wrapper(target: Target) -> Callable:
                         item = await generator.athrow(to_throw)
                 finally:
                     detach(token)
+                if reduce is not None:
+                    result = reduce(result, item)
                 to_send, to_throw = None, None
                 try:
                     to_send = yield item
@@ -599,14 +619,14 @@ def _async_generator_wrapper(target: Target) -> Callable:
                 except BaseException as thrown:  # noqa: BLE001 - thrown in by the consumer: pass it on
                     to_throw = thrown
         except StopAsyncIteration:
-            target.finish(started, None, None, instance, args, kwargs)
+            target.finish(started, None, result, instance, args, kwargs)
         except GeneratorExit:
             token = attach(ctx)
             try:
                 await generator.aclose()
             finally:
                 detach(token)
-                target.finish(started, None, None, instance, args, kwargs)
+                target.finish(started, None, result, instance, args, kwargs)
             raise
         except BaseException as error:
             target.finish(started, error, None, instance, args, kwargs)

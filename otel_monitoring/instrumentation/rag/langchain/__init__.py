@@ -95,6 +95,11 @@ def _chat_usage(result: Any) -> tuple[int | None, int | None]:
     return usage.get("input_tokens"), usage.get("output_tokens")
 
 
+def _add_chunks(accumulated: Any, chunk: Any) -> Any:
+    """A chat stream's result: its message chunks added up (langchain merges content and usage)."""
+    return chunk if accumulated is None else accumulated + chunk
+
+
 def _scores(result: Any) -> tuple[int, float | None]:
     """(count, score of the best-ranked result) of a search result list."""
     if not isinstance(result, list):
@@ -228,7 +233,7 @@ class LangchainInstrumentor(BaseInstrumentor):
             span_attributes={names.GEN_AI_OPERATION_NAME: "chat"},
             span_name_from_call=span_name, call_attributes=call_attributes, call_metric_attributes=metric_key,
             result_attributes=result_attributes, on_finish=self._genai.hook(_chat_usage),
-            nesting_key="langchain.chat",
+            nesting_key="langchain.chat", stream_reducer=_add_chunks if "stream" in method else None,
         )
 
     def _retrieval_operation(self, operation: str, data_source: Callable[[Any], str],
