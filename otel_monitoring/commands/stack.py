@@ -14,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Runs the agent collector, Jaeger and Prometheus as background processes on 127.0.0.1 "
                     "(built by scripts/build-stack.sh). `up` returns once all are healthy; they run until `down`.",
     )
-    parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument("action", choices=("up", "down", "status"),
+                        help="up: start and wait until healthy; down: stop; status: health of each program")
     parser.add_argument("--state-dir", default=default_state_dir(),
                         help="logs, pid files, collector files and Prometheus data (default %(default)s)")
     parser.add_argument("--config-dir", default=CONFIG_DIR, help="collector-config directory (default %(default)s)")
@@ -22,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     defaults = StackPorts()
     parser.add_argument("--host", default=defaults.host, help="address to listen on (default %(default)s)")
     for port_name in StackPorts.port_names():
-        parser.add_argument(f"--{port_name.replace('_', '-')}-port", dest=port_name, type=int,
+        parser.add_argument(f"--{port_name.replace('_', '-')}-port", dest=port_name, type=int, metavar="N",
                             default=getattr(defaults, port_name), help=f"(default {getattr(defaults, port_name)})")
     parser.set_defaults(func=run)
 
