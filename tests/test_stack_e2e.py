@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from stackprocs import AGENT_CONFIG, CONFIG_DIR, start_collector, start_jaeger, start_prometheus, wait_until
+from stackprocs import (AGENT_CONFIG, CONFIG_DIR, collector_process, start_collector, start_jaeger,  # noqa: F401 (fixture)
+                        start_prometheus, wait_until)
 from support import REPO, attributes, clean_env, read_otlp_file, run_python, spans_from_requests
 
 DEMO_SERVICE = "otel-monitoring-demo"
@@ -288,3 +289,24 @@ def test_content_redaction_can_be_switched_off(tmp_path):
         assert "api_key" not in attrs
     finally:
         collector.stop()
+
+
+def test_health_probe_spans_are_filtered_out(collector_process):
+    result = run_python(f"""
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.trace import SpanKind
+        provider = TracerProvider(resource=Resource.create({{"service.name": "probed"}}))
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint="{collector_process.otlp_grpc_endpoint}", insecure=True)))
+        tracer = provider.get_tracer("t")
+        for route in ("/health", "/orders"):
+            with tracer.start_as_current_span(f"GET {{route}}", kind=SpanKind.SERVER, attributes={{"http.route": route}}):
+                pass
+        provider.shutdown()
+    """)
+    assert result.returncode == 0, result.stderr
+    names = wait_until(lambda: {s.name for _, _, s in spans_from_requests(read_otlp_file(collector_process.file("traces"), "traces"))},
+                       15, what="spans in traces.jsonl")
+    assert names == {"GET /orders"}
