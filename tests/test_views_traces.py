@@ -36,6 +36,7 @@ def send_demo_trace(endpoint: str) -> str:
         context = trace.set_span_in_context(parent) if parent is not None else None
         s = tracer.start_span(name, context=context, kind=kind, start_time=t0 + start_ms * MS, attributes=attributes or {})
         if error:
+            s.record_exception(ConnectionError("binance: connection reset"), timestamp=t0 + end_ms * MS)
             s.set_attribute("error.type", error)
             s.set_status(Status(StatusCode.ERROR, f"{error}: exchange unreachable"))
         s.end(end_time=t0 + end_ms * MS)
@@ -109,7 +110,8 @@ def test_printed_tree_structure_durations_status_and_attributes(jaeger_with_trac
     text = done.stdout
     for attribute in ("http.route=/chat", "http.request.method=POST", "gen_ai.request.model=gpt-4o-mini",
                       "gen_ai.operation.name=retrieval", "trading.symbol=BTC/USDT", "trading.exchange=binance",
-                      "error.type=NetworkError"):
+                      "error.type=NetworkError", "exception.type=ConnectionError",
+                      "exception.message=binance: connection reset"):
         assert attribute in text, attribute
     assert "user.secret" not in text                   # only the key attribute families are printed
     # The attribute lines sit under their span, inside its branch of the tree.

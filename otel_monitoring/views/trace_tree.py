@@ -62,9 +62,15 @@ def _node(span: dict[str, Any], processes: dict[str, Any]) -> SpanNode:
     if not status:
         status = "ERROR" if tags.get("error") in (True, "true") else "UNSET"
     service = (processes.get(span.get("processID"), {}) or {}).get("serviceName", "?")
+    attributes = {k: v for k, v in tags.items() if k not in HIDDEN and k != "error"}
+    for log in span.get("logs") or []:  # span events: a recorded exception says what went wrong
+        fields = _tags(log.get("fields"))
+        if fields.get("event") == "exception":
+            for key in ("exception.type", "exception.message"):
+                if key in fields:
+                    attributes.setdefault(key, fields[key])
     return SpanNode(span["spanID"], parent, span.get("operationName", "?"), service, int(span.get("startTime", 0)),
-                    int(span.get("duration", 0)), status, str(tags.get("span.kind") or "internal"),
-                    {k: v for k, v in tags.items() if k not in HIDDEN and k != "error"})
+                    int(span.get("duration", 0)), status, str(tags.get("span.kind") or "internal"), attributes)
 
 
 def build_tree(trace: dict[str, Any]) -> list[SpanNode]:
