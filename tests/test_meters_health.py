@@ -192,3 +192,32 @@ def test_a_check_that_never_returns_does_not_hold_up_exit():
         print([r.error for r in registry.run()])
     """, timeout=20)
     assert result.returncode == 0 and "timed out after 0.2s" in result.stdout, result.stderr
+
+
+def test_a_forked_child_is_not_stuck_on_a_lock_another_thread_held():
+    from support import run_python
+
+    result = run_python("""
+        import os, signal, threading
+        from otel_monitoring.meters.health_checks import HealthRegistry
+        registry = HealthRegistry()
+        registry.register("ok", lambda: True)
+        held, release = threading.Event(), threading.Event()
+
+        def hold():
+            with registry._lock:  # as the health runner does while it records a result
+                held.set()
+                release.wait()
+
+        threading.Thread(target=hold, daemon=True).start()
+        held.wait()
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(5)  # a deadlock ends the child with SIGALRM
+            results = registry.run()
+            os._exit(0 if results[0].healthy and "ok" in registry.last_results() else 3)
+        _, status = os.waitpid(pid, 0)
+        release.set()
+        print("CHILD", os.waitstatus_to_exitcode(status))
+    """, timeout=30)
+    assert "CHILD 0" in result.stdout, (result.stdout, result.stderr)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,6 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
 from ..version import __version__
+from .locks import ForkSafeLock
 from .settings import BudgetSpec
 
 _logger = logging.getLogger("otel_monitoring.budgets")
@@ -69,7 +69,7 @@ class BudgetEvent:
 
 BudgetListener = Callable[[BudgetEvent], None]
 _listeners: list[BudgetListener] = []
-_listeners_lock = threading.Lock()
+_listeners_lock = ForkSafeLock()
 
 
 def add_budget_listener(listener: BudgetListener) -> None:
@@ -117,7 +117,7 @@ class BudgetTracker:
     def __init__(self, specs: Sequence[BudgetSpec] = (), clock: Callable[[], float] = time.time):
         self._states = [_BudgetState(spec) for spec in specs]
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     @property
     def specs(self) -> tuple[BudgetSpec, ...]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any, Mapping
@@ -19,6 +18,7 @@ from opentelemetry.metrics import get_meter
 from ..version import __version__
 from .budgets import BudgetTracker
 from .current import Current
+from .locks import ForkSafeLock
 from .prices import MILLION, PriceTable, load_prices
 from .settings import COST_TYPES
 
@@ -55,7 +55,7 @@ class CardinalityGuard:
         self.name, self.limit = name, limit
         self._seen: set[str] = set()
         self._warned = False
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     def __call__(self, value: Any) -> str:
         text = str(value)
@@ -90,7 +90,7 @@ class CostMeter:
             "otel_monitoring.cost.unpriced", unit="{event}",
             description="Costs that could not be priced (unknown model, exchange or currency): never a silent zero.")
         self._warned: set[tuple[str, str]] = set()
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
         self.totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)  # (cost.type, source) -> USD
         self.unpriced_totals: dict[tuple[str, str], int] = defaultdict(int)  # (reason, name) -> count
 

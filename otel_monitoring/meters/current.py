@@ -6,8 +6,9 @@ then they record on the global meter provider, which the SDK swaps in when it is
 
 from __future__ import annotations
 
-import threading
 from typing import Callable, Generic, TypeVar
+
+from .locks import ForkSafeLock
 
 T = TypeVar("T")
 
@@ -16,7 +17,7 @@ class Current(Generic[T]):
     def __init__(self, factory: Callable[[], T]):
         self._factory = factory
         self.value: T | None = None
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     def install(self, value: T | None) -> None:
         with self._lock:

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
 from ..version import __version__
+from .locks import ForkSafeLock
 
 _logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class HealthRegistry:
         self._checks: dict[str, HealthCheck] = {}
         self._inflight: dict[str, concurrent.futures.Future] = {}
         self._last: dict[str, CheckResult] = {}
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
         self._duration: Any = None
 
     # --- registration ---
@@ -122,10 +123,12 @@ class HealthRegistry:
             timeout = check.timeout if check.timeout is not None else self.default_timeout
             with self._lock:
                 previous = self._inflight.get(check.name)
-                future = None
-                if previous is None or previous.done():
-                    future = self._start(check, timeout)
+                busy = previous is not None and not previous.done()
+                future: concurrent.futures.Future | None = None if busy else concurrent.futures.Future()
+                if future is not None:
                     self._inflight[check.name] = future
+            if future is not None:
+                self._start(check, timeout, future)  # outside the lock: starting a thread can take a while
             pending.append((check, timeout, future))
         results = []
         for check, timeout, future in pending:
@@ -143,16 +146,14 @@ class HealthRegistry:
             self._record(result)
         return results
 
-    def _start(self, check: HealthCheck, timeout: float) -> concurrent.futures.Future:
+    def _start(self, check: HealthCheck, timeout: float, future: concurrent.futures.Future) -> None:
         """Run the check in a daemon thread: a check that never returns must not hold up the
         process at exit (a thread pool's workers are joined at exit)."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
 
         def run() -> None:
             future.set_result(self._timed(check, timeout))
 
         threading.Thread(target=run, name=f"otel-monitoring-health-{check.name}", daemon=True).start()
-        return future
 
     def _timed(self, check: HealthCheck, timeout: float) -> CheckResult:
         begin = time.perf_counter()

@@ -13,7 +13,6 @@ CRITICAL below (the reference documents' bands).
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -21,6 +20,7 @@ from typing import Any, Iterable, Mapping
 from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
 from ..version import __version__
+from .locks import ForkSafeLock
 from .settings import DEFAULT_HEALTH_THRESHOLDS
 from .system import FilesystemList, filesystem_usage, shared_psutil
 
@@ -73,7 +73,7 @@ class CpuBusy:
         self._min_interval = min_interval
         self._last: tuple[float, float, float] | None = None  # (monotonic time, cpu total, cpu idle)
         self._value = 0.0
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     @staticmethod
     def _sample() -> tuple[float, float]:
@@ -118,7 +118,7 @@ class HostHealth:
         self._max_age = max_age
         self._reading: HostHealthReading | None = None
         self._read_at = float("-inf")
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     def disk_utilization(self) -> float | None:
         values = []

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from typing import Any, Mapping
 
 from ..config import ConfigError
+from .locks import ForkSafeLock
 
 SECTIONS = ("llm", "embeddings", "aliases", "exchanges", "fx", "external_apis", "compute")
 LLM_FIELDS = ("input", "output", "cached_input", "cache_write_input")
@@ -54,7 +54,7 @@ class PriceTable:
     compute: dict[str, Decimal] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
     _resolved: dict[str, str | None] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _lock: ForkSafeLock = field(default_factory=ForkSafeLock, repr=False)
 
     # --- look-ups ---
 

@@ -8,14 +8,14 @@ distances before recording). No results is *empty* (and not a hit).
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any, Callable, Iterable, Sequence
 
 from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
 from ..version import __version__
-from .windows import OutcomeWindows
 from .current import Current
+from .locks import ForkSafeLock
+from .windows import OutcomeWindows
 
 _logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class RagKPIs:
         self.hits = OutcomeWindows(window)
         self.empties = OutcomeWindows(window)
         self.counts: dict[str, int] = {"hit": 0, "miss": 0, "empty": 0}
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
         meter = get_meter(SCOPE, __version__, meter_provider)
         self._retrievals = meter.create_counter("rag.retrievals", unit="{retrieval}",
                                                 description="Retrievals by outcome (hit, miss, empty).")

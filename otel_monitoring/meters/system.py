@@ -11,7 +11,6 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -20,6 +19,7 @@ import psutil
 from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
 from ..version import __version__
+from .locks import ForkSafeLock
 
 _logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class SharedReads:
         self._shared = frozenset(shared)
         self._ttl = ttl
         self._cache: dict[tuple[str, tuple, tuple], tuple[float, Any]] = {}
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     def clear(self) -> None:
         """Forget the cached reads (benchmarks: measure fresh reads back to back)."""
@@ -171,7 +171,7 @@ class FilesystemList:
         self._refresh = refresh
         self._cached: tuple[Filesystem, ...] = ()
         self._read_at = float("-inf")
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     def get(self) -> tuple[Filesystem, ...]:
         now = time.monotonic()

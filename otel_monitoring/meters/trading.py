@@ -8,7 +8,6 @@ The application reports them through the module functions (``record_signal``, ``
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import defaultdict
 from decimal import Decimal
@@ -17,8 +16,9 @@ from typing import Any, Callable, Iterable
 from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
 from ..version import __version__
-from .windows import OutcomeWindows
 from .current import Current
+from .locks import ForkSafeLock
+from .windows import OutcomeWindows
 
 _logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class TradingKPIs:
                  delayed_seconds: float = 3600.0, clock: Callable[[], float] = time.time):
         self.live_seconds, self.delayed_seconds = live_seconds, delayed_seconds
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
         self.accuracy = OutcomeWindows(window)
         self.results: dict[str, _Results] = defaultdict(_Results)
         self.market_data: dict[tuple[str, str | None], float] = {}  # (symbol, exchange) -> last update, unix s

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from typing import Hashable
+
+from .locks import ForkSafeLock
 
 
 class OutcomeWindows:
@@ -14,7 +15,7 @@ class OutcomeWindows:
         self.size = size
         self._max_keys = max_keys
         self._windows: dict[Hashable, deque[bool]] = {}
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     def add(self, key: Hashable, outcome: bool) -> None:
         with self._lock:
