@@ -221,3 +221,27 @@ def test_a_forked_child_is_not_stuck_on_a_lock_another_thread_held():
         print("CHILD", os.waitstatus_to_exitcode(status))
     """, timeout=30)
     assert "CHILD 0" in result.stdout, (result.stdout, result.stderr)
+
+
+def test_the_background_runner_starts_again_in_a_forked_child():
+    from support import run_python
+
+    result = run_python("""
+        import os, signal, time
+        from otel_monitoring.meters.health_checks import HealthRegistry, HealthRunner
+        registry = HealthRegistry()
+        runs = []
+        registry.register("count", lambda: runs.append(os.getpid()))
+        runner = HealthRunner(registry, interval=0.05)
+        runner.start()
+        time.sleep(0.2)
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(5)
+            time.sleep(0.3)
+            os._exit(0 if runs.count(os.getpid()) >= 2 else 3)
+        _, status = os.waitpid(pid, 0)
+        runner.stop()
+        print("CHILD", os.waitstatus_to_exitcode(status))
+    """, timeout=30)
+    assert "CHILD 0" in result.stdout, (result.stdout, result.stderr)

@@ -15,8 +15,10 @@ import asyncio
 import concurrent.futures
 import inspect
 import logging
+import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -203,10 +205,16 @@ class HealthRunner:
     def __init__(self, registry: HealthRegistry, interval: float):
         self.registry, self.interval = registry, interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="otel-monitoring-health-runner", daemon=True)
+        self._thread = self._new_thread()
+
+    def _new_thread(self) -> threading.Thread:
+        return threading.Thread(target=self._loop, name="otel-monitoring-health-runner", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+        if hasattr(os, "register_at_fork"):  # threads do not survive a fork: the child starts its own
+            runner = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _restart_in_child(runner()))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -221,6 +229,13 @@ class HealthRunner:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+
+def _restart_in_child(runner: HealthRunner | None) -> None:
+    if runner is not None and not runner._stop.is_set():
+        runner._stop = threading.Event()
+        runner._thread = runner._new_thread()
+        runner._thread.start()
 
 
 # The process' registry: checks can be registered before or after configure().
