@@ -27,6 +27,8 @@ _logger = logging.getLogger(__name__)
 
 _INPUT_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
 _OUTPUT_KEYS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
+# A span without any of these costs nothing: one set test keeps the common case at about a microsecond.
+_PRICED_KEYS = frozenset((*_INPUT_KEYS, *_OUTPUT_KEYS, "trading.exchange", "server.address"))
 _MEMORY = 4096  # span ids and order ids remembered (bounded: a long-running process stays flat)
 
 
@@ -88,7 +90,7 @@ class CostSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         attributes = span.attributes
-        if not attributes or self.cost is None:
+        if not attributes or self.cost is None or _PRICED_KEYS.isdisjoint(attributes):
             return
         try:
             if _first(attributes, _INPUT_KEYS) is not None or _first(attributes, _OUTPUT_KEYS) is not None:
