@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind
 
 from .cost import CostMeter
+from .locks import ForkSafeLock
 
 _logger = logging.getLogger(__name__)
 
@@ -33,16 +34,28 @@ _MEMORY = 4096  # span ids and order ids remembered (bounded: a long-running pro
 
 
 class _LruMap:
-    """The ``size`` most recently put keys and their values."""
+    """The ``size`` most recently put keys and their values; safe to share between threads."""
 
     def __init__(self, size: int):
         self._items: OrderedDict[Any, Any] = OrderedDict()
         self._size = size
+        self._lock = ForkSafeLock()
 
-    def get(self, key: Any, default: Any = None) -> Any:
-        return self._items.get(key, default)
+    def put(self, key: Any, value: Any = True) -> Any:
+        """Store ``value``; return what the key held before (None if nothing)."""
+        with self._lock:
+            previous = self._items.get(key)
+            self._store(key, value)
+            return previous
 
-    def put(self, key: Any, value: Any = True) -> None:
+    def raise_to(self, key: Any, value: Any) -> Any:
+        """Keep the larger of the stored value and ``value``; return the one stored before (or None)."""
+        with self._lock:
+            previous = self._items.get(key)
+            self._store(key, value if previous is None else max(previous, value))
+            return previous
+
+    def _store(self, key: Any, value: Any) -> None:
         self._items[key] = value
         self._items.move_to_end(key)
         while len(self._items) > self._size:
@@ -144,9 +157,8 @@ class CostSpanProcessor(SpanProcessor):
             return
         order_id = attributes.get("trading.order.id")
         if order_id is not None:
-            key = (exchange, str(order_id))
-            counted = self._order_fees.get(key, Decimal(0))
-            self._order_fees.put(key, max(counted, fee))
+            # Atomic, so create_order and fetch_order ending at once in two threads count the fee once.
+            counted = self._order_fees.raise_to((exchange, str(order_id)), fee) or Decimal(0)
             fee -= counted
             if fee <= 0:
                 return
