@@ -171,10 +171,16 @@ install_prometheus() {
   PROMTOOL=/usr/bin/promtool
 }
 
+timed() {
+  local step_start=$SECONDS
+  "$@"
+  log "$1: $(( SECONDS - step_start ))s"
+}
+
 start=$(date +%s)
-build_collector
-build_jaeger
-install_prometheus
+timed build_collector
+timed build_jaeger
+timed install_prometheus
 log "stack ready in $(( $(date +%s) - start ))s (cache: $stack_cache)"
 
 if [ "$print_env" = 1 ]; then

@@ -75,8 +75,9 @@ def _spans_by_phase(collector) -> dict[str, int]:
 def test_collector_down_mid_run_neither_blocks_nor_raises_and_loss_is_accounted(tmp_path):
     collector = start_collector(AGENT_CONFIG, tmp_path)
     control = str(tmp_path / "phase")
+    app_log = open(tmp_path / "app.log", "w+", encoding="utf-8")  # a file: a full pipe would block the app
     app = subprocess.Popen([sys.executable, "-c", APP, control, collector.otlp_grpc_endpoint],
-                           env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           env=clean_env(), stdout=subprocess.PIPE, stderr=app_log, text=True)
     try:
         wait_until(lambda: os.path.exists(control + ".ready") or app.poll() is not None, 60, what="the app to start")
         time.sleep(3)
@@ -87,11 +88,14 @@ def test_collector_down_mid_run_neither_blocks_nor_raises_and_loss_is_accounted(
         _touch(control + ".up")
         time.sleep(3)
         _touch(control + ".end")
-        out, err = app.communicate(timeout=60)
+        out, _ = app.communicate(timeout=60)
     finally:
         if app.poll() is None:
             app.kill()
         collector.stop()
+        app_log.seek(0)
+        err = app_log.read()
+        app_log.close()
     assert app.returncode == 0, err[-3000:]
     report = json.loads(out.strip().splitlines()[-1])
     collector.start()  # read what the files hold once it flushed on stop
