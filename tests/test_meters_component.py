@@ -64,7 +64,7 @@ def test_no_port_is_opened_unless_asked_and_then_on_127_0_0_1():
     result = run_python(f"""
         import json, urllib.request, psutil, otel_monitoring
         from otel_monitoring.meters import MetersComponent
-        monitoring = otel_monitoring.configure(exporter="none")
+        monitoring = otel_monitoring.configure(exporter="none", health_default_checks=False)
         listening = [c for c in psutil.Process().net_connections("tcp") if c.status == "LISTEN"]
         print("LISTENING", len(listening))
         monitoring.shutdown()
