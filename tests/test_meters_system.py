@@ -48,14 +48,14 @@ def test_load_uptime_and_process_metrics(telemetry, system):
     for index, name in enumerate(("1m", "5m", "15m")):
         metric = metrics[f"system.cpu.load_average.{name}"]
         assert metric.unit == "{thread}"
-        assert metric.points[0].value == pytest.approx(load[index], abs=0.5)
+        assert metric.points[0].value == pytest.approx(load[index], abs=1.0)  # moves every 5 s under load
     assert metrics["system.uptime"].unit == "s"
     assert metrics["system.uptime"].points[0].value == pytest.approx(time.time() - psutil.boot_time(), abs=5)
     process_uptime = metrics["process.uptime"].points[0].value
     assert 0 < process_uptime == pytest.approx(time.time() - psutil.Process().create_time(), abs=5)
     count = metrics["system.process.count"]
     assert count.unit == "{process}"
-    assert count.points[0].value == pytest.approx(len(psutil.pids()), abs=20)
+    assert count.points[0].value == pytest.approx(len(psutil.pids()), abs=50)  # other processes come and go
 
 
 def test_contrib_metrics_reused_without_deprecated_or_costly_ones(telemetry, system):
