@@ -78,3 +78,11 @@ def test_up_refuses_busy_ports_and_says_which(tmp_path):
     assert result.returncode == 1
     assert f"otlp-grpc {ports['otlp_grpc']}" in result.stdout
     assert not os.path.exists(tmp_path / "state" / "jaeger.pid")
+
+
+def test_up_names_a_missing_config_directory(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "otel_monitoring.cli", "stack", "up", "--state-dir", str(tmp_path / "state"),
+         "--config-dir", str(tmp_path)], env=clean_env(), capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert result.returncode == 1
+    assert "agent.yaml" in result.stdout and "--config-dir" in result.stdout

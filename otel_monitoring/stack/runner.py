@@ -97,6 +97,12 @@ class Stack:
             self.load_ports()
             self.out(f"stack already running ({', '.join(running)}); state in {self.state_dir}")
             return self.status()
+        missing = [name for name in ("agent.yaml", "jaeger.yaml", os.path.join("prometheus", "prometheus.yml"))
+                   if not os.path.isfile(os.path.join(self.config_dir, name))]
+        if missing:
+            self.out(f"otel-monitoring stack: {', '.join(missing)} not found in {self.config_dir}; pass --config-dir "
+                     "with the collector-config directory of the otel-monitoring repository")
+            return 1
         os.makedirs(self.state_dir, exist_ok=True)
         try:
             specs = self.specs()
