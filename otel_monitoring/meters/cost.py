@@ -101,8 +101,13 @@ class CostMeter:
         category = category or DEFAULT_CATEGORIES.get(cost_type, "other")
         attrs: dict[str, Any] = {"cost.type": cost_type, "cost.category": category}
         attrs.update({k: v for k, v in (attributes or {}).items() if v is not None})
-        if user is not None and self.user_attribute:
-            attrs[self.user_attribute] = self._user_guard(user)
+        if user is not None:
+            if self.user_attribute:
+                attrs[self.user_attribute] = self._user_guard(user)
+            else:
+                _warn_once("user-without-attribute", "otel-monitoring: a cost came with a user or tenant but "
+                           "OTEL_MONITORING_COST_ATTRIBUTE names no attribute for it (e.g. tenant.id); it is "
+                           "recorded without one")
         self._cost.add(float(amount), attrs)
         source = next((str(attrs[k]) for k in ("gen_ai.request.model", "trading.exchange", "server.address")
                        if k in attrs), category)
