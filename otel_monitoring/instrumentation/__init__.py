@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
+import threading
 from typing import TYPE_CHECKING, Any
+
+import wrapt
 
 from ..components import Component
 
@@ -35,6 +39,18 @@ INSTRUMENTORS: dict[str, str] = {
 }
 
 
+# The modules whose import switches an instrumentor on. configure() enables an instrumentor at once
+# only if one of them is already imported; otherwise a post-import hook enables it when the app
+# imports the library, so configure() never pays for importing libraries the app does not use.
+# (The targets instrumentor has no entry: it installs its own per-target import hooks.)
+TRIGGER_MODULES: dict[str, tuple[str, ...]] = {
+    "otel_monitoring_ccxt": ("ccxt",),
+    "otel_monitoring_langchain": ("langchain_core",),
+    "otel_monitoring_chromadb": ("chromadb",),
+    "otel_monitoring_api": ("fastapi", "starlette", "requests", "httpx", "aiohttp"),
+}
+
+
 def load_instrumentor(path: str) -> Any:
     module_name, _, class_name = path.partition(":")
     return getattr(importlib.import_module(module_name), class_name)()
@@ -48,6 +64,11 @@ class InstrumentationComponent(Component):
     def __init__(self, settings: Any):
         super().__init__(settings)
         self.enabled: list[Any] = []
+        self._started: set[str] = set()
+        self._stopped = False
+        # Re-entrant: enabling one instrumentor imports modules whose hooks enable another
+        # (ccxt.async_support imports aiohttp) in the same thread.
+        self._lock = threading.RLock()
 
     def start(self, monitoring: Monitoring) -> None:
         if not self.settings.instrument:
@@ -56,13 +77,28 @@ class InstrumentationComponent(Component):
         for name, path in INSTRUMENTORS.items():
             if name in disabled:
                 continue
+            triggers = TRIGGER_MODULES.get(name, ())
+            if triggers and not any(module in sys.modules for module in triggers):
+                for module in triggers:
+                    wrapt.register_post_import_hook(
+                        lambda _module, name=name, path=path: self._enable(name, path, monitoring), module)
+                continue
+            self._enable(name, path, monitoring)
+
+    def _enable(self, name: str, path: str, monitoring: Monitoring) -> None:
+        """Switch one instrumentor on, once; runs at start or from an import hook. Never raises but
+        for a strict targets file."""
+        with self._lock:
+            if self._stopped or name in self._started:
+                return
+            self._started.add(name)
             try:
                 instrumentor = load_instrumentor(path)
                 if instrumentor.is_instrumented_by_opentelemetry:
-                    continue
+                    return
                 if instrumentor._check_dependency_conflicts() is not None:
                     _logger.debug("otel-monitoring: %s skipped (its library is not installed)", name)
-                    continue
+                    return
                 instrumentor.instrument(
                     tracer_provider=monitoring.tracer_provider,
                     meter_provider=monitoring.meter_provider,
@@ -71,7 +107,7 @@ class InstrumentationComponent(Component):
                 )
             except ImportError:
                 _logger.debug("otel-monitoring: %s skipped (its library is not installed)", name, exc_info=True)
-                continue
+                return
             except Exception as error:
                 from ..config import ConfigError
 
@@ -79,10 +115,12 @@ class InstrumentationComponent(Component):
                     raise  # strict targets file: the user asked for this to stop start-up
                 _logger.warning("otel-monitoring: instrumentation %s failed to start; continuing without it",
                                 name, exc_info=True)
-                continue
+                return
             self.enabled.append(instrumentor)
 
     def shutdown(self) -> None:
+        with self._lock:
+            self._stopped = True  # import hooks cannot be unregistered: make them do nothing
         while self.enabled:
             instrumentor = self.enabled.pop()
             try:
