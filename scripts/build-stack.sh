@@ -157,9 +157,13 @@ install_prometheus() {
     chmod +x "$policy"
     created_policy=1
   fi
-  apt-get update -qq >&2
-  apt-get install -y -qq --no-install-recommends prometheus >&2
-  [ "$created_policy" = 1 ] && rm -f "$policy"
+  local status=0
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; } >&2 || status=$?
+  if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi
+  if [ "$status" != 0 ]; then
+    log "apt-get could not install prometheus (exit $status); install it by hand: apt-get install -y prometheus"
+    exit 1
+  fi
   # In case an init system started it anyway, stop the Debian service (its port 9090 is the default).
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
     systemctl stop prometheus >&2 || true
