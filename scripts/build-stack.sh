@@ -95,6 +95,8 @@ build_collector() {
   mv "$work/src/otelcol-monitoring" "$bin.tmp"
   mv "$bin.tmp" "$bin"
   rm -rf "$work"
+  # Builds of earlier manifests are not used again (a running one keeps its file until it exits).
+  find "$stack_cache" -maxdepth 1 -name 'otelcol-*' -type d ! -path "$dir" -exec rm -rf {} + 2>/dev/null || true
   OTELCOL="$bin"
 }
 
