@@ -3,6 +3,7 @@ Prometheus (scraping its exporter) and its rotated files. One stack is shared by
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -24,15 +25,14 @@ SECRET = "s3cr3t-PLANTED-7f4e9a"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("stack")
-    jaeger = start_jaeger(root)
-    collector = start_collector(AGENT_CONFIG, root, jaeger_endpoint=jaeger.otlp_grpc_endpoint)
-    prometheus = start_prometheus(root, {"otel-collector": [collector.prometheus_target],
-                                         "otel-collector-internal": [collector.telemetry_target],
-                                         "jaeger": [jaeger.telemetry_target]})
-    yield jaeger, collector, prometheus
-    prometheus.stop()
-    collector.stop()
-    jaeger.stop()
+    with contextlib.ExitStack() as running:  # stops whatever started, in reverse order, even on failure
+        jaeger = running.enter_context(start_jaeger(root))
+        collector = running.enter_context(start_collector(AGENT_CONFIG, root, jaeger_endpoint=jaeger.otlp_grpc_endpoint))
+        prometheus = running.enter_context(start_prometheus(root, {
+            "otel-collector": [collector.prometheus_target],
+            "otel-collector-internal": [collector.telemetry_target],
+            "jaeger": [jaeger.telemetry_target]}))
+        yield jaeger, collector, prometheus
 
 
 @pytest.fixture(scope="module")
