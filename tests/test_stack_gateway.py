@@ -17,7 +17,8 @@ from support import clean_env, free_port, read_otlp_file, spans_from_requests
 TOKEN = "gateway-test-token"
 LOADBALANCER = os.path.join(CONFIG_DIR, "gateway", "loadbalancer.yaml")
 SAMPLER = os.path.join(CONFIG_DIR, "gateway", "sampler.yaml")
-TRACES = 80  # every 4th one has an error span
+TRACES = 80  # every 4th one has an error span, every 10th (5, 15, ...) is slow
+KEPT = {i for i in range(TRACES) if i % 4 == 0 or i % 10 == 5}
 
 
 def _certificates(directory) -> dict[str, str]:
@@ -51,7 +52,7 @@ def _gateway_env(certs: dict[str, str], health: int, telemetry: int, otlp: int) 
 
 
 SEND = """
-import sys, grpc
+import sys, time, grpc
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
@@ -78,6 +79,8 @@ for i in range(traces):
         with tracer.start_as_current_span("step-b") as step:
             if i % 4 == 0:
                 step.set_status(Status(StatusCode.ERROR, "boom"))
+            if i % 10 == 5:
+                time.sleep(0.3)  # a slow trace
 provider.shutdown()
 """
 
@@ -99,7 +102,7 @@ def test_loadbalancer_routes_whole_traces_to_tail_samplers_that_keep_errors(tmp_
             env = {**_gateway_env(certs, free_port(), free_port(), otlp),
                    "GATEWAY_DATA_DIR": str(tmp_path / f"sampler-{n}" / "data"),
                    "GATEWAY_TRACES_ENDPOINT": f"127.0.0.1:{free_port()}",  # no Jaeger: the file is checked
-                   "GATEWAY_DECISION_WAIT": "1s", "GATEWAY_SAMPLE_PERCENT": "0", "GATEWAY_SLOW_TRACE_MS": "60000"}
+                   "GATEWAY_DECISION_WAIT": "1s", "GATEWAY_SAMPLE_PERCENT": "0", "GATEWAY_SLOW_TRACE_MS": "250"}
             sampler = start_collector(SAMPLER, tmp_path, name=f"sampler-{n}", env=env,
                                       collector_health=int(env["GATEWAY_HEALTH_ENDPOINT"].rsplit(":", 1)[1]))
             sampler.gateway_otlp = otlp
@@ -122,19 +125,19 @@ def test_loadbalancer_routes_whole_traces_to_tail_samplers_that_keep_errors(tmp_
                     continue
                 for _, _, span in spans_from_requests(read_otlp_file(path, "traces")):
                     found[span.trace_id][n].add(span.name)
-            return found if len(found) >= TRACES // 4 else None
+            return found if len(found) >= len(KEPT) else None
 
-        found = wait_until(kept, 30, what="the error traces in the samplers' files")
+        found = wait_until(kept, 30, what="the error and slow traces in the samplers' files")
     finally:
         for process in ([lb] if lb else []) + samplers:
             process.stop()
-    # Only the error traces were kept (the rest sampled at 0 %), each whole, on exactly one sampler.
-    assert len(found) == TRACES // 4
+    # Exactly the error and slow traces were kept (the rest sampled at 0 %), each whole, on one sampler.
+    indexes = set()
     for trace_id, per_sampler in found.items():
         assert len(per_sampler) == 1, f"trace {trace_id.hex()} was split across samplers"
         (names,) = per_sampler.values()
         assert {"step-a", "step-b"} <= names and any(name.startswith("request-") for name in names)
-        index = int(next(name for name in names if name.startswith("request-")).split("-")[1])
-        assert index % 4 == 0
+        indexes.add(int(next(name for name in names if name.startswith("request-")).split("-")[1]))
+    assert indexes == KEPT
     # Both samplers took a share (routing by trace id spreads the traces).
     assert {n for per_sampler in found.values() for n in per_sampler} == {0, 1}
