@@ -86,3 +86,17 @@ def test_up_names_a_missing_config_directory(tmp_path):
          "--config-dir", str(tmp_path)], env=clean_env(), capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 1
     assert "agent.yaml" in result.stdout and "--config-dir" in result.stdout
+
+
+def test_a_missing_program_skips_locally_and_fails_under_ci(monkeypatch, tmp_path):
+    import pytest
+
+    import stackprocs
+
+    monkeypatch.setattr(stackprocs, "_BINARY_ENV", {"OTEL_MONITORING_JAEGER": str(tmp_path / "absent")})
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="scripts/build-stack.sh"):
+        stackprocs.require_binary("jaeger")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="scripts/build-stack.sh"):
+        stackprocs.require_binary("jaeger")
