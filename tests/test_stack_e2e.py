@@ -183,6 +183,20 @@ def test_prometheus_has_spanmetrics_red_metrics_for_the_demo(stack, demo):
     assert p95 and 0 < float(p95[0]["value"][1]) < 60, p95
 
 
+def test_spanmetrics_exemplars_link_latency_to_traces_in_jaeger(stack, demo):
+    jaeger, _, prometheus = stack
+    series = f'traces_span_metrics_duration_seconds_bucket{{service_name="{DEMO_SERVICE}"}}'
+
+    def exemplar_trace_ids():
+        now = __import__("time").time()
+        found = prometheus.api("query_exemplars", query=series, start=str(now - 3600), end=str(now))
+        return [exemplar["labels"]["trace_id"] for entry in found for exemplar in entry["exemplars"]
+                if "trace_id" in exemplar["labels"]]
+
+    trace_ids = wait_until(exemplar_trace_ids, 30, what="exemplars with trace ids in Prometheus")
+    assert any(jaeger.trace(trace_id) for trace_id in trace_ids[:20]), "no exemplar trace id is a trace in Jaeger"
+
+
 def test_prometheus_has_the_sdks_metrics_for_the_demo(stack, demo):
     prometheus = stack[2]
     names = wait_until(lambda: {

@@ -128,6 +128,8 @@ def prometheus_spec(binary: str, ports: StackPorts, config_path: str, data_dir: 
             f"--web.listen-address={ports.addr('prometheus')}",
             "--storage.tsdb.retention.time=2d",
             "--web.enable-lifecycle",
+            # Keeps the spanmetrics exemplars (trace ids), so a latency bucket links to its traces.
+            "--enable-feature=exemplar-storage",
         ],
         health_url=f"http://{ports.addr('prometheus')}/-/ready",
     )
