@@ -16,6 +16,7 @@ A missing program skips the test with a message naming scripts/build-stack.sh, e
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import time
@@ -30,6 +31,7 @@ from otel_monitoring.stack import (
     CONFIG_DIR,
     ManagedProcess,
     MissingBinary,
+    StackError,
     StackPorts,
     collector_spec,
     find_binary,
@@ -93,6 +95,22 @@ def _ports(**given: int) -> StackPorts:
     return StackPorts(**{name: given.get(name) or free_port() for name in StackPorts.port_names()})
 
 
+def _retry_on_port_clash(start: Callable[..., Any]) -> Callable[..., Any]:
+    """A free port can be taken (e.g. as a client's local port) between picking it and the program
+    binding it: start again, with newly picked ports, when the program says so."""
+    @functools.wraps(start)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for attempt in range(3):
+            try:
+                return start(*args, **kwargs)
+            except StackError as error:
+                if "address already in use" not in str(error) or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
 class _Program:
     """A started program; ``start()`` again after ``stop()`` restarts it with the same ports and files."""
 
@@ -147,6 +165,7 @@ class Collector(_Program):
         return os.path.join(self.data_dir, f"{signal}.jsonl")
 
 
+@_retry_on_port_clash
 def start_collector(config_path: str, tmp_path: Any, *, jaeger_endpoint: str | None = None,
                     env: dict[str, str] | None = None, name: str = "collector", timeout: float = 60.0,
                     **ports: int) -> Collector:
@@ -193,6 +212,7 @@ class Jaeger(_Program):
         return data[0] if data else None
 
 
+@_retry_on_port_clash
 def start_jaeger(tmp_path: Any, *, name: str = "jaeger", timeout: float = 60.0, **ports: int) -> Jaeger:
     """Start Jaeger v2 with collector-config/jaeger.yaml (memory storage) on free ports."""
     binary = require_binary("jaeger")
@@ -228,6 +248,7 @@ class Prometheus(_Program):
         return self.api("label/__name__/values")
 
 
+@_retry_on_port_clash
 def start_prometheus(tmp_path: Any, scrape_targets: list[str] | dict[str, list[str]], *,
                      rules_dir: str | None = None, scrape_interval: str = "1s", name: str = "prometheus",
                      timeout: float = 60.0, **ports: int) -> Prometheus:
