@@ -66,9 +66,7 @@ class InstrumentationComponent(Component):
         self.enabled: list[Any] = []
         self._started: set[str] = set()
         self._stopped = False
-        # Re-entrant: enabling one instrumentor imports modules whose hooks enable another
-        # (ccxt.async_support imports aiohttp) in the same thread.
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
 
     def start(self, monitoring: Monitoring) -> None:
         if not self.settings.instrument:
@@ -88,41 +86,45 @@ class InstrumentationComponent(Component):
     def _enable(self, name: str, path: str, monitoring: Monitoring) -> None:
         """Switch one instrumentor on, once; runs at start or from an import hook. Never raises but
         for a strict targets file."""
+        # The lock only claims the instrumentor. instrument() imports modules, and holding a lock
+        # across imports deadlocks against another thread's import lock and its import hooks.
         with self._lock:
             if self._stopped or name in self._started:
                 return
             self._started.add(name)
-            try:
-                instrumentor = load_instrumentor(path)
-                if instrumentor.is_instrumented_by_opentelemetry:
-                    return
-                if instrumentor._check_dependency_conflicts() is not None:
-                    _logger.debug("otel-monitoring: %s skipped (its library is not installed)", name)
-                    return
-                instrumentor.instrument(
-                    tracer_provider=monitoring.tracer_provider,
-                    meter_provider=monitoring.meter_provider,
-                    settings=self.settings,
-                    skip_dep_check=True,
-                )
-            except ImportError:
-                _logger.debug("otel-monitoring: %s skipped (its library is not installed)", name, exc_info=True)
+        try:
+            instrumentor = load_instrumentor(path)
+            if instrumentor.is_instrumented_by_opentelemetry:
                 return
-            except Exception as error:
-                from ..config import ConfigError
+            if instrumentor._check_dependency_conflicts() is not None:
+                _logger.debug("otel-monitoring: %s skipped (its library is not installed)", name)
+                return
+            instrumentor.instrument(
+                tracer_provider=monitoring.tracer_provider,
+                meter_provider=monitoring.meter_provider,
+                settings=self.settings,
+                skip_dep_check=True,
+            )
+        except ImportError:
+            _logger.debug("otel-monitoring: %s skipped (its library is not installed)", name, exc_info=True)
+            return
+        except Exception as error:
+            from ..config import ConfigError
 
-                if isinstance(error, ConfigError):
-                    raise  # strict targets file: the user asked for this to stop start-up
-                _logger.warning("otel-monitoring: instrumentation %s failed to start; continuing without it",
-                                name, exc_info=True)
-                return
+            if isinstance(error, ConfigError):
+                raise  # strict targets file: the user asked for this to stop start-up
+            _logger.warning("otel-monitoring: instrumentation %s failed to start; continuing without it",
+                            name, exc_info=True)
+            return
+        with self._lock:
             self.enabled.append(instrumentor)
 
     def shutdown(self) -> None:
         with self._lock:
             self._stopped = True  # import hooks cannot be unregistered: make them do nothing
-        while self.enabled:
-            instrumentor = self.enabled.pop()
+            enabled, self.enabled = self.enabled, []
+        while enabled:
+            instrumentor = enabled.pop()
             try:
                 instrumentor.uninstrument()
             except Exception:  # noqa: BLE001 - shutdown must go on
