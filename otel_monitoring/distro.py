@@ -9,6 +9,7 @@ itself, and ``configure()`` called later in the app returns the same handle.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro
@@ -16,12 +17,18 @@ from opentelemetry.sdk._configuration import _BaseConfigurator
 
 _logger = logging.getLogger("otel_monitoring")
 
+DISABLED_VARIABLE = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
+
 
 class OtelMonitoringDistro(BaseDistro):
-    """Nothing to preset: configuration comes from the same OTEL_* variables configure() reads."""
+    """Configuration comes from the same OTEL_* variables configure() reads; the one preset keeps
+    opentelemetry-instrument from starting the contrib system-metrics instrumentor a second time
+    (our meters run it, with the lean default set of docs/meters.md)."""
 
     def _configure(self, **kwargs: Any) -> None:
-        pass
+        disabled = [name.strip() for name in os.environ.get(DISABLED_VARIABLE, "").split(",") if name.strip()]
+        if "system_metrics" not in disabled:
+            os.environ[DISABLED_VARIABLE] = ",".join([*disabled, "system_metrics"])
 
 
 class OtelMonitoringConfigurator(_BaseConfigurator):

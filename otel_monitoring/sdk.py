@@ -27,6 +27,7 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from . import logging_bridge
 from .components import Component, load_components
 from .config import Settings, load_settings
 from .exporters import build_exporters
@@ -39,16 +40,6 @@ __all__ = ["Monitoring", "configure", "get_monitoring"]
 _logger = logging.getLogger("otel_monitoring")
 
 INSTRUMENTATION_SCOPE = "otel_monitoring"
-
-# Loggers whose records must not enter the OTel logs pipeline: the SDK's and exporters' own
-# (exporting a record about a failed export would feed the failure) and ours about delivery.
-_BRIDGE_EXCLUDED_PREFIXES = ("opentelemetry", "otel_monitoring.export", "grpc", "urllib3.connectionpool")
-
-
-class _BridgeFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.name.startswith(_BRIDGE_EXCLUDED_PREFIXES)
-
 
 class Monitoring:
     """The handle ``configure()`` returns: providers, tracer/meter access, flush and shutdown."""
@@ -241,7 +232,7 @@ def _build(settings: Settings) -> Monitoring:
 
     monitoring = Monitoring(settings, tracer_provider, meter_provider, logger_provider, owns_providers=True)
     if settings.logging_bridge and exporters.logs:
-        monitoring._logging_handler = _bridge_logging(logger_provider, settings.log_level)
+        monitoring._logging_handler = logging_bridge.install(logger_provider, settings.log_level)
     atexit.register(monitoring.shutdown)
     _start_components(monitoring, components)
     return monitoring
@@ -260,18 +251,6 @@ def _start_components(monitoring: Monitoring, components: list[Component]) -> No
                             component.name, exc_info=True)
             continue
         monitoring.components.append(component)
-
-
-def _bridge_logging(logger_provider: LoggerProvider, level_name: str) -> logging.Handler:
-    from opentelemetry.instrumentation.logging.handler import LoggingHandler, _overwrite_logging_config_fns
-
-    handler = LoggingHandler(level=getattr(logging, level_name.upper()), logger_provider=logger_provider)
-    handler.addFilter(_BridgeFilter())
-    logging.getLogger().addHandler(handler)
-    # With our handler on the root logger, a later logging.basicConfig() would do nothing and the
-    # app would lose its console output: let the config functions run as if the handler were absent.
-    _overwrite_logging_config_fns(handler)
-    return handler
 
 
 def _reset_for_tests() -> None:

@@ -179,6 +179,7 @@ def test_opentelemetry_instrument_configures_an_unchanged_app_without_duplicates
     result = subprocess.run([os.path.join(bindir, "opentelemetry-instrument"), sys.executable, str(script)],
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+    assert "already instrumented" not in result.stderr  # e.g. system metrics started twice
     assert '"name": "work"' not in result.stdout, "configure() inside the app built a console pipeline"
     found = spans_from_requests(read_otlp_file(tmp_path / "out" / "traces.jsonl", "traces"))
     assert [span.name for _r, _s, span in found] == ["work"]
@@ -298,3 +299,19 @@ def test_basic_config_after_configure_still_sets_up_the_apps_console(tmp_path):
     bodies = [record.body.string_value for request in read_otlp_file(tmp_path / "logs.jsonl", "logs")
               for rl in request.resource_logs for sl in rl.scope_logs for record in sl.log_records]
     assert bodies == ["hello console"]
+
+
+def test_an_app_without_logging_setup_still_sees_its_warnings_on_stderr(tmp_path):
+    code = f"""
+    import logging, otel_monitoring
+    m = otel_monitoring.configure(exporter="otlp_file", file_dir={str(tmp_path)!r})
+    logging.getLogger("app").warning("disk almost full")
+    logging.getLogger("app").info("not shown: Python's default shows warnings only")
+    m.shutdown()
+    """
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "disk almost full"
+    bodies = [record.body.string_value for request in read_otlp_file(tmp_path / "logs.jsonl", "logs")
+              for rl in request.resource_logs for sl in rl.scope_logs for record in sl.log_records]
+    assert bodies == ["disk almost full"]  # the root logger stays at WARNING: info is not emitted at all
