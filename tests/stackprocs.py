@@ -267,7 +267,18 @@ def start_prometheus(tmp_path: Any, scrape_targets: list[str] | dict[str, list[s
                                           os.path.join(PROMETHEUS_DIR, "prometheus.yml"), rules_dir, scrape_interval)
     spec = prometheus_spec(binary, stack_ports, config_path, os.path.join(root, "data"))
     process = ManagedProcess(spec, os.path.join(root, "prometheus.log"))
-    return Prometheus(process, stack_ports, config_path, timeout).start()  # type: ignore[return-value]
+    prometheus = Prometheus(process, stack_ports, config_path, timeout).start()
+    # Ready is not scraping yet: Prometheus applies new targets on a 5 s tick. Return once every
+    # target has been scraped once, so what a test sends next is seen from its first value.
+    expected = sum(len(t) for t in targets.values())
+    if expected:
+        try:
+            wait_until(lambda: len([t for t in prometheus.api("targets")["activeTargets"] if t["health"] != "unknown"]) >= expected,
+                       timeout, what="Prometheus' first scrape of every target")
+        except AssertionError:
+            prometheus.stop()
+            raise
+    return prometheus  # type: ignore[return-value]
 
 
 # --- fixtures: `from stackprocs import jaeger_process` in a test module makes them available ---
