@@ -19,12 +19,26 @@ from fastapi import FastAPI, HTTPException
 
 import otel_monitoring
 
+try:
+    from .llm_stub import OpenAIStub
+    from .rag_pipeline import QUESTIONS, RagPipeline
+except ImportError:  # run as a script
+    from llm_stub import OpenAIStub  # type: ignore[no-redef]
+    from rag_pipeline import QUESTIONS, RagPipeline  # type: ignore[no-redef]
+
 PRICES = {"BTC-USDT": 65000.0, "ETH-USDT": 3200.0}
 
 
-def create_app() -> FastAPI:
-    """Created after configure(): the FastAPI instrumentation traces apps made after it is enabled."""
+def create_app(rag: RagPipeline | None = None) -> FastAPI:
+    """Created after configure(): the FastAPI instrumentation traces apps made after it is enabled.
+    With a RAG pipeline, POST /ask answers questions: one trace from the HTTP client through the
+    server span to retrieval, embeddings and chat."""
     app = FastAPI(title="quotes")
+
+    if rag is not None:
+        @app.post("/ask")
+        def ask(payload: dict) -> dict:
+            return {"answer": rag.answer(str(payload.get("question", "")))}
 
     @app.get("/health")
     def health() -> dict:
@@ -81,18 +95,24 @@ class ApiServer:
 
 def demo(duration: float) -> None:
     rng = random.Random(5)
-    server = ApiServer(create_app()).start()
+    llm = OpenAIStub(latency=0.01).start()
+    server = ApiServer(create_app(RagPipeline(llm.url))).start()
     try:
         with requests.Session() as session, httpx.Client(base_url=server.url) as client:
             deadline = time.monotonic() + duration
+            calls = 0
             while time.monotonic() < deadline:
+                calls += 1
                 symbol = rng.choice(["BTC-USDT", "ETH-USDT", "DOGE-USDT"])
                 session.get(f"{server.url}/quotes/{symbol}", timeout=5)
                 client.post("/orders", json={"symbol": symbol, "amount": rng.choice([0.1, 0.5, 0])})
+                if calls % 10 == 1:
+                    client.post("/ask", json={"question": rng.choice(QUESTIONS)}, timeout=30)
                 client.get("/health")
                 time.sleep(0.01)
     finally:
         server.stop()
+        llm.stop()
 
 
 if __name__ == "__main__":

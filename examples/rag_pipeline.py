@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 
 import chromadb
@@ -45,12 +46,18 @@ QUESTIONS = [
 ]
 
 
+# chromadb's in-process clients share one system per process, and creating it from two threads at
+# once races (the API example builds a pipeline while this one does).
+_CHROMA_SETUP = threading.Lock()
+
+
 class RagPipeline:
     def __init__(self, llm_url: str):
-        client = chromadb.EphemeralClient(settings=chromadb.Settings(anonymized_telemetry=False))
-        self.collection = client.get_or_create_collection(
-            "market-notes", embedding_function=HashEmbeddingFunction())  # type: ignore[arg-type]
-        self.collection.upsert(ids=[f"doc-{i}" for i in range(len(DOCUMENTS))], documents=DOCUMENTS)
+        with _CHROMA_SETUP:
+            client = chromadb.EphemeralClient(settings=chromadb.Settings(anonymized_telemetry=False))
+            self.collection = client.get_or_create_collection(
+                "market-notes", embedding_function=HashEmbeddingFunction())  # type: ignore[arg-type]
+            self.collection.upsert(ids=[f"doc-{i}" for i in range(len(DOCUMENTS))], documents=DOCUMENTS)
         self.store = InMemoryVectorStore(HashEmbeddings())
         self.store.add_texts(DOCUMENTS)
         self.retriever = self.store.as_retriever(search_kwargs={"k": 3})

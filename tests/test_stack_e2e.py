@@ -169,6 +169,23 @@ def test_jaeger_has_an_api_request_from_client_to_server_in_one_trace(stack, dem
     pytest.fail("no HTTP server span under its client span in Jaeger")
 
 
+def test_jaeger_has_an_api_request_containing_retrieval_embeddings_and_chat(stack, demo):
+    """POST /ask of the API example: the client span, the FastAPI server span under it, and the
+    RAG pipeline's retrieval, embeddings and chat spans under the server span, in one trace."""
+    jaeger = stack[0]
+    for trace in _demo_traces(jaeger):
+        by_id = {span["spanID"]: span for span in trace["spans"]}
+        for span in trace["spans"]:
+            parent = by_id.get(_parent(span))
+            if not (_tags(span).get("span.kind") == "server" and "/ask" in span["operationName"]
+                    and parent is not None and _tags(parent).get("span.kind") == "client"):
+                continue
+            operations = {_tags(d).get("gen_ai.operation.name") for d in _descendants(trace, span["spanID"])}
+            if {"retrieval", "embeddings", "chat"} <= operations:
+                return
+    pytest.fail("no API request trace (client -> server /ask) holding retrieval, embeddings and chat in Jaeger")
+
+
 def test_prometheus_has_spanmetrics_red_metrics_for_the_demo(stack, demo):
     prometheus = stack[2]
     calls = wait_until(lambda: prometheus.query(
