@@ -299,8 +299,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("shutdown_timeout", "OTEL_MONITORING_SHUTDOWN_TIMEOUT", parse_float(minimum=0.0), 5.0,
            "Seconds the exit flush may take before the process goes on exiting.", "5"),
     Option("instrument", "OTEL_MONITORING_INSTRUMENT", parse_bool, True,
-           "configure() enables the installed instrumentors (opentelemetry-instrument does that "
-           "itself).", "false"),
+           "configure() enables the installed instrumentors, each when its library is imported "
+           "(opentelemetry-instrument enables them itself).", "false"),
     # --- instrumentation (issue 3) ---
     Option("targets", "OTEL_MONITORING_TARGETS", parse_path, None,
            "YAML file naming your own functions to trace (package.module:Class.method); see "
