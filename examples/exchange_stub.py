@@ -89,6 +89,21 @@ class _Book:
             self.orders[order_id] = order
             return dict(order)
 
+    def fill(self, order_id: str, amount: float) -> dict[str, Any]:
+        """Fill ``amount`` more of a resting limit order at its price (a counterparty traded against it)."""
+        with self.lock:
+            order = self.orders[order_id]
+            amount = min(amount, order["amount"] - order["filled"])
+            order["filled"] += amount
+            order["cost"] = order["filled"] * order["price"]
+            order["fee"] = order["cost"] * FEE_RATE
+            sign = 1 if order["side"] == "buy" else -1
+            self.balances[order["base"]] = self.balances.get(order["base"], 0.0) + sign * amount
+            self.balances[order["quote"]] = self.balances.get(order["quote"], 0.0) - sign * amount * order["price"]
+            if order["filled"] >= order["amount"] - 1e-12:
+                order["status"] = "closed"
+            return dict(order)
+
     def cancel(self, order_id: str) -> dict[str, Any] | None:
         with self.lock:
             order = self.orders.get(order_id)

@@ -107,6 +107,16 @@ def parse_key_values(value: Any) -> dict[str, str]:
     return result
 
 
+def _parse_min_rates(value: Any) -> dict[str, float]:
+    """``watch_ticker=0.5,BTC/USDT@watch_order_book=2``: messages per second, by channel or symbol@channel."""
+    rates = {}
+    for key, rate in parse_key_values(value).items():
+        if not key.split("@")[-1].startswith("watch_"):
+            raise ValueError(f"{key!r} is not a watch method (watch_ticker) or symbol@watch method")
+        rates[key] = parse_float(minimum=0.0)(rate)
+    return rates
+
+
 def parse_endpoint(value: Any) -> str:
     text = str(value).strip()
     parsed = urllib.parse.urlparse(text)
@@ -358,6 +368,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("market_data_delayed_seconds", "OTEL_MONITORING_MARKET_DATA_DELAYED_SECONDS",
            parse_float(minimum=0.001), 3600.0,
            "Market data younger than this (and not LIVE) is DELAYED; older is STALE.", "3600", section="meters"),
+    Option("stream_live_seconds", "OTEL_MONITORING_STREAM_LIVE_SECONDS", parse_float(minimum=0.001), 10.0,
+           "A WebSocket market-data stream (ccxt.pro watch_*) silent for less than this is LIVE.", "10",
+           section="meters"),
+    Option("stream_stale_seconds", "OTEL_MONITORING_STREAM_STALE_SECONDS", parse_float(minimum=0.001), 60.0,
+           "A WebSocket market-data stream silent for this long is STALE (DELAYED in between).", "60",
+           section="meters"),
+    Option("stream_gap_factor", "OTEL_MONITORING_STREAM_GAP_FACTOR", parse_float(minimum=1.0), 10.0,
+           "A pause between two messages of a stream longer than this many times its usual interval "
+           "(and over 1 s) counts as a gap (trading.market_data.gaps).", "10", section="meters"),
+    Option("stream_min_rates", "OTEL_MONITORING_STREAM_MIN_RATES", _parse_min_rates, {},
+           "Minimum messages per second of streams, by channel (the watch method) or symbol@channel; "
+           "a stream under it is flagged (trading.market_data.below_min_rate).",
+           "watch_ticker=0.5,BTC/USDT@watch_order_book=2", section="meters"),
     Option("rag_relevance_threshold", "OTEL_MONITORING_RAG_RELEVANCE_THRESHOLD", parse_float(), 0.7,
            "A retrieval whose best relevance score reaches this is a hit (when no feedback says).", "0.7",
            section="meters"),

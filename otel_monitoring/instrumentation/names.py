@@ -83,3 +83,35 @@ TRADING_ORDER_FEE_RATE = "trading.order.fee_rate"
 TRADING_RESULT_COUNT = "trading.result.count"
 TRADING_TIMEFRAME = "trading.timeframe"
 TRADING_ASYNC = "trading.async"
+
+# --- trading.* WebSocket market data (ccxt.pro watch_* methods) ---
+TRADING_MARKET_DATA_MESSAGES = "trading.market_data.messages"  # counter, {message}
+TRADING_MARKET_DATA_LATENCY = "trading.market_data.latency"  # histogram, s: receipt - exchange timestamp
+TRADING_MARKET_DATA_INTERVAL = "trading.market_data.interval"  # histogram, s: between two messages of a stream
+TRADING_MARKET_DATA_GAPS = "trading.market_data.gaps"  # counter, {gap}
+TRADING_MARKET_DATA_RATE = "trading.market_data.rate"  # gauge, {message}/s over the rate window
+TRADING_MARKET_DATA_BELOW_MIN_RATE = "trading.market_data.below_min_rate"  # gauge, 1 when under the stream's minimum
+TRADING_WEBSOCKET_CONNECTIONS = "trading.websocket.connections"  # up-down counter, {connection}
+TRADING_WEBSOCKET_RECONNECTS = "trading.websocket.reconnects"  # counter, {reconnect}
+TRADING_WEBSOCKET_DISCONNECTS = "trading.websocket.disconnects"  # counter, {disconnect}
+TRADING_WEBSOCKET_ERRORS = "trading.websocket.errors"  # counter, {error}, by error.type (ccxt error class)
+TRADING_MARKET_DATA_CHANNEL = "trading.market_data.channel"  # the watch method: watch_ticker, watch_order_book...
+TRADING_WEBSOCKET_REASON = "trading.websocket.reason"  # server_close | the ccxt error class of the drop
+TRADING_WEBSOCKET_RECONNECT = "trading.websocket.reconnect"  # span: the connection replaces a dropped one
+TRADING_WEBSOCKET_URL = "trading.websocket.url"  # span only
+# A healthy feed delivers within tens of milliseconds; the reference alert is a p95 above 100 ms.
+MARKET_DATA_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# From order-book diffs every 100 ms to quiet markets whose tickers come once a minute.
+MARKET_DATA_INTERVAL_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+# --- trading.* order lifecycle ---
+TRADING_ORDERS_PLACED = "trading.orders.placed"  # counter, {order}
+TRADING_ORDERS_FILLED = "trading.orders.filled"  # counter, {order}
+TRADING_ORDER_PARTIAL_FILLS = "trading.order.partial_fills"  # counter, {fill}
+TRADING_ORDER_FILL_TIME = "trading.order.fill_time"  # histogram, s: create_order to filled
+TRADING_ORDER_SUCCESS_RATE = "trading.order.success_rate"  # gauge, 1: filled / placed
+ORDER_FILL_TIME_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+
+# --- trading.* cost per signal ---
+TRADING_SIGNAL_COST = "trading.signal.cost"  # counter, USD: cost of the calls and orders in a signal's trace
+TRADING_STRATEGY = "trading.strategy"

@@ -151,11 +151,24 @@ class TradingKPIs:
     def staleness(self) -> dict[tuple[str, str | None], tuple[float, str]]:
         now = self._clock()
         with self._lock:
-            items = list(self.market_data.items())
+            latest = {key: (updated, self.live_seconds, self.delayed_seconds)
+                      for key, updated in self.market_data.items()}
+            sources = list(_SOURCES)
+        for source in sources:
+            try:
+                rows = list(source())
+            except Exception:  # noqa: BLE001 - one broken feed must not hide the others
+                _logger.warning("otel-monitoring: a market-data source failed", exc_info=True)
+                continue
+            for symbol, exchange, updated, live, delayed in rows:
+                key = (symbol, exchange)
+                previous = latest.get(key)
+                # The feed's thresholds win: a stream is judged by how often it should speak.
+                latest[key] = (updated if previous is None else max(updated, previous[0]), live, delayed)
         result = {}
-        for key, updated in items:
+        for key, (updated, live, delayed) in latest.items():
             age = max(0.0, now - updated)
-            result[key] = (age, market_data_state(age, self.live_seconds, self.delayed_seconds))
+            result[key] = (age, market_data_state(age, live, delayed))
         return result
 
     def strategy_results(self) -> dict[str, dict[str, float | None]]:
@@ -193,6 +206,25 @@ class TradingKPIs:
             for name in MARKET_DATA_STATES:
                 yield Observation(1 if name == state else 0,
                                   {**_market_attributes(symbol, exchange), "trading.market_data.state": name})
+
+
+# Live feeds (the WebSocket streams of the ccxt instrumentor) report their last update and their
+# thresholds when the state is read: a message costs them no lock here, a stream that stops turns
+# STALE by itself, and a symbol they share with mark_market_data is one series. Process-wide, so a
+# feed registered before configure() installs the KPIs is still read.
+MarketDataSource = Callable[[], Iterable[tuple[str, "str | None", float, float, float]]]
+_SOURCES: list[MarketDataSource] = []
+
+
+def add_market_data_source(source: MarketDataSource) -> None:
+    """``source()`` yields ``(symbol, exchange, last update unix s, live_seconds, delayed_seconds)``."""
+    if source not in _SOURCES:
+        _SOURCES.append(source)
+
+
+def remove_market_data_source(source: MarketDataSource) -> None:
+    if source in _SOURCES:
+        _SOURCES.remove(source)
 
 
 def _position_attributes(symbol: str, strategy: str | None) -> dict[str, str]:

@@ -28,7 +28,9 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.trace import SpanKind
 
 from ... import names
-from ...core import Finished, Operation, Patcher, Telemetry
+from ...core import Finished, Operation, Patcher, Telemetry, settings_from
+from .feeds import Feeds
+from .orders import OrderLifecycle
 from .package import _instruments
 
 __all__ = ["CcxtInstrumentor", "METHODS"]
@@ -37,6 +39,8 @@ _logger = logging.getLogger("otel_monitoring.instrumentation")
 
 SCOPE = "otel_monitoring.instrumentation.ccxt"
 MODULES = ("ccxt", "ccxt.async_support")
+PRO_MODULE = "ccxt.pro"
+_ORDER_UPDATES = ("fetch_order", "fetch_orders", "fetch_open_orders", "fetch_closed_orders", "cancel_order")
 
 ORDER_SIDES = ("buy", "sell")
 
@@ -208,8 +212,38 @@ class _MarketDataAge:
         return record
 
 
+def _order_hook(method_name: str, orders: OrderLifecycle) -> Callable[[Finished], None] | None:
+    """create_order starts an order's lifecycle; fetch_order(s) and cancel_order show how it went on."""
+    if method_name == "create_order":
+        def created(finished: Finished) -> None:
+            if finished.error_type is None:
+                orders.created(_exchange_id(finished.instance), finished.result, orders.clock() - finished.duration)
+
+        return created
+    if method_name in _ORDER_UPDATES:
+        def updated(finished: Finished) -> None:
+            if finished.error_type is None:
+                result = finished.result
+                orders.updated(_exchange_id(finished.instance), result if isinstance(result, list) else [result])
+
+        return updated
+    return None
+
+
+def _chain(*hooks: Callable[[Finished], None] | None) -> Callable[[Finished], None] | None:
+    present = [hook for hook in hooks if hook is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
+
+    def run(finished: Finished) -> None:
+        for hook in present:
+            hook(finished)
+
+    return run
+
+
 def _operation(method_name: str, method: Method, function: Any, market_data_age: _MarketDataAge,
-               asynchronous: bool) -> Operation:
+               asynchronous: bool, orders: OrderLifecycle | None = None) -> Operation:
     readers = _argument_readers(function, method.arguments)
 
     def call_attributes(instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
@@ -244,6 +278,7 @@ def _operation(method_name: str, method: Method, function: Any, market_data_age:
         return (exchange, (names.TRADING_ORDER_SIDE, side))
 
     hook = market_data_age.hook(method.result) if method.result in ("ticker", "tickers", "order_book") else None
+    hook = _chain(hook, _order_hook(method_name, orders) if orders is not None else None)
     return Operation(
         domain="trading", component="ccxt", operation=method_name, kind=SpanKind.CLIENT,
         span_attributes={names.TRADING_OPERATION: method_name, names.TRADING_ASYNC: asynchronous},
@@ -282,12 +317,40 @@ class CcxtInstrumentor(BaseInstrumentor):
     def _instrument(self, **kwargs: Any) -> None:
         self._telemetry = Telemetry(SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
         self._market_data_age = _MarketDataAge(self._telemetry)
+        settings = settings_from(kwargs)
+        # ``clock`` (unix seconds) is for tests that drive staleness and fill times without sleeping.
+        clock = kwargs.get("clock") or time.time
+        meter = self._telemetry.meter
+        self.orders = OrderLifecycle(meter, clock)
+        self.feeds = Feeds(meter, clock, settings.stream_live_seconds, settings.stream_stale_seconds,
+                           settings.stream_gap_factor, settings.stream_min_rates)
+        from ....meters.trading import add_market_data_source
+
+        add_market_data_source(self.feeds.market_data_source)
+        from .pro import ProWrapper
+
+        self._pro = ProWrapper(self._telemetry.tracer, self.feeds, self._orders_seen)
         self._patcher = Patcher()
         self._lock = threading.Lock()
         self._active = True
         for module_name in MODULES:
             # Runs now if the module is already imported, else when the application imports it.
             wrapt.register_post_import_hook(self._on_import, module_name)
+        wrapt.register_post_import_hook(self._on_pro_import, PRO_MODULE)
+
+    def _orders_seen(self, instance: Any, result: Any) -> None:
+        self.orders.updated(_exchange_id(instance), result if isinstance(result, list) else [result])
+
+    def _on_pro_import(self, module: Any) -> None:
+        if not getattr(self, "_active", False):
+            return
+        try:
+            with self._lock:
+                wrapped = self._pro.wrap_module(module)
+            _logger.debug("otel-monitoring: wrapped %d ccxt.pro methods", wrapped)
+        except Exception:  # noqa: BLE001 - a ccxt version we do not know must not break the application
+            _logger.warning("otel-monitoring: instrumenting ccxt.pro failed; WebSocket feeds are not measured",
+                            exc_info=True)
 
     def _on_import(self, module: Any) -> None:
         if not getattr(self, "_active", False):
@@ -308,7 +371,8 @@ class CcxtInstrumentor(BaseInstrumentor):
                     function = vars(klass).get(method_name)
                     if function is None or not callable(getattr(function, "__func__", function)):
                         continue
-                    operation = _operation(method_name, method, function, self._market_data_age, asynchronous)
+                    operation = _operation(method_name, method, function, self._market_data_age, asynchronous,
+                                           self.orders)
                     wrapped += self._patcher.wrap(klass, method_name, operation, self._telemetry)
         _logger.debug("otel-monitoring: wrapped %d ccxt methods in %s", wrapped, module.__name__)
         return wrapped
@@ -317,8 +381,13 @@ class CcxtInstrumentor(BaseInstrumentor):
         self._active = False
         with self._lock:
             self._patcher.restore()
+            self._pro.restore()
+        from ....meters.trading import remove_market_data_source
+
+        remove_market_data_source(self.feeds.market_data_source)
 
     @property
     def wrapped_count(self) -> int:
         patcher = getattr(self, "_patcher", None)
-        return len(patcher) if patcher is not None else 0
+        pro = getattr(self, "_pro", None)
+        return (len(patcher) if patcher is not None else 0) + (len(pro) if pro is not None else 0)

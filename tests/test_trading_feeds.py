@@ -1,0 +1,327 @@
+"""WebSocket market data: a real ccxt.pro Binance client against a local server speaking Binance's
+stream protocol on 127.0.0.1, its REST calls against the exchange stub. Every count, bucket and
+state below is what the server really sent; time comes from a controllable clock (the server's
+event times and the instrumentation's receipt times), so nothing depends on the machine's speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+ccxt = pytest.importorskip("ccxt")
+import ccxt.pro  # noqa: E402
+from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+
+from examples.exchange_stub import ExchangeStub, point_ccxt_at  # noqa: E402
+from examples.exchange_ws_stub import BinanceStreamStub, point_ccxt_pro_at  # noqa: E402
+from otel_monitoring.config import load_settings  # noqa: E402
+from otel_monitoring.instrumentation.trading.ccxt import CcxtInstrumentor  # noqa: E402
+from otel_monitoring.local.engine import AlertEngine  # noqa: E402
+from otel_monitoring.local.rules import load_rules  # noqa: E402
+from otel_monitoring.local.snapshot import points_from_metrics_data  # noqa: E402
+from otel_monitoring.meters import trading  # noqa: E402
+
+WAIT = 30.0  # generous bound for conditions that normally hold within milliseconds
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Env:
+    def __init__(self, clock: Clock, reader: InMemoryMetricReader, spans: InMemorySpanExporter,
+                 rest: ExchangeStub, streams: BinanceStreamStub, instrumentor: CcxtInstrumentor):
+        self.clock, self.reader, self.spans = clock, reader, spans
+        self.rest, self.streams, self.instrumentor = rest, streams, instrumentor
+
+    def metrics(self) -> dict[str, list[Any]]:
+        found: dict[str, list[Any]] = {}
+        data = self.reader.get_metrics_data()
+        for resource in data.resource_metrics if data else ():
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    found.setdefault(metric.name, []).extend(metric.data.data_points)
+        return found
+
+    def value(self, name: str, **attributes: Any) -> Any:
+        points = [p for p in self.metrics().get(name, []) if all(p.attributes.get(k.replace("__", ".")) == v
+                                                                 for k, v in attributes.items())]
+        return points
+
+    def exchange(self) -> Any:
+        return point_ccxt_pro_at(ccxt.pro.binance({"enableRateLimit": False}), self.rest.url, self.streams.url)
+
+
+@pytest.fixture
+def env():
+    clock = Clock()
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    kpis = trading.TradingKPIs(meter_provider, clock=clock)
+    trading.install(kpis)
+    settings = load_settings({"stream_live_seconds": 2.0, "stream_stale_seconds": 5.0,
+                              "stream_min_rates": "watch_ticker=0.5"}, environ={})
+    instrumentor = CcxtInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider,
+                            settings=settings, clock=clock)
+    rest = ExchangeStub().start()
+    streams = BinanceStreamStub(clock=clock).start()
+    try:
+        yield Env(clock, reader, spans, rest, streams, instrumentor)
+    finally:
+        instrumentor.uninstrument()
+        trading.install(None)
+        streams.stop()
+        rest.stop()
+
+
+async def until(condition: Any, what: str) -> None:
+    for _ in range(int(WAIT / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Consumer:
+    """An application's loop: watch, keep the update, watch again; a dropped connection raises
+    ccxt's NetworkError into the loop, which watches again (ccxt reconnects)."""
+
+    def __init__(self, exchange: Any, method: str, symbol: str):
+        self.exchange, self.method, self.symbol = exchange, method, symbol
+        self.updates: list[Any] = []
+        self.errors: list[BaseException] = []
+        self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                self.updates.append(await getattr(self.exchange, self.method)(self.symbol))
+            except ccxt.NetworkError as error:
+                self.errors.append(error)
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        try:
+            await self.task
+        except asyncio.CancelledError:
+            pass
+
+
+async def publish(env: Env, consumer: Consumer, market_id: str, kind: str = "ticker", **kwargs: Any) -> None:
+    """Send one event and wait until the application has it (so the next one cannot be merged)."""
+    before = len(consumer.updates)
+    publisher = getattr(env.streams, f"publish_{kind}")
+    assert await asyncio.to_thread(publisher, market_id, **kwargs) == 1
+    await until(lambda: len(consumer.updates) == before + 1, f"{market_id} {kind} update")
+
+
+async def subscribed(env: Env, prefix: str) -> None:
+    await until(lambda: env.streams.subscribed(prefix) == 1, f"subscription {prefix}")
+
+
+def test_messages_counted_exactly_latency_in_its_bucket_and_spans_only_for_operations(env):
+    async def main() -> None:
+        exchange = env.exchange()
+        await exchange.load_markets()
+        btc = Consumer(exchange, "watch_ticker", "BTC/USDT")
+        eth = Consumer(exchange, "watch_ticker", "ETH/USDT")
+        trades = Consumer(exchange, "watch_trades", "BTC/USDT")
+        await subscribed(env, "btcusdt@t")
+        await subscribed(env, "ethusdt@")
+        await subscribed(env, "btcusdt@trade")
+        for _ in range(5):
+            env.clock.advance(1.0)
+            await publish(env, btc, "BTCUSDT", latency=0.3)  # (0.25, 0.5]
+        for _ in range(3):
+            env.clock.advance(0.5)
+            await publish(env, eth, "ETHUSDT", latency=0.04)  # (0.025, 0.05]
+        for _ in range(2):
+            await publish(env, trades, "BTCUSDT", kind="trade", latency=0.0)  # [0, 0.005]
+        for consumer in (btc, eth, trades):
+            await consumer.stop()
+        await exchange.close()
+
+    asyncio.run(main())
+    messages = {(p.attributes["trading.symbol"], p.attributes["trading.market_data.channel"]): p.value
+                for p in env.metrics()["trading.market_data.messages"]}
+    assert messages == {("BTC/USDT", "watch_ticker"): 5, ("ETH/USDT", "watch_ticker"): 3,
+                        ("BTC/USDT", "watch_trades"): 2}
+    latency = {(p.attributes["trading.symbol"], p.attributes["trading.market_data.channel"]): p
+               for p in env.metrics()["trading.market_data.latency"]}
+    btc = latency[("BTC/USDT", "watch_ticker")]
+    bounds = list(btc.explicit_bounds)
+    assert btc.count == 5 and btc.bucket_counts[bounds.index(0.5)] == 5
+    assert btc.sum == pytest.approx(1.5, abs=0.01)
+    eth = latency[("ETH/USDT", "watch_ticker")]
+    assert eth.count == 3 and eth.bucket_counts[bounds.index(0.05)] == 3
+    assert latency[("BTC/USDT", "watch_trades")].bucket_counts[0] == 2
+    interval = {p.attributes["trading.symbol"] + " " + p.attributes["trading.market_data.channel"]: p
+                for p in env.metrics()["trading.market_data.interval"]}
+    # The time between messages of a stream, from the clock: 4 intervals of 1 s, 2 of 0.5 s.
+    assert (interval["BTC/USDT watch_ticker"].count, interval["BTC/USDT watch_ticker"].sum) == (4, pytest.approx(4.0))
+    assert (interval["ETH/USDT watch_ticker"].count, interval["ETH/USDT watch_ticker"].sum) == (2, pytest.approx(1.0))
+    # Spans: one per subscription (first message), one per connection (ccxt's Binance spreads
+    # subscriptions over numbered stream URLs: three here), the close; none per message.
+    names = sorted(span.name for span in env.spans.get_finished_spans() if not span.name.startswith("ccxt.load"))
+    connections = len(env.streams.connection_log)
+    assert connections == 3
+    assert names == ["ccxt.close", "ccxt.watch_ticker", "ccxt.watch_ticker", "ccxt.watch_trades"] + [
+        "ccxt.websocket.connect"] * connections
+    first = [s for s in env.spans.get_finished_spans() if s.name == "ccxt.watch_ticker"]
+    assert {s.attributes["trading.symbol"] for s in first} == {"BTC/USDT", "ETH/USDT"}
+    assert all(s.events[0].name == "first message" for s in first)
+    # Closed by the application: the connection is gone and it is no disconnect.
+    assert [p.value for p in env.metrics()["trading.websocket.connections"]] == [0]
+    assert "trading.websocket.disconnects" not in env.metrics()
+
+
+def _states(env: Env) -> dict[str, str]:
+    return {p.attributes["trading.symbol"]: p.attributes["trading.market_data.state"]
+            for p in env.metrics().get("trading.market_data.status", []) if p.value == 1}
+
+
+def test_a_frozen_stream_turns_stale_within_its_threshold_and_the_alert_fires(env):
+    rules = [rule for rule in load_rules().rules if rule.id == "market_data_stale"]
+    engine = AlertEngine(rules, clock=env.clock)
+
+    async def main() -> None:
+        exchange = env.exchange()
+        await exchange.load_markets()
+        btc = Consumer(exchange, "watch_ticker", "BTC/USDT")
+        eth = Consumer(exchange, "watch_ticker", "ETH/USDT")
+        await subscribed(env, "btcusdt@")
+        await subscribed(env, "ethusdt@")
+        for _ in range(8):
+            env.clock.advance(0.5)
+            await publish(env, btc, "BTCUSDT")
+            await publish(env, eth, "ETHUSDT")
+        assert _states(env) == {"BTC/USDT": "LIVE", "ETH/USDT": "LIVE"}
+        # ETH freezes: the server keeps the connection and says nothing; BTC goes on.
+        for step in range(1, 11):
+            env.clock.advance(0.5)
+            await publish(env, btc, "BTCUSDT")
+            states = _states(env)
+            silent = step * 0.5
+            expected = "LIVE" if silent < 2.0 else "DELAYED" if silent < 5.0 else "STALE"
+            assert states == {"BTC/USDT": "LIVE", "ETH/USDT": expected}, silent
+            engine.evaluate(points_from_metrics_data(env.reader.get_metrics_data()))
+            firing = {a["labels"].get("trading.symbol") for a in engine.alerts() if a["state"] == "firing"}
+            assert firing == ({"ETH/USDT"} if silent >= 5.0 else set()), silent
+        assert env.streams.subscribed("ethusdt@") == 1 and not eth.task.done()  # open, not failed
+        # Below its minimum rate (0.5/s): 8 messages over the first minute, then nothing.
+        env.clock.advance(60.0)
+        below = {p.attributes["trading.symbol"]: p.value for p in env.metrics()["trading.market_data.below_min_rate"]}
+        assert below["ETH/USDT"] == 1
+        # It comes back: one gap counted (a pause far above its usual 0.5 s).
+        await publish(env, eth, "ETHUSDT")
+        gaps = {p.attributes["trading.symbol"]: p.value for p in env.metrics()["trading.market_data.gaps"]}
+        assert gaps == {"BTC/USDT": 0, "ETH/USDT": 1}
+        assert _states(env)["ETH/USDT"] == "LIVE"
+        for consumer in (btc, eth):
+            await consumer.stop()
+        await exchange.close()
+
+    asyncio.run(main())
+
+
+def test_dropped_connections_count_reconnects_and_the_fourth_in_an_hour_fires_the_alert(env):
+    rules = [rule for rule in load_rules().rules if rule.id == "websocket_disconnects"]
+    engine = AlertEngine(rules, clock=env.clock)
+
+    def firing() -> bool:
+        engine.evaluate(points_from_metrics_data(env.reader.get_metrics_data()))
+        return any(alert["state"] == "firing" for alert in engine.alerts())
+
+    async def main() -> None:
+        exchange = env.exchange()
+        await exchange.load_markets()
+        btc = Consumer(exchange, "watch_ticker", "BTC/USDT")
+        await subscribed(env, "btcusdt@")
+        await publish(env, btc, "BTCUSDT")
+        assert not firing()
+        for drop in range(1, 5):
+            env.clock.advance(600)  # one drop every 10 minutes
+            assert await asyncio.to_thread(env.streams.drop_connections) == 1
+            await until(lambda: len(btc.errors) == drop, "the NetworkError of the drop")
+            await until(lambda: env.streams.connects == drop + 1 and env.streams.subscribed("btcusdt@") == 1,
+                        "the reconnect")
+            await publish(env, btc, "BTCUSDT")
+            assert firing() == (drop >= 4), drop
+        metrics = env.metrics()
+        assert [(dict(p.attributes), p.value) for p in metrics["trading.websocket.disconnects"]] == [
+            ({"trading.exchange": "binance", "trading.websocket.reason": "server_close"}, 4)]
+        assert [(dict(p.attributes), p.value) for p in metrics["trading.websocket.reconnects"]] == [
+            ({"trading.exchange": "binance", "trading.websocket.reason": "server_close"}, 4)]
+        assert [p.value for p in metrics["trading.websocket.connections"]] == [1]
+        errors = [(p.attributes["error.type"], p.value) for p in metrics["trading.websocket.errors"]]
+        assert errors == [("NetworkError", 4)]
+        assert sum(p.value for p in metrics["trading.market_data.messages"]) == 5
+        connects = [s for s in env.spans.get_finished_spans() if s.name == "ccxt.websocket.connect"]
+        assert [s.attributes["trading.websocket.reconnect"] for s in connects] == [False, True, True, True, True]
+        failed = [s for s in env.spans.get_finished_spans() if s.name == "ccxt.watch_ticker" and s.status.status_code.name == "ERROR"]
+        assert len(failed) == 4 and all(s.attributes["error.type"] == "NetworkError" for s in failed)
+        await btc.stop()
+        await exchange.close()
+
+    asyncio.run(main())
+
+
+def test_unwatch_ends_the_stream_so_it_never_turns_stale(env):
+    async def main() -> None:
+        exchange = env.exchange()
+        await exchange.load_markets()
+        btc = Consumer(exchange, "watch_ticker", "BTC/USDT")
+        await subscribed(env, "btcusdt@")
+        await publish(env, btc, "BTCUSDT")
+        assert _states(env) == {"BTC/USDT": "LIVE"}
+        await btc.stop()
+        await exchange.un_watch_ticker("BTC/USDT")
+        env.clock.advance(3600)
+        assert "BTC/USDT" not in _states(env)
+        # The counter keeps what the stream delivered.
+        assert [p.value for p in env.metrics()["trading.market_data.messages"]] == [1]
+        await exchange.close()
+
+    asyncio.run(main())
+
+
+def test_order_lifecycle_fill_time_partial_fills_and_success_rate(env):
+    exchange = point_ccxt_at(ccxt.binance({"apiKey": "k", "secret": "s", "enableRateLimit": False}), env.rest.url)
+    exchange.load_markets()
+    exchange.create_order("BTC/USDT", "market", "buy", 0.01)  # filled at once
+    order = exchange.create_order("BTC/USDT", "limit", "buy", 0.01, 60000)  # rests
+    env.clock.advance(2.0)
+    env.rest.book.fill(order["id"], 0.004)
+    assert exchange.fetch_order(order["id"], "BTC/USDT")["filled"] == pytest.approx(0.004)
+    exchange.fetch_order(order["id"], "BTC/USDT")  # nothing new: no second partial fill
+    env.clock.advance(3.0)
+    env.rest.book.fill(order["id"], 0.006)
+    assert exchange.fetch_order(order["id"], "BTC/USDT")["status"] == "closed"
+    resting = exchange.create_order("BTC/USDT", "limit", "sell", 0.01, 90000)
+    exchange.cancel_order(resting["id"], "BTC/USDT")
+    metrics = env.metrics()
+    assert [p.value for p in metrics["trading.orders.placed"]] == [3]
+    assert [p.value for p in metrics["trading.orders.filled"]] == [2]
+    assert [p.value for p in metrics["trading.order.partial_fills"]] == [1]
+    assert [p.value for p in metrics["trading.order.success_rate"]] == [pytest.approx(2 / 3)]
+    fill_time = metrics["trading.order.fill_time"][0]
+    # The limit order took 5 s on the clock; the market order the create_order call itself (~0 s).
+    assert fill_time.count == 2 and fill_time.max == pytest.approx(5.0, abs=0.5)
