@@ -1,7 +1,10 @@
 """A trading bot: real ccxt clients (Binance sync, Kraken async) against a local exchange on 127.0.0.1.
 
 Each tick reads the market (ticker, order book), computes a signal, sizes and places an order,
-and now and then checks its balance and open orders. The exchange stub answers in the real
+and now and then checks its balance and open orders. Beside it, a ccxt.pro client watches BTC and
+ETH tickers over WebSocket from a local Binance stream server; a third of the way in, the ETH
+stream freezes (the connection stays open, nothing comes) and turns STALE once it has been
+silent for ``stream_stale_seconds``. The exchange stub answers in the real
 Binance and Kraken wire formats, so what you see is ccxt's own behaviour, errors included:
 an oversized order gets InsufficientFunds, a burst gets the exchange's rate-limit error.
 
@@ -19,13 +22,16 @@ import time
 
 import ccxt
 import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
 
 import otel_monitoring
 
 try:
     from .exchange_stub import ExchangeStub, point_ccxt_at
+    from .exchange_ws_stub import BinanceStreamStub, point_ccxt_pro_at
 except ImportError:  # run as a script
     from exchange_stub import ExchangeStub, point_ccxt_at  # type: ignore[no-redef]
+    from exchange_ws_stub import BinanceStreamStub, point_ccxt_pro_at  # type: ignore[no-redef]
 
 log = logging.getLogger("examples.trading_bot")
 
@@ -84,6 +90,39 @@ async def run_async(stub: ExchangeStub, deadline: float, rng: random.Random) -> 
         await exchange.close()
 
 
+async def watch_feed(exchange: ccxt_pro.Exchange, symbol: str, deadline: float) -> int:
+    """The market-data loop of a WebSocket bot: each update is one message for the feed metrics."""
+    updates = 0
+    while time.monotonic() < deadline:
+        try:
+            await asyncio.wait_for(exchange.watch_ticker(symbol), timeout=max(0.05, deadline - time.monotonic()))
+            updates += 1
+        except asyncio.TimeoutError:
+            break  # a frozen stream: nothing comes, and the loop cannot tell
+        except ccxt.NetworkError:
+            await asyncio.sleep(0.1)  # dropped: watching again reconnects
+    return updates
+
+
+async def run_feed(stub: ExchangeStub, deadline: float) -> None:
+    streams = BinanceStreamStub(latency=0.03).start()  # events stamped 30 ms before they are sent
+    exchange = point_ccxt_pro_at(ccxt_pro.binance({"enableRateLimit": False}), stub.url, streams.url)
+    try:
+        streams.feed(0.1)
+        freeze_at = time.monotonic() + (deadline - time.monotonic()) / 3
+
+        async def freeze() -> None:
+            await asyncio.sleep(max(0.0, freeze_at - time.monotonic()))
+            streams.freeze("ETHUSDT")
+            log.info("the ETH/USDT stream froze: connection open, no more messages")
+
+        await asyncio.gather(watch_feed(exchange, "BTC/USDT", deadline), watch_feed(exchange, "ETH/USDT", deadline),
+                             freeze())
+    finally:
+        await exchange.close()
+        streams.stop()
+
+
 def demo(duration: float) -> None:
     rng = random.Random(7)
     stub = ExchangeStub(latency=0.002).start()
@@ -102,6 +141,15 @@ def demo(duration: float) -> None:
 
         worker = threading.Thread(target=async_bot, name="kraken-bot")
         worker.start()
+
+        def feed() -> None:
+            try:
+                asyncio.run(run_feed(stub, deadline))
+            except BaseException as error:  # noqa: BLE001 - reported below
+                async_thread_error.append(error)
+
+        feeder = threading.Thread(target=feed, name="ws-feed")
+        feeder.start()
         ticks = 0
         while time.monotonic() < deadline:
             ticks += 1
@@ -113,6 +161,7 @@ def demo(duration: float) -> None:
                 time.sleep(0.05)
             time.sleep(0.01)
         worker.join()
+        feeder.join()
         if async_thread_error:
             raise async_thread_error[0]
     finally:

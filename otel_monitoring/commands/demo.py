@@ -45,6 +45,15 @@ def _alerts_summary(monitoring: Any) -> list[str]:
 SUMMARY_SECTIONS.append(_alerts_summary)
 
 
+def _feeds_summary(monitoring: Any) -> list[str]:
+    from otel_monitoring.instrumentation.trading.ccxt import feed_summary_lines
+
+    return feed_summary_lines()
+
+
+SUMMARY_SECTIONS.append(_feeds_summary)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="run the instrumented example apps and summarise their telemetry")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds to run the examples (default 10)")
@@ -128,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
         "snapshot_interval": 1.0,
         "history_interval": 1.0,  # a short run still leaves trends for `otel-monitoring report`
         "metric_export_interval": max(1.0, min(5.0, args.duration / 2)),
+        # The trading example freezes one WebSocket stream a third of the way in: short thresholds
+        # let a short run show it turn DELAYED, then STALE.
+        "stream_stale_seconds": max(0.5, args.duration / 5),
+        "stream_live_seconds": max(0.5, args.duration / 5) / 3,
     }
     if args.endpoint:
         options["endpoint"] = args.endpoint

@@ -33,7 +33,7 @@ from .feeds import Feeds
 from .orders import OrderLifecycle
 from .package import _instruments
 
-__all__ = ["CcxtInstrumentor", "METHODS"]
+__all__ = ["CcxtInstrumentor", "METHODS", "feed_summary_lines"]
 
 _logger = logging.getLogger("otel_monitoring.instrumentation")
 
@@ -391,3 +391,27 @@ class CcxtInstrumentor(BaseInstrumentor):
         patcher = getattr(self, "_patcher", None)
         pro = getattr(self, "_pro", None)
         return (len(patcher) if patcher is not None else 0) + (len(pro) if pro is not None else 0)
+
+
+def feed_summary_lines() -> list[str]:
+    """The WebSocket feeds of this process, for the demo's summary."""
+    instrumentor = CcxtInstrumentor()
+    feeds = getattr(instrumentor, "feeds", None)
+    if feeds is None or not getattr(instrumentor, "_active", False):
+        return []
+    now = feeds.clock()
+    rows = [(stream, now, feeds.state(stream, now), False) for stream in list(feeds.streams.values())]
+    rows += [(stream, ended, state, True) for stream, ended, state in list(feeds.ended_streams)]
+    rows.sort(key=lambda row: (row[0].exchange, row[0].channel, str(row[0].symbol)))
+    lines = [f"WebSocket feeds: {len(rows)} streams"]
+    for stream, at, state, ended in rows:
+        rate = (stream.count - 1) / (stream.last - stream.first) if stream.last > stream.first else None
+        lines.append(f"  {stream.exchange} {stream.channel} {stream.symbol or '-'}: {stream.count} messages"
+                     + (f", {rate:.1f}/s" if rate is not None else "")
+                     + f", {stream.gaps} gaps"
+                     + (f", {state} {'when it ended' if ended else 'now'} (silent {at - stream.last:.1f} s; "
+                        f"STALE after {stream.stale:g} s)" if state else ""))
+    rates = instrumentor.orders.success_rates()
+    for exchange, rate in sorted(rates.items()):
+        lines.append(f"  orders on {exchange}: {rate * 100:.0f} % of placed orders filled")
+    return lines

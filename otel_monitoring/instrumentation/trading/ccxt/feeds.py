@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from typing import Any, Callable, Iterable, Mapping
 
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -96,6 +97,8 @@ class Feeds:
         self._lock = threading.Lock()  # structure changes only (new and ended streams), not messages
         # Counts of ended streams, so the counters stay monotonic after un_watch_* or close().
         self._ended: dict[str, dict[tuple, tuple[int, dict]]] = {"messages": {}, "gaps": {}}
+        # The last streams that ended (un_watch_*, close) and the state they ended in, for summaries.
+        self.ended_streams: deque[tuple[Stream, float, str | None]] = deque(maxlen=100)
         self.latency = meter.create_histogram(
             names.TRADING_MARKET_DATA_LATENCY, unit="s",
             description="Receipt time of a WebSocket message minus the exchange's timestamp on it.",
@@ -202,6 +205,8 @@ class Feeds:
                 stream = self.streams.pop(key)
                 self._flush(stream)
                 self._remember_ended(stream)
+                now = self.clock()
+                self.ended_streams.append((stream, now, self.state(stream, now)))
                 ended += 1
         return ended
 
@@ -265,6 +270,14 @@ class Feeds:
                 rate = stream.rate(now)
                 if rate is not None:
                     yield Observation(1 if rate < stream.min_rate else 0, stream.attributes)
+
+    @staticmethod
+    def state(stream: Stream, now: float) -> str | None:
+        """LIVE / DELAYED / STALE of a market stream by its own thresholds (None for account streams)."""
+        if not stream.market:
+            return None
+        silent = now - stream.last
+        return "LIVE" if silent < stream.live else "DELAYED" if silent < stream.stale else "STALE"
 
     def market_data_source(self) -> Iterable[tuple[str, str | None, float, float, float]]:
         """For the trading meters: the last message of every market stream, with its thresholds."""
