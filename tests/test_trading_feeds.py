@@ -198,7 +198,21 @@ def _states(env: Env) -> dict[str, str]:
             for p in env.metrics().get("trading.market_data.status", []) if p.value == 1}
 
 
-def test_a_frozen_stream_turns_stale_within_its_threshold_and_the_alert_fires(env):
+def _overview(env: Env, directory: Any) -> Any:
+    """What ``otel-monitoring top`` and the report read: metrics_live.json written from the same metrics."""
+    import json
+
+    from otel_monitoring.local.snapshot import build_snapshot
+    from otel_monitoring.views.overview import build_overview
+    from otel_monitoring.views.snapshot import METRICS_FILE, read_snapshot_dir
+
+    document = build_snapshot(points_from_metrics_data(env.reader.get_metrics_data()), env.clock(), 5.0,
+                              {"name": "feeds"}, {})
+    (directory / METRICS_FILE).write_text(json.dumps(document))
+    return build_overview(read_snapshot_dir(str(directory)), now=env.clock())
+
+
+def test_a_frozen_stream_turns_stale_within_its_threshold_and_the_alert_fires(env, tmp_path):
     rules = [rule for rule in load_rules().rules if rule.id == "market_data_stale"]
     engine = AlertEngine(rules, clock=env.clock)
 
@@ -226,6 +240,22 @@ def test_a_frozen_stream_turns_stale_within_its_threshold_and_the_alert_fires(en
             firing = {a["labels"].get("trading.symbol") for a in engine.alerts() if a["state"] == "firing"}
             assert firing == ({"ETH/USDT"} if silent >= 5.0 else set()), silent
         assert env.streams.subscribed("ethusdt@") == 1 and not eth.task.done()  # open, not failed
+        # The operator views: a feed row per stream, ETH STALE and critical; no operation rows.
+        overview = _overview(env, tmp_path)
+        feeds = {(f.symbol, f.channel): f for f in overview.feeds}
+        assert set(feeds) == {("BTC/USDT", "watch_ticker"), ("ETH/USDT", "watch_ticker")}
+        assert (feeds["ETH/USDT", "watch_ticker"].messages, feeds["ETH/USDT", "watch_ticker"].freshness) == (8, "STALE")
+        assert feeds["ETH/USDT", "watch_ticker"].state.name == "CRITICAL"
+        assert (feeds["BTC/USDT", "watch_ticker"].messages, feeds["BTC/USDT", "watch_ticker"].freshness) == (18, "LIVE")
+        assert not [row for row in overview.red if "market_data" in row.component + row.operation]
+        from rich.console import Console
+
+        from otel_monitoring.views.dashboard import render_frame
+
+        console = Console(width=120, height=None, force_terminal=False)
+        with console.capture() as captured:
+            console.print(render_frame(overview, 120, None))
+        assert "FEEDS" in captured.get() and "ETH/USDT ticker" in captured.get() and "STALE" in captured.get()
         # Below its minimum rate (0.5/s): 8 messages over the first minute, then nothing.
         env.clock.advance(60.0)
         below = {p.attributes["trading.symbol"]: p.value for p in env.metrics()["trading.market_data.below_min_rate"]}

@@ -102,6 +102,24 @@ def trading_lines(ov: Overview, width: int) -> list[Text]:
     return _section("TRADING", parts, width)
 
 
+def feed_lines(ov: Overview, width: int) -> list[Text]:
+    """A part per WebSocket stream, the worst first: symbol, channel, rate, latency p95, state."""
+    parts = []
+    for feed in ov.feeds:
+        channel = feed.channel.removeprefix("watch_")
+        text = f"{feed.symbol} {channel}"
+        if feed.rate is not None:
+            text += f" {feed.rate:.1f}/s"
+        if feed.p95 is not None:
+            text += f" p95 {fmt.duration(feed.p95)}"
+        if feed.freshness and feed.freshness != "LIVE":
+            text += f" {feed.freshness}"
+        if feed.gaps:
+            text += f" {feed.gaps:.0f} gaps"
+        parts.append(Text(text, style=_style(feed.state)))
+    return _section("FEEDS", parts, width)
+
+
 def rag_lines(ov: Overview, width: int) -> list[Text]:
     return _section("RAG", [_reading(r) for r in ov.rag], width)
 
@@ -180,6 +198,8 @@ def render_frame(ov: Overview, width: int = 80, height: int | None = 24, hint: s
     lines: list[RenderableType] = [header(ov, width), *system_lines(ov, width), *cost_lines(ov, width)]
     if ov.trading or ov.symbols:
         lines += trading_lines(ov, width)
+    if ov.feeds:
+        lines += feed_lines(ov, width)
     if ov.rag:
         lines += rag_lines(ov, width)
     # + the two table headers (an empty section is one line) + the footer

@@ -86,6 +86,22 @@ def _latency_table(data: ReportData) -> str:
             + "".join(body) + "</tbody></table></div>")
 
 
+def _feeds_table(data: ReportData) -> str:
+    feeds = data.overview.feeds
+    if not feeds:
+        return ""
+    body = "".join(
+        f'<tr class="op {CSS_CLASS[f.state]}"><td class="name">{escape(f.exchange)}</td><td class="name">{escape(f.symbol)}</td>'
+        f'<td class="name">{escape(f.channel)}</td><td class="num">{fmt.count(f.messages)}</td>'
+        f'<td class="num">{"-" if f.rate is None else f"{f.rate:.2f}/s"}</td>'
+        f'<td class="num">{fmt.duration(f.p95)}</td><td class="num">{fmt.count(f.gaps)}</td>'
+        f'<td class="name">{escape(f.freshness or "-")}</td></tr>' for f in feeds)
+    return ('<section id="feeds"><h2>Market-data feeds (WebSocket)</h2><div class="scroll"><table class="latency">'
+            '<thead><tr><th>Exchange</th><th>Symbol</th><th>Stream</th><th class="num">Messages</th>'
+            '<th class="num">Rate</th><th class="num">Latency p95</th><th class="num">Gaps</th><th>State</th></tr>'
+            '</thead><tbody>' + body + '</tbody></table></div></section>')
+
+
 def _cost_section(data: ReportData) -> str:
     parts = []
     if data.cost_by_type:
@@ -145,6 +161,7 @@ def render_html(data: ReportData) -> str:
 <section id="status"><h2>Status</h2><div class="cards">{''.join(_card(c) for c in data.cards)}</div></section>
 <section id="trends"><h2>{escape(data.trend_title)}</h2><div class="grid">{trends}</div></section>
 <section id="latency"><h2>Latency per operation</h2>{_latency_table(data)}</section>
+{_feeds_table(data)}
 <div class="grid">
 <section id="cost"><h2>Cost and budget</h2>{_cost_section(data)}</section>
 <section id="alerts"><h2>Alert history (7 days)</h2>{_alert_section(data)}</section>

@@ -26,7 +26,9 @@ DURATION_HISTOGRAMS = (
     "gen_ai.client.operation.duration",
 )
 # Histograms in seconds that are not operations of the application.
-NOT_OPERATIONS = ("otel_monitoring.health.check.duration",)
+NOT_OPERATIONS = ("otel_monitoring.health.check.duration",
+                  # WebSocket feeds and orders: feed rows and trading readings, not operations
+                  "trading.market_data.latency", "trading.market_data.interval", "trading.order.fill_time")
 CALL_COUNTERS = ("otel_monitoring.operation.calls", "otel_monitoring.operation.count")
 ERROR_COUNTERS = ("otel_monitoring.operation.errors",)
 
@@ -45,6 +47,15 @@ PNL_UNREALIZED = ("trading.pnl.unrealized",)                # gauge, USD
 SIGNAL_ACCURACY = ("trading.signal.accuracy",)              # ratio per strategy
 MARKET_DATA_STALENESS = ("trading.market_data.staleness",)  # seconds since the last update, per symbol
 MARKET_DATA_STATUS = ("trading.market_data.status",)        # 1 for the symbol's current state
+# WebSocket feeds (ccxt.pro streams): per exchange, channel (watch method) and symbol
+FEED_MESSAGES = ("trading.market_data.messages",)           # counter
+FEED_RATE = ("trading.market_data.rate",)                   # gauge, messages/s over the last minute
+FEED_LATENCY = ("trading.market_data.latency",)             # histogram, s
+FEED_GAPS = ("trading.market_data.gaps",)                   # counter
+FEED_BELOW_MIN_RATE = ("trading.market_data.below_min_rate",)  # gauge, 1 when under its minimum
+WEBSOCKET_DISCONNECTS = ("trading.websocket.disconnects",)  # counter
+ORDER_SUCCESS_RATE = ("trading.order.success_rate",)        # ratio per exchange
+CHANNEL = "trading.market_data.channel"
 
 # --- RAG KPIs ---
 RAG_HIT_RATE = ("rag.retrieval.hit_rate",)

@@ -60,6 +60,21 @@ class SymbolFreshness:
 
 
 @dataclass
+class FeedRow:
+    """One WebSocket market-data stream: exchange, watch method and symbol."""
+
+    exchange: str
+    channel: str
+    symbol: str
+    messages: float | None
+    rate: float | None       # messages/s over the last minute
+    p95: float | None        # feed latency, s
+    gaps: float | None
+    freshness: str           # the symbol's LIVE / DELAYED / STALE, or "" when not known
+    state: State
+
+
+@dataclass
 class AlertLine:
     severity: str
     name: str
@@ -87,12 +102,13 @@ class Overview:
     symbols: list[SymbolFreshness] = field(default_factory=list)
     rag: list[Reading] = field(default_factory=list)
     alerts: list[AlertLine] = field(default_factory=list)
+    feeds: list[FeedRow] = field(default_factory=list)
 
     @property
     def state(self) -> State:
         """The worst of everything shown: the colour of the header."""
         states = [r.state for r in self.system + self.budgets + self.trading + self.rag]
-        states += [r.state for r in self.red] + [s.state for s in self.symbols]
+        states += [r.state for r in self.red] + [s.state for s in self.symbols] + [f.state for f in self.feeds]
         states += [a.colour_state for a in self.alerts if a.state == "firing"]
         return worst(*states)
 
@@ -360,6 +376,42 @@ def symbol_freshness(snapshot: Snapshot) -> list[SymbolFreshness]:
     return symbols
 
 
+def _feed_key(attrs: dict[str, Any]) -> tuple[str, str, str]:
+    return (str(get_attr(attrs, names.EXCHANGE) or ""), str(get_attr(attrs, names.CHANNEL) or ""),
+            str(get_attr(attrs, *names.SYMBOL) or "-"))
+
+
+def feed_rows(snapshot: Snapshot) -> list[FeedRow]:
+    """One row per stream that delivered messages: rate, latency p95, gaps and its symbol's state."""
+    values: dict[str, dict[tuple[str, str, str], Any]] = {}
+    for label, kind, candidates in (("messages", "counters", names.FEED_MESSAGES), ("rate", "gauges", names.FEED_RATE),
+                                    ("gaps", "counters", names.FEED_GAPS),
+                                    ("below", "gauges", names.FEED_BELOW_MIN_RATE)):
+        table: dict[tuple[str, str, str], Any] = {}
+        for point in snapshot.find(kind, candidates)[1]:
+            if point.get("value") is not None:
+                key = _feed_key(point.get("attributes", {}))
+                table[key] = table.get(key, 0.0) + float(point["value"])
+        values[label] = table
+    latency: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for point in snapshot.find("histograms", names.FEED_LATENCY)[1]:
+        latency[_feed_key(point.get("attributes", {}))].append(point)
+    declared = {_symbol_key(p.get("attributes", {})): get_attr(p.get("attributes", {}), names.STALENESS_STATE)
+                for p in snapshot.find("gauges", names.MARKET_DATA_STATUS)[1] if p.get("value") == 1}
+    rows = []
+    for key in sorted(values["messages"]):
+        exchange, channel, symbol = key
+        p95 = merged_quantile(latency[key], 0.95) if latency.get(key) else None
+        label = str(declared.get((symbol, exchange)) or "")
+        state = worst(DEFAULT_LATENCY.state(p95) if p95 is not None else State.OK,
+                      State.WARNING if values["below"].get(key) else State.OK,
+                      {"DELAYED": State.WARNING, "STALE": State.CRITICAL}.get(label, State.OK))
+        rows.append(FeedRow(exchange, channel, symbol, values["messages"][key], values["rate"].get(key), p95,
+                            values["gaps"].get(key), label, state))
+    rows.sort(key=lambda r: (-int(r.state), r.exchange, r.symbol, r.channel))
+    return rows
+
+
 def trading_readings(snapshot: Snapshot, red: list[RedRow]) -> tuple[list[Reading], list[SymbolFreshness]]:
     readings = []
     order_rows = [r for r in red if r.operation in names.ORDER_OPERATIONS]
@@ -378,6 +430,15 @@ def trading_readings(snapshot: Snapshot, red: list[RedRow]) -> tuple[list[Readin
     accuracy = _worst_ratio(snapshot, names.SIGNAL_ACCURACY, THRESHOLDS["signal_accuracy"])
     if accuracy is not None:
         readings.append(Reading("Signal acc.", accuracy, "%", THRESHOLDS["signal_accuracy"].state(accuracy)))
+    _, success_points = snapshot.find("gauges", names.ORDER_SUCCESS_RATE)
+    success = [as_percent(float(p["value"]), "1") for p in success_points if p.get("value") is not None]
+    if success:
+        worst_rate = min(success)
+        readings.append(Reading("Order success", worst_rate, "%", THRESHOLDS["order_success"].state(worst_rate)))
+    disconnects = snapshot.total("counters", names.WEBSOCKET_DISCONNECTS)
+    if disconnects is not None:
+        readings.append(Reading("WS disconnects", disconnects, "", State.WARNING if disconnects > 3 else State.OK,
+                                "since start"))
     symbols = symbol_freshness(snapshot)
     if symbols:
         stale = sum(1 for s in symbols if s.freshness == "STALE")
@@ -431,4 +492,4 @@ def build_overview(snapshot: Snapshot, previous: Snapshot | None = None, now: fl
                     source=snapshot.source, problems=list(snapshot.problems),
                     system=system_readings(snapshot), red=red, cost_total_usd=total, cost_by_type=costs,
                     budgets=budgets, trading=trading, symbols=symbols, rag=rag_readings(snapshot),
-                    alerts=alert_lines(snapshot))
+                    alerts=alert_lines(snapshot), feeds=feed_rows(snapshot))

@@ -35,9 +35,11 @@ WANTED = {
     "gauge": (names.CPU_UTILIZATION + names.MEMORY_UTILIZATION + names.FILESYSTEM_UTILIZATION + names.LOAD_AVERAGE_1M
               + names.HOST_HEALTH_SCORE + names.HEALTH_CHECK_STATUS + names.BUDGET_UTILIZATION + names.BUDGET_SPENT
               + names.BUDGET_LIMIT + names.PNL_REALIZED + names.PNL_UNREALIZED + names.SIGNAL_ACCURACY
-              + names.MARKET_DATA_STALENESS + names.MARKET_DATA_STATUS + names.RAG_HIT_RATE + names.RAG_EMPTY_RATE),
-    "counter": names.COST + names.CALL_COUNTERS,
-    "histogram": names.DURATION_HISTOGRAMS + names.GENAI_TOKEN_USAGE + names.FILL_RATIO + names.RAG_RELEVANCE,
+              + names.MARKET_DATA_STALENESS + names.MARKET_DATA_STATUS + names.RAG_HIT_RATE + names.RAG_EMPTY_RATE
+              + names.FEED_RATE + names.FEED_BELOW_MIN_RATE + names.ORDER_SUCCESS_RATE),
+    "counter": names.COST + names.CALL_COUNTERS + names.FEED_MESSAGES + names.FEED_GAPS + names.WEBSOCKET_DISCONNECTS,
+    "histogram": (names.DURATION_HISTOGRAMS + names.GENAI_TOKEN_USAGE + names.FILL_RATIO + names.RAG_RELEVANCE
+                  + names.FEED_LATENCY),
 }
 
 

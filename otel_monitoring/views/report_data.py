@@ -229,7 +229,7 @@ def status_cards(overview: Overview) -> list[Reading]:
     if overview.cost_total_usd is not None:
         cards.append(Reading("Cost", overview.cost_total_usd, "USD", State.OK, "since start"))
     cards += overview.budgets[:2]
-    cards += [r for r in overview.trading if r.label in ("Stale symbols", "Signal acc.")]
+    cards += [r for r in overview.trading if r.label in ("Stale symbols", "Signal acc.", "Order success")]
     firing = [a for a in overview.alerts if a.state == "firing"]
     worst_alert = max((a.colour_state for a in firing), default=State.OK)
     cards.append(Reading("Active alerts", float(len(firing)), "", worst_alert,

@@ -52,6 +52,7 @@ THRESHOLDS = {
     "budget": Threshold(80, 100),
     "health_score": Threshold(75, 50, higher_is_worse=False),
     "signal_accuracy": Threshold(75, 70, higher_is_worse=False),
+    "order_success": Threshold(90, 80, higher_is_worse=False),
     "hit_rate": Threshold(80, 60, higher_is_worse=False),
     "empty_rate": Threshold(10, 25),
 }
