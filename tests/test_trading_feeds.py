@@ -27,6 +27,9 @@ from otel_monitoring.local.engine import AlertEngine  # noqa: E402
 from otel_monitoring.local.rules import load_rules  # noqa: E402
 from otel_monitoring.local.snapshot import points_from_metrics_data  # noqa: E402
 from otel_monitoring.meters import trading  # noqa: E402
+from otel_monitoring.meters.cost import CostMeter  # noqa: E402
+from otel_monitoring.meters.cost_processor import CostSpanProcessor  # noqa: E402
+from otel_monitoring.meters.prices import load_prices  # noqa: E402
 
 WAIT = 30.0  # generous bound for conditions that normally hold within milliseconds
 
@@ -62,6 +65,9 @@ class Env:
                                                                  for k, v in attributes.items())]
         return points
 
+    def rest_exchange(self) -> Any:
+        return point_ccxt_at(ccxt.binance({"apiKey": "k", "secret": "s", "enableRateLimit": False}), self.rest.url)
+
     def exchange(self) -> Any:
         return point_ccxt_pro_at(ccxt.pro.binance({"enableRateLimit": False}), self.rest.url, self.streams.url)
 
@@ -74,6 +80,8 @@ def env():
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    cost = CostMeter(meter_provider, load_prices())
+    tracer_provider.add_span_processor(CostSpanProcessor(cost))
     kpis = trading.TradingKPIs(meter_provider, clock=clock)
     trading.install(kpis)
     settings = load_settings({"stream_live_seconds": 2.0, "stream_stale_seconds": 5.0,
@@ -84,7 +92,9 @@ def env():
     rest = ExchangeStub().start()
     streams = BinanceStreamStub(clock=clock).start()
     try:
-        yield Env(clock, reader, spans, rest, streams, instrumentor)
+        env = Env(clock, reader, spans, rest, streams, instrumentor)
+        env.tracer = tracer_provider.get_tracer("test")
+        yield env
     finally:
         instrumentor.uninstrument()
         trading.install(None)
@@ -334,7 +344,7 @@ def test_unwatch_ends_the_stream_so_it_never_turns_stale(env):
 
 
 def test_order_lifecycle_fill_time_partial_fills_and_success_rate(env):
-    exchange = point_ccxt_at(ccxt.binance({"apiKey": "k", "secret": "s", "enableRateLimit": False}), env.rest.url)
+    exchange = env.rest_exchange()
     exchange.load_markets()
     exchange.create_order("BTC/USDT", "market", "buy", 0.01)  # filled at once
     order = exchange.create_order("BTC/USDT", "limit", "buy", 0.01, 60000)  # rests
@@ -355,3 +365,21 @@ def test_order_lifecycle_fill_time_partial_fills_and_success_rate(env):
     fill_time = metrics["trading.order.fill_time"][0]
     # The limit order took 5 s on the clock; the market order the create_order call itself (~0 s).
     assert fill_time.count == 2 and fill_time.max == pytest.approx(5.0, abs=0.5)
+
+
+def test_cost_per_signal_is_the_fees_of_the_orders_in_the_signals_trace(env):
+    exchange = env.rest_exchange()
+    exchange.load_markets()
+    fees = {"momentum": 0.0, "mean_reversion": 0.0}
+    for strategy, amounts in (("momentum", (0.01, 0.02)), ("mean_reversion", (0.005,))):
+        with env.tracer.start_as_current_span("bot.decide"):
+            trading.record_signal(strategy, "BTC/USDT", "long")
+            for amount in amounts:
+                order = exchange.create_order("BTC/USDT", "market", "buy", amount)
+                fees[strategy] += order["fee"]["cost"]  # USDT, the exchange's own fee
+    exchange.create_order("BTC/USDT", "market", "buy", 0.001)  # no signal's trace: charged to no strategy
+    metrics = env.metrics()
+    cost = {p.attributes["trading.strategy"]: p.value for p in metrics["trading.signal.cost"]}
+    assert cost == {"momentum": pytest.approx(fees["momentum"]), "mean_reversion": pytest.approx(fees["mean_reversion"])}
+    signals = {p.attributes["trading.strategy"]: p.value for p in metrics["trading.signals"]}
+    assert signals == {"momentum": 1, "mean_reversion": 1}  # cost per signal = cost / signals

@@ -106,12 +106,17 @@ class CostSpanProcessor(SpanProcessor):
         if not attributes or self.cost is None or _PRICED_KEYS.isdisjoint(attributes):
             return
         try:
+            usd = None
             if _first(attributes, _INPUT_KEYS) is not None or _first(attributes, _OUTPUT_KEYS) is not None:
-                self._genai(span, attributes)
+                usd = self._genai(span, attributes)
             elif "trading.exchange" in attributes:
-                self._trading(attributes)
+                usd = self._trading(attributes)
             elif span.kind is SpanKind.CLIENT and "server.address" in attributes and self.cost.prices.external_apis:
-                self._api_call(attributes)
+                usd = self._api_call(attributes)
+            if usd and span.context is not None:
+                from .trading import record_cost_in_trace
+
+                record_cost_in_trace(span.context.trace_id, usd)  # the cost of its trace's trading signal
         except Exception:  # noqa: BLE001 - pricing must never disturb the span pipeline
             if not self._failed_once:
                 self._failed_once = True
@@ -120,19 +125,19 @@ class CostSpanProcessor(SpanProcessor):
     def _user(self, attributes: Any) -> Any:
         return attributes.get(self.user_attribute) if self.user_attribute else None
 
-    def _genai(self, span: ReadableSpan, attributes: Any) -> None:
+    def _genai(self, span: ReadableSpan, attributes: Any) -> Decimal | None:
         span_id = span.context.span_id if span.context else None
         parent_id = span.parent.span_id if span.parent else None
         if span_id is not None and span_id in self._priced_children:
             # An inner span already priced this call; pass the mark up for wrappers further out.
             if parent_id is not None:
                 self._priced_children.put(parent_id)
-            return
+            return None
         model = attributes.get("gen_ai.response.model") or attributes.get("gen_ai.request.model")
         if not model:
             self.cost.unpriced("model_inference", "missing_model", span.name)
-            return
-        self.cost.record_llm(
+            return None
+        usd = self.cost.record_llm(
             str(model),
             input_tokens=int(_first(attributes, _INPUT_KEYS) or 0),
             output_tokens=int(_first(attributes, _OUTPUT_KEYS) or 0),
@@ -144,25 +149,27 @@ class CostSpanProcessor(SpanProcessor):
         )
         if parent_id is not None:
             self._priced_children.put(parent_id)
+        return usd
 
-    def _trading(self, attributes: Any) -> None:
+    def _trading(self, attributes: Any) -> Decimal | None:
         exchange = str(attributes["trading.exchange"]).lower()
         symbol = attributes.get("trading.symbol")
         filled = _decimal(attributes.get("trading.order.filled"))
         reported = _decimal(attributes.get("trading.order.fee"))
         if reported is None and not filled:
-            return  # not a fill (a quote, an order book, an unfilled order): nothing was spent
+            return None  # not a fill (a quote, an order book, an unfilled order): nothing was spent
         fee = self._fee_usd(exchange, symbol, attributes, reported, filled)
         if fee is None:
-            return
+            return None
         order_id = attributes.get("trading.order.id")
         if order_id is not None:
             # Atomic, so create_order and fetch_order ending at once in two threads count the fee once.
             counted = self._order_fees.raise_to((exchange, str(order_id)), fee) or Decimal(0)
             fee -= counted
             if fee <= 0:
-                return
+                return None
         self.cost.record(fee, "execution", attributes={"trading.exchange": exchange}, user=self._user(attributes))
+        return fee
 
     def _fee_usd(self, exchange: str, symbol: Any, attributes: Any, reported: Decimal | None,
                  filled: Decimal | None) -> Decimal | None:
@@ -196,11 +203,11 @@ class CostSpanProcessor(SpanProcessor):
             self.cost.unpriced("execution", "unknown_currency", quote or "?", {"trading.exchange": exchange})
         return usd
 
-    def _api_call(self, attributes: Any) -> None:
+    def _api_call(self, attributes: Any) -> Decimal | None:
         if "http.request.method" not in attributes and "http.method" not in attributes:
-            return
+            return None
         path = attributes.get("http.route") or attributes.get("url.path")
-        self.cost.record_api_call(str(attributes["server.address"]), str(path) if path else None,
+        return self.cost.record_api_call(str(attributes["server.address"]), str(path) if path else None,
                                   user=self._user(attributes))
 
     def shutdown(self) -> None:

@@ -13,6 +13,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any, Callable, Iterable
 
+from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
 from ..version import __version__
@@ -67,6 +68,10 @@ class TradingKPIs:
                                              description="Trading signals generated.")
         self._outcomes = meter.create_counter("trading.signal.outcomes", unit="{signal}",
                                               description="Signals judged correct or incorrect.")
+        self._signal_cost = meter.create_counter(
+            "trading.signal.cost", unit="USD",
+            description="Cost of the orders and paid calls in signals' traces, per strategy; "
+                        "/ trading.signals is the cost per signal.")
         self._trades = meter.create_counter("trading.trades", unit="{trade}", description="Closed trades by outcome.")
         self._pnl = meter.create_up_down_counter("trading.pnl.realized", unit="USD", description="Realized PnL.")
         self._unrealized = meter.create_gauge("trading.pnl.unrealized", unit="USD", description="Unrealized PnL.")
@@ -96,6 +101,14 @@ class TradingKPIs:
                               "trading.signal.direction": direction})
         with self._lock:
             self.signal_count += 1
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            pending = _SIGNALS.claim(context.trace_id, strategy)
+            if pending:
+                self.record_signal_cost(strategy, pending)
+
+    def record_signal_cost(self, strategy: str, usd: float) -> None:
+        self._signal_cost.add(float(usd), {"trading.strategy": strategy})
 
     def record_signal_outcome(self, strategy: str, symbol: str, correct: bool) -> None:
         self._outcomes.add(1, {"trading.strategy": strategy, "trading.symbol": symbol,
@@ -206,6 +219,54 @@ class TradingKPIs:
             for name in MARKET_DATA_STATES:
                 yield Observation(1 if name == state else 0,
                                   {**_market_attributes(symbol, exchange), "trading.market_data.state": name})
+
+
+class _SignalTraces:
+    """Which trace is which strategy's signal, and the cost a trace ran up before its signal was
+    recorded (an LLM call that produced the signal): bounded, the oldest traces forgotten first."""
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        from collections import OrderedDict
+
+        self._lock = ForkSafeLock()
+        self.strategies: OrderedDict[int, str] = OrderedDict()
+        self.pending: OrderedDict[int, float] = OrderedDict()
+
+    def claim(self, trace_id: int, strategy: str) -> float:
+        with self._lock:
+            self.strategies[trace_id] = strategy
+            self._trim(self.strategies)
+            return self.pending.pop(trace_id, 0.0)
+
+    def cost(self, trace_id: int, usd: float) -> str | None:
+        """The strategy to charge, or None (then the cost waits for a signal in the same trace)."""
+        with self._lock:
+            strategy = self.strategies.get(trace_id)
+            if strategy is None:
+                self.pending[trace_id] = self.pending.get(trace_id, 0.0) + usd
+                self._trim(self.pending)
+            return strategy
+
+    def _trim(self, table: Any) -> None:
+        while len(table) > self.LIMIT:
+            table.popitem(last=False)
+
+
+_SIGNALS = _SignalTraces()
+
+
+def record_cost_in_trace(trace_id: int, usd: float) -> None:
+    """A priced span of ``trace_id`` ended (the cost processor): charge its signal's strategy."""
+    try:
+        if not usd:
+            return
+        strategy = _SIGNALS.cost(trace_id, float(usd))
+        if strategy is not None:
+            current_trading_kpis().record_signal_cost(strategy, float(usd))
+    except Exception:  # noqa: BLE001 - pricing must never disturb the span pipeline
+        _logger.warning("otel-monitoring: recording a signal's cost failed", exc_info=True)
 
 
 # Live feeds (the WebSocket streams of the ccxt instrumentor) report their last update and their
