@@ -94,6 +94,8 @@ def env():
     try:
         env = Env(clock, reader, spans, rest, streams, instrumentor)
         env.tracer = tracer_provider.get_tracer("test")
+        env.providers = {"tracer_provider": tracer_provider, "meter_provider": meter_provider, "settings": settings,
+                         "clock": clock}
         yield env
     finally:
         instrumentor.uninstrument()
@@ -154,9 +156,11 @@ def test_messages_counted_exactly_latency_in_its_bucket_and_spans_only_for_opera
         btc = Consumer(exchange, "watch_ticker", "BTC/USDT")
         eth = Consumer(exchange, "watch_ticker", "ETH/USDT")
         trades = Consumer(exchange, "watch_trades", "BTC/USDT")
+        candles = Consumer(exchange, "watch_ohlcv", "BTC/USDT")
         await subscribed(env, "btcusdt@t")
         await subscribed(env, "ethusdt@")
         await subscribed(env, "btcusdt@trade")
+        await subscribed(env, "btcusdt@kline_1m")
         for _ in range(5):
             env.clock.advance(1.0)
             await publish(env, btc, "BTCUSDT", latency=0.3)  # (0.25, 0.5]
@@ -165,7 +169,9 @@ def test_messages_counted_exactly_latency_in_its_bucket_and_spans_only_for_opera
             await publish(env, eth, "ETHUSDT", latency=0.04)  # (0.025, 0.05]
         for _ in range(2):
             await publish(env, trades, "BTCUSDT", kind="trade", latency=0.0)  # [0, 0.005]
-        for consumer in (btc, eth, trades):
+        for _ in range(4):
+            await publish(env, candles, "BTCUSDT", kind="kline", latency=0.3)
+        for consumer in (btc, eth, trades, candles):
             await consumer.stop()
         await exchange.close()
 
@@ -173,7 +179,7 @@ def test_messages_counted_exactly_latency_in_its_bucket_and_spans_only_for_opera
     messages = {(p.attributes["trading.symbol"], p.attributes["trading.market_data.channel"]): p.value
                 for p in env.metrics()["trading.market_data.messages"]}
     assert messages == {("BTC/USDT", "watch_ticker"): 5, ("ETH/USDT", "watch_ticker"): 3,
-                        ("BTC/USDT", "watch_trades"): 2}
+                        ("BTC/USDT", "watch_trades"): 2, ("BTC/USDT", "watch_ohlcv"): 4}
     latency = {(p.attributes["trading.symbol"], p.attributes["trading.market_data.channel"]): p
                for p in env.metrics()["trading.market_data.latency"]}
     btc = latency[("BTC/USDT", "watch_ticker")]
@@ -183,6 +189,8 @@ def test_messages_counted_exactly_latency_in_its_bucket_and_spans_only_for_opera
     eth = latency[("ETH/USDT", "watch_ticker")]
     assert eth.count == 3 and eth.bucket_counts[bounds.index(0.05)] == 3
     assert latency[("BTC/USDT", "watch_trades")].bucket_counts[0] == 2
+    # A candle carries its open time, not the message's: no latency for OHLCV.
+    assert ("BTC/USDT", "watch_ohlcv") not in latency
     interval = {p.attributes["trading.symbol"] + " " + p.attributes["trading.market_data.channel"]: p
                 for p in env.metrics()["trading.market_data.interval"]}
     # The time between messages of a stream, from the clock: 4 intervals of 1 s, 2 of 0.5 s.
@@ -192,8 +200,8 @@ def test_messages_counted_exactly_latency_in_its_bucket_and_spans_only_for_opera
     # subscriptions over numbered stream URLs: three here), the close; none per message.
     names = sorted(span.name for span in env.spans.get_finished_spans() if not span.name.startswith("ccxt.load"))
     connections = len(env.streams.connection_log)
-    assert connections == 3
-    assert names == ["ccxt.close", "ccxt.watch_ticker", "ccxt.watch_ticker", "ccxt.watch_trades"] + [
+    assert connections == 4
+    assert names == ["ccxt.close", "ccxt.watch_ohlcv", "ccxt.watch_ticker", "ccxt.watch_ticker", "ccxt.watch_trades"] + [
         "ccxt.websocket.connect"] * connections
     first = [s for s in env.spans.get_finished_spans() if s.name == "ccxt.watch_ticker"]
     assert {s.attributes["trading.symbol"] for s in first} == {"BTC/USDT", "ETH/USDT"}
@@ -383,3 +391,21 @@ def test_cost_per_signal_is_the_fees_of_the_orders_in_the_signals_trace(env):
     assert cost == {"momentum": pytest.approx(fees["momentum"]), "mean_reversion": pytest.approx(fees["mean_reversion"])}
     signals = {p.attributes["trading.strategy"]: p.value for p in metrics["trading.signals"]}
     assert signals == {"momentum": 1, "mean_reversion": 1}  # cost per signal = cost / signals
+
+
+def test_every_pro_exchange_watch_method_is_wrapped_and_uninstrument_restores_it(env):
+    from ccxt.async_support.base.ws.client import Client
+
+    classes = {klass for exchange_id in ccxt.pro.exchanges for klass in getattr(ccxt.pro, exchange_id).__mro__
+               if klass.__module__.startswith("ccxt.")}
+    watch = {(klass, name) for klass in classes for name in vars(klass) if name.startswith("watch_")}
+    assert len({klass for klass, _ in watch}) > 50
+    unwrapped = [key for key in watch if not hasattr(vars(key[0])[key[1]], "__wrapped__")]
+    assert unwrapped == []
+    assert all(hasattr(vars(Client)[name], "__wrapped__") for name in ("open", "on_error", "on_close", "close"))
+    originals = {key: vars(key[0])[key[1]].__wrapped__ for key in watch}
+    env.instrumentor.uninstrument()
+    assert [key for key, original in originals.items() if vars(key[0])[key[1]] is not original] == []
+    assert not hasattr(vars(Client)["open"], "__wrapped__")
+    env.instrumentor.instrument(**env.providers)
+    assert env.instrumentor.pro_wrapped_count > len(watch)

@@ -389,8 +389,13 @@ class CcxtInstrumentor(BaseInstrumentor):
     @property
     def wrapped_count(self) -> int:
         patcher = getattr(self, "_patcher", None)
+        return len(patcher) if patcher is not None else 0
+
+    @property
+    def pro_wrapped_count(self) -> int:
+        """ccxt.pro methods (watch_*, un_watch_*, close) and WebSocket client methods wrapped."""
         pro = getattr(self, "_pro", None)
-        return (len(patcher) if patcher is not None else 0) + (len(pro) if pro is not None else 0)
+        return len(pro) if pro is not None else 0
 
 
 def feed_summary_lines() -> list[str]:
