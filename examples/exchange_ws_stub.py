@@ -11,7 +11,8 @@ REST calls (load_markets) go to the HTTP stub (``exchange_stub.ExchangeStub``):
 
 The server sends only what it is told to: ``publish_ticker`` / ``publish_trade`` / ``publish_kline``
 send one event to every subscriber (with an event time ``latency`` seconds before the server's
-clock), ``feed(interval)`` publishes tickers of every subscribed symbol in the background,
+clock), ``publish_order`` sends an ``executionReport`` to the user data stream of the WebSocket API
+(``userDataStream.subscribe.signature``, what ccxt's ``watch_orders`` uses for spot), ``feed(interval)`` publishes tickers of every subscribed symbol in the background,
 ``freeze(symbol)`` keeps the connection open but stops that symbol's events, and
 ``drop_connections()`` closes every connection from the server side.
 """
@@ -34,6 +35,7 @@ except ImportError:  # run as a script
 __all__ = ["BinanceStreamStub", "point_ccxt_pro_at"]
 
 _SYMBOLS = {"BTCUSDT": 65000.0, "ETHUSDT": 3200.0}
+USER_DATA = "userData"  # the pseudo-stream of a connection subscribed to the user data stream
 
 
 def point_ccxt_pro_at(exchange: Any, rest_url: str, ws_url: str) -> Any:
@@ -135,6 +137,12 @@ class BinanceStreamStub:
                     continue
                 request_body = json.loads(message.data)
                 method, params = request_body.get("method"), request_body.get("params") or []
+                if method == "userDataStream.subscribe.signature":
+                    # The WebSocket API's user data stream (orders, balance); the stub checks no signature.
+                    streams.add(USER_DATA)
+                    await ws.send_str(json.dumps({"id": request_body.get("id"), "status": 200,
+                                                  "result": {"subscriptionId": 0}}))
+                    continue
                 if method == "SUBSCRIBE":
                     streams.update(params)
                 elif method == "UNSUBSCRIBE":
@@ -205,6 +213,21 @@ class BinanceStreamStub:
             "c": f"{price:.2f}", "h": f"{price + 5:.2f}", "l": f"{price - 5:.2f}", "v": "10.0", "n": 2, "x": False,
             "q": f"{10 * price:.2f}", "V": "5.0", "Q": f"{5 * price:.2f}", "B": "0"}}
         return self._call(self._send((f"{market_id.lower()}@kline_{interval}",), payload))
+
+    def publish_order(self, order_id: int, market_id: str, side: str, kind: str, amount: float, price: float,
+                      filled: float, latency: float | None = None) -> int:
+        """An ``executionReport`` of the user data stream: the order with ``filled`` executed so far."""
+        event_ms = self._event_ms(latency)
+        status = "FILLED" if filled >= amount else "PARTIALLY_FILLED" if filled else "NEW"
+        self._trade_id += 1
+        event = {"e": "executionReport", "E": event_ms, "s": market_id, "c": f"stub{order_id}", "S": side.upper(),
+                 "o": kind.upper(), "f": "GTC", "q": f"{amount:.8f}", "p": f"{price:.8f}", "P": "0.00000000",
+                 "F": "0.00000000", "g": -1, "C": "", "x": "TRADE" if filled else "NEW", "X": status, "r": "NONE",
+                 "i": order_id, "l": f"{filled:.8f}", "z": f"{filled:.8f}", "L": f"{price:.8f}", "n": "0",
+                 "N": None, "T": event_ms, "t": self._trade_id, "I": self._trade_id, "w": not filled, "m": True,
+                 "M": False, "O": event_ms, "Z": f"{filled * price:.8f}", "Y": f"{filled * price:.8f}",
+                 "Q": "0.00000000", "W": event_ms, "V": "NONE"}
+        return self._call(self._send((USER_DATA,), {"subscriptionId": 0, "event": event}))
 
     def drop_connections(self) -> int:
         """Close every connection from the server side (as an exchange does on maintenance)."""

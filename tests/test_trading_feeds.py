@@ -409,3 +409,38 @@ def test_every_pro_exchange_watch_method_is_wrapped_and_uninstrument_restores_it
     assert not hasattr(vars(Client)["open"], "__wrapped__")
     env.instrumentor.instrument(**env.providers)
     assert env.instrumentor.pro_wrapped_count > len(watch)
+
+
+def test_order_filled_as_watch_orders_shows_it(env):
+    rest = env.rest_exchange()
+    rest.load_markets()
+    order = rest.create_order("BTC/USDT", "limit", "buy", 0.01, 60000)  # rests on the book
+
+    async def main() -> None:
+        exchange = point_ccxt_pro_at(ccxt.pro.binance({"apiKey": "k", "secret": "s", "enableRateLimit": False}),
+                                     env.rest.url, env.streams.url)
+        await exchange.load_markets()
+        orders = Consumer(exchange, "watch_orders", "BTC/USDT")
+        await subscribed(env, "userData")
+        for seconds, filled in ((1.0, 0.004), (2.0, 0.01)):
+            env.clock.advance(seconds)
+            before = len(orders.updates)
+            assert await asyncio.to_thread(env.streams.publish_order, int(order["id"]), "BTCUSDT", "buy", "limit",
+                                           0.01, 60000.0, filled) == 1
+            await until(lambda: len(orders.updates) == before + 1, "the order update")
+            assert orders.updates[-1][-1]["filled"] == pytest.approx(filled)
+        await orders.stop()
+        await exchange.close()
+
+    asyncio.run(main())
+    metrics = env.metrics()
+    assert [p.value for p in metrics["trading.orders.placed"]] == [1]
+    assert [p.value for p in metrics["trading.order.partial_fills"]] == [1]
+    assert [p.value for p in metrics["trading.orders.filled"]] == [1]
+    fill_time = metrics["trading.order.fill_time"][0]
+    assert fill_time.count == 1 and fill_time.sum == pytest.approx(3.0, abs=0.5)  # 3 s on the clock after placing
+    messages = {(p.attributes.get("trading.symbol"), p.attributes["trading.market_data.channel"]): p.value
+                for p in metrics["trading.market_data.messages"]}
+    assert messages == {("BTC/USDT", "watch_orders"): 2}
+    # An account stream speaks only when something happens: never a staleness series.
+    assert not [p for p in metrics.get("trading.market_data.status", []) if p.attributes["trading.symbol"] == "BTC/USDT"]
