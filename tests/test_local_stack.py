@@ -34,6 +34,15 @@ BREACHING = {
     "otel_monitoring.health.check.status": [(0, {"otel_monitoring.health.check.name": "db"})],
     "trading.market_data.staleness": [(900.0, {"trading.symbol": "BTC/USDT", "trading.exchange": "binance"})],
     "trading.signal.accuracy": [(0.5, {"trading.strategy": "momentum"})],
+    "trading.market_data.status": [(1, {"trading.symbol": "ETH/USDT", "trading.exchange": "binance",
+                                        "trading.market_data.state": "STALE"})],
+    "trading.market_data.latency": [(0.5, {"trading.exchange": "binance", "trading.symbol": "BTC/USDT"})],
+    "trading.market_data.gaps": [(20, {"trading.exchange": "binance", "trading.symbol": "BTC/USDT"})],
+    "trading.market_data.below_min_rate": [(1, {"trading.exchange": "binance", "trading.symbol": "BTC/USDT",
+                                                "trading.market_data.channel": "watch_ticker"})],
+    "trading.websocket.disconnects": [(5, {"trading.exchange": "binance", "trading.websocket.reason": "server_close"})],
+    "trading.orders.placed": [(10, {"trading.exchange": "binance"})],
+    "trading.orders.filled": [(1, {"trading.exchange": "binance"})],
 }
 
 
