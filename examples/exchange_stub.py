@@ -58,6 +58,9 @@ class _Book:
         self.orders: dict[str, dict[str, Any]] = {}
         self.ids = itertools.count(1000)
         self.tick = 0
+        # The order book's update id in depth snapshots (None: the time in ms), so a WebSocket
+        # stream's diffs can continue a snapshot as Binance's do.
+        self.depth_update_id: int | None = None
 
     def price(self, base: str) -> float:
         with self.lock:
@@ -231,7 +234,7 @@ def _binance(stub: ExchangeStub, method: str, path: str, params: dict[str, str])
     if path == "/api/v3/depth":
         price = book.price(base)
         levels = int(params.get("limit", 5))
-        return 200, {"lastUpdateId": now,
+        return 200, {"lastUpdateId": now if book.depth_update_id is None else book.depth_update_id,
                      "bids": [[f"{price - i:.2f}", "0.5"] for i in range(1, levels + 1)],
                      "asks": [[f"{price + i:.2f}", "0.5"] for i in range(1, levels + 1)]}
     if path == "/api/v3/klines":

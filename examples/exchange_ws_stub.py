@@ -2,7 +2,8 @@
 
 It speaks Binance's stream protocol: the client sends ``{"method": "SUBSCRIBE", "params":
 ["btcusdt@ticker"], "id": 1}`` and gets ``{"result": null, "id": 1}``, then events in Binance's own
-format (``24hrTicker``, ``24hrMiniTicker``, ``trade``, ``kline``) for the streams it subscribed to.
+format (``24hrTicker``, ``24hrMiniTicker``, ``trade``, ``kline``, ``depthUpdate`` diffs that continue
+the HTTP stub's depth snapshot when its ``book.depth_update_id`` is set) for the streams it subscribed to.
 REST calls (load_markets) go to the HTTP stub (``exchange_stub.ExchangeStub``):
 
     rest = ExchangeStub().start()
@@ -213,6 +214,15 @@ class BinanceStreamStub:
             "c": f"{price:.2f}", "h": f"{price + 5:.2f}", "l": f"{price - 5:.2f}", "v": "10.0", "n": 2, "x": False,
             "q": f"{10 * price:.2f}", "V": "5.0", "Q": f"{5 * price:.2f}", "B": "0"}}
         return self._call(self._send((f"{market_id.lower()}@kline_{interval}",), payload))
+
+    def publish_depth(self, market_id: str, first_update_id: int, last_update_id: int,
+                      bids: list[tuple[float, float]], asks: list[tuple[float, float]],
+                      latency: float | None = None) -> int:
+        """A ``depthUpdate`` diff (updates ``first_update_id``..``last_update_id``) to ``@depth`` subscribers."""
+        payload = {"e": "depthUpdate", "E": self._event_ms(latency), "s": market_id, "U": first_update_id,
+                   "u": last_update_id, "b": [[f"{p:.2f}", f"{q:.8f}"] for p, q in bids],
+                   "a": [[f"{p:.2f}", f"{q:.8f}"] for p, q in asks]}
+        return self._call(self._send(tuple(f"{market_id.lower()}@depth{suffix}" for suffix in ("", "@100ms")), payload))
 
     def publish_order(self, order_id: int, market_id: str, side: str, kind: str, amount: float, price: float,
                       filled: float, latency: float | None = None) -> int:

@@ -444,3 +444,34 @@ def test_order_filled_as_watch_orders_shows_it(env):
     assert messages == {("BTC/USDT", "watch_orders"): 2}
     # An account stream speaks only when something happens: never a staleness series.
     assert not [p for p in metrics.get("trading.market_data.status", []) if p.attributes["trading.symbol"] == "BTC/USDT"]
+
+
+def test_order_book_stream_snapshot_then_diffs(env):
+    env.rest.book.depth_update_id = 100  # the REST snapshot's lastUpdateId the diffs continue
+
+    async def main() -> None:
+        exchange = env.exchange()
+        await exchange.load_markets()
+        book = Consumer(exchange, "watch_order_book", "BTC/USDT")
+        # ccxt subscribes, fetches the snapshot over REST and returns it: the first message.
+        await until(lambda: len(book.updates) == 1, "the order book snapshot")
+        assert book.updates[0]["nonce"] == 100
+        first = 101
+        for _ in range(3):
+            before = len(book.updates)
+            assert await asyncio.to_thread(env.streams.publish_depth, "BTCUSDT", first, first + 4,
+                                           [(64990.0, 1.0)], [(65010.0, 2.0)], 0.06) == 1
+            await until(lambda: len(book.updates) == before + 1, "the diff")
+            assert book.updates[-1]["nonce"] == first + 4
+            first += 5
+        await book.stop()
+        await exchange.close()
+
+    asyncio.run(main())
+    metrics = env.metrics()
+    assert [p.value for p in metrics["trading.market_data.messages"]] == [4]
+    (latency,) = metrics["trading.market_data.latency"]
+    bounds = list(latency.explicit_bounds)
+    # The snapshot has no exchange timestamp; the three diffs were stamped 60 ms before the clock.
+    assert latency.count == 3 and latency.bucket_counts[bounds.index(0.075)] == 3
+    assert latency.attributes["trading.market_data.channel"] == "watch_order_book"
