@@ -475,3 +475,16 @@ def test_order_book_stream_snapshot_then_diffs(env):
     # The snapshot has no exchange timestamp; the three diffs were stamped 60 ms before the clock.
     assert latency.count == 3 and latency.bucket_counts[bounds.index(0.075)] == 3
     assert latency.attributes["trading.market_data.channel"] == "watch_order_book"
+
+
+def test_a_model_call_before_the_signal_is_charged_to_it(env):
+    with env.tracer.start_as_current_span("bot.decide"):
+        # The model call that produced the signal ends before the signal is recorded.
+        with env.tracer.start_as_current_span("chat gpt-4o-mini", attributes={
+                "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 500}):
+            pass
+        trading.record_signal("llm_momentum", "BTC/USDT", "long")
+    cost = {p.attributes["trading.strategy"]: p.value for p in env.metrics()["trading.signal.cost"]}
+    usd = {p.attributes.get("gen_ai.token.type"): p.value for p in env.metrics()["otel_monitoring.cost"]}
+    assert cost == {"llm_momentum": pytest.approx(sum(usd.values()))} and cost["llm_momentum"] > 0
