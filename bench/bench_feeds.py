@@ -64,7 +64,6 @@ def bench_ccxt(messages: int) -> float:
 def bench_watch(messages: int, instrumented: bool) -> tuple[float, float]:
     from otel_monitoring.instrumentation.trading.ccxt.feeds import Feeds
     from otel_monitoring.instrumentation.trading.ccxt.pro import ProWrapper
-    import wrapt
 
     reader = InMemoryMetricReader()
     meter = MeterProvider(metric_readers=[reader]).get_meter("bench")
@@ -79,8 +78,7 @@ def bench_watch(messages: int, instrumented: bool) -> tuple[float, float]:
             return ticker
 
     if instrumented:
-        Exchange.watch_ticker = wrapt.FunctionWrapper(  # type: ignore[method-assign]
-            vars(Exchange)["watch_ticker"], ProWrapper(tracer, feeds)._watch_wrapper("watch_ticker"))
+        assert ProWrapper(tracer, feeds)._patch_watch(Exchange, "watch_ticker")  # as on ccxt.pro's classes
     exchange = Exchange()
 
     async def run() -> tuple[float, float]:
