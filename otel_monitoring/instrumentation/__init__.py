@@ -5,6 +5,8 @@
 - ``targets``: the zero-code targets file (``OTEL_MONITORING_TARGETS``).
 - ``trading.ccxt``, ``rag.langchain``, ``rag.chromadb``: library instrumentors in the contrib shape.
 - ``api``: turns on the official contrib FastAPI, requests and httpx instrumentations.
+- ``genai_clients``: turns on the official contrib GenAI client instrumentations (OpenAI).
+- ``storage``: turns on the official contrib SQLAlchemy, psycopg, asyncpg and redis instrumentations.
 
 ``InstrumentationComponent`` enables them from ``configure()`` (when ``settings.instrument``);
 under ``opentelemetry-instrument`` their ``opentelemetry_instrumentor`` entry points do it.
@@ -35,6 +37,8 @@ INSTRUMENTORS: dict[str, str] = {
     "otel_monitoring_langchain": "otel_monitoring.instrumentation.rag.langchain:LangchainInstrumentor",
     "otel_monitoring_chromadb": "otel_monitoring.instrumentation.rag.chromadb:ChromadbInstrumentor",
     "otel_monitoring_api": "otel_monitoring.instrumentation.api:ApiInstrumentor",
+    "otel_monitoring_genai_clients": "otel_monitoring.instrumentation.genai_clients:GenAIClientsInstrumentor",
+    "otel_monitoring_storage": "otel_monitoring.instrumentation.storage:StorageInstrumentor",
     "otel_monitoring_targets": "otel_monitoring.instrumentation.targets:TargetsInstrumentor",
 }
 
@@ -48,6 +52,8 @@ TRIGGER_MODULES: dict[str, tuple[str, ...]] = {
     "otel_monitoring_langchain": ("langchain_core",),
     "otel_monitoring_chromadb": ("chromadb",),
     "otel_monitoring_api": ("fastapi", "starlette", "requests", "httpx", "aiohttp"),
+    "otel_monitoring_genai_clients": ("openai",),
+    "otel_monitoring_storage": ("sqlalchemy", "psycopg", "asyncpg", "redis"),
 }
 
 
@@ -67,6 +73,13 @@ class InstrumentationComponent(Component):
         self._started: set[str] = set()
         self._stopped = False
         self._lock = threading.Lock()
+
+    def span_processors(self) -> list[Any]:
+        # Also under opentelemetry-instrument (instrument=False), where the contrib GenAI client
+        # instrumentations enable themselves beside our langchain one.
+        from .genai_clients import NestedGenAIMarker
+
+        return [NestedGenAIMarker()]
 
     def start(self, monitoring: Monitoring) -> None:
         if not self.settings.instrument:

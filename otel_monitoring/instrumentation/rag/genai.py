@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from typing import Any, Callable, Mapping
 
 from .. import names
@@ -11,6 +13,32 @@ from ..core import Finished, Telemetry
 MAX_CAPTURED_CHARS = 4096  # per captured attribute: enough to read, bounded for the exporters
 
 GENAI_METRIC_KEYS = (names.GEN_AI_OPERATION_NAME, names.GEN_AI_PROVIDER_NAME, names.GEN_AI_REQUEST_MODEL)
+
+
+# Span ids of our GenAI spans with a GenAI client span (another instrumentation's) as a child.
+# Bounded: ids of parents that never take their mark (a chain, a server span) age out.
+_DELEGATED_MEMORY = 4096
+_delegated: OrderedDict[int, None] = OrderedDict()
+_delegated_lock = threading.Lock()
+
+
+def mark_delegated(span_id: int) -> None:
+    with _delegated_lock:
+        _delegated[span_id] = None
+        if len(_delegated) > _DELEGATED_MEMORY:
+            _delegated.popitem(last=False)
+
+
+def take_delegated(span: Any) -> bool:
+    """True (once) if a GenAI client span ran under ``span``: its metrics are the client's to record."""
+    if not _delegated or span is None:
+        return False
+    with _delegated_lock:
+        try:
+            del _delegated[span.get_span_context().span_id]
+        except KeyError:
+            return False
+    return True
 
 
 def truncate(text: str, limit: int = MAX_CAPTURED_CHARS) -> str:
@@ -49,6 +77,8 @@ class GenAIMetrics:
         """An ``on_finish`` hook recording both metrics; ``usage(result)`` gives (input, output) tokens."""
 
         def record(finished: Finished) -> None:
+            if take_delegated(finished.span):
+                return  # the client instrumentation records this call's duration and tokens
             attributes: dict[str, Any] = {k: finished.metric_attributes[k] for k in GENAI_METRIC_KEYS
                                           if k in finished.metric_attributes}
             if finished.error_type is not None:

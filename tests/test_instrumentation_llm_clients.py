@@ -1,0 +1,151 @@
+"""Direct LLM clients: the real ``openai`` client, instrumented by the contrib openai-v2 package that
+``GenAIClientsInstrumentor`` enables, against the local OpenAI-compatible stub (JSON and SSE).
+Spans, token usage and cost are checked exactly against what the stub answered; langchain's
+ChatOpenAI over the same client gives a parent and a child span and is counted once."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import openai
+import pytest
+
+from otel_monitoring.config import load_settings
+from otel_monitoring.instrumentation.genai_clients import GenAIClientsInstrumentor, NestedGenAIMarker
+from otel_monitoring.instrumentation.rag.langchain import LangchainInstrumentor
+from otel_monitoring.meters.cost import CostMeter
+from otel_monitoring.meters.cost_processor import CostSpanProcessor
+from otel_monitoring.meters.prices import load_prices
+from otel_monitoring_examples.llm_stub import OpenAIStub
+
+PROMPT = "what moved the bitcoin order book today"
+GPT_4O_MINI = (Decimal("0.15"), Decimal("0.60"))  # USD per million input / output tokens (prices.yaml)
+
+
+def words(text):
+    return len(text.split())
+
+
+def llm_cost(input_tokens, output_tokens, prices=GPT_4O_MINI):
+    return (input_tokens * prices[0] + output_tokens * prices[1]) / Decimal(1_000_000)
+
+
+@pytest.fixture
+def stub():
+    with OpenAIStub() as server:
+        yield server
+
+
+@pytest.fixture
+def pipeline(telemetry):
+    """The pieces configure() puts together: marker and cost processors, the client instrumentations."""
+    meter = CostMeter(telemetry.meter_provider, load_prices())
+    telemetry.tracer_provider.add_span_processor(NestedGenAIMarker())
+    telemetry.tracer_provider.add_span_processor(CostSpanProcessor(meter))
+    instrumentor = GenAIClientsInstrumentor()
+    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider,
+                            settings=load_settings({}))
+    yield meter
+    instrumentor.uninstrument()
+
+
+def genai_points(telemetry, name):
+    return [p for p in telemetry.metrics().get(name, [])]
+
+
+def test_chat_json_span_tokens_and_cost(telemetry, stub, pipeline):
+    client = openai.OpenAI(base_url=stub.url, api_key="test-key", max_retries=0)
+    response = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}])
+    answer = response.choices[0].message.content
+    assert (response.usage.prompt_tokens, response.usage.completion_tokens) == (words(PROMPT), words(answer))
+
+    (span,) = [s for s in telemetry.spans() if s.attributes.get("gen_ai.operation.name") == "chat"]
+    assert span.name == "chat gpt-4o-mini"
+    assert span.attributes["gen_ai.provider.name"] == "openai"
+    assert span.attributes["gen_ai.request.model"] == "gpt-4o-mini"
+    assert span.attributes["gen_ai.usage.input_tokens"] == words(PROMPT)
+    assert span.attributes["gen_ai.usage.output_tokens"] == words(answer)
+    assert span.attributes["gen_ai.response.finish_reasons"] == ("stop",)
+    # Content capture is off by default: no prompt or answer anywhere on the span.
+    assert not any(PROMPT in str(value) or answer in str(value) for value in span.attributes.values())
+    assert not [e for e in span.events if PROMPT in str(e.attributes)]
+
+    assert pipeline.totals[("model_inference", "gpt-4o-mini")] == llm_cost(words(PROMPT), words(answer))
+    (duration,) = genai_points(telemetry, "gen_ai.client.operation.duration")
+    assert duration.count == 1
+    tokens = {p.attributes["gen_ai.token.type"]: p.sum for p in genai_points(telemetry, "gen_ai.client.token.usage")}
+    assert tokens == {"input": words(PROMPT), "output": words(answer)}
+
+
+def test_chat_sse_stream_span_tokens_and_cost(telemetry, stub, pipeline):
+    client = openai.OpenAI(base_url=stub.url, api_key="test-key", max_retries=0)
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}],
+                                            stream=True, stream_options={"include_usage": True})
+    chunks = list(stream)
+    answer = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len(chunks) > 3  # a real stream: one event per word
+
+    (span,) = [s for s in telemetry.spans() if s.attributes.get("gen_ai.operation.name") == "chat"]
+    assert span.attributes["gen_ai.usage.input_tokens"] == words(PROMPT)
+    assert span.attributes["gen_ai.usage.output_tokens"] == words(answer)
+    assert pipeline.totals[("model_inference", "gpt-4o-mini")] == llm_cost(words(PROMPT), words(answer))
+
+
+async def test_async_embeddings_span_tokens_and_cost(telemetry, stub, pipeline):
+    client = openai.AsyncOpenAI(base_url=stub.url, api_key="test-key", max_retries=0)
+    texts = ["order book depth", "gas fees rose sharply"]
+    result = await client.embeddings.create(model="text-embedding-3-small", input=texts)
+    assert len(result.data) == 2
+    (span,) = [s for s in telemetry.spans() if s.attributes.get("gen_ai.operation.name") == "embeddings"]
+    assert span.name == "embeddings text-embedding-3-small"
+    assert span.attributes["gen_ai.usage.input_tokens"] == sum(map(words, texts))
+    price = load_prices().embeddings["text-embedding-3-small"]
+    assert pipeline.totals[("model_inference", "text-embedding-3-small")] == sum(map(words, texts)) * price / Decimal(1_000_000)
+
+
+def test_client_error_marks_span_and_costs_nothing(telemetry, stub, pipeline):
+    client = openai.OpenAI(base_url=stub.url, api_key="test-key", max_retries=0)
+    stub.fail_next(1)
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}])
+    (span,) = [s for s in telemetry.spans() if s.attributes.get("gen_ai.operation.name") == "chat"]
+    assert span.status.status_code.name == "ERROR"
+    # util-genai 1.1b0 writes the class's repr ("<class 'openai.RateLimitError'>") rather than its name.
+    assert "RateLimitError" in span.attributes["error.type"]
+    assert sum(pipeline.totals.values()) == 0
+
+
+def test_langchain_chat_over_the_client_is_parent_and_counted_once(telemetry, stub, pipeline):
+    from langchain_openai import ChatOpenAI
+
+    LangchainInstrumentor().instrument(tracer_provider=telemetry.tracer_provider,
+                                       meter_provider=telemetry.meter_provider, settings=load_settings({}))
+    try:
+        model = ChatOpenAI(model="gpt-4o-mini", base_url=stub.url, api_key="test-key", max_retries=0,
+                           stream_usage=True)
+        message = model.invoke(PROMPT)
+        streamed = "".join(chunk.content for chunk in model.stream(PROMPT))
+    finally:
+        LangchainInstrumentor().uninstrument()
+    assert streamed == message.content
+
+    chats = [s for s in telemetry.spans() if s.attributes.get("gen_ai.operation.name") == "chat"]
+    outer = [s for s in chats if s.instrumentation_scope.name.startswith("otel_monitoring.")]
+    inner = [s for s in chats if not s.instrumentation_scope.name.startswith("otel_monitoring.")]
+    assert len(outer) == len(inner) == 2  # invoke and stream, each seen by langchain and by the client
+    for parent, child in zip(sorted(outer, key=lambda s: s.start_time), sorted(inner, key=lambda s: s.start_time)):
+        assert child.parent.span_id == parent.context.span_id
+        assert child.context.trace_id == parent.context.trace_id
+
+    # Cost: each call once (the innermost span), not twice.
+    answer_tokens = words(message.content)
+    assert pipeline.totals[("model_inference", "gpt-4o-mini")] == 2 * llm_cost(words(PROMPT), answer_tokens)
+    # gen_ai.client.* metrics: each call once (the client's), not once more for the langchain span.
+    durations = genai_points(telemetry, "gen_ai.client.operation.duration")
+    assert sum(p.count for p in durations) == 2
+    tokens = genai_points(telemetry, "gen_ai.client.token.usage")
+    assert sum(p.sum for p in tokens if p.attributes["gen_ai.token.type"] == "input") == 2 * words(PROMPT)
+    # The RED view keeps its one row per call, from the langchain span.
+    calls = [p for p in telemetry.metrics()["otel_monitoring.operation.calls"]
+             if p.attributes.get("component") == "langchain" and p.attributes.get("operation") == "chat"]
+    assert sum(p.value for p in calls) == 2
