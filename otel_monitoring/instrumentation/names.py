@@ -50,6 +50,14 @@ GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
 GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"  # content capture only
 GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"  # content capture only
 GEN_AI_EMBEDDINGS_DIMENSION_COUNT = "gen_ai.embeddings.dimension.count"
+GEN_AI_TOOL_NAME = "gen_ai.tool.name"
+GEN_AI_TOOL_TYPE = "gen_ai.tool.type"
+GEN_AI_TOOL_CALL_ID = "gen_ai.tool.call.id"
+GEN_AI_TOOL_DESCRIPTION = "gen_ai.tool.description"
+GEN_AI_TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"  # content capture only
+GEN_AI_TOOL_CALL_RESULT = "gen_ai.tool.call.result"  # content capture only
+# LCEL pipelines have no GenAI convention: ``chain {name}`` spans carry the name here.
+CHAIN_NAME = "otel_monitoring.chain.name"
 # Retrieval results (no convention yet: our namespace, documented in docs/instrumentation.md).
 RETRIEVAL_DOCUMENTS_COUNT = "otel_monitoring.retrieval.documents.count"
 RETRIEVAL_TOP_SCORE = "otel_monitoring.retrieval.top_score"

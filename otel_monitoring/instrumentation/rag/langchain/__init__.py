@@ -1,4 +1,4 @@
-"""langchain-core instrumentor: retrievers, vector-store searches, embeddings and chat models.
+"""langchain-core instrumentor: chains, tools, retrievers, vector-store searches, embeddings and chat models.
 
 Spans and metrics follow the OpenTelemetry GenAI conventions: ``gen_ai.operation.name`` is
 ``retrieval``, ``embeddings`` or ``chat``; chat spans carry ``gen_ai.request.model``,
@@ -7,6 +7,15 @@ Spans and metrics follow the OpenTelemetry GenAI conventions: ``gen_ai.operation
 spans carry ``gen_ai.data_source.id``, ``gen_ai.request.top_k``, the result count and the best
 score. Prompts, completions, query texts and documents go on spans only with content capture on
 (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``).
+
+Chains: one span per top-level invocation of an LCEL pipeline (``RunnableSequence``,
+``RunnableParallel``), named ``chain {name}`` (the ``run_name`` of the call's config, else the
+runnable's name), with its steps (retrieval, chat, tools) as children. Nested pipelines inside it
+get no span of their own: only the outermost one does. Tools: ``execute_tool {gen_ai.tool.name}``
+spans with ``gen_ai.operation.name`` = ``execute_tool``, ``gen_ai.tool.name``,
+``gen_ai.tool.call.id`` (when invoked with a tool call) and ``gen_ai.tool.description``; the
+arguments and result only with content capture on. langchain-core has no agent runtime of its
+own (agents live in langgraph and langchain), so no ``invoke_agent`` span is made here.
 
 Where wrapped: ``BaseChatModel`` and ``BaseRetriever`` define the public ``invoke``/``stream``
 methods themselves; embeddings and vector stores implement theirs in each subclass, so every
@@ -37,6 +46,8 @@ SCOPE = "otel_monitoring.instrumentation.langchain"
 CHAT_METHODS = ("invoke", "ainvoke", "stream", "astream")
 RETRIEVER_METHODS = ("invoke", "ainvoke")
 EMBEDDINGS_METHODS = ("embed_documents", "embed_query", "aembed_documents", "aembed_query")
+CHAIN_METHODS = ("invoke", "ainvoke", "stream", "astream", "batch", "abatch")
+TOOL_METHODS = ("invoke", "ainvoke")
 VECTORSTORE_METHODS = (
     "similarity_search", "similarity_search_with_score", "similarity_search_with_relevance_scores",
     "max_marginal_relevance_search", "asimilarity_search", "asimilarity_search_with_score",
@@ -60,6 +71,14 @@ def _provider_guess(instance: Any, suffix: str) -> str:
     """``OpenAIEmbeddings`` -> ``openai``: the class name without its role (as langchain derives ls_provider)."""
     name = type(instance).__name__
     return (name[: -len(suffix)] if name.endswith(suffix) else name).lower() or "langchain"
+
+
+def _chain_name(instance: Any, args: tuple, kwargs: dict) -> str:
+    """The call's ``run_name`` (``chain.with_config(run_name=...)`` or the config argument), else the runnable's name."""
+    config = args[1] if len(args) > 1 else kwargs.get("config")
+    if isinstance(config, dict) and config.get("run_name"):
+        return str(config["run_name"])
+    return str(getattr(instance, "name", None) or type(instance).__name__)
 
 
 def _chat_params(instance: Any, kwargs: dict) -> dict[str, Any]:
@@ -130,6 +149,8 @@ class LangchainInstrumentor(BaseInstrumentor):
         from langchain_core.embeddings import Embeddings
         from langchain_core.language_models.chat_models import BaseChatModel
         from langchain_core.retrievers import BaseRetriever
+        from langchain_core.runnables.base import RunnableParallel, RunnableSequence
+        from langchain_core.tools import BaseTool
         from langchain_core.vectorstores import VectorStore
 
         self._capture = bool(settings_from(kwargs).capture_content)
@@ -144,6 +165,11 @@ class LangchainInstrumentor(BaseInstrumentor):
             self._wrap(BaseRetriever, method, self._retriever_operation(method))
         self._wrap_family(Embeddings, EMBEDDINGS_METHODS, self._embeddings_operation)
         self._wrap_family(VectorStore, VECTORSTORE_METHODS, self._vectorstore_operation)
+        for chain in (RunnableSequence, RunnableParallel):
+            for method in CHAIN_METHODS:
+                if method in vars(chain):
+                    self._wrap(chain, method, self._chain_operation(method))
+        self._wrap_family(BaseTool, TOOL_METHODS, self._tool_operation)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         with self._lock:
@@ -234,6 +260,55 @@ class LangchainInstrumentor(BaseInstrumentor):
             span_name_from_call=span_name, call_attributes=call_attributes, call_metric_attributes=metric_key,
             result_attributes=result_attributes, on_finish=self._genai.hook(_chat_usage),
             nesting_key="langchain.chat", stream_reducer=_add_chunks if "stream" in method else None,
+        )
+
+    def _chain_operation(self, method: str) -> Operation:
+        def span_name(instance: Any, args: tuple, kwargs: dict) -> str:
+            return f"chain {_chain_name(instance, args, kwargs)}"
+
+        return Operation(
+            domain="rag", component="langchain", operation="chain",
+            span_name_from_call=span_name,
+            call_attributes=lambda instance, args, kwargs: {names.CHAIN_NAME: _chain_name(instance, args, kwargs)},
+            # Any pipeline run inside this one (a branch of a parallel step, a sub-chain) is a step,
+            # not a chain of its own: only the outermost gets a span.
+            nesting_key="langchain.chain",
+        )
+
+    def _tool_operation(self, method: str) -> Operation:
+        capture = self._capture
+
+        def tool_name(instance: Any) -> str:
+            return str(getattr(instance, "name", None) or type(instance).__name__)
+
+        def call_attributes(instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+            attributes: dict[str, Any] = {names.GEN_AI_TOOL_NAME: tool_name(instance)}
+            description = getattr(instance, "description", None)
+            if isinstance(description, str) and description:
+                attributes[names.GEN_AI_TOOL_DESCRIPTION] = truncate(description, 256)
+            tool_input = _first(args, kwargs, "input")
+            if isinstance(tool_input, dict) and tool_input.get("type") == "tool_call":
+                if tool_input.get("id"):
+                    attributes[names.GEN_AI_TOOL_CALL_ID] = str(tool_input["id"])
+                tool_input = tool_input.get("args")
+            if capture and tool_input is not None:
+                attributes[names.GEN_AI_TOOL_CALL_ARGUMENTS] = as_json(tool_input)
+            return attributes
+
+        def result_attributes(result: Any, instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+            if not capture:
+                return {}
+            return {names.GEN_AI_TOOL_CALL_RESULT: truncate(str(getattr(result, "content", result)))}
+
+        return Operation(
+            domain="rag", component="langchain", operation="execute_tool",
+            span_attributes={names.GEN_AI_OPERATION_NAME: "execute_tool", names.GEN_AI_TOOL_TYPE: "function"},
+            span_name_from_call=lambda instance, args, kwargs: f"execute_tool {tool_name(instance)}",
+            call_attributes=call_attributes,
+            call_metric_attributes=lambda instance, args, kwargs: (
+                (names.GEN_AI_OPERATION_NAME, "execute_tool"), (names.GEN_AI_TOOL_NAME, tool_name(instance))),
+            result_attributes=result_attributes if capture else None,
+            nesting_key="langchain.tool",
         )
 
     def _retrieval_operation(self, operation: str, data_source: Callable[[Any], str],
