@@ -63,6 +63,8 @@ RETRIEVAL_DOCUMENTS_COUNT = "otel_monitoring.retrieval.documents.count"
 RETRIEVAL_TOP_SCORE = "otel_monitoring.retrieval.top_score"
 RETRIEVAL_QUERY_TEXT = "otel_monitoring.retrieval.query.text"  # content capture only
 DB_COLLECTION_NAME = "db.collection.name"
+# Observable gauge, {vector}: vectors per collection (no convention yet; by db.system.name, db.collection.name).
+VECTOR_STORE_VECTORS = "otel_monitoring.vector_store.vectors"
 DB_SYSTEM_NAME = "db.system.name"
 DB_OPERATION_NAME = "db.operation.name"
 

@@ -5,18 +5,25 @@ Spans follow the database conventions (``db.system.name`` = ``chromadb``, ``db.c
 (``gen_ai.operation.name`` = ``retrieval``, ``gen_ai.data_source.id``, ``gen_ai.request.top_k``,
 result count and best distance) and records ``gen_ai.client.operation.duration``. Query texts and
 returned documents go on spans only with content capture on.
+
+Every sync collection the application creates or opens is counted at metric collection time
+(``otel_monitoring.vector_store.vectors``, by ``db.collection.name``; async collections are not:
+their ``count`` is a coroutine).
 """
 
 from __future__ import annotations
 
 from typing import Any, Collection
 
+import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import SpanKind
 
 from ... import names
 from ...core import Operation, Patcher, Telemetry, settings_from
 from ..genai import GenAIMetrics, as_json, genai_metric_key
+from ..vector_counts import register_on_init, vector_counts_for
 from .package import _instruments
 
 __all__ = ["ChromadbInstrumentor", "METHODS"]
@@ -63,9 +70,16 @@ class ChromadbInstrumentor(BaseInstrumentor):
         for owner in (SyncCollection, AsyncCollection):
             for method, batch_argument in METHODS.items():
                 self._patcher.wrap(owner, method, self._operation(method, batch_argument), self._telemetry)
+        self._counts = vector_counts_for(self._telemetry.meter_provider, self._telemetry.meter, "chromadb",
+                                         lambda collection: collection.count())
+        wrapt.wrap_function_wrapper(SyncCollection, "__init__", register_on_init(self._counts, _collection_name))
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        from chromadb.api.models.Collection import Collection as SyncCollection
+
         self._patcher.restore()
+        self._counts.enabled = False
+        unwrap(SyncCollection, "__init__")
 
     def _operation(self, method: str, batch_argument: str | None) -> Operation:
         capture = self._capture

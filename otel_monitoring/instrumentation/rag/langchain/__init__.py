@@ -25,16 +25,20 @@ hook on the base class) those defined later.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from typing import Any, Callable, Collection
 
+import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import SpanKind
 
 from ... import names
 from ...core import Operation, Patcher, Telemetry, settings_from
 from ..genai import GenAIMetrics, as_json, genai_metric_key, truncate, usage_attributes
+from ..vector_counts import register_on_init, vector_counts_for
 from .package import _instruments
 
 __all__ = ["LangchainInstrumentor"]
@@ -71,6 +75,14 @@ def _provider_guess(instance: Any, suffix: str) -> str:
     """``OpenAIEmbeddings`` -> ``openai``: the class name without its role (as langchain derives ls_provider)."""
     name = type(instance).__name__
     return (name[: -len(suffix)] if name.endswith(suffix) else name).lower() or "langchain"
+
+
+def _store_name(store: Any, number: int) -> str:
+    """An in-memory store's collection name: its own if it has one, else ``InMemoryVectorStore``, ``-2``, ..."""
+    name = getattr(store, "collection_name", None)
+    if isinstance(name, str) and name:
+        return name
+    return type(store).__name__ if number == 1 else f"{type(store).__name__}-{number}"
 
 
 def _chain_name(instance: Any, args: tuple, kwargs: dict) -> str:
@@ -151,7 +163,7 @@ class LangchainInstrumentor(BaseInstrumentor):
         from langchain_core.retrievers import BaseRetriever
         from langchain_core.runnables.base import RunnableParallel, RunnableSequence
         from langchain_core.tools import BaseTool
-        from langchain_core.vectorstores import VectorStore
+        from langchain_core.vectorstores import InMemoryVectorStore, VectorStore
 
         self._capture = bool(settings_from(kwargs).capture_content)
         self._telemetry = Telemetry(SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
@@ -170,8 +182,18 @@ class LangchainInstrumentor(BaseInstrumentor):
                 if method in vars(chain):
                     self._wrap(chain, method, self._chain_operation(method))
         self._wrap_family(BaseTool, TOOL_METHODS, self._tool_operation)
+        # Vectors per in-memory store, counted at collection time; stores are named in creation order.
+        self._counts = vector_counts_for(self._telemetry.meter_provider, self._telemetry.meter,
+                                         "langchain_in_memory", lambda store: len(store.store))
+        created = itertools.count(1)
+        wrapt.wrap_function_wrapper(InMemoryVectorStore, "__init__", register_on_init(
+            self._counts, lambda store: _store_name(store, next(created))))
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        from langchain_core.vectorstores import InMemoryVectorStore
+
+        self._counts.enabled = False
+        unwrap(InMemoryVectorStore, "__init__")
         with self._lock:
             for base, original in reversed(self._hooks):
                 if original is None:
