@@ -26,6 +26,11 @@ _logger = logging.getLogger(__name__)
 
 SCOPE = "otel_monitoring.meters.cost"
 OTHER = "_other"
+# Histogram, USD: the summed cost of the priced calls under one root operation, by operation.
+COST_PER_OPERATION = "otel_monitoring.cost.per_operation"
+# From a fraction of a cent (one embedding) to tens of dollars (a long agent run).
+COST_PER_OPERATION_BUCKETS = (0.00001, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 50.0)
+OPERATION_LIMIT = 100  # distinct root operation names on the histogram before _other
 
 DEFAULT_CATEGORIES = {
     "compute": "infrastructure",
@@ -86,6 +91,12 @@ class CostMeter:
         self._cost = meter.create_counter(
             "otel_monitoring.cost", unit="USD",
             description="Money spent, by cost.type and cost.category (and model, exchange or host).")
+        self._per_operation = meter.create_histogram(
+            COST_PER_OPERATION, unit="USD",
+            description="Cost of the LLM, embedding, trading and paid API calls made under one root operation "
+                        "(an API request, a RAG query), recorded when it ends.",
+            explicit_bucket_boundaries_advisory=list(COST_PER_OPERATION_BUCKETS))
+        self._operation_guard = CardinalityGuard("operation", OPERATION_LIMIT)
         self._unpriced = meter.create_counter(
             "otel_monitoring.cost.unpriced", unit="{event}",
             description="Costs that could not be priced (unknown model, exchange or currency): never a silent zero.")
@@ -114,6 +125,13 @@ class CostMeter:
         with self._lock:
             self.totals[(cost_type, source)] += amount
         self.budgets.add(amount, cost_type, category)
+
+    def record_operation(self, amount: Decimal, operation: str, user: Any = None) -> None:
+        """One root operation's summed cost (``otel_monitoring.cost.per_operation``)."""
+        attrs: dict[str, Any] = {"operation": self._operation_guard(operation)}
+        if user is not None and self.user_attribute:
+            attrs[self.user_attribute] = self._user_guard(user)
+        self._per_operation.record(float(amount), attrs)
 
     def unpriced(self, cost_type: str, reason: str, name: str, attributes: Mapping[str, Any] | None = None) -> None:
         """Count a cost with no price; warn once per (reason, name) with the fix."""

@@ -8,6 +8,12 @@
   order seen again (``fetch_order`` after ``create_order``) is charged only the fee not yet
   counted, keyed by exchange and ``trading.order.id``.
 - HTTP client spans to a host priced in ``external_apis``: the per-call (or per-route) price.
+
+Cost per root operation: what the spans of one trace cost is summed by trace, and recorded on
+``otel_monitoring.cost.per_operation`` when the trace's local root span ends (an API request, a RAG
+query, a chain), under the root's ``http.route`` (with its method) or else its span name. Traces
+that priced nothing record nothing; the user or tenant goes on it only through the opt-in
+``cost_attribute``, read from the root span.
 """
 
 from __future__ import annotations
@@ -61,6 +67,15 @@ class _LruMap:
         while len(self._items) > self._size:
             self._items.popitem(last=False)
 
+    def add(self, key: Any, amount: Any) -> None:
+        """Add ``amount`` to the key's value (a missing key counts as zero)."""
+        with self._lock:
+            self._store(key, self._items.get(key, 0) + amount)
+
+    def pop(self, key: Any) -> Any:
+        with self._lock:
+            return self._items.pop(key, None)
+
     def __contains__(self, key: Any) -> bool:
         return key in self._items
 
@@ -96,6 +111,7 @@ class CostSpanProcessor(SpanProcessor):
         self.user_attribute = user_attribute
         self._priced_children = _LruMap(_MEMORY)  # parent span ids whose subtree was priced
         self._order_fees = _LruMap(_MEMORY)  # (exchange, order id) -> USD fee counted so far
+        self._trace_costs = _LruMap(_MEMORY)  # trace id -> USD priced so far under its root operation
         self._failed_once = False
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -103,24 +119,45 @@ class CostSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         attributes = span.attributes
-        if not attributes or self.cost is None or _PRICED_KEYS.isdisjoint(attributes):
+        if self.cost is None:
             return
         try:
-            usd = None
-            if _first(attributes, _INPUT_KEYS) is not None or _first(attributes, _OUTPUT_KEYS) is not None:
-                usd = self._genai(span, attributes)
-            elif "trading.exchange" in attributes:
-                usd = self._trading(attributes)
-            elif span.kind is SpanKind.CLIENT and "server.address" in attributes and self.cost.prices.external_apis:
-                usd = self._api_call(attributes)
-            if usd and span.context is not None:
-                from .trading import record_cost_in_trace
+            amount = None
+            if attributes and not _PRICED_KEYS.isdisjoint(attributes):
+                if _first(attributes, _INPUT_KEYS) is not None or _first(attributes, _OUTPUT_KEYS) is not None:
+                    amount = self._genai(span, attributes)
+                elif "trading.exchange" in attributes:
+                    amount = self._trading(attributes)
+                elif span.kind is SpanKind.CLIENT and "server.address" in attributes and self.cost.prices.external_apis:
+                    amount = self._api_call(attributes)
+            if span.context is None:
+                return
+            trace_id = span.context.trace_id
+            if amount is not None:
+                self._trace_costs.add(trace_id, amount)
+                if amount:
+                    from .trading import record_cost_in_trace
 
-                record_cost_in_trace(span.context.trace_id, usd)  # the cost of its trace's trading signal
+                    record_cost_in_trace(trace_id, amount)  # the cost of its trace's trading signal
+            parent = span.parent
+            if (parent is None or parent.is_remote) and trace_id in self._trace_costs:
+                self._root_ended(span, trace_id, attributes or {})
         except Exception:  # noqa: BLE001 - pricing must never disturb the span pipeline
             if not self._failed_once:
                 self._failed_once = True
                 _logger.warning("otel-monitoring: could not price span %r", span.name, exc_info=True)
+
+    def _root_ended(self, span: ReadableSpan, trace_id: int, attributes: Any) -> None:
+        total = self._trace_costs.pop(trace_id)
+        if total is None:
+            return
+        route = attributes.get("http.route")
+        if route:
+            method = attributes.get("http.request.method") or attributes.get("http.method")
+            operation = f"{method} {route}" if method else str(route)
+        else:
+            operation = span.name
+        self.cost.record_operation(total, operation, user=self._user(attributes))
 
     def _user(self, attributes: Any) -> Any:
         return attributes.get(self.user_attribute) if self.user_attribute else None
@@ -137,7 +174,7 @@ class CostSpanProcessor(SpanProcessor):
         if not model:
             self.cost.unpriced("model_inference", "missing_model", span.name)
             return None
-        usd = self.cost.record_llm(
+        amount = self.cost.record_llm(
             str(model),
             input_tokens=int(_first(attributes, _INPUT_KEYS) or 0),
             output_tokens=int(_first(attributes, _OUTPUT_KEYS) or 0),
@@ -149,7 +186,7 @@ class CostSpanProcessor(SpanProcessor):
         )
         if parent_id is not None:
             self._priced_children.put(parent_id)
-        return usd
+        return amount
 
     def _trading(self, attributes: Any) -> Decimal | None:
         exchange = str(attributes["trading.exchange"]).lower()
