@@ -324,7 +324,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("disabled_instrumentations", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", parse_list, (),
            "Instrumentations configure() must not enable, by entry point name (otel_monitoring_ccxt, "
            "otel_monitoring_langchain, otel_monitoring_chromadb, otel_monitoring_targets, fastapi, "
-           "requests, httpx, aiohttp-client, openai_v2, sqlalchemy, psycopg, asyncpg, redis).", "otel_monitoring_chromadb,httpx", section="instrumentation"),
+           "requests, httpx, httpx2, aiohttp-client, openai_v2, sqlalchemy, psycopg, asyncpg, redis).", "otel_monitoring_chromadb,httpx", section="instrumentation"),
     Option("excluded_urls", "OTEL_PYTHON_EXCLUDED_URLS", parse_str,
            r"/(healthz?|readyz?|livez?)/?(\?|$)",
            "Comma-separated regular expressions of URLs the HTTP instrumentations do not trace "

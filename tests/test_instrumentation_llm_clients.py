@@ -149,3 +149,53 @@ def test_langchain_chat_over_the_client_is_parent_and_counted_once(telemetry, st
     calls = [p for p in telemetry.metrics()["otel_monitoring.operation.calls"]
              if p.attributes.get("component") == "langchain" and p.attributes.get("operation") == "chat"]
     assert sum(p.value for p in calls) == 2
+
+
+def test_configure_attaches_the_client_and_storage_instrumentations_on_import(tmp_path):
+    """As deployed: configure() with the file exporter; openai and sqlalchemy imported afterwards are
+    traced, the chat is priced exactly, and the request's cost per root operation is recorded."""
+    from support import attributes, read_otlp_file, run_python, spans_from_requests
+
+    code = f"""
+    import sys
+    import otel_monitoring
+    from otel_monitoring_examples.llm_stub import OpenAIStub
+    m = otel_monitoring.configure(exporter="otlp_file", file_dir={str(tmp_path)!r}, system_metrics=False)
+    assert "openai" not in sys.modules and "sqlalchemy" not in sys.modules
+    import openai, sqlalchemy
+    with OpenAIStub() as stub:
+        client = openai.OpenAI(base_url=stub.url, api_key="test-key", max_retries=0)
+        with otel_monitoring.traced("rag", "answer"):
+            reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": {PROMPT!r}}}])
+            engine = sqlalchemy.create_engine("sqlite://")
+            with engine.connect() as connection:
+                connection.execute(sqlalchemy.text("SELECT 1"))
+    print(reply.usage.prompt_tokens, reply.usage.completion_tokens)
+    m.shutdown()
+    """
+    result = run_python(code, timeout=180)
+    assert result.returncode == 0, result.stderr
+    input_tokens, output_tokens = map(int, result.stdout.split())
+    assert input_tokens == words(PROMPT)
+
+    spans = {span.name: span for _r, _s, span in spans_from_requests(read_otlp_file(tmp_path / "traces.jsonl", "traces"))}
+    root, chat, select = spans["rag.answer"], spans["chat gpt-4o-mini"], spans["SELECT"]
+    assert chat.parent_span_id == root.span_id and select.parent_span_id == root.span_id
+    assert attributes(chat.attributes)["gen_ai.usage.output_tokens"] == output_tokens
+    http = [s for s in spans.values() if s.parent_span_id == chat.span_id]
+    assert [s.name for s in http] == ["POST"]  # the client's HTTP request, under the chat span
+
+    points = {}
+    for request in read_otlp_file(tmp_path / "metrics.jsonl", "metrics"):
+        for resource_metrics in request.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    kind = metric.WhichOneof("data")
+                    for point in getattr(metric, kind).data_points:
+                        points.setdefault(metric.name, []).append((attributes(point.attributes), point))
+    expected = float(llm_cost(input_tokens, output_tokens))
+    cost = sum(p.as_double for a, p in points["otel_monitoring.cost"] if a["cost.type"] == "model_inference")
+    assert cost == pytest.approx(expected, rel=1e-9)
+    ((attrs, point),) = points["otel_monitoring.cost.per_operation"]
+    assert attrs == {"operation": "rag.answer"}
+    assert (point.count, point.sum) == (1, pytest.approx(expected, rel=1e-9))

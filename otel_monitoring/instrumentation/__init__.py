@@ -51,7 +51,7 @@ TRIGGER_MODULES: dict[str, tuple[str, ...]] = {
     "otel_monitoring_ccxt": ("ccxt",),
     "otel_monitoring_langchain": ("langchain_core",),
     "otel_monitoring_chromadb": ("chromadb",),
-    "otel_monitoring_api": ("fastapi", "starlette", "requests", "httpx", "aiohttp"),
+    "otel_monitoring_api": ("fastapi", "starlette", "requests", "httpx", "httpx2", "aiohttp"),
     "otel_monitoring_genai_clients": ("openai",),
     "otel_monitoring_storage": ("sqlalchemy", "psycopg", "asyncpg", "redis"),
 }

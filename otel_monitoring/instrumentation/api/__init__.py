@@ -30,6 +30,9 @@ CONTRIB: dict[str, tuple[str, str, bool]] = {
     "fastapi": ("opentelemetry.instrumentation.fastapi:FastAPIInstrumentor", "fastapi >= 0.92", True),
     "requests": ("opentelemetry.instrumentation.requests:RequestsInstrumentor", "requests >= 2.0", True),
     "httpx": ("opentelemetry.instrumentation.httpx:HTTPXClientInstrumentor", "httpx >= 0.18.0", False),
+    # httpx's successor (the OpenAI client 3.x speaks HTTP through it): its requests are children
+    # of the client's chat spans.
+    "httpx2": ("opentelemetry.instrumentation.httpx:HTTPX2ClientInstrumentor", "httpx2 >= 2.0.0", False),
     # ccxt.async_support talks HTTP through aiohttp: its requests become children of the ccxt spans.
     "aiohttp-client": ("opentelemetry.instrumentation.aiohttp_client:AioHttpClientInstrumentor", "aiohttp >= 3.0", False),
 }
