@@ -84,10 +84,18 @@ def instrument(variant: str, tracer_provider: Any, meter_provider: Any) -> None:
 
         Peer().instrument(tracer_provider=tracer_provider)
     elif variant == "openlit":
+        import tempfile
+
         import openlit
 
-        openlit.init(tracer=tracer_provider.get_tracer("openlit"), meter=meter_provider.get_meter("openlit"),
-                     disable_batch=False, collect_gpu_stats=False, disable_metrics=False)
+        # A local price file: openlit would otherwise download its price list at start.
+        prices = {"chat": {"gpt-4o-mini": {"promptPrice": 0.00015, "completionPrice": 0.0006}},
+                  "embeddings": {"fake": 0.0}}
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+            json.dump(prices, handle)
+        # It finds the global providers set above; content capture off, as ours by default.
+        openlit.init(disable_batch=False, collect_gpu_stats=False, capture_message_content=False,
+                     pricing_json=handle.name)
 
 
 def install_callback_tracer(tracer_provider: Any) -> None:

@@ -199,3 +199,33 @@ def test_configure_attaches_the_client_and_storage_instrumentations_on_import(tm
     ((attrs, point),) = points["otel_monitoring.cost.per_operation"]
     assert attrs == {"operation": "rag.answer"}
     assert (point.count, point.sum) == (1, pytest.approx(expected, rel=1e-9))
+
+
+def test_langchain_embeddings_over_the_client_inside_a_retrieval(telemetry, stub, pipeline):
+    """Embeddings under a retrieval are another call: the retrieval keeps its metrics, the embeddings
+    call (seen by langchain and by the client) is counted once."""
+    from langchain_core.vectorstores import InMemoryVectorStore
+    from langchain_openai import OpenAIEmbeddings
+
+    embeddings = OpenAIEmbeddings(model="text-embedding-3-small", base_url=stub.url, api_key="test-key",
+                                  check_embedding_ctx_length=False, max_retries=0)  # no tokenizer download
+    LangchainInstrumentor().instrument(tracer_provider=telemetry.tracer_provider,
+                                       meter_provider=telemetry.meter_provider, settings=load_settings({}))
+    try:
+        store = InMemoryVectorStore(embeddings)
+        store.add_texts(["bitcoin order book depth is thin", "ethereum gas fees rose"])  # one embeddings call
+        telemetry.span_exporter.clear()
+        store.similarity_search("order book", k=1)  # a retrieval and a second embeddings call
+    finally:
+        LangchainInstrumentor().uninstrument()
+
+    spans = telemetry.spans()
+    (search,) = [s for s in spans if s.attributes.get("gen_ai.operation.name") == "retrieval"]
+    outer, inner = sorted((s for s in spans if s.attributes.get("gen_ai.operation.name") == "embeddings"),
+                          key=lambda s: s.start_time)
+    assert inner.parent.span_id == outer.context.span_id and outer.parent.span_id == search.context.span_id
+    by_operation = {}
+    for point in genai_points(telemetry, "gen_ai.client.operation.duration"):
+        operation = point.attributes["gen_ai.operation.name"]
+        by_operation[operation] = by_operation.get(operation, 0) + point.count
+    assert by_operation == {"retrieval": 1, "embeddings": 2}

@@ -39,7 +39,7 @@ class GenAIClientsInstrumentor(ContribBundle):
 
 
 class NestedGenAIMarker(SpanProcessor):
-    """Marks our GenAI spans that have a GenAI client span of another instrumentation as a child.
+    """Marks the parents of GenAI client spans of other instrumentations, with the child's operation.
 
     A langchain chat model over the OpenAI client is one call seen twice: the client span is the
     one with the provider's own usage and metrics, so the langchain span leaves the
@@ -52,12 +52,13 @@ class NestedGenAIMarker(SpanProcessor):
         if parent is None or parent.is_remote:
             return
         attributes = span.attributes
-        if not attributes or names.GEN_AI_OPERATION_NAME not in attributes:
+        operation = attributes.get(names.GEN_AI_OPERATION_NAME) if attributes else None
+        if operation is None:
             return
         scope = span.instrumentation_scope
         if scope is not None and scope.name.startswith(OUR_SCOPES):
             return
-        mark_delegated(parent.span_id)
+        mark_delegated(parent.span_id, str(operation))
 
     def on_end(self, span: ReadableSpan) -> None:
         pass

@@ -15,30 +15,29 @@ MAX_CAPTURED_CHARS = 4096  # per captured attribute: enough to read, bounded for
 GENAI_METRIC_KEYS = (names.GEN_AI_OPERATION_NAME, names.GEN_AI_PROVIDER_NAME, names.GEN_AI_REQUEST_MODEL)
 
 
-# Span ids of our GenAI spans with a GenAI client span (another instrumentation's) as a child.
+# Span id -> operation of a GenAI client span (another instrumentation's) that ran as its child.
 # Bounded: ids of parents that never take their mark (a chain, a server span) age out.
 _DELEGATED_MEMORY = 4096
-_delegated: OrderedDict[int, None] = OrderedDict()
+_delegated: OrderedDict[int, str] = OrderedDict()
 _delegated_lock = threading.Lock()
 
 
-def mark_delegated(span_id: int) -> None:
+def mark_delegated(span_id: int, operation: str) -> None:
     with _delegated_lock:
-        _delegated[span_id] = None
+        _delegated[span_id] = operation
         if len(_delegated) > _DELEGATED_MEMORY:
             _delegated.popitem(last=False)
 
 
-def take_delegated(span: Any) -> bool:
-    """True (once) if a GenAI client span ran under ``span``: its metrics are the client's to record."""
+def take_delegated(span: Any, operation: Any) -> bool:
+    """True (once) if a GenAI client span of the same operation ran under ``span`` (a chat under a
+    chat, embeddings under embeddings): that call's metrics are the client's to record. A different
+    operation below (embeddings under a retrieval) is another call, and both are counted."""
     if not _delegated or span is None:
         return False
     with _delegated_lock:
-        try:
-            del _delegated[span.get_span_context().span_id]
-        except KeyError:
-            return False
-    return True
+        marked = _delegated.pop(span.get_span_context().span_id, None)
+    return marked is not None and marked == operation
 
 
 def truncate(text: str, limit: int = MAX_CAPTURED_CHARS) -> str:
@@ -77,7 +76,7 @@ class GenAIMetrics:
         """An ``on_finish`` hook recording both metrics; ``usage(result)`` gives (input, output) tokens."""
 
         def record(finished: Finished) -> None:
-            if take_delegated(finished.span):
+            if take_delegated(finished.span, finished.metric_attributes.get(names.GEN_AI_OPERATION_NAME)):
                 return  # the client instrumentation records this call's duration and tokens
             attributes: dict[str, Any] = {k: finished.metric_attributes[k] for k in GENAI_METRIC_KEYS
                                           if k in finished.metric_attributes}
