@@ -194,8 +194,9 @@ def test_configure_attaches_the_client_and_storage_instrumentations_on_import(tm
                     for point in getattr(metric, kind).data_points:
                         points.setdefault(metric.name, []).append((attributes(point.attributes), point))
     expected = float(llm_cost(input_tokens, output_tokens))
-    cost = sum(p.as_double for a, p in points["otel_monitoring.cost"] if a["cost.type"] == "model_inference")
-    assert cost == pytest.approx(expected, rel=1e-9)
+    costs = {tuple(sorted(a.items())): p.as_double for a, p in points["otel_monitoring.cost"]
+             if a["cost.type"] == "model_inference"}  # the last point of each cumulative series
+    assert sum(costs.values()) == pytest.approx(expected, rel=1e-9)
     ((attrs, point),) = points["otel_monitoring.cost.per_operation"]
     assert attrs == {"operation": "rag.answer"}
     assert (point.count, point.sum) == (1, pytest.approx(expected, rel=1e-9))
@@ -229,3 +230,55 @@ def test_langchain_embeddings_over_the_client_inside_a_retrieval(telemetry, stub
         operation = point.attributes["gen_ai.operation.name"]
         by_operation[operation] = by_operation.get(operation, 0) + point.count
     assert by_operation == {"retrieval": 1, "embeddings": 2}
+
+
+def test_opentelemetry_instrument_langchain_over_the_client_counted_once(tmp_path):
+    """As deployed with no code change: opentelemetry-instrument enables our langchain instrumentor and
+    the contrib openai_v2 one from their entry points; the call is one parent/child pair, priced once
+    and counted once on gen_ai.client.operation.duration."""
+    import os
+    import subprocess
+    import sys
+
+    from support import attributes, clean_env, read_otlp_file, spans_from_requests
+
+    script = tmp_path / "app.py"
+    script.write_text(
+        "from langchain_openai import ChatOpenAI\n"
+        "from otel_monitoring_examples.llm_stub import OpenAIStub\n"
+        "with OpenAIStub() as stub:\n"
+        "    model = ChatOpenAI(model='gpt-4o-mini', base_url=stub.url, api_key='test-key', max_retries=0)\n"
+        f"    message = model.invoke({PROMPT!r})\n"
+        "print(message.usage_metadata['input_tokens'], message.usage_metadata['output_tokens'])\n"
+    )
+    bindir = os.path.dirname(sys.executable)
+    env = clean_env(OTEL_SERVICE_NAME="rag-app", OTEL_MONITORING_FILE_DIR=str(tmp_path / "out"),
+                    OTEL_MONITORING_SYSTEM_METRICS="false", PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    result = subprocess.run([os.path.join(bindir, "opentelemetry-instrument"), sys.executable, str(script)],
+                            env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    input_tokens, output_tokens = map(int, result.stdout.split())
+
+    spans = [span for _r, _s, span in spans_from_requests(read_otlp_file(tmp_path / "out" / "traces.jsonl", "traces"))]
+    chats = [s for s in spans if attributes(s.attributes).get("gen_ai.operation.name") == "chat"]
+    assert len(chats) == 2
+    outer, inner = sorted(chats, key=lambda s: s.start_time_unix_nano)
+    assert inner.parent_span_id == outer.span_id
+    assert attributes(outer.attributes)["otel_monitoring.component"] == "langchain"
+
+    points = {}
+    for request in read_otlp_file(tmp_path / "out" / "metrics.jsonl", "metrics"):
+        for resource_metrics in request.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    kind = metric.WhichOneof("data")
+                    for point in getattr(metric, kind).data_points:
+                        points.setdefault(metric.name, []).append((attributes(point.attributes), point))
+    # Cumulative points may repeat across exports: take the last of each series.
+    costs = {tuple(sorted(a.items())): p.as_double for a, p in points["otel_monitoring.cost"]
+             if a["cost.type"] == "model_inference"}
+    assert sum(costs.values()) == pytest.approx(float(llm_cost(input_tokens, output_tokens)), rel=1e-9)
+    durations = {}
+    for attrs, point in points["gen_ai.client.operation.duration"]:
+        durations[tuple(sorted(attrs.items()))] = point.count
+    assert sum(durations.values()) == 1
