@@ -197,8 +197,9 @@ def test_configure_attaches_the_client_and_storage_instrumentations_on_import(tm
     costs = {tuple(sorted(a.items())): p.as_double for a, p in points["otel_monitoring.cost"]
              if a["cost.type"] == "model_inference"}  # the last point of each cumulative series
     assert sum(costs.values()) == pytest.approx(expected, rel=1e-9)
-    ((attrs, point),) = points["otel_monitoring.cost.per_operation"]
-    assert attrs == {"operation": "rag.answer"}
+    per_operation = {tuple(sorted(a.items())): p for a, p in points["otel_monitoring.cost.per_operation"]}
+    ((key, point),) = per_operation.items()  # the last point of the one series
+    assert key == (("operation", "rag.answer"),)
     assert (point.count, point.sum) == (1, pytest.approx(expected, rel=1e-9))
 
 
