@@ -314,7 +314,8 @@ def test_the_component_enables_installed_instrumentors_except_disabled_ones(tele
     from otel_monitoring.instrumentation.trading.ccxt import CcxtInstrumentor
     from otel_monitoring.sdk import Monitoring
 
-    settings = load_settings({"disabled_instrumentations": "otel_monitoring_ccxt,otel_monitoring_api"})
+    settings = load_settings({"disabled_instrumentations": "otel_monitoring_ccxt,otel_monitoring_api,"
+                                                           "otel_monitoring_genai_clients,otel_monitoring_storage"})
     monitoring = Monitoring(settings, telemetry.tracer_provider, telemetry.meter_provider, telemetry.logger_provider)
     component = InstrumentationComponent(settings)
     component.start(monitoring)
