@@ -309,6 +309,8 @@ def test_without_an_sdk_decorated_calls_go_straight_through():
 
 
 def test_the_component_enables_installed_instrumentors_except_disabled_ones(telemetry):
+    import chromadb  # noqa: F401 - imported, so the component enables their instrumentors at start
+    import langchain_core  # noqa: F401
     from otel_monitoring.config import load_settings
     from otel_monitoring.instrumentation import InstrumentationComponent
     from otel_monitoring.instrumentation.trading.ccxt import CcxtInstrumentor
