@@ -189,7 +189,7 @@ def workloads() -> dict[str, Any]:
 
     from otel_monitoring_examples.rag_models import HashEmbeddingFunction
 
-    client = chromadb.EphemeralClient()
+    client = chromadb.EphemeralClient(settings=chromadb.Settings(anonymized_telemetry=False))
     collection = client.get_or_create_collection("bench-peers", embedding_function=HashEmbeddingFunction())
     collection.add(ids=[str(i) for i in range(20)], documents=[f"document {i}" for i in range(20)])
     chain = ChatPromptTemplate.from_messages([("human", "{question}")]) | chat | StrOutputParser()

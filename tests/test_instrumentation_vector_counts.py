@@ -34,7 +34,7 @@ def counts(telemetry):
 
 
 def test_chromadb_collections_after_adds_and_deletes(telemetry, instrumented):
-    client = chromadb.EphemeralClient()
+    client = chromadb.EphemeralClient(settings=chromadb.Settings(anonymized_telemetry=False))
     news = client.get_or_create_collection("news-counts", embedding_function=HashEmbeddingFunction())
     books = client.get_or_create_collection("books-counts", embedding_function=HashEmbeddingFunction())
     news.add(ids=["a", "b", "c"], documents=["one", "two", "three"])
@@ -68,7 +68,7 @@ def test_langchain_in_memory_stores_after_adds_and_deletes(telemetry, instrument
 def test_collections_are_capped(telemetry, instrumented, monkeypatch, caplog):
     gauge = vector_counts.vector_counts_for(telemetry.meter_provider, None, "chromadb", len)
     monkeypatch.setattr(gauge, "limit", 2)
-    client = chromadb.EphemeralClient()
+    client = chromadb.EphemeralClient(settings=chromadb.Settings(anonymized_telemetry=False))
     with caplog.at_level(logging.WARNING, "otel_monitoring.instrumentation"):
         collections = [client.get_or_create_collection(f"capped-{i}", embedding_function=HashEmbeddingFunction())
                        for i in range(4)]
