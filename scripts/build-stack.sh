@@ -7,6 +7,10 @@
 #
 #   scripts/build-stack.sh               build what is missing, report progress
 #   scripts/build-stack.sh --print-env   same, then print `export OTEL_MONITORING_*=...` lines on stdout
+#   scripts/build-stack.sh --config-dir DIR   read builder-config.yaml from DIR (default: collector-config/
+#                                        beside this script's directory)
+# `otel-monitoring stack build [--print-env]` runs this same script, shipped in the package, with the
+# package's copy of collector-config/.
 #
 # Cache: ${OTEL_MONITORING_CACHE:-$HOME/.cache/otel-monitoring}/stack/<component>-<version>[-<manifest hash>]/
 # Progress goes to stderr only, so `eval "$(scripts/build-stack.sh --print-env)"` is safe.
@@ -17,19 +21,27 @@ OCB_VERSION=v0.152.0
 JAEGER_MODULE_VERSION=v1.76.0
 
 here="$(cd "$(dirname "$0")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
 cache="${OTEL_MONITORING_CACHE:-$HOME/.cache/otel-monitoring}"
 stack_cache="$cache/stack"
-manifest="$repo/collector-config/builder-config.yaml"
+config_dir="$here/../collector-config"
 
 print_env=0
-for arg in "$@"; do
-  case "$arg" in
+while [ "$#" -gt 0 ]; do
+  case "$1" in
     --print-env) print_env=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-    *) echo "build-stack.sh: unknown argument '$arg' (use --print-env or --help)" >&2; exit 2 ;;
+    --config-dir)
+      [ "$#" -ge 2 ] || { echo "build-stack.sh: --config-dir needs a directory" >&2; exit 2; }
+      config_dir="$2"; shift ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "build-stack.sh: unknown argument '$1' (use --print-env, --config-dir DIR or --help)" >&2; exit 2 ;;
   esac
+  shift
 done
+manifest="$(cd "$config_dir" 2>/dev/null && pwd)/builder-config.yaml" || true
+if [ ! -f "$manifest" ]; then
+  echo "build-stack.sh: no builder-config.yaml in $config_dir (pass --config-dir with the collector-config directory)" >&2
+  exit 2
+fi
 
 log() { echo "build-stack: $*" >&2; }
 

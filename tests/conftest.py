@@ -25,3 +25,21 @@ def _no_otel_env(monkeypatch):
     for key in list(os.environ):
         if key.startswith("OTEL_"):
             monkeypatch.delenv(key)
+
+
+_NEEDS_STACK: dict[str, bool] = {}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests of a module that uses the built programs (tests/stackprocs.py) carry the ``stack`` marker,
+    so `pytest -m "not stack"` runs everything else while the stack is being built (scripts/test)."""
+    for item in items:
+        path = str(item.fspath)
+        if path not in _NEEDS_STACK:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    _NEEDS_STACK[path] = "stackprocs" in handle.read()
+            except OSError:
+                _NEEDS_STACK[path] = False
+        if _NEEDS_STACK[path]:
+            item.add_marker(pytest.mark.stack)

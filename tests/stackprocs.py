@@ -27,6 +27,7 @@ from typing import Any, Callable
 import pytest
 
 from otel_monitoring.stack.binaries import ENV_VARS
+from otel_monitoring.stack.jaeger_ui import resolve_assets
 from otel_monitoring.stack import (
     CONFIG_DIR,
     ManagedProcess,
@@ -37,9 +38,10 @@ from otel_monitoring.stack import (
     find_binary,
     jaeger_spec,
     prometheus_spec,
+    write_jaeger_config,
     write_prometheus_config,
 )
-from support import free_port
+from support import REPO, free_port
 
 AGENT_CONFIG = os.path.join(CONFIG_DIR, "agent.yaml")
 JAEGER_CONFIG = os.path.join(CONFIG_DIR, "jaeger.yaml")
@@ -49,6 +51,10 @@ _live: list["_Program"] = []
 # Read at import: the suite's autouse fixture strips OTEL_* variables before each test, and these
 # (from `eval "$(scripts/build-stack.sh --print-env)"`) say where the programs are.
 _BINARY_ENV = {key: os.environ[key] for key in ENV_VARS if key in os.environ}
+# The built Jaeger UI: OTEL_MONITORING_JAEGER_UI, else the copy beside the repository (../shared, as
+# on the project's machines and in CI).
+_SHARED_UI = os.path.join(os.path.dirname(REPO), "shared", "jaeger-ui", "jaeger-ui-v1.76.0-assets.tar.gz")
+JAEGER_UI_ASSETS = os.environ.get("OTEL_MONITORING_JAEGER_UI") or (_SHARED_UI if os.path.isfile(_SHARED_UI) else None)
 
 
 def require_binary(name: str) -> str:
@@ -59,6 +65,16 @@ def require_binary(name: str) -> str:
         if os.environ.get("CI"):
             pytest.fail(f"{error}; CI must build the stack first", pytrace=False)
         pytest.skip(str(error))
+
+
+def require_jaeger_ui() -> str:
+    """The built Jaeger UI (a .tar.gz or directory) for tests that open it; skip (fail under CI) if absent."""
+    if JAEGER_UI_ASSETS:
+        return JAEGER_UI_ASSETS
+    message = f"no Jaeger UI assets: set OTEL_MONITORING_JAEGER_UI or provide {_SHARED_UI}"
+    if os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
 def http_get_json(url: str, timeout: float = 5.0) -> Any:
@@ -213,13 +229,22 @@ class Jaeger(_Program):
 
 
 @_retry_on_port_clash
-def start_jaeger(tmp_path: Any, *, name: str = "jaeger", timeout: float = 60.0, **ports: int) -> Jaeger:
-    """Start Jaeger v2 with collector-config/jaeger.yaml (memory storage) on free ports."""
+def start_jaeger(tmp_path: Any, *, name: str = "jaeger", timeout: float = 60.0, storage: str = "badger",
+                 ui_assets: str | None = None, config_path: str | None = None, env: dict[str, str] | None = None,
+                 **ports: int) -> Jaeger:
+    """Start Jaeger v2 with collector-config/jaeger.yaml on free ports: Badger storage in
+    ``tmp_path/name/data`` (``storage="memory"``: the in-memory store), the UI from ``ui_assets``, span
+    metrics from a Prometheus on ``ports["prometheus"]`` (default: a free port where nothing listens).
+    ``ui_assets``: a directory or .tar.gz of the built UI (``require_jaeger_ui()``)."""
     binary = require_binary("jaeger")
     stack_ports = _ports(**ports)
     root = os.path.join(str(tmp_path), name)
     os.makedirs(root, exist_ok=True)
-    process = ManagedProcess(jaeger_spec(binary, stack_ports, JAEGER_CONFIG), os.path.join(root, "jaeger.log"))
+    config = write_jaeger_config(os.path.join(root, "jaeger.yaml"), storage, config_path or JAEGER_CONFIG)
+    assets = resolve_assets(ui_assets, _BINARY_ENV) if ui_assets else None  # a .tar.gz is unpacked into the cache
+    spec = jaeger_spec(binary, stack_ports, config, data_dir=os.path.join(root, "data"), ui_assets=assets,
+                       extra_env=env)
+    process = ManagedProcess(spec, os.path.join(root, "jaeger.log"))
     return Jaeger(process, stack_ports, timeout).start()  # type: ignore[return-value]
 
 
@@ -285,7 +310,7 @@ def start_prometheus(tmp_path: Any, scrape_targets: list[str] | dict[str, list[s
 
 @pytest.fixture
 def jaeger_process(tmp_path):
-    """A Jaeger for one test (memory storage, free ports), stopped afterwards."""
+    """A Jaeger for one test (Badger storage in tmp_path, free ports), stopped afterwards."""
     with start_jaeger(tmp_path) as jaeger:
         yield jaeger
 

@@ -100,3 +100,99 @@ def test_a_missing_program_skips_locally_and_fails_under_ci(monkeypatch, tmp_pat
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="scripts/build-stack.sh"):
         stackprocs.require_binary("jaeger")
+
+
+SEND_TRACES = """
+import sys
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+provider = TracerProvider(resource=Resource.create({"service.name": sys.argv[2]}))
+provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=sys.argv[1], insecure=True)))
+tracer = provider.get_tracer("restart-test")
+for i in range(int(sys.argv[3])):
+    with tracer.start_as_current_span(f"order-{i}"):
+        with tracer.start_as_current_span("fill"):
+            pass
+provider.shutdown()
+"""
+
+
+def _jaeger_trace_ids(port: int, service: str) -> set[str]:
+    from stackprocs import http_get_json
+
+    data = http_get_json(f"http://127.0.0.1:{port}/api/traces?service={service}&limit=1000&lookback=1h")["data"] or []
+    return {trace["traceID"] for trace in data if len(trace["spans"]) == 2}
+
+
+def _up_send_restart(tmp_path, storage: str, traces: int = 30) -> tuple[set[str], set[str]]:
+    """`stack up`, send ``traces`` two-span traces, wait until Jaeger has all, `stack down`, `stack up`:
+    the trace ids Jaeger had before and after."""
+    from stackprocs import wait_until
+
+    env = _binaries_env()
+    ports = {name: free_port() for name in StackPorts.port_names()}
+    state = tmp_path / "state"
+    service = f"restart-{storage}"
+    up = _stack(state, "up", "--jaeger-storage", storage, env=env, ports=ports)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        sent = subprocess.run([sys.executable, "-c", SEND_TRACES, f"http://127.0.0.1:{ports['otlp_grpc']}", service,
+                               str(traces)], env=clean_env(), capture_output=True, text=True, timeout=120)
+        assert sent.returncode == 0, sent.stderr
+        before = wait_until(lambda: (lambda ids: len(ids) == traces and ids)(_jaeger_trace_ids(ports["jaeger_query"], service)),
+                            60, what=f"{traces} traces in Jaeger")
+        assert _stack(state, "down", env=env).returncode == 0
+        again = _stack(state, "up", "--jaeger-storage", storage, env=env, ports=ports)
+        assert again.returncode == 0, again.stdout + again.stderr
+        after = _jaeger_trace_ids(ports["jaeger_query"], service)
+    finally:
+        _stack(state, "down", env=env)
+    return before, after
+
+
+def test_stopping_and_starting_the_stack_loses_no_trace(tmp_path):
+    before, after = _up_send_restart(tmp_path, "badger")
+    assert after == before
+    assert (tmp_path / "state" / "jaeger-data" / "keys").is_dir()
+
+
+def test_memory_storage_is_the_option_that_forgets_on_restart(tmp_path):
+    before, after = _up_send_restart(tmp_path, "memory")
+    assert len(before) == 30 and after == set()
+
+
+def test_up_serves_the_jaeger_ui_it_is_given_and_says_where_to_get_it_otherwise(tmp_path):
+    from stackprocs import http_get_text, require_jaeger_ui
+
+    ui = require_jaeger_ui()
+    env = _binaries_env()
+    ports = {name: free_port() for name in StackPorts.port_names()}
+    state = tmp_path / "state"
+    up = _stack(state, "up", env={**env, "OTEL_MONITORING_JAEGER_UI": ui}, ports=ports)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        page = http_get_text(f"http://127.0.0.1:{ports['jaeger_query']}/search")
+        assert "<title>Jaeger UI</title>" in page and "not the Jaeger UI you are looking for" not in page
+        # Jaeger filled in the template's placeholders: it serves these assets itself.
+        assert "JAEGER_STORAGE_CAPABILITIES = {" in page and "DEFAULT_STORAGE_CAPABILITIES" not in page
+        assert "Jaeger's UI is not installed" not in up.stdout
+    finally:
+        _stack(state, "down", env=env)
+    ports = {name: free_port() for name in StackPorts.port_names()}
+    bare = _stack(tmp_path / "bare", "up", env=env, ports=ports)
+    try:
+        assert bare.returncode == 0, bare.stdout + bare.stderr
+        assert "Jaeger's UI is not installed" in bare.stdout and "--jaeger-ui" in bare.stdout
+        assert "releases/download/v1.76.0/assets.tar.gz" in bare.stdout
+    finally:
+        _stack(tmp_path / "bare", "down", env=env)
+
+
+def test_up_names_unusable_jaeger_ui_assets(tmp_path):
+    result = _stack(tmp_path / "state", "up", "--jaeger-ui", str(tmp_path / "nothing.tar.gz"), env=_binaries_env(),
+                    ports={name: free_port() for name in StackPorts.port_names()})
+    assert result.returncode == 1
+    assert "nothing.tar.gz" in result.stdout and "no such file" in result.stdout
+    assert not os.path.exists(tmp_path / "state" / "jaeger.pid")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import html
 import json
 import os
 import re
@@ -13,9 +14,9 @@ import sys
 
 import pytest
 
-from stackprocs import (AGENT_CONFIG, CONFIG_DIR, collector_process, start_collector, start_jaeger,  # noqa: F401 (fixture)
-                        start_prometheus, wait_until)
-from support import REPO, attributes, clean_env, read_otlp_file, run_python, spans_from_requests
+from stackprocs import (AGENT_CONFIG, CONFIG_DIR, JAEGER_UI_ASSETS, collector_process,  # noqa: F401 (fixture)
+                        require_jaeger_ui, start_collector, start_jaeger, start_prometheus, wait_until)
+from support import REPO, attributes, clean_env, free_port, read_otlp_file, run_python, spans_from_requests
 
 DEMO_SERVICE = "otel-monitoring-demo"
 SECRET_SERVICE = "secret-planter"
@@ -25,13 +26,15 @@ SECRET = "s3cr3t-PLANTED-7f4e9a"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("stack")
+    prometheus_port = free_port()
     with contextlib.ExitStack() as running:  # stops whatever started, in reverse order, even on failure
-        jaeger = running.enter_context(start_jaeger(root))
+        # As `otel-monitoring stack up` runs it: Badger, the UI when its assets are here, span metrics from this Prometheus.
+        jaeger = running.enter_context(start_jaeger(root, ui_assets=JAEGER_UI_ASSETS, prometheus=prometheus_port))
         collector = running.enter_context(start_collector(AGENT_CONFIG, root, jaeger_endpoint=jaeger.otlp_grpc_endpoint))
         prometheus = running.enter_context(start_prometheus(root, {
             "otel-collector": [collector.prometheus_target],
             "otel-collector-internal": [collector.telemetry_target],
-            "jaeger": [jaeger.telemetry_target]}))
+            "jaeger": [jaeger.telemetry_target]}, prometheus=prometheus_port))
         yield jaeger, collector, prometheus
 
 
@@ -140,6 +143,36 @@ def test_jaeger_has_the_trading_order_with_its_span_tree(stack, demo):
     assert parent is not None and parent["operationName"].startswith("bot.tick")
     http_children = [span for span in _descendants(trace, order["spanID"]) if _tags(span).get("span.kind") == "client"]
     assert http_children, "the order's HTTP request to the exchange is not under it"
+
+
+def test_a_demo_trace_renders_in_the_jaeger_ui_in_headless_chromium(stack, demo, tmp_path):
+    """The trace view of the Jaeger UI (a React application fed by /api/traces), as a person opens it:
+    every span of one demo trace shows in the rendered page, with its service."""
+    from test_views_top import require_tool
+
+    require_jaeger_ui()
+    chromium = require_tool("chromium")
+    jaeger = stack[0]
+    # A whole order (the bot's tick, the order, its HTTP call): small enough that every row is drawn.
+    candidates = [trace for trace in _demo_traces(jaeger)
+                  if any(span["operationName"] == "ccxt.create_order" for span in trace["spans"])]
+    assert candidates, "no demo trace with an order"
+    trace = min(candidates, key=lambda t: len(t["spans"]))
+    names = {span["operationName"] for span in trace["spans"]}
+    assert 2 <= len(trace["spans"]) <= 40, len(trace["spans"])
+    url = f"{jaeger.query_url}/trace/{trace['traceID']}"
+    done = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1600,4000",
+                           "--virtual-time-budget=20000", "--dump-dom", url],
+                          capture_output=True, text=True, timeout=180)
+    dom = done.stdout
+    assert "not the Jaeger UI you are looking for" not in dom
+    assert 'class="span-name' in dom or "span-name" in dom, dom[-3000:] + done.stderr[-2000:]
+    missing = [name for name in names if html.escape(name, quote=False) not in dom]
+    assert not missing, f"spans not rendered: {missing}"
+    assert DEMO_SERVICE in dom
+    assert trace["traceID"][:7] in dom  # the trace header shows the short trace id
 
 
 def test_jaeger_has_the_rag_query_with_retrieval_embeddings_and_chat(stack, demo):

@@ -134,7 +134,8 @@ provider.shutdown()
 
 
 def test_jaeger_down_the_persistent_queue_delivers_across_a_collector_restart(tmp_path):
-    jaeger = start_jaeger(tmp_path)
+    # Memory storage: the restarted Jaeger starts empty, so what it shows can only come from the queue.
+    jaeger = start_jaeger(tmp_path, storage="memory")
     collector = start_collector(AGENT_CONFIG, tmp_path, jaeger_endpoint=jaeger.otlp_grpc_endpoint)
     try:
         _send_spans(collector.otlp_grpc_endpoint, "before-outage", 5)
@@ -151,7 +152,7 @@ def test_jaeger_down_the_persistent_queue_delivers_across_a_collector_restart(tm
         collector.stop()
         collector.start()
         time.sleep(1)
-        jaeger.start()  # memory storage: a fresh Jaeger, so whatever it shows came from the queue
+        jaeger.start()  # a fresh, empty Jaeger
         traces = wait_until(lambda: (lambda t: len(t) == 50 and t)(jaeger.traces("during-outage", limit=100)),
                             60, what="the 50 queued spans in the restarted Jaeger")
         assert {trace["spans"][0]["operationName"] for trace in traces} == {f"queued-{i}" for i in range(50)}

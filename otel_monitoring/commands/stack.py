@@ -1,24 +1,43 @@
-"""``otel-monitoring stack up|down|status``: the collector, Jaeger and Prometheus as local processes."""
+"""``otel-monitoring stack build|up|down|status``: the collector, Jaeger and Prometheus as local processes."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import subprocess
+import sys
 
-from ..stack.components import CONFIG_DIR, StackPorts
+from ..stack.assets import build_script
+from ..stack.components import CONFIG_DIR, JAEGER_STORAGES, StackPorts
+from ..stack.jaeger_ui import JAEGER_UI_ENV
 from ..stack.runner import Stack, default_state_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "stack", help="run the collector, Jaeger and Prometheus locally (up | down | status)",
-        description="Runs the agent collector, Jaeger and Prometheus as background processes on 127.0.0.1 "
-                    "(built by scripts/build-stack.sh). `up` returns once all are healthy; they run until `down`.",
+        "stack", help="build, then run the collector, Jaeger and Prometheus locally (build | up | down | status)",
+        description="Runs the agent collector, Jaeger and Prometheus as background processes on 127.0.0.1. "
+                    "`build` builds the collector and Jaeger from their Go modules and installs Prometheus "
+                    "(cached; the same script as the repository's scripts/build-stack.sh); "
+                    "`up` returns once all are healthy; they run until `down`.",
     )
-    parser.add_argument("action", choices=("up", "down", "status"),
-                        help="up: start and wait until healthy; down: stop; status: health of each program")
+    parser.add_argument("action", choices=("build", "up", "down", "status"),
+                        help="build: build or install the programs (cached); up: start and wait until healthy; "
+                             "down: stop; status: health of each program")
     parser.add_argument("--state-dir", default=default_state_dir(),
-                        help="logs, pid files, collector files and Prometheus data (default %(default)s)")
-    parser.add_argument("--config-dir", default=CONFIG_DIR, help="collector-config directory (default %(default)s)")
+                        help="logs, pid files, collector files, Jaeger's and Prometheus' data (default %(default)s)")
+    parser.add_argument("--config-dir", default=CONFIG_DIR,
+                        help="the collector, Jaeger and Prometheus configs (default: the copy shipped with the "
+                             "package, %(default)s)")
+    parser.add_argument("--jaeger-ui", metavar="PATH", default=None,
+                        help=f"built Jaeger UI assets: a directory or a .tar.gz (default ${JAEGER_UI_ENV}; "
+                             "without either Jaeger serves a placeholder page)")
+    parser.add_argument("--jaeger-storage", choices=JAEGER_STORAGES, default="badger",
+                        help="where Jaeger keeps traces: badger (on disk in the state directory, kept across "
+                             "restarts) or memory (default %(default)s)")
+    parser.add_argument("--print-env", action="store_true",
+                        help="build: print `export OTEL_MONITORING_*=...` lines naming the programs")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds each program has to become healthy")
     defaults = StackPorts()
     parser.add_argument("--host", default=defaults.host, help="address to listen on (default %(default)s)")
@@ -28,9 +47,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def build(config_dir: str, print_env: bool) -> int:
+    """Run the build script (shipped with the package) against ``config_dir``'s builder manifest."""
+    script = build_script()
+    bash = shutil.which("bash")
+    if bash is None or not os.path.isfile(script):
+        print(f"otel-monitoring stack build: needs bash and {script}", file=sys.stderr)
+        return 1
+    argv = [bash, script, "--config-dir", os.path.abspath(config_dir)] + (["--print-env"] if print_env else [])
+    return subprocess.call(argv)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.action == "build":
+        return build(args.config_dir, args.print_env)
     ports = StackPorts(host=args.host, **{name: getattr(args, name) for name in StackPorts.port_names()})
-    stack = Stack(args.state_dir, ports, config_dir=args.config_dir)
+    stack = Stack(args.state_dir, ports, config_dir=args.config_dir, jaeger_ui=args.jaeger_ui,
+                  jaeger_storage=args.jaeger_storage)
     if args.action == "up":
         return stack.up(timeout=args.timeout)
     if args.action == "down":

@@ -1,8 +1,10 @@
 """The native monitoring stack: the agent collector, Jaeger and Prometheus as local processes.
 
-``binaries`` finds the programs ``scripts/build-stack.sh`` built; ``process`` starts, health-checks
-and stops one program; ``components`` knows each program's command line, ports and health check;
-``runner`` is ``otel-monitoring stack up|down|status`` (state directory, pid files, start order).
+``assets`` finds the shipped configs and build script; ``binaries`` finds the programs
+``otel-monitoring stack build`` (scripts/build-stack.sh) built; ``jaeger_ui`` finds or unpacks Jaeger's
+UI assets; ``process`` starts, health-checks and stops one program; ``components`` knows each
+program's command line, ports and health check; ``runner`` is ``otel-monitoring stack up|down|status``
+(state directory, pid files, start order).
 The tests (tests/stackprocs.py) use the same pieces on free ports.
 """
 
@@ -13,6 +15,7 @@ from .components import (
     collector_spec,
     jaeger_spec,
     prometheus_spec,
+    write_jaeger_config,
     write_prometheus_config,
 )
 from .process import ManagedProcess, ProcessSpec, StackError
@@ -29,5 +32,6 @@ __all__ = [
     "find_binary",
     "jaeger_spec",
     "prometheus_spec",
+    "write_jaeger_config",
     "write_prometheus_config",
 ]

@@ -1,5 +1,5 @@
-"""Finding the stack's programs: the environment variables ``scripts/build-stack.sh --print-env``
-prints, then its cache, then PATH."""
+"""Finding the stack's programs: the environment variables ``otel-monitoring stack build --print-env``
+(``scripts/build-stack.sh --print-env``) prints, then its cache, then PATH."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import os
 import shutil
 from typing import Mapping
 
-BUILD_HINT = 'run scripts/build-stack.sh (or eval "$(scripts/build-stack.sh --print-env)") to build or install it'
+BUILD_HINT = ('run `otel-monitoring stack build` (in a checkout: scripts/build-stack.sh, or '
+              'eval "$(scripts/build-stack.sh --print-env)") to build or install it')
 
 # name -> (environment variable, glob under the cache, names on PATH)
 _PROGRAMS = {

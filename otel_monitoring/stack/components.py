@@ -8,12 +8,14 @@ from dataclasses import dataclass, fields
 
 import yaml
 
+from .assets import default_config_dir
 from .process import ProcessSpec
 
-# The repository's collector-config/ (this package is used from a checkout or an editable install).
-CONFIG_DIR = os.environ.get("OTEL_MONITORING_COLLECTOR_CONFIG") or os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "collector-config"
-)
+# collector-config/: the packaged copy in an installed wheel, the repository's in a checkout.
+CONFIG_DIR = default_config_dir()
+
+# Jaeger's trace storage: Badger on local disk (the config's own), or the in-memory store.
+JAEGER_STORAGES = ("badger", "memory")
 
 
 @dataclass
@@ -66,22 +68,47 @@ def collector_spec(binary: str, ports: StackPorts, data_dir: str, config_path: s
     )
 
 
-def jaeger_spec(binary: str, ports: StackPorts, config_path: str | None = None) -> ProcessSpec:
+def jaeger_spec(binary: str, ports: StackPorts, config_path: str | None = None, *, data_dir: str,
+                ui_assets: str | None = None, extra_env: dict[str, str] | None = None) -> ProcessSpec:
+    """Jaeger with ``config_path`` (default collector-config/jaeger.yaml): Badger files in ``data_dir``,
+    span metrics read from the stack's Prometheus (``ports.prometheus``), the UI from ``ui_assets``."""
     config_path = config_path or os.path.join(CONFIG_DIR, "jaeger.yaml")
+    env = {
+        "JAEGER_OTLP_GRPC_ENDPOINT": ports.addr("jaeger_otlp_grpc"),
+        "JAEGER_OTLP_HTTP_ENDPOINT": ports.addr("jaeger_otlp_http"),
+        "JAEGER_QUERY_HTTP_ENDPOINT": ports.addr("jaeger_query"),
+        "JAEGER_QUERY_GRPC_ENDPOINT": ports.addr("jaeger_query_grpc"),
+        "JAEGER_HEALTH_ENDPOINT": ports.addr("jaeger_health"),
+        "JAEGER_TELEMETRY_PORT": str(ports.jaeger_telemetry),
+        "JAEGER_DATA_DIR": data_dir,
+        "JAEGER_PROMETHEUS_URL": f"http://{ports.addr('prometheus')}",
+        "JAEGER_UI_ASSETS": ui_assets or "",
+    }
     return ProcessSpec(
         name="jaeger",
         argv=[binary, "--config", config_path],
         # The query API answering is what the stack needs (health alone can precede it).
         health_url=f"http://{ports.addr('jaeger_query')}/api/services",
-        env={
-            "JAEGER_OTLP_GRPC_ENDPOINT": ports.addr("jaeger_otlp_grpc"),
-            "JAEGER_OTLP_HTTP_ENDPOINT": ports.addr("jaeger_otlp_http"),
-            "JAEGER_QUERY_HTTP_ENDPOINT": ports.addr("jaeger_query"),
-            "JAEGER_QUERY_GRPC_ENDPOINT": ports.addr("jaeger_query_grpc"),
-            "JAEGER_HEALTH_ENDPOINT": ports.addr("jaeger_health"),
-            "JAEGER_TELEMETRY_PORT": str(ports.jaeger_telemetry),
-        },
+        env={**env, **(extra_env or {})},
     )
+
+
+def write_jaeger_config(out_path: str, storage: str, template_path: str | None = None) -> str:
+    """``template_path`` (collector-config/jaeger.yaml) as is for Badger; for ``memory``, a copy at
+    ``out_path`` whose trace store is the in-memory one (lost on restart)."""
+    template_path = template_path or os.path.join(CONFIG_DIR, "jaeger.yaml")
+    if storage not in JAEGER_STORAGES:
+        raise ValueError(f"unknown Jaeger storage {storage!r}; choose one of {', '.join(JAEGER_STORAGES)}")
+    if storage == "badger":
+        return template_path
+    with open(template_path, encoding="utf-8") as handle:
+        config = yaml.safe_load(handle)
+    backends = config["extensions"]["jaeger_storage"]["backends"]
+    for name in backends:
+        backends[name] = {"memory": {"max_traces": "${env:JAEGER_MAX_TRACES:-100000}"}}
+    with open(out_path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(config, handle, sort_keys=False)
+    return out_path
 
 
 def write_prometheus_config(out_path: str, scrape_targets: dict[str, list[str]],

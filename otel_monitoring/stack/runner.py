@@ -3,7 +3,8 @@ the command, with a state directory holding their logs, pid files, data and the 
 
 Start order is Jaeger, then the collector (its exporter to Jaeger connects at once), then
 Prometheus (it scrapes the collector); each must be healthy before the next starts. ``down``
-stops them in reverse order, by the pids it recorded.
+stops them in reverse order, by the pids it recorded. ``PROGRAMS`` is the one table of programs:
+a new one is a row there and a ``_<name>_spec`` method.
 """
 
 from __future__ import annotations
@@ -22,12 +23,21 @@ from .components import (
     jaeger_spec,
     prometheus_spec,
     stack_scrape_targets,
+    write_jaeger_config,
     write_prometheus_config,
 )
+from .jaeger_ui import NO_UI_HINT, JaegerUIError, resolve_assets
 from .process import ManagedProcess, ProcessSpec, StackError, http_ok, pid_alive, stop_pid
 
-ORDER = ("jaeger", "collector", "prometheus")
-BINARY_OF = {"jaeger": "jaeger", "collector": "otelcol", "prometheus": "prometheus"}
+# name -> the program (binaries.find_binary name) it runs, in start order; the config files each
+# needs (relative to the config directory). Stack._<name>_spec builds its command line.
+PROGRAMS = {
+    "jaeger": ("jaeger", ("jaeger.yaml",)),
+    "collector": ("otelcol", ("agent.yaml",)),
+    "prometheus": ("prometheus", (os.path.join("prometheus", "prometheus.yml"),)),
+}
+ORDER = tuple(PROGRAMS)
+BINARY_OF = {name: binary for name, (binary, _) in PROGRAMS.items()}
 
 
 def default_state_dir() -> str:
@@ -37,11 +47,15 @@ def default_state_dir() -> str:
 
 class Stack:
     def __init__(self, state_dir: str, ports: StackPorts | None = None, config_dir: str = CONFIG_DIR,
-                 out: Callable[[str], None] = print) -> None:
+                 out: Callable[[str], None] = print, *, jaeger_ui: str | None = None,
+                 jaeger_storage: str = "badger") -> None:
         self.state_dir = os.path.abspath(state_dir)
         self.ports = ports or StackPorts()
-        self.config_dir = config_dir
+        self.config_dir = os.path.abspath(config_dir)
         self.out = out
+        self.jaeger_ui = jaeger_ui  # a directory or .tar.gz; None: OTEL_MONITORING_JAEGER_UI, else no UI
+        self.jaeger_storage = jaeger_storage
+        self._ui_assets: str | None = None
 
     # --- state files ---
     def _path(self, *parts: str) -> str:
@@ -72,24 +86,34 @@ class Stack:
     def load_ports(self) -> None:
         try:
             with open(self._path("state.json"), encoding="utf-8") as handle:
-                self.ports = StackPorts(**json.load(handle)["ports"])
+                state = json.load(handle)
+            self.ports = StackPorts(**state["ports"])
+            self._ui_assets = state.get("jaeger_ui")
+            self.jaeger_storage = state.get("jaeger_storage", self.jaeger_storage)
         except (OSError, ValueError, KeyError, TypeError):
             pass
 
     # --- commands ---
     def specs(self) -> dict[str, ProcessSpec]:
         binaries = {name: find_binary(BINARY_OF[name]) for name in ORDER}  # all or nothing: MissingBinary
-        prometheus_config = write_prometheus_config(
-            self._path("prometheus.yml"), stack_scrape_targets(self.ports),
-            template_path=os.path.join(self.config_dir, "prometheus", "prometheus.yml"),
-        )
-        return {
-            "jaeger": jaeger_spec(binaries["jaeger"], self.ports, os.path.join(self.config_dir, "jaeger.yaml")),
-            "collector": collector_spec(binaries["collector"], self.ports, self._path("collector-data"),
-                                        os.path.join(self.config_dir, "agent.yaml")),
-            "prometheus": prometheus_spec(binaries["prometheus"], self.ports, prometheus_config,
-                                          self._path("prometheus-data")),
-        }
+        return {name: getattr(self, f"_{name}_spec")(binaries[name]) for name in ORDER}
+
+    def write_configs(self) -> None:
+        """The generated configs in the state directory (Prometheus' targets, Jaeger's memory store)."""
+        write_jaeger_config(self._path("jaeger.yaml"), self.jaeger_storage, os.path.join(self.config_dir, "jaeger.yaml"))
+        write_prometheus_config(self._path("prometheus.yml"), stack_scrape_targets(self.ports),
+                                template_path=os.path.join(self.config_dir, "prometheus", "prometheus.yml"))
+
+    def _jaeger_spec(self, binary: str) -> ProcessSpec:
+        config = (os.path.join(self.config_dir, "jaeger.yaml") if self.jaeger_storage == "badger"
+                  else self._path("jaeger.yaml"))
+        return jaeger_spec(binary, self.ports, config, data_dir=self._path("jaeger-data"), ui_assets=self._ui_assets)
+
+    def _collector_spec(self, binary: str) -> ProcessSpec:
+        return collector_spec(binary, self.ports, self._path("collector-data"), os.path.join(self.config_dir, "agent.yaml"))
+
+    def _prometheus_spec(self, binary: str) -> ProcessSpec:
+        return prometheus_spec(binary, self.ports, self._path("prometheus.yml"), self._path("prometheus-data"))
 
     def up(self, timeout: float = 60.0) -> int:
         running = [name for name in ORDER if self._owned_pid(name)]
@@ -97,14 +121,20 @@ class Stack:
             self.load_ports()
             self.out(f"stack already running ({', '.join(running)}); state in {self.state_dir}")
             return self.status()
-        missing = [name for name in ("agent.yaml", "jaeger.yaml", os.path.join("prometheus", "prometheus.yml"))
-                   if not os.path.isfile(os.path.join(self.config_dir, name))]
+        missing = [path for _, paths in PROGRAMS.values() for path in paths
+                   if not os.path.isfile(os.path.join(self.config_dir, path))]
         if missing:
             self.out(f"otel-monitoring stack: {', '.join(missing)} not found in {self.config_dir}; pass --config-dir "
-                     "with the collector-config directory of the otel-monitoring repository")
+                     "with a copy of the collector-config directory (the installed package carries one)")
+            return 1
+        try:
+            self._ui_assets = resolve_assets(self.jaeger_ui)
+        except JaegerUIError as error:
+            self.out(f"otel-monitoring stack: {error}")
             return 1
         os.makedirs(self.state_dir, exist_ok=True)
         try:
+            self.write_configs()
             specs = self.specs()
         except MissingBinary as error:
             self.out(f"otel-monitoring stack: {error}")
@@ -116,7 +146,8 @@ class Stack:
                      "(stop what uses them, or choose others with --<name>-port)")
             return 1
         with open(self._path("state.json"), "w", encoding="utf-8") as handle:
-            json.dump({"ports": asdict(self.ports)}, handle, indent=2)
+            json.dump({"ports": asdict(self.ports), "jaeger_ui": self._ui_assets,
+                       "jaeger_storage": self.jaeger_storage}, handle, indent=2)
         started: list[ManagedProcess] = []
         for name in ORDER:
             process = ManagedProcess(specs[name], self._path(f"{name}.log"), self._pid_path(name))
@@ -130,6 +161,8 @@ class Stack:
             started.append(process)
             self.out(f"  {name:<10} pid {process.pid:<8} healthy")
         self.out(self.summary())
+        if self._ui_assets is None:
+            self.out(f"note: {NO_UI_HINT}")
         return 0
 
     def down(self) -> int:
@@ -144,12 +177,8 @@ class Stack:
         return 0
 
     def health_urls(self) -> dict[str, str]:
-        p = self.ports
-        return {
-            "jaeger": f"http://{p.addr('jaeger_query')}/api/services",
-            "collector": f"http://{p.addr('collector_health')}/",
-            "prometheus": f"http://{p.addr('prometheus')}/-/ready",
-        }
+        # The specs' own health checks (no binary needed to know where they answer).
+        return {name: getattr(self, f"_{name}_spec")(binary).health_url for name, (binary, _) in PROGRAMS.items()}
 
     def status(self) -> int:
         self.load_ports()
@@ -169,7 +198,9 @@ class Stack:
         return "\n".join([
             f"OTLP endpoint  http://{p.addr('otlp_grpc')} (gRPC), http://{p.addr('otlp_http')} (HTTP)",
             f"  e.g. OTEL_EXPORTER_OTLP_ENDPOINT=http://{p.addr('otlp_grpc')} otel-monitoring demo --exporter otlp",
-            f"Jaeger         http://{p.addr('jaeger_query')}",
+            f"Jaeger         http://{p.addr('jaeger_query')}"
+            f"  (UI: {'from ' + self._ui_assets if self._ui_assets else 'not installed'}; "
+            f"traces in {'Badger, ' + self._path('jaeger-data') if self.jaeger_storage == 'badger' else 'memory'})",
             f"Prometheus     http://{p.addr('prometheus')}",
             f"files, logs    {self.state_dir}",
         ])
