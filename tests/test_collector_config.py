@@ -91,6 +91,8 @@ def _endpoint_defaults(node) -> list[str]:
     found = []
     if isinstance(node, dict):
         for key, value in node.items():
+            if key == "metric_backends":  # where Jaeger reads metrics from (a client), not a listener
+                continue
             if key in ("endpoint", "host") and isinstance(value, str):
                 found.append(value)
             found.extend(_endpoint_defaults(value))
