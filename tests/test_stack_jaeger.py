@@ -31,7 +31,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.trace import SpanKind, Status, StatusCode
 endpoint, service, plan = sys.argv[1], sys.argv[2], sys.argv[3]
 provider = TracerProvider(resource=Resource.create({"service.name": service}))
-provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True), max_export_batch_size=4096))
+provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True), max_queue_size=4096, max_export_batch_size=4096))
 tracer = provider.get_tracer("spm-test")
 for item in plan.split(","):
     name, count, millis, status = item.split(":")
@@ -108,10 +108,15 @@ def test_monitor_tab_rates_are_prometheus_rates_of_the_span_metrics(tmp_path):
             start_collector(AGENT_CONFIG, tmp_path, jaeger_endpoint=jaeger.otlp_grpc_endpoint) as collector, \
             start_prometheus(tmp_path, [collector.prometheus_target], prometheus=prometheus_port) as prometheus:
         series = f'traces_span_metrics_calls_total{{service_name="{SERVICE}",span_name="GET /ok"}}'
+
+        def total() -> float:
+            result = prometheus.query(f"sum({series})")
+            return float(result[0]["value"][1]) if result else 0.0
+
         _send(collector.otlp_grpc_endpoint, SERVICE, "GET /ok:3:10:ok")
-        wait_until(lambda: prometheus.query(series), 60, what="the first round in Prometheus")
+        wait_until(lambda: total() == 3, 60, what="the first round in Prometheus")
         _send(collector.otlp_grpc_endpoint, SERVICE, "GET /ok:30:10:ok")
-        wait_until(lambda: float(prometheus.query(series)[0]["value"][1]) == 33, 60, what="the second round")
+        wait_until(lambda: total() == 33, 60, what="the second round in Prometheus")
         time.sleep(2)
         end_ms = int(time.time() * 1000)
         query = urllib.parse.urlencode({"service": SERVICE, "groupByOperation": "true", "spanKind": "server",
