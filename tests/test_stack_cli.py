@@ -176,7 +176,7 @@ def test_up_serves_the_jaeger_ui_it_is_given_and_says_where_to_get_it_otherwise(
         page = http_get_text(f"http://127.0.0.1:{ports['jaeger_query']}/search")
         assert "<title>Jaeger UI</title>" in page and "not the Jaeger UI you are looking for" not in page
         # Jaeger filled in the template's placeholders: it serves these assets itself.
-        assert "JAEGER_STORAGE_CAPABILITIES = {" in page and "DEFAULT_STORAGE_CAPABILITIES" not in page
+        assert "JAEGER_STORAGE_CAPABILITIES = {" in page and "JAEGER_STORAGE_CAPABILITIES = DEFAULT" not in page
         assert "Jaeger's UI is not installed" not in up.stdout
     finally:
         _stack(state, "down", env=env)
