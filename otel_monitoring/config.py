@@ -6,12 +6,14 @@ environment variable: the standard ``OTEL_*`` name where OpenTelemetry defines o
 ``OPTIONS`` (``python -m otel_monitoring.config > docs/configuration.md``) and a test keeps the
 two in step, so the table below is the single place an option is declared.
 
-A bad value raises ``ConfigError`` naming the argument or variable, what was wrong and a
-valid example.
+A bad argument raises ``ConfigError`` naming it, what was wrong and a valid example. A bad
+environment value is reported once (the same message) and the option keeps its default, unless
+``OTEL_MONITORING_STRICT=true`` makes it an error (``otel_monitoring/policy.py``).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import urllib.parse
@@ -41,9 +43,11 @@ def parse_bool(value: Any) -> bool:
 
 def parse_float(minimum: float | None = None, maximum: float | None = None) -> Callable[[Any], float]:
     def parse(value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a number")
         number = float(value)
-        if number != number:  # NaN
-            raise ValueError("NaN is not a number here")
+        if not math.isfinite(number):  # NaN, inf, and 1e999 (which float() reads as inf)
+            raise ValueError(f"{value!r} is not a finite number")
         if minimum is not None and number < minimum:
             raise ValueError(f"{number} is below the minimum {minimum}")
         if maximum is not None and number > maximum:
@@ -53,24 +57,44 @@ def parse_float(minimum: float | None = None, maximum: float | None = None) -> C
     return parse
 
 
-def parse_int(minimum: int | None = None) -> Callable[[Any], int]:
+def parse_int(minimum: int | None = None, maximum: int | None = None) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
-        number = int(value)
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"{value!r} is not a whole number")
+        text = value if isinstance(value, int) else str(value).strip()
+        if isinstance(text, str) and len(text) > 20:
+            raise ValueError(f"{text[:20]!r}... is too long for a number")
+        number = int(text)
         if minimum is not None and number < minimum:
             raise ValueError(f"{number} is below the minimum {minimum}")
+        if maximum is not None and number > maximum:
+            raise ValueError(f"{number} is above the maximum {maximum}")
         return number
 
     return parse
 
 
+def parse_port(allow_zero: bool = False) -> Callable[[Any], int]:
+    """A TCP port, 1-65535 (0 too when it means "any free port")."""
+    return parse_int(minimum=0 if allow_zero else 1, maximum=65535)
+
+
+MAX_DURATION_S = 10 * 366 * 86400.0  # ten years: longer is a typo, and timers must not overflow
+
+
+def parse_seconds(minimum: float) -> Callable[[Any], float]:
+    """A time in seconds: finite, at least ``minimum``, at most ten years."""
+    return parse_float(minimum=minimum, maximum=MAX_DURATION_S)
+
+
 def parse_millis_as_seconds(value: Any) -> float:
     """OTEL_* intervals and timeouts are milliseconds; arguments are seconds (handled by the caller)."""
-    return parse_float(minimum=0.001)(value) / 1000.0
+    return parse_float(minimum=0.001, maximum=MAX_DURATION_S * 1000)(value) / 1000.0
 
 
 def parse_seconds_from_env(value: Any) -> float:
     """OTEL_EXPORTER_OTLP_*_TIMEOUT are seconds in the Python SDK's reading of the spec."""
-    return parse_float(minimum=0.001)(value)
+    return parse_seconds(0.001)(value)
 
 
 def parse_choice(*choices: str) -> Callable[[Any], str]:
@@ -162,17 +186,22 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, 
 
 
 def parse_duration(value: Any) -> float:
-    """``90`` (seconds), ``"30s"``, ``"5m"``, ``"1h"``, ``"7d"`` -> seconds."""
+    """``90`` (seconds), ``"30s"``, ``"5m"``, ``"1h"``, ``"7d"`` -> seconds (finite, at most ten years)."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration")
     if isinstance(value, (int, float)):
-        if value < 0 or value != value:
-            raise ValueError(f"{value!r} is not a duration")
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration like 30s, 5m, 1h or 7d")
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        seconds = float(value)
+    else:
+        text = str(value)
+        match = _DURATION.match(text) if len(text) <= 40 else None
+        if not match:
+            raise ValueError(f"{text[:40]!r} is not a duration like 30s, 5m, 1h or 7d")
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{value!r} is not a duration (a finite number of seconds >= 0)")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"{value!r} is longer than ten years")
+    return seconds
 
 
 ALERT_CHANNELS = ("log", "webhook", "slack", "discord", "email")
@@ -276,13 +305,13 @@ OPTIONS: tuple[Option, ...] = (
            "Headers for log exports; replace the generic ones.", "x-tenant=acme", secret=True),
     Option("timeout", "OTEL_EXPORTER_OTLP_TIMEOUT", parse_seconds_from_env, 10.0,
            "Seconds one OTLP export may take, retries included.", "10",
-           parse_argument=parse_float(minimum=0.001)),
+           parse_argument=parse_seconds(0.001)),
     Option("traces_timeout", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", parse_seconds_from_env, None,
-           "Seconds for one trace export.", "5", parse_argument=parse_float(minimum=0.001)),
+           "Seconds for one trace export.", "5", parse_argument=parse_seconds(0.001)),
     Option("metrics_timeout", "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", parse_seconds_from_env, None,
-           "Seconds for one metric export.", "5", parse_argument=parse_float(minimum=0.001)),
+           "Seconds for one metric export.", "5", parse_argument=parse_seconds(0.001)),
     Option("logs_timeout", "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", parse_seconds_from_env, None,
-           "Seconds for one log export.", "5", parse_argument=parse_float(minimum=0.001)),
+           "Seconds for one log export.", "5", parse_argument=parse_seconds(0.001)),
     Option("insecure", "OTEL_EXPORTER_OTLP_INSECURE", parse_bool, None,
            "gRPC without TLS. Default: true for http:// endpoints, false for https://.", "true"),
     Option("sampler", "OTEL_TRACES_SAMPLER", parse_choice(*SAMPLERS), "parentbased_always_on",
@@ -291,23 +320,36 @@ OPTIONS: tuple[Option, ...] = (
            "Ratio for the traceidratio samplers, from 0 to 1. Default 1.0.", "0.25"),
     Option("metric_export_interval", "OTEL_METRIC_EXPORT_INTERVAL", parse_millis_as_seconds, 60.0,
            "Seconds between metric exports (the variable is in milliseconds).", "60000",
-           parse_argument=parse_float(minimum=0.001)),
+           parse_argument=parse_seconds(0.001)),
     Option("metric_export_timeout", "OTEL_METRIC_EXPORT_TIMEOUT", parse_millis_as_seconds, 30.0,
            "Seconds one metric export may take (the variable is in milliseconds).", "30000",
-           parse_argument=parse_float(minimum=0.001)),
+           parse_argument=parse_seconds(0.001)),
     Option("file_dir", "OTEL_MONITORING_FILE_DIR", parse_path, "./otel-data",
            "Directory of the otlp_file exporter: traces.jsonl, metrics.jsonl, logs.jsonl.",
            "/var/lib/myapp/telemetry"),
     Option("file_max_bytes", "OTEL_MONITORING_FILE_MAX_BYTES", parse_int(minimum=1024), 100 * 1024 * 1024,
            "Size at which a .jsonl file is rotated (a line is never split).", "104857600"),
-    Option("file_max_backups", "OTEL_MONITORING_FILE_MAX_BACKUPS", parse_int(minimum=0), 10,
+    Option("file_max_backups", "OTEL_MONITORING_FILE_MAX_BACKUPS", parse_int(minimum=0, maximum=100_000), 10,
            "Rotated files kept per signal (0 keeps all).", "10"),
     Option("logging_bridge", "OTEL_MONITORING_LOGGING_BRIDGE", parse_bool, True,
            "Send stdlib logging records to the OTel logs pipeline, with trace and span ids.", "false"),
     Option("log_level", "OTEL_MONITORING_LOG_LEVEL", parse_choice("debug", "info", "warning", "error"),
            "info", "Lowest stdlib logging level the bridge forwards.", "warning"),
-    Option("shutdown_timeout", "OTEL_MONITORING_SHUTDOWN_TIMEOUT", parse_float(minimum=0.0), 5.0,
+    Option("shutdown_timeout", "OTEL_MONITORING_SHUTDOWN_TIMEOUT", parse_seconds(0.0), 5.0,
            "Seconds the exit flush may take before the process goes on exiting.", "5"),
+    Option("strict", "OTEL_MONITORING_STRICT", parse_bool, False,
+           "Make every bad environment value or file an error raised by configure() at start-up (for CI and "
+           "staging). Off: such a problem is logged once and the default applies; the application starts.",
+           "true"),
+    Option("redaction", "OTEL_MONITORING_REDACTION", parse_bool, True,
+           "Scrub secrets from every export (files, OTLP, console, snapshots): values of secret-named "
+           "attributes, query and connection-string parameters, URL userinfo, bearer tokens. See "
+           "docs/security.md.", "false"),
+    Option("redact_names", "OTEL_MONITORING_REDACT_NAMES", parse_list, (),
+           "Secret names to add to the redaction list (attribute key parts and query parameters).",
+           "ssn,account_number"),
+    Option("redact_keep", "OTEL_MONITORING_REDACT_KEEP", parse_list, (),
+           "Names to remove from the redaction list (their values are exported as they are).", "signature"),
     Option("instrument", "OTEL_MONITORING_INSTRUMENT", parse_bool, True,
            "configure() enables the installed instrumentors, each when its library is imported "
            "(opentelemetry-instrument enables them itself).", "false"),
@@ -316,7 +358,8 @@ OPTIONS: tuple[Option, ...] = (
            "YAML file naming your own functions to trace (package.module:Class.method); see "
            "docs/instrumentation.md.", "/etc/myapp/otel-targets.yaml", section="instrumentation"),
     Option("targets_strict", "OTEL_MONITORING_TARGETS_STRICT", parse_bool, False,
-           "Raise on a bad targets entry instead of logging it and going on without it.", "true",
+           "Raise on a bad targets entry instead of logging it and going on without it (as "
+           "OTEL_MONITORING_STRICT does for every input).", "true",
            section="instrumentation"),
     Option("capture_content", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", parse_content_capture,
            False, "Put prompts, completions, query texts and documents on GenAI spans (off: they may "
@@ -358,40 +401,40 @@ OPTIONS: tuple[Option, ...] = (
     Option("cost_attribute", "OTEL_MONITORING_COST_ATTRIBUTE", parse_str, None,
            "Span/record attribute (a user or tenant id) copied onto otel_monitoring.cost, behind "
            "cost_attribute_limit.", "tenant.id", section="meters"),
-    Option("cost_attribute_limit", "OTEL_MONITORING_COST_ATTRIBUTE_LIMIT", parse_int(minimum=1), 100,
+    Option("cost_attribute_limit", "OTEL_MONITORING_COST_ATTRIBUTE_LIMIT", parse_int(minimum=1, maximum=100_000), 100,
            "Distinct cost_attribute values kept; later ones are recorded as _other.", "100", section="meters"),
-    Option("kpi_window", "OTEL_MONITORING_KPI_WINDOW", parse_int(minimum=1), 100,
+    Option("kpi_window", "OTEL_MONITORING_KPI_WINDOW", parse_int(minimum=1, maximum=1_000_000), 100,
            "Outcomes in the sliding window of signal accuracy and RAG hit and empty rates.", "100",
            section="meters"),
-    Option("market_data_live_seconds", "OTEL_MONITORING_MARKET_DATA_LIVE_SECONDS", parse_float(minimum=0.001),
+    Option("market_data_live_seconds", "OTEL_MONITORING_MARKET_DATA_LIVE_SECONDS", parse_seconds(0.001),
            600.0, "Market data younger than this is LIVE.", "600", section="meters"),
     Option("market_data_delayed_seconds", "OTEL_MONITORING_MARKET_DATA_DELAYED_SECONDS",
-           parse_float(minimum=0.001), 3600.0,
+           parse_seconds(0.001), 3600.0,
            "Market data younger than this (and not LIVE) is DELAYED; older is STALE.", "3600", section="meters"),
-    Option("stream_live_seconds", "OTEL_MONITORING_STREAM_LIVE_SECONDS", parse_float(minimum=0.001), 10.0,
+    Option("stream_live_seconds", "OTEL_MONITORING_STREAM_LIVE_SECONDS", parse_seconds(0.001), 10.0,
            "A WebSocket market-data stream (ccxt.pro watch_*) silent for less than this is LIVE.", "10",
            section="meters"),
-    Option("stream_stale_seconds", "OTEL_MONITORING_STREAM_STALE_SECONDS", parse_float(minimum=0.001), 60.0,
+    Option("stream_stale_seconds", "OTEL_MONITORING_STREAM_STALE_SECONDS", parse_seconds(0.001), 60.0,
            "A WebSocket market-data stream silent for this long is STALE (DELAYED in between).", "60",
            section="meters"),
-    Option("stream_gap_factor", "OTEL_MONITORING_STREAM_GAP_FACTOR", parse_float(minimum=1.0), 10.0,
+    Option("stream_gap_factor", "OTEL_MONITORING_STREAM_GAP_FACTOR", parse_float(minimum=1.0, maximum=1e6), 10.0,
            "A pause between two messages of a stream longer than this many times its usual interval "
            "(and over 1 s) counts as a gap (trading.market_data.gaps).", "10", section="meters"),
     Option("stream_min_rates", "OTEL_MONITORING_STREAM_MIN_RATES", _parse_min_rates, {},
            "Minimum messages per second of streams, by channel (the watch method) or symbol@channel; "
            "a stream under it is flagged (trading.market_data.below_min_rate).",
            "watch_ticker=0.5,BTC/USDT@watch_order_book=2", section="meters"),
-    Option("rag_relevance_threshold", "OTEL_MONITORING_RAG_RELEVANCE_THRESHOLD", parse_float(), 0.7,
+    Option("rag_relevance_threshold", "OTEL_MONITORING_RAG_RELEVANCE_THRESHOLD", parse_float(minimum=-1e6, maximum=1e6), 0.7,
            "A retrieval whose best relevance score reaches this is a hit (when no feedback says).", "0.7",
            section="meters"),
-    Option("health_port", "OTEL_MONITORING_HEALTH_PORT", parse_int(minimum=0), None,
+    Option("health_port", "OTEL_MONITORING_HEALTH_PORT", parse_port(allow_zero=True), None,
            "Serve /health and /health/detailed on this port (0: any free port). Default: no server.",
            "8081", section="meters"),
     Option("health_host", "OTEL_MONITORING_HEALTH_HOST", parse_str, "127.0.0.1",
            "Address the health server binds to.", "0.0.0.0", section="meters"),
-    Option("health_check_interval", "OTEL_MONITORING_HEALTH_CHECK_INTERVAL", parse_float(minimum=0.1), 30.0,
+    Option("health_check_interval", "OTEL_MONITORING_HEALTH_CHECK_INTERVAL", parse_seconds(0.1), 30.0,
            "Seconds between background runs of the health checks (for their metrics).", "30", section="meters"),
-    Option("health_check_timeout", "OTEL_MONITORING_HEALTH_CHECK_TIMEOUT", parse_float(minimum=0.01), 5.0,
+    Option("health_check_timeout", "OTEL_MONITORING_HEALTH_CHECK_TIMEOUT", parse_seconds(0.01), 5.0,
            "Default seconds one health check may take before it counts as failed.", "5", section="meters"),
     Option("health_default_checks", "OTEL_MONITORING_HEALTH_DEFAULT_CHECKS", parse_bool, True,
            "Register the disk, memory and CPU checks (failing at the critical thresholds).", "false",
@@ -401,7 +444,7 @@ OPTIONS: tuple[Option, ...] = (
            "Directory of the local mode (docs/snapshots.md): metrics_live.json and alerts.json every "
            "snapshot_interval, history.sqlite, and the in-process alert rules. Default: off.",
            "./otel-snapshots", section="local"),
-    Option("snapshot_interval", "OTEL_MONITORING_SNAPSHOT_INTERVAL", parse_float(minimum=0.5), 5.0,
+    Option("snapshot_interval", "OTEL_MONITORING_SNAPSHOT_INTERVAL", parse_seconds(0.5), 5.0,
            "Seconds between snapshots and alert rule evaluations (minimum 0.5).", "5", section="local"),
     Option("history_retention", "OTEL_MONITORING_HISTORY_RETENTION", parse_duration, 7 * 86400.0,
            "How long history.sqlite keeps samples and alert events (a number of seconds, or 12h, 7d).",
@@ -433,7 +476,7 @@ OPTIONS: tuple[Option, ...] = (
            "Sender of alert emails. Default: otel-monitoring@<host name>.", "alerts@example.com", section="local"),
     Option("alert_smtp_host", "OTEL_MONITORING_ALERT_SMTP_HOST", parse_str, "127.0.0.1",
            "SMTP server for alert emails.", "smtp.example.com", section="local"),
-    Option("alert_smtp_port", "OTEL_MONITORING_ALERT_SMTP_PORT", parse_int(minimum=1), None,
+    Option("alert_smtp_port", "OTEL_MONITORING_ALERT_SMTP_PORT", parse_port(), None,
            "SMTP port. Default: 587 with starttls, 465 with ssl, 25 with none.", "587", section="local"),
     Option("alert_smtp_security", "OTEL_MONITORING_ALERT_SMTP_SECURITY", parse_choice("starttls", "ssl", "none"),
            "starttls", "starttls (upgrade the connection), ssl (TLS from the start) or none (a local relay).",
@@ -442,11 +485,11 @@ OPTIONS: tuple[Option, ...] = (
            "SMTP login user (login only when set).", "alerts@example.com", section="local"),
     Option("alert_smtp_password", "OTEL_MONITORING_ALERT_SMTP_PASSWORD", parse_str, None,
            "SMTP login password.", "app-password", section="local", secret=True),
-    Option("alert_notify_timeout", "OTEL_MONITORING_ALERT_NOTIFY_TIMEOUT", parse_float(minimum=0.1), 5.0,
+    Option("alert_notify_timeout", "OTEL_MONITORING_ALERT_NOTIFY_TIMEOUT", parse_seconds(0.1), 5.0,
            "Seconds one notification attempt may take.", "5", section="local"),
-    Option("alert_notify_retries", "OTEL_MONITORING_ALERT_NOTIFY_RETRIES", parse_int(minimum=0), 2,
+    Option("alert_notify_retries", "OTEL_MONITORING_ALERT_NOTIFY_RETRIES", parse_int(minimum=0, maximum=100), 2,
            "Retries of a failed notification, with exponential backoff from 1 s.", "2", section="local"),
-    Option("alert_queue_size", "OTEL_MONITORING_ALERT_QUEUE_SIZE", parse_int(minimum=1), 100,
+    Option("alert_queue_size", "OTEL_MONITORING_ALERT_QUEUE_SIZE", parse_int(minimum=1, maximum=1_000_000), 100,
            "Notifications queued per channel; beyond it they are dropped and counted.", "100", section="local"),
 )
 
@@ -501,10 +544,21 @@ def _parse(option: Option, raw: Any, from_env: bool) -> Any:
         raise ConfigError(f"{where}: {error}. {option.doc} Example: {example}") from None
 
 
-def load_settings(arguments: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Resolve every option: an explicit argument (not None) wins over the environment, then the default."""
+def load_settings(arguments: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+                  report: Callable[[str], None] | None = None) -> Settings:
+    """Resolve every option: an explicit argument (not None) wins over the environment, then the default.
+
+    A bad argument raises ``ConfigError``. A bad environment value goes to ``report`` (default:
+    ``policy.report``, which raises only in strict mode) and the option keeps its default.
+    """
     arguments = dict(arguments or {})
     environ = os.environ if environ is None else environ
+    strict = _strict_setting(arguments, environ)
+    if report is None:
+        from . import policy
+
+        def report(message: str) -> None:
+            policy.report(message, strict=strict, consequence="The default applies.")
     unknown = sorted(set(arguments) - set(OPTIONS_BY_NAME))
     if unknown:
         raise ConfigError(
@@ -521,12 +575,25 @@ def load_settings(arguments: Mapping[str, Any] | None = None, environ: Mapping[s
             continue
         env_raw = environ.get(option.env) if option.env else None
         if env_raw is not None and env_raw.strip() != "":
-            values[option.name] = _parse(option, env_raw, from_env=True)
-            sources[option.name] = f"env {option.env}"
-            continue
+            try:
+                values[option.name] = _parse(option, env_raw, from_env=True)
+            except ConfigError as error:
+                report(str(error))
+            else:
+                sources[option.name] = f"env {option.env}"
+                continue
         values[option.name] = option.default
         sources[option.name] = "default"
     return Settings(values, sources)
+
+
+def _strict_setting(arguments: Mapping[str, Any], environ: Mapping[str, str]) -> bool:
+    if arguments.get("strict") is not None:
+        return _parse(OPTIONS_BY_NAME["strict"], arguments["strict"], from_env=False)
+    try:
+        return parse_bool(environ.get("OTEL_MONITORING_STRICT", ""))
+    except ValueError:
+        return False  # reported with the other variables below
 
 
 def markdown_table() -> str:
@@ -562,6 +629,48 @@ def markdown_table() -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+# The SDK's batch processors read these themselves and raise a bare ValueError naming no variable on
+# a bad one; configure() validates them here and passes the values explicitly.
+BATCH_VARIABLES = {
+    "max_queue_size": ("MAX_QUEUE_SIZE", 2048, 1, 10_000_000),
+    "schedule_delay_millis": ("SCHEDULE_DELAY", 5000, 0, int(MAX_DURATION_S * 1000)),
+    "max_export_batch_size": ("MAX_EXPORT_BATCH_SIZE", 512, 1, 10_000_000),
+    "export_timeout_millis": ("EXPORT_TIMEOUT", 30000, 0, int(MAX_DURATION_S * 1000)),
+}
+
+
+def batch_processor_arguments(prefix: str, environ: Mapping[str, str] | None = None,
+                              report: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Keyword arguments of BatchSpanProcessor (``prefix`` OTEL_BSP) or BatchLogRecordProcessor (OTEL_BLRP)
+    from the environment, each checked; a bad one is reported and replaced by the SDK's default."""
+    environ = os.environ if environ is None else environ
+    if report is None:
+        from . import policy
+
+        def report(message: str) -> None:
+            policy.report(message, strict=_strict_setting({}, environ), consequence="The default applies.")
+
+    result: dict[str, int] = {}
+    for argument, (suffix, default, minimum, maximum) in BATCH_VARIABLES.items():
+        variable = f"{prefix}_{suffix}"
+        raw = environ.get(variable, "").strip()
+        if prefix == "OTEL_BLRP" and argument == "schedule_delay_millis":
+            default = 1000  # the log processor's own default
+        result[argument] = default
+        if not raw:
+            continue
+        try:
+            result[argument] = parse_int(minimum=minimum, maximum=maximum)(raw)
+        except ValueError as error:
+            report(f"environment variable {variable}: {error}. Fix: a whole number from {minimum} to {maximum}, "
+                   f"e.g. {variable}={default}.")
+    if result["max_export_batch_size"] > result["max_queue_size"]:
+        report(f"environment variable {prefix}_MAX_EXPORT_BATCH_SIZE ({result['max_export_batch_size']}) is above "
+               f"{prefix}_MAX_QUEUE_SIZE ({result['max_queue_size']}). Fix: make the batch at most the queue.")
+        result["max_export_batch_size"] = min(BATCH_VARIABLES["max_export_batch_size"][1], result["max_queue_size"])
+    return result
 
 
 # Standard variables the SDK's processors and OTLP exporters read on their own.

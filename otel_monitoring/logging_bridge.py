@@ -12,6 +12,7 @@ they were:
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from opentelemetry.instrumentation.logging.handler import LoggingHandler, _overwrite_logging_config_fns
 
@@ -20,10 +21,32 @@ from opentelemetry.instrumentation.logging.handler import LoggingHandler, _overw
 EXCLUDED_PREFIXES = ("opentelemetry", "otel_monitoring.export", "grpc", "urllib3.connectionpool")
 
 
+_PRIMITIVES = (str, bool, int, float, bytes)
+
+
+def _attribute_value(value: Any) -> Any:
+    """A value the OTel attribute types accept: primitives and homogeneous sequences of them as
+    they are, anything else (a dict, an object, a mixed list) as its ``str``. The SDK would drop
+    the attribute with one "Invalid type" line on stderr per record."""
+    if value is None or isinstance(value, _PRIMITIVES):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(type(v) is type(value[0]) for v in value) \
+            and isinstance(value[0], (str, bool, int, float)):
+        return value
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - a __str__ that raises must not break the application's logging
+        return f"<{type(value).__name__}>"
+
+
 class BridgeHandler(LoggingHandler):
     def __init__(self, logger_provider, level: int):
         super().__init__(level=logging.NOTSET, logger_provider=logger_provider)
         self.bridge_level = level
+
+    def _get_attributes(self, record: logging.LogRecord):
+        attributes, event_name = super()._get_attributes(record)
+        return {key: _attribute_value(value) for key, value in attributes.items() if value is not None}, event_name
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.lastResort.level and not _handled_elsewhere(record, self):

@@ -27,9 +27,9 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from . import logging_bridge
+from . import logging_bridge, policy
 from .components import Component, load_components
-from .config import Settings, load_settings
+from .config import Settings, batch_processor_arguments, load_settings
 from .exporters import build_exporters
 from .resource import build_resource
 from .sampling import build_sampler
@@ -201,12 +201,15 @@ def _build(settings: Settings) -> Monitoring:
     components = load_components(settings)
     exporters = build_exporters(settings)
 
+    report = policy.reporter(settings.strict, "The SDK's default applies.")
+    span_batching = batch_processor_arguments("OTEL_BSP", report=report)
+    log_batching = batch_processor_arguments("OTEL_BLRP", report=report)
     tracer_provider = TracerProvider(resource=resource, sampler=build_sampler(settings), shutdown_on_exit=False)
     for component in components:
         for processor in component.span_processors():
             tracer_provider.add_span_processor(processor)
     for exporter in exporters.spans:
-        tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+        tracer_provider.add_span_processor(BatchSpanProcessor(exporter, **span_batching))
 
     readers = [
         PeriodicExportingMetricReader(
@@ -224,7 +227,7 @@ def _build(settings: Settings) -> Monitoring:
 
     logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     for exporter in exporters.logs:
-        logger_provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(exporter, **log_batching))
 
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)

@@ -20,6 +20,15 @@ def telemetry():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_input_reports():
+    """Each test sees its own "reported once" messages (otel_monitoring.policy dedupes per process)."""
+    from otel_monitoring import policy
+
+    policy._reset_for_tests()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _no_otel_env(monkeypatch):
     """Tests start from a clean environment: no OTEL_* variable of the developer's leaks in."""
     for key in list(os.environ):

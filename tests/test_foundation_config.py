@@ -1,5 +1,6 @@
 """Settings: precedence, validation messages, and the generated configuration reference."""
 
+import logging
 import os
 import stat
 import subprocess
@@ -59,11 +60,21 @@ def test_endpoint_resolution_follows_the_otlp_exporter_spec():
         ({"OTEL_TRACES_EXPORTER": "none,console"}, ["OTEL_TRACES_EXPORTER", "'none' cannot be combined"]),
     ],
 )
-def test_bad_values_name_the_variable_and_a_valid_example(env, names_in_message):
+def test_bad_values_name_the_variable_and_a_valid_example(env, names_in_message, caplog):
+    # Strict mode (CI, staging): the bad variable stops start-up with the message.
+    strict = {**env, "OTEL_MONITORING_STRICT": "true"}
     with pytest.raises(ConfigError) as caught:
-        build_exporters(load_settings(environ=env))
+        build_exporters(load_settings(environ=strict))
     for text in names_in_message:
         assert text in str(caught.value)
+    # Otherwise the same message is logged once and the pipeline is built anyway.
+    with caplog.at_level(logging.ERROR, logger="otel_monitoring"):
+        build_exporters(load_settings(environ=env))
+        build_exporters(load_settings(environ=env))
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(logged) == 1, logged
+    for text in names_in_message:
+        assert text in logged[0]
 
 
 def test_bad_argument_names_the_argument():
@@ -79,7 +90,8 @@ def test_unwritable_file_directory_is_named(tmp_path):
     locked.mkdir()
     locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
     with pytest.raises(ConfigError, match="OTEL_MONITORING_FILE_DIR"):
-        build_exporters(load_settings(environ={"OTEL_MONITORING_FILE_DIR": str(locked / "sub")}))
+        build_exporters(load_settings(environ={"OTEL_MONITORING_FILE_DIR": str(locked / "sub"),
+                                               "OTEL_MONITORING_STRICT": "true"}))
 
 
 def test_file_directory_that_cannot_be_created_is_named(tmp_path):

@@ -55,7 +55,7 @@ def test_lenient_loading_keeps_the_good_rules_and_reports_the_bad(tmp_path):
     assert "rule 'r1', field 'id': duplicate id" in ruleset.errors[1]
     assert "rule '#4', field 'id'" in ruleset.errors[2]
     (tmp_path / "broken.yaml").write_text("rules: [\n")
-    with pytest.raises(RuleError, match="broken.yaml: not valid YAML"):
+    with pytest.raises(RuleError, match=r"broken.yaml, line 2: not valid YAML"):
         load_rules(str(tmp_path / "broken.yaml"))
     with pytest.raises(RuleError, match="cannot read the alert rules file"):
         load_rules(str(tmp_path / "missing.yaml"))

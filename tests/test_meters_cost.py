@@ -82,7 +82,7 @@ def test_bad_price_file_message_names_the_file_the_key_and_the_fix(tmp_path, con
 
 
 def test_missing_price_file_says_how_to_fix():
-    with pytest.raises(PriceTableError, match="cannot read it.*OTEL_MONITORING_PRICES"):
+    with pytest.raises(PriceTableError, match="cannot be read.*OTEL_MONITORING_PRICES"):
         load_prices("/nonexistent/prices.yaml")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -81,8 +82,14 @@ def _alerts(directory: str) -> tuple[list[dict[str, Any]], dict[str, dict[str, f
     from ..local.control import read_control
     from ..local.files import read_json
 
-    document = read_json(os.path.join(directory, ALERTS_FILE)) or {}
-    return list(document.get("alerts", [])), read_control(directory)
+    from ..views.terminal import safe_tree
+
+    document = read_json(os.path.join(directory, ALERTS_FILE))
+    alerts = document.get("alerts") if isinstance(document, dict) else None
+    # alerts.json is ours, but anyone who can write the directory can edit it: keep well-formed
+    # alerts only, with their strings terminal-safe.
+    alerts = [a for a in alerts if isinstance(a, dict) and isinstance(a.get("id"), str)] if isinstance(alerts, list) else []
+    return safe_tree(alerts), read_control(directory)
 
 
 def _since_unix(alert: dict[str, Any]) -> float:
@@ -92,6 +99,10 @@ def _since_unix(alert: dict[str, Any]) -> float:
         return datetime.fromisoformat(alert["since"].replace("Z", "+00:00")).timestamp()
     except (KeyError, ValueError, AttributeError):
         return 0.0
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "n/a"
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -105,7 +116,7 @@ def run_list(args: argparse.Namespace) -> int:
         acked = control["acknowledged"].get(alert["id"])
         if acked is not None and acked >= _since_unix(alert):
             alert["acknowledged"] = True
-        until = max(control["silenced"].get(alert["id"], 0.0), control["silenced"].get(alert["rule_id"], 0.0))
+        until = max(control["silenced"].get(alert["id"], 0.0), control["silenced"].get(str(alert.get("rule_id")), 0.0))
         if until > now and not alert.get("silenced_until"):
             from ..local.snapshot import iso_time
 
@@ -117,14 +128,14 @@ def run_list(args: argparse.Namespace) -> int:
     else:
         print(f"{'STATE':<9} {'SEVERITY':<10} {'ID':<40} {'VALUE':>10} {'THRESHOLD':>10}  SINCE                     NOTES")
         for alert in alerts:
-            value = "n/a" if alert.get("value") is None else f"{alert['value']:.4g}"
+            value, threshold = _number(alert.get("value")), _number(alert.get("threshold"))
             notes = []
             if alert.get("acknowledged"):
                 notes.append("acknowledged")
             if alert.get("silenced_until"):
                 notes.append(f"silenced until {alert['silenced_until']}")
-            print(f"{alert['state']:<9} {alert['severity']:<10} {alert['id']:<40} {value:>10} "
-                  f"{alert['threshold']:>10g}  {alert['since']:<25} {', '.join(notes)}")
+            print(f"{str(alert.get('state')):<9} {str(alert.get('severity')):<10} {alert['id']:<40} {value:>10} "
+                  f"{threshold:>10}  {str(alert.get('since')):<25} {', '.join(notes)}")
     if args.history:
         from ..config import parse_duration
         from ..local.history import HistoryStore
@@ -143,9 +154,11 @@ def _warn_if_stale(directory: str, now: float) -> None:
     from ..local.files import read_json
     from ..local.snapshot import LIVE_FILE
 
-    live = read_json(os.path.join(directory, LIVE_FILE)) or {}
-    written, interval = live.get("timestamp_unix"), live.get("interval_s") or 5.0
-    if isinstance(written, (int, float)) and now - written > max(60.0, 3 * interval):
+    live = read_json(os.path.join(directory, LIVE_FILE))
+    live = live if isinstance(live, dict) else {}
+    written, interval = live.get("timestamp_unix"), live.get("interval_s")
+    interval = interval if isinstance(interval, (int, float)) and math.isfinite(interval) else 5.0
+    if isinstance(written, (int, float)) and math.isfinite(written) and now - written > max(60.0, 3 * interval):
         print(f"note: the last snapshot is {now - written:.0f}s old; is the application running?", file=sys.stderr)
 
 
@@ -180,7 +193,7 @@ def run_silence(args: argparse.Namespace) -> int:
         print(f"otel-monitoring alerts silence: --for {error}", file=sys.stderr)
         return 2
     alerts, _ = _alerts(directory)
-    known = {a["id"] for a in alerts} | {a["rule_id"] for a in alerts} | _rule_ids()
+    known = {a["id"] for a in alerts} | {str(a.get("rule_id")) for a in alerts} | _rule_ids()
     if args.id not in known:
         print(f"otel-monitoring alerts: {args.id!r} is neither an alert nor a rule id; known: "
               f"{', '.join(sorted(known)) or 'none'}", file=sys.stderr)

@@ -30,19 +30,62 @@ def check_tcp(endpoint: str, timeout: float) -> str | None:
         return error.strerror or str(error)
 
 
+def check_files(settings) -> list[str]:
+    """What is wrong with the files the settings name (targets, alert rules, prices), loaded as
+    configure() loads them."""
+    found: list[str] = []
+    if settings.targets:
+        from ..instrumentation.targets import TargetError, load_targets
+
+        try:
+            found += load_targets(settings.targets)[1]
+        except TargetError as error:
+            found.append(str(error))
+    if settings.alert_rules.strip().lower() != "none":
+        from ..local.rules import RuleError, load_rules
+
+        try:
+            found += load_rules(settings.alert_rules, strict=False).errors
+        except RuleError as error:
+            found.append(str(error))
+    if settings.prices_file:
+        from ..meters.prices import PriceTableError, load_prices
+
+        try:
+            load_prices(settings.prices_file)
+        except PriceTableError as error:
+            found.append(str(error))
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
+    from ..config import batch_processor_arguments
+    from ..views.terminal import safe_text
+
+    reports: list[str] = []
     try:
-        settings = load_settings()
+        settings = load_settings(report=reports.append)
     except ConfigError as error:
-        print(f"configuration error: {error}")
+        print(safe_text(f"configuration error: {error}"))
         return 2
+    batch_processor_arguments("OTEL_BSP", report=reports.append)
+    batch_processor_arguments("OTEL_BLRP", report=reports.append)
     print("Configuration (argument > environment > default):")
     for option in OPTIONS:
         source = settings.source(option.name)
         if source == "default" and not args.all:
             continue
-        print(f"  {option.name:<24} = {settings.display(option.name):<40} ({source})")
+        print(f"  {option.name:<24} = {safe_text(settings.display(option.name)):<40} ({source})")
     problems = 0
+    file_problems = check_files(settings)
+    if reports or file_problems:
+        print("\nInputs:")
+    for message in reports:
+        problems += 1
+        print(f"  PROBLEM: {safe_text(message)} (ignored: the default applies)")
+    for message in file_problems:
+        problems += 1
+        print(f"  PROBLEM: {safe_text(message)}")
     print("\nDestinations:")
     checked: set[str] = set()
     for signal in SIGNALS:

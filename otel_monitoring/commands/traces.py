@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
                 return 1
             console.print("Services (list one's traces with --service NAME):")
             for service in services:
-                console.print(f"  {service}")
+                console.print(f"  {service}", markup=False)
             return 0
         traces = _recent(client, args)
         if not traces:

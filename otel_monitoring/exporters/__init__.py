@@ -110,39 +110,87 @@ def _entry_point_exporter(settings: Settings, signal: str, name: str) -> Any:
     return found[0].load()()
 
 
+def build_redactor(settings: Settings) -> Any:
+    """The redactor every exporter applies, or None when ``redaction`` is off."""
+    if not settings.redaction:
+        return None
+    from ..redaction import Redactor
+
+    return Redactor(add=settings.redact_names, keep=settings.redact_keep)
+
+
+def scrubbing(exporter: Any, signal: str, redactor: Any) -> Any:
+    """``exporter`` wrapped so that what it exports is scrubbed (itself when ``redactor`` is None)."""
+    if redactor is None:
+        return exporter
+    from .scrub import ScrubbingLogExporter, ScrubbingMetricExporter, ScrubbingSpanExporter
+
+    cls = {"traces": ScrubbingSpanExporter, "metrics": ScrubbingMetricExporter, "logs": ScrubbingLogExporter}[signal]
+    return cls(exporter, redactor)
+
+
+def _names_from_code(settings: Settings, signal: str) -> bool:
+    return settings.source(f"{signal}_exporter") == "argument" or settings.exporter is not None
+
+
 def build_exporters(settings: Settings) -> Exporters:
+    """The exporters per signal. A bad name or directory given in code raises ``ConfigError``; one from
+    the environment is reported (``policy``) and that exporter is left out."""
+    from .. import policy
     from .delivery import DeliveryReport
 
     result = Exporters()
     reports: dict[str, DeliveryReport] = {}
+    redactor = build_redactor(settings)
     for signal in SIGNALS:
         names = exporter_names(settings, signal)
+        from_code = _names_from_code(settings, signal)
         if "none" in names and len(names) > 1:
-            raise ConfigError(
+            problem = ConfigError(
                 f"OTEL_{signal.upper()}_EXPORTER: 'none' cannot be combined with other exporters "
                 f"({', '.join(names)}). Example: OTEL_{signal.upper()}_EXPORTER=none"
             )
+            if from_code:
+                raise problem
+            policy.report(str(problem), strict=settings.strict, consequence="'none' is ignored.")
+            names = tuple(name for name in names if name != "none")
         for name in names:
             if name == "none":
                 continue
-            if name == "otlp":
-                exporter, endpoint = _otlp_exporter(settings, signal)
-                host = urllib.parse.urlparse(endpoint).netloc
-                report = reports.get(host)
-                if report is None:
-                    report = reports[host] = DeliveryReport(
-                        f"the OTLP endpoint {host}",
-                        hint="Is the collector running? Check with `otel-monitoring doctor`, start one with "
-                        "`otel-monitoring stack up`, or export to files with OTEL_TRACES_EXPORTER=otlp_file.",
-                    )
-                wrap = {"traces": report.wrap_span_exporter, "metrics": report.wrap_metric_exporter,
-                        "logs": report.wrap_log_exporter}[signal]
-                exporter = wrap(exporter)
-            elif name == "otlp_file":
-                exporter = _file_exporter(settings, signal)
-            elif name == "console":
-                exporter = _console_exporter(signal)
-            else:
-                exporter = _entry_point_exporter(settings, signal, name)
-            {"traces": result.spans, "metrics": result.metrics, "logs": result.logs}[signal].append(exporter)
+            try:
+                exporter = _build_one(settings, signal, name, reports)
+            except ConfigError as problem:
+                from_code_here = from_code if name != "otlp_file" else settings.source("file_dir") == "argument"
+                if from_code_here:
+                    raise
+                policy.report(str(problem), strict=settings.strict,
+                              consequence=f"The {signal} go on without the {name} exporter.")
+                continue
+            {"traces": result.spans, "metrics": result.metrics, "logs": result.logs}[signal].append(
+                scrubbing(exporter, signal, redactor))
     return result
+
+
+def _build_one(settings: Settings, signal: str, name: str, reports: dict[str, Any]) -> Any:
+    from .delivery import DeliveryReport
+
+    if name == "otlp":
+        exporter, endpoint = _otlp_exporter(settings, signal)
+        host = urllib.parse.urlparse(endpoint).netloc
+        report = reports.get(host)
+        if report is None:
+            report = reports[host] = DeliveryReport(
+                f"the OTLP endpoint {host}",
+                hint="Is the collector running? Check with `otel-monitoring doctor`, start one with "
+                "`otel-monitoring stack up`, or export to files with OTEL_TRACES_EXPORTER=otlp_file.",
+            )
+        wrap = {"traces": report.wrap_span_exporter, "metrics": report.wrap_metric_exporter,
+                "logs": report.wrap_log_exporter}[signal]
+        exporter = wrap(exporter)
+    elif name == "otlp_file":
+        exporter = _file_exporter(settings, signal)
+    elif name == "console":
+        exporter = _console_exporter(signal)
+    else:
+        exporter = _entry_point_exporter(settings, signal, name)
+    return exporter

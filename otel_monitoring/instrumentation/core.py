@@ -28,6 +28,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import logging
+import sys
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -445,7 +446,7 @@ class Target:
         self._logged.add(what)
         (_logger.warning if first else _logger.debug)(
             "otel-monitoring: %s for %s (the call itself proceeds; further occurrences are logged at debug)",
-            message, self.span_name, exc_info=True,
+            message, self.span_name, exc_info=sys.exc_info()[0] is not None,  # no "NoneType: None" line
         )
 
 

@@ -22,6 +22,7 @@ strict mode (``OTEL_MONITORING_TARGETS_STRICT``) asks for an error.
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import inspect
 import logging
@@ -34,7 +35,9 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.trace import SpanKind
 
+from .. import policy
 from ..config import ConfigError
+from ..userfiles import load_file
 from .core import Operation, Patcher, Telemetry, settings_from
 
 __all__ = ["TargetsInstrumentor", "TargetEntry", "load_targets", "TargetError"]
@@ -53,8 +56,8 @@ _STEP = re.compile(r"\.([A-Za-z_]\w*)|\[\s*(?:'([^']*)'|\"([^\"]*)\"|(-?\d+))\s*
 _MISSING = object()
 
 
-class TargetError(ValueError):
-    """A bad targets entry; the message names the entry, the problem and the fix."""
+class TargetError(ConfigError):
+    """A bad targets file or entry; the message names the file, the entry and its line, the problem and the fix."""
 
 
 @dataclass(frozen=True)
@@ -117,28 +120,31 @@ class TargetEntry:
         return f"targets file {source}, entry {self.number} ({self.target})"
 
 
-def _parse_entry(number: int, raw: Any, source: str) -> TargetEntry:
-    where = f"targets file {source}, entry {number}"
+def _parse_entry(number: int, raw: Any, source: str, line: int | None = None) -> TargetEntry:
+    where = f"targets file {source}, {f'line {line}, ' if line else ''}entry {number}"
     if isinstance(raw, str):
         raw = {"target": raw}
     if not isinstance(raw, dict):
         raise TargetError(f"{where}: expected a mapping with a 'target' key, got {type(raw).__name__}. "
                           "Fix: write '- target: package.module:Class.method'.")
     target = raw.get("target")
-    where = f"{where} ({target})" if target else where
-    unknown = sorted(set(raw) - KEYS)
+    where = f"{where} ({str(target)[:200]})" if target else where
+    unknown = sorted((set(raw) - KEYS), key=str)
     if unknown:
-        raise TargetError(f"{where}: unknown key(s) {', '.join(unknown)}. Fix: use only {', '.join(sorted(KEYS))}.")
+        raise TargetError(f"{where}: unknown key(s) {', '.join(str(k)[:40] for k in unknown[:5])}. Fix: use only "
+                          f"{', '.join(sorted(KEYS))}.")
     if not isinstance(target, str) or not _TARGET.match(target.strip()):
         raise TargetError(f"{where}: target {target!r} is not 'package.module:Class.method' or "
                           "'package.module:function'. Fix: name the module, a colon, then the attribute path.")
     module, _, qualname = target.strip().partition(":")
     domain = raw.get("domain", "custom")
-    if domain not in DOMAINS:
-        raise TargetError(f"{where}: domain {domain!r} is not one of {', '.join(DOMAINS)}. Fix: pick one of them.")
-    kind = str(raw.get("kind", "internal")).lower()
-    if kind not in KINDS:
-        raise TargetError(f"{where}: kind {raw.get('kind')!r} is not one of {', '.join(KINDS)}. Fix: pick one of them.")
+    if not isinstance(domain, str) or domain not in DOMAINS:
+        raise TargetError(f"{where}: domain {str(domain)[:40]!r} is not one of {', '.join(DOMAINS)}. "
+                          "Fix: pick one of them.")
+    kind = raw.get("kind", "internal")
+    if not isinstance(kind, str) or kind.lower() not in KINDS:
+        raise TargetError(f"{where}: kind {str(kind)[:40]!r} is not one of {', '.join(KINDS)}. Fix: pick one of them.")
+    kind = kind.lower()
     paths: dict[str, dict[str, Path]] = {}
     for key in ("attributes", "metric_attributes"):
         mapping = raw.get(key) or {}
@@ -156,32 +162,45 @@ def _parse_entry(number: int, raw: Any, source: str) -> TargetEntry:
                        KINDS[kind], paths["attributes"], paths["metric_attributes"])
 
 
+def module_exists(name: str) -> bool:
+    """Whether ``package.sub.module`` can be imported, found without importing anything (a parent
+    package's import could run application code before the application does)."""
+    if name in sys.modules:
+        return True
+    parts = name.split(".")
+    try:
+        spec = importlib.util.find_spec(parts[0]) if parts[0] not in sys.modules else sys.modules[parts[0]].__spec__
+    except (ImportError, ValueError):
+        return False
+    for part in parts[1:]:
+        locations = getattr(spec, "submodule_search_locations", None) if spec is not None else None
+        if not locations:
+            return False
+        spec = importlib.machinery.PathFinder.find_spec(part, list(locations))
+    return spec is not None
+
+
 def load_targets(path: str) -> tuple[list[TargetEntry], list[str]]:
     """Parse the file: (good entries, messages about bad ones). Raises TargetError if the file itself is bad."""
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
-    except OSError as error:
-        raise TargetError(f"targets file {path}: cannot be read ({error.strerror or error}). "
-                          "Fix: set OTEL_MONITORING_TARGETS to an existing YAML file.") from None
-    except yaml.YAMLError as error:
-        raise TargetError(f"targets file {path}: not valid YAML ({error}).") from None
+    loaded = load_file(path, "targets file", error=TargetError, fmt="yaml",
+                       fix="set OTEL_MONITORING_TARGETS to an existing YAML file")
+    document = loaded.data
     raw_entries = document.get("targets") if isinstance(document, dict) else document
     if not isinstance(raw_entries, list):
         raise TargetError(f"targets file {path}: expected a 'targets:' list of entries. "
                           "Fix: start the file with 'targets:' and one '- target: module:Class.method' per line.")
     entries, problems = [], []
     for number, raw in enumerate(raw_entries, start=1):
+        line = loaded.line(raw) if isinstance(raw, (dict, list)) else None
         try:
-            entry = _parse_entry(number, raw, path)
+            entry = _parse_entry(number, raw, path, line)
         except TargetError as problem:
             problems.append(str(problem))
             continue
-        if importlib.util.find_spec(entry.module.partition(".")[0]) is None:
-            problems.append(f"{entry.describe(path)}: unknown module {entry.module!r} (not importable). "
-                            "Fix: check the module name and that its package is installed.")
+        if not module_exists(entry.module):
+            problems.append(f"{entry.describe(path)}{f', line {line}' if line else ''}: unknown module "
+                            f"{entry.module!r} (not importable). Fix: check the module name and that its "
+                            "package is installed.")
             continue
         entries.append(entry)
     return entries, problems
@@ -290,7 +309,7 @@ class TargetsInstrumentor(BaseInstrumentor):
     def _instrument(self, **kwargs: Any) -> None:
         settings = settings_from(kwargs)
         self._source = kwargs.get("targets") or settings.targets
-        self._strict = bool(kwargs.get("strict", settings.targets_strict))
+        self._strict = bool(kwargs.get("strict", settings.targets_strict or getattr(settings, "strict", False)))
         self._patcher = Patcher()
         self._active = True
         self.problems: list[str] = []
@@ -317,9 +336,8 @@ class TargetsInstrumentor(BaseInstrumentor):
 
     def _report(self, message: str, at_start: bool = True) -> None:
         self.problems.append(message)
-        if self._strict and at_start:
-            raise ConfigError(f"{message} (OTEL_MONITORING_TARGETS_STRICT is on)")
-        _logger.error("otel-monitoring: %s The entry is skipped; the application goes on without it.", message)
+        policy.report(message, strict=self._strict, at_start=at_start,
+                      consequence="The entry is skipped; the application goes on without it.")
 
     def _apply(self, module: Any, entries: list[TargetEntry], at_start: bool = False) -> None:
         if not self._active:

@@ -52,12 +52,22 @@ class LocalComponent(Component):
     def metric_readers(self) -> list[MetricReader]:
         if not self.directory:
             return []
+        from .. import policy
+        from ..config import ConfigError
+        from ..exporters import build_redactor, scrubbing
         from ..exporters.file import prepare_directory
         from .engine import AlertEngine
         from .history import HistoryStore
         from .snapshot import SnapshotExporter, make_snapshot_reader
 
-        directory = prepare_directory(self.directory, "OTEL_MONITORING_SNAPSHOT_DIR")
+        try:
+            directory = prepare_directory(self.directory, "OTEL_MONITORING_SNAPSHOT_DIR")
+        except ConfigError as problem:
+            if self.settings.source("snapshot_dir") == "argument":
+                raise
+            policy.report(str(problem), strict=self.settings.strict,
+                          consequence="Local monitoring (snapshots, alert rules) is off.")
+            return []
         settings = self.settings
         history = HistoryStore(directory, retention_s=settings.history_retention)
         self.exporter = SnapshotExporter(directory, settings.snapshot_interval, history,
@@ -66,22 +76,26 @@ class LocalComponent(Component):
                                   resolved_visible_s=settings.snapshot_interval)
         self.engine.listeners.append(self._record_event)
         self.exporter.on_collection.append(self._evaluate)
-        self.reader = make_snapshot_reader(self.exporter)
+        # The reader drives the scrubbing wrapper, which hands the exporter (and so metrics_live.json,
+        # the history and alerts.json) data points with their secrets replaced.
+        self.reader = make_snapshot_reader(scrubbing(self.exporter, "metrics", build_redactor(settings)))
         return [self.reader]
 
     def _load_rules(self) -> list:
+        from .. import policy
         from .rules import RuleError, load_rules
 
         source = self.settings.alert_rules
         if source.strip().lower() == "none":
             return []
+        strict = self.settings.strict
         try:
             ruleset = load_rules(source, strict=False)
         except RuleError as error:
-            _logger.error("otel-monitoring: alert rules not loaded, no rule is evaluated: %s", error)
+            policy.report(str(error), strict=strict, consequence="No alert rule is evaluated.")
             return []
         for message in ruleset.errors:
-            _logger.error("otel-monitoring: alert rule skipped: %s", message)
+            policy.report(message, strict=strict, consequence="That rule is skipped; the others are evaluated.")
         return ruleset.rules
 
     def start(self, monitoring: Monitoring) -> None:

@@ -9,24 +9,73 @@ are recorded here and applied by the running process at its next collection.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import threading
-from .files import atomic_write_json, read_json
+
+from ..userfiles import UserFileError, load_file
+from .files import atomic_write_json
 
 CONTROL_FILE = "alert_control.json"
+# Times outside 1970-2200 are not acknowledgements or silences anyone asked for; they are dropped
+# (an infinite or far-future time would overflow every date conversion downstream).
+MAX_TIME = 7258118400.0
+MAX_ENTRIES = 10_000
+MAX_ID_LENGTH = 500
+
+_logger = logging.getLogger("otel_monitoring.local")
+_warned: set[str] = set()
 
 _lock = threading.Lock()  # writers in this process; across processes the last replace wins
 
 
+def _warn_once(message: str) -> None:
+    if message not in _warned and len(_warned) < 100:
+        _warned.add(message)
+        _logger.warning("otel-monitoring: %s The bad entries are ignored; the next `otel-monitoring alerts "
+                        "ack` or `silence` rewrites the file without them.", message)
+
+
+def _time(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) and 0 <= number <= MAX_TIME else None
+
+
 def read_control(directory: str) -> dict[str, dict[str, float]]:
-    document = read_json(os.path.join(directory, CONTROL_FILE))
+    """The valid acknowledgements and silences of the control file; a missing, corrupt or hostile file
+    gives what is valid in it (possibly nothing), never an error."""
+    path = os.path.join(directory, CONTROL_FILE)
+    result: dict[str, dict[str, float]] = {"acknowledged": {}, "silenced": {}}
+    if not os.path.exists(path):
+        return result
+    try:
+        document = load_file(path, "alert control file", fmt="json").data
+    except UserFileError as problem:
+        _warn_once(str(problem))
+        return result
     if not isinstance(document, dict):
-        document = {}
-    result: dict[str, dict[str, float]] = {}
+        _warn_once(f"alert control file {path}: expected a JSON object with 'acknowledged' and 'silenced'.")
+        return result
+    dropped = 0
     for section in ("acknowledged", "silenced"):
         entries = document.get(section)
-        result[section] = {str(k): float(v) for k, v in entries.items()
-                           if isinstance(v, (int, float))} if isinstance(entries, dict) else {}
+        if not isinstance(entries, dict):
+            continue
+        for key, value in entries.items():
+            when = _time(value)
+            if when is None or len(key) > MAX_ID_LENGTH or len(result[section]) >= MAX_ENTRIES:
+                dropped += 1
+                continue
+            result[section][key] = when
+    if dropped:
+        _warn_once(f"alert control file {path}: {dropped} entr{'y' if dropped == 1 else 'ies'} with a time that is "
+                   "not a finite Unix time between 1970 and 2200 (or beyond the entry limit).")
     return result
 
 

@@ -9,6 +9,7 @@ field, with what is expected.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -17,6 +18,7 @@ from typing import Any, Mapping
 import yaml
 
 from ..config import ALERT_SEVERITIES, ConfigError, parse_duration
+from ..userfiles import Document, load_file, parse_text
 
 __all__ = ["DEFAULT_RULES", "KINDS", "SEVERITIES", "Matcher", "MetricInfo", "Rule", "RuleError", "RuleSet",
            "load_rules", "parse_duration", "parse_rules"]
@@ -117,13 +119,27 @@ class RuleSet:
 # --- parsing ---
 
 class _Field:
-    """Turns a bad value into a RuleError naming the file, the rule and the field."""
+    """Turns a bad value into a RuleError naming the file, the line, the rule and the field."""
 
-    def __init__(self, source: str, rule: str | None):
-        self.source, self.rule = source, rule
+    def __init__(self, source: str, rule: str | None, raw: Any = None, document: Document | None = None):
+        self.source, self.rule, self.raw, self.document = source, rule, raw, document
+
+    def _line(self, path: str) -> int | None:
+        if self.document is None or self.raw is None:
+            return None
+        parts = [p for p in path.split(".") if p]
+        container: Any = self.raw
+        for part in parts[:-1]:
+            inner = container.get(part) if isinstance(container, Mapping) else None
+            if not isinstance(inner, (Mapping, list)):
+                break
+            container = inner
+        return self.document.line(container, parts[-1] if parts else None) or self.document.line(self.raw)
 
     def error(self, path: str, message: str) -> RuleError:
-        where = f"{self.source}: rule {self.rule!r}" if self.rule else self.source
+        line = self._line(path)
+        source = f"{self.source}, line {line}" if line else self.source
+        where = f"{source}: rule {self.rule!r}" if self.rule else source
         return RuleError(f"{where}, field '{path}': {message}")
 
 
@@ -162,8 +178,14 @@ def _selector(raw: Mapping[str, Any], path: str, metrics: Mapping[str, MetricInf
 
 def _number(raw: Any, path: str, check: _Field) -> float:
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-        raise check.error(path, f"{raw!r} is not a number")
-    return float(raw)
+        raise check.error(path, f"{str(raw)[:40]!r} is not a number")
+    try:
+        number = float(raw)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise check.error(path, f"{str(raw)[:40]} is not a finite number")
+    return number
 
 
 def _duration(raw: Any, path: str, check: _Field, default: float | None) -> float | None:
@@ -196,9 +218,11 @@ _RULE_FIELDS = {"id", "name", "expr", "op", "threshold", "for", "severity", "coo
 _EXPR_FIELDS = {"kind", "metric", "match", "window", "aggregate", "group_by", "quantile", "denominator"}
 
 
-def _rule(raw: Any, index: int, metrics: Mapping[str, MetricInfo], source: str) -> Rule:
+def _rule(raw: Any, index: int, metrics: Mapping[str, MetricInfo], source: str,
+          document: Document | None = None) -> Rule:
     rule_id = raw.get("id") if isinstance(raw, Mapping) else None
-    check = _Field(source, str(rule_id) if rule_id else f"#{index + 1}")
+    label = str(rule_id)[:80] if rule_id else f"#{index + 1}"
+    check = _Field(source, label, raw, document)
     if not isinstance(raw, Mapping):
         raise check.error("", "a rule is a mapping with id, name, expr, op, threshold, severity")
     unknown = sorted(set(raw) - _RULE_FIELDS)
@@ -269,8 +293,8 @@ def _rule(raw: Any, index: int, metrics: Mapping[str, MetricInfo], source: str) 
     )
 
 
-def _metrics(raw: Any, source: str) -> dict[str, MetricInfo]:
-    check = _Field(source, None)
+def _metrics(raw: Any, source: str, document: Document | None = None) -> dict[str, MetricInfo]:
+    check = _Field(source, None, {"metrics": raw}, document)
     if not isinstance(raw, Mapping):
         raise check.error("metrics", "expected a mapping of metric name: {type: gauge, unit: '1'}")
     metrics = {}
@@ -284,20 +308,21 @@ def _metrics(raw: Any, source: str) -> dict[str, MetricInfo]:
     return metrics
 
 
-def parse_rules(document: Any, source: str = "<rules>", strict: bool = True) -> RuleSet:
+def parse_rules(document: Any, source: str = "<rules>", strict: bool = True, lines: Document | None = None) -> RuleSet:
     """Validate a parsed rules document. ``strict`` raises on the first bad rule; otherwise bad rules
-    are left out and their messages collected in ``errors``."""
+    are left out and their messages collected in ``errors``. ``lines``: the loaded file, for line numbers."""
     if not isinstance(document, Mapping) or not isinstance(document.get("rules"), list):
-        raise RuleError(f"{source}: expected a mapping with 'metrics' and a 'rules' list")
-    metrics = _metrics(document.get("metrics", {}), source)
+        raise RuleError(f"{source}: expected a mapping with 'metrics' and a 'rules' list. Fix: see "
+                        "docs/alerting.md for the format.")
+    metrics = _metrics(document.get("metrics", {}), source, lines)
     rules: list[Rule] = []
     errors: list[str] = []
     seen: set[str] = set()
     for index, raw in enumerate(document["rules"]):
         try:
-            rule = _rule(raw, index, metrics, source)
+            rule = _rule(raw, index, metrics, source, lines)
             if rule.id in seen:
-                raise _Field(source, rule.id).error("id", "duplicate id; every rule needs its own")
+                raise _Field(source, rule.id, raw, lines).error("id", "duplicate id; every rule needs its own")
         except RuleError as error:
             if strict:
                 raise
@@ -309,19 +334,11 @@ def parse_rules(document: Any, source: str = "<rules>", strict: bool = True) -> 
 
 
 def load_rules(path: str = DEFAULT_RULES, strict: bool = True) -> RuleSet:
-    """Read a rules file (``"default"`` for the packaged one)."""
+    """Read a rules file (``"default"`` for the packaged one) through the bounded loader."""
     if path == DEFAULT_RULES:
         source = "otel_monitoring/data/alert_rules.yaml"
         text = resources.files("otel_monitoring").joinpath("data/alert_rules.yaml").read_text(encoding="utf-8")
+        loaded = parse_text(text, source, "alert rules file", error=RuleError)
     else:
-        source = path
-        try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        except OSError as error:
-            raise RuleError(f"{path}: cannot read the alert rules file ({error.strerror})") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise RuleError(f"{source}: not valid YAML ({error})") from None
-    return parse_rules(document, source, strict=strict)
+        loaded = load_file(path, "alert rules file", error=RuleError, fmt="yaml")
+    return parse_rules(loaded.data, loaded.path, strict=strict, lines=loaded)

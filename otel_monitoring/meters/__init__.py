@@ -37,11 +37,18 @@ class MetersComponent(Component):
         self.health_server: Any = None
 
     def prices(self) -> PriceTable:
-        """The price table, loaded once; a bad user file raises PriceTableError (a ConfigError)."""
+        """The price table, loaded once. A bad user file is reported (``policy``: an error only in
+        strict mode) and the packaged prices are used alone."""
         if self._prices is None:
-            from .prices import load_prices
+            from .. import policy
+            from .prices import PriceTableError, load_prices
 
-            self._prices = load_prices(self.settings.prices_file)
+            try:
+                self._prices = load_prices(self.settings.prices_file)
+            except PriceTableError as problem:
+                policy.report(str(problem), strict=self.settings.strict,
+                              consequence="Costs are priced from the packaged table only.")
+                self._prices = load_prices(None)
         return self._prices
 
     def span_processors(self) -> list[SpanProcessor]:
@@ -59,12 +66,19 @@ class MetersComponent(Component):
         from . import cost, rag, trading
         from .budgets import BudgetTracker
 
+        from .. import policy
+
         settings = self.settings
-        if settings.market_data_delayed_seconds <= settings.market_data_live_seconds:
-            raise ConfigError(
+        live, delayed = settings.market_data_live_seconds, settings.market_data_delayed_seconds
+        if delayed <= live:
+            problem = ConfigError(
                 "OTEL_MONITORING_MARKET_DATA_DELAYED_SECONDS must be above OTEL_MONITORING_MARKET_DATA_LIVE_SECONDS "
-                f"(got {settings.market_data_delayed_seconds:g} <= {settings.market_data_live_seconds:g}). "
+                f"(got {delayed:g} <= {live:g}). "
                 "Example: OTEL_MONITORING_MARKET_DATA_LIVE_SECONDS=600 OTEL_MONITORING_MARKET_DATA_DELAYED_SECONDS=3600")
+            if "argument" in (settings.source("market_data_live_seconds"), settings.source("market_data_delayed_seconds")):
+                raise problem
+            policy.report(str(problem), strict=settings.strict, consequence="The defaults 600 and 3600 apply.")
+            live, delayed = 600.0, 3600.0
         provider = monitoring.meter_provider
 
         budgets = BudgetTracker(settings.budgets)
@@ -75,8 +89,7 @@ class MetersComponent(Component):
         if self._processor is not None:
             self._processor.cost = self.cost
 
-        self.trading = trading.TradingKPIs(provider, settings.kpi_window, settings.market_data_live_seconds,
-                                           settings.market_data_delayed_seconds)
+        self.trading = trading.TradingKPIs(provider, settings.kpi_window, live, delayed)
         trading.install(self.trading)
         self.rag = rag.RagKPIs(provider, settings.kpi_window, settings.rag_relevance_threshold)
         rag.install(self.rag)

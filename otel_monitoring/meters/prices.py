@@ -7,7 +7,6 @@ from the network.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from importlib import resources
 from typing import Any, Mapping
 
 from ..config import ConfigError
+from ..userfiles import load_file
 from .locks import ForkSafeLock
 
 SECTIONS = ("llm", "embeddings", "aliases", "exchanges", "fx", "external_apis", "compute")
@@ -106,22 +106,12 @@ class PriceTable:
 
 
 def _load_file(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as error:
-        raise PriceTableError(f"price table {path}: cannot read it ({error.strerror}). Fix the path in "
-                              "OTEL_MONITORING_PRICES / prices_file, or unset it to use the packaged prices.") from None
-    try:
-        if path.endswith(".json"):
-            data = json.loads(text, parse_float=Decimal, parse_int=Decimal)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as error:  # noqa: BLE001 - any parser error becomes one clear message
-        raise PriceTableError(f"price table {path}: not valid {'JSON' if path.endswith('.json') else 'YAML'} "
-                              f"({error}). See docs/cost.md for the format.") from None
+    """One price file through the bounded loader (size cap, UTF-8, no YAML aliases); JSON numbers
+    are read as Decimal."""
+    loaded = load_file(path, "price table", error=PriceTableError, decimals=True,
+                       fix="correct the path in OTEL_MONITORING_PRICES / prices_file, or unset it to use the "
+                           "packaged prices")
+    data = loaded.data
     if data is None:
         return {}
     if not isinstance(data, Mapping):

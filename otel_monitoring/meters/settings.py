@@ -6,6 +6,7 @@ raises ``ValueError`` with what was wrong; ``config`` adds the variable name and
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -83,8 +84,8 @@ def _budget(period: str, scope: str, limit: Any) -> BudgetSpec:
     if period not in BUDGET_PERIODS:
         raise ValueError(f"budget period {period!r} is not daily or monthly")
     amount = float(limit)
-    if not amount > 0:
-        raise ValueError(f"budget {period}:{scope} needs a limit above 0, got {limit!r}")
+    if not (math.isfinite(amount) and amount > 0):
+        raise ValueError(f"budget {period}:{scope} needs a finite limit above 0 (USD), got {limit!r}")
     scope = scope.strip()
     if scope == "total":
         return BudgetSpec(period, amount)

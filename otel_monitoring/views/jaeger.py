@@ -9,6 +9,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from .terminal import safe_text, safe_tree
+
 DEFAULT_QUERY_URL = "http://127.0.0.1:16686"
 
 
@@ -26,11 +28,11 @@ class JaegerClient:
         url = f"{self.base_url}{path}{query}"
         try:
             with urllib.request.urlopen(url, timeout=self.timeout) as response:  # noqa: S310 (operator's URL)
-                body = json.loads(response.read())
+                body = safe_tree(json.loads(response.read()))
         except urllib.error.HTTPError as error:
             if error.code == 404:
                 return None
-            detail = error.read().decode("utf-8", "replace")[:200]
+            detail = safe_text(error.read().decode("utf-8", "replace")[:200])
             raise JaegerError(f"Jaeger at {self.base_url} answered {error.code} for {path}: {detail}") from None
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)

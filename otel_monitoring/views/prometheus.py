@@ -17,6 +17,7 @@ from typing import Any
 
 from . import names
 from .snapshot import Snapshot
+from .terminal import safe_tree
 
 # Suffixes the exporter appends for units and counters; a name is ours if only these follow.
 UNIT_SUFFIXES = {"ratio": "1", "seconds": "s", "milliseconds": "ms", "bytes": "By", "USD": "USD", "percent": "%"}
@@ -78,9 +79,9 @@ class PrometheusSource:
         url = f"{self.url}/api/v1/{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
         try:
             with urllib.request.urlopen(url, timeout=self.timeout) as response:  # noqa: S310 (operator's URL)
-                body = json.loads(response.read())
+                body = safe_tree(json.loads(response.read()))
         except urllib.error.HTTPError as error:
-            body = json.loads(error.read() or b"{}")
+            body = safe_tree(json.loads(error.read() or b"{}"))
         except (urllib.error.URLError, OSError, ValueError) as error:
             raise PrometheusError(f"cannot query Prometheus at {self.url}: {getattr(error, 'reason', error)}") from None
         if body.get("status") != "success":

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from .terminal import safe_text, safe_tree
+
 METRICS_FILE = "metrics_live.json"
 ALERTS_FILE = "alerts.json"
 
@@ -78,8 +80,9 @@ def snapshot_dir(given: str | None = None) -> str:
 
 
 def _read_json(path: str) -> Any:
+    """The document with its strings made terminal-safe (views/terminal.py): every view reads here."""
     with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+        return safe_tree(json.load(handle))
 
 
 def read_snapshot_dir(directory: str) -> Snapshot:
@@ -92,7 +95,7 @@ def read_snapshot_dir(directory: str) -> Snapshot:
     except FileNotFoundError:
         snapshot.problems.append(f"no {METRICS_FILE} yet in {directory}")
     except (OSError, ValueError) as error:
-        snapshot.problems.append(f"cannot read {metrics_path}: {error}")
+        snapshot.problems.append(safe_text(f"cannot read {metrics_path}: {error}"))
     else:
         snapshot.timestamp_unix = data.get("timestamp_unix")
         snapshot.service = data.get("service") or {}
@@ -106,5 +109,5 @@ def read_snapshot_dir(directory: str) -> Snapshot:
     except FileNotFoundError:
         pass  # no alert engine running: nothing to show
     except (OSError, ValueError, AttributeError) as error:
-        snapshot.problems.append(f"cannot read {alerts_path}: {error}")
+        snapshot.problems.append(safe_text(f"cannot read {alerts_path}: {error}"))
     return snapshot
