@@ -38,6 +38,8 @@ SECRET_NAMES: tuple[str, ...] = (
     "access_key", "secret_key", "private_key", "access_token", "refresh_token", "id_token", "auth_token",
     "session_token", "security_token", "token", "authorization", "proxy_authorization", "cookie",
     "set_cookie", "signature", "credential", "credentials",
+    # Personal financial identifiers: masked like secrets (docs/security.md).
+    "account_id", "account_number", "iban", "card_number",
 )
 PARAMETER_ONLY_NAMES: tuple[str, ...] = ("key", "sig", "auth", "x_amz_signature", "x_amz_credential",
                                          "x_goog_signature", "awsaccesskeyid")
