@@ -115,9 +115,11 @@ class TargetEntry:
     kind: SpanKind
     attributes: dict[str, Path]
     metric_attributes: dict[str, Path]
+    line: int | None = None  # where the entry starts in the file
 
     def describe(self, source: str) -> str:
-        return f"targets file {source}, entry {self.number} ({self.target})"
+        line = f"line {self.line}, " if self.line else ""
+        return f"targets file {source}, {line}entry {self.number} ({self.target})"
 
 
 def _parse_entry(number: int, raw: Any, source: str, line: int | None = None) -> TargetEntry:
@@ -159,7 +161,7 @@ def _parse_entry(number: int, raw: Any, source: str, line: int | None = None) ->
         if raw.get(key) is not None and (not isinstance(raw[key], str) or not raw[key]):
             raise TargetError(f"{where}: {key} must be a non-empty string. Fix: write a name or leave the key out.")
     return TargetEntry(number, target.strip(), module, qualname, domain, raw.get("component"), raw.get("operation"),
-                       KINDS[kind], paths["attributes"], paths["metric_attributes"])
+                       KINDS[kind], paths["attributes"], paths["metric_attributes"], line)
 
 
 def module_exists(name: str) -> bool:
@@ -198,9 +200,8 @@ def load_targets(path: str) -> tuple[list[TargetEntry], list[str]]:
             problems.append(str(problem))
             continue
         if not module_exists(entry.module):
-            problems.append(f"{entry.describe(path)}{f', line {line}' if line else ''}: unknown module "
-                            f"{entry.module!r} (not importable). Fix: check the module name and that its "
-                            "package is installed.")
+            problems.append(f"{entry.describe(path)}: unknown module {entry.module!r} (not importable). Fix: "
+                            "check the module name and that its package is installed.")
             continue
         entries.append(entry)
     return entries, problems

@@ -85,6 +85,16 @@ def _read_json(path: str) -> Any:
         return safe_tree(json.load(handle))
 
 
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _series(value: Any) -> dict[str, list[dict]]:
+    """{metric: [point dicts with an attributes mapping]}, dropping anything else."""
+    return {name: [p for p in points if isinstance(p, dict) and isinstance(p.get("attributes", {}), dict)]
+            for name, points in _mapping(value).items() if isinstance(points, list)}
+
+
 def read_snapshot_dir(directory: str) -> Snapshot:
     """Read the snapshot directory. A missing or unreadable file is reported in ``problems``,
     never raised: the dashboard keeps running while the writer starts up."""
@@ -97,15 +107,19 @@ def read_snapshot_dir(directory: str) -> Snapshot:
     except (OSError, ValueError) as error:
         snapshot.problems.append(safe_text(f"cannot read {metrics_path}: {error}"))
     else:
-        snapshot.timestamp_unix = data.get("timestamp_unix")
-        snapshot.service = data.get("service") or {}
-        snapshot.counters = data.get("counters") or {}
-        snapshot.gauges = data.get("gauges") or {}
-        snapshot.histograms = data.get("histograms") or {}
-        snapshot.units = data.get("units") or {}
+        data = data if isinstance(data, dict) else {}
+        stamp = data.get("timestamp_unix")
+        snapshot.timestamp_unix = stamp if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else None
+        snapshot.service = _mapping(data.get("service"))
+        snapshot.counters = _series(data.get("counters"))
+        snapshot.gauges = _series(data.get("gauges"))
+        snapshot.histograms = _series(data.get("histograms"))
+        snapshot.units = _mapping(data.get("units"))
     alerts_path = os.path.join(directory, ALERTS_FILE)
     try:
-        snapshot.alerts = list(_read_json(alerts_path).get("alerts") or [])
+        alerts = _read_json(alerts_path).get("alerts") or []
+        # Anyone who can write the directory can edit the files: keep only well-formed entries.
+        snapshot.alerts = [a for a in alerts if isinstance(a, dict)] if isinstance(alerts, list) else []
     except FileNotFoundError:
         pass  # no alert engine running: nothing to show
     except (OSError, ValueError, AttributeError) as error:

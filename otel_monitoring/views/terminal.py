@@ -3,7 +3,8 @@
 Span names, attribute values, service names and alert ids come from whoever produced the
 telemetry. Printed raw, an escape sequence in them could clear the screen, retitle the window,
 recolour or hide text, or reorder it (Unicode bidirectional controls). Every control character
-(C0, DEL, C1), bidirectional control and line or paragraph separator is shown escaped instead
+(C0, DEL, C1), format character (bidirectional controls) and separator other than the space is
+shown escaped instead
 (``\\x1b``, ``\\u202e``); everything else is left as it is. The views apply it where they read
 data (snapshot files, Jaeger, Prometheus), so what they render is already safe.
 """
@@ -14,21 +15,24 @@ from typing import Any
 
 __all__ = ["safe_text", "safe_tree"]
 
-_UNSAFE = {
-    *range(0x00, 0x20), 0x7F, *range(0x80, 0xA0),  # C0, DEL, C1 (ESC, CSI, OSC, BEL...)
-    0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A),  # bidirectional controls
-    0x2028, 0x2029,  # line and paragraph separators
-}
-_TABLE = {code: (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}") for code in _UNSAFE}
 MAX_DEPTH = 64
 
 
+def _escape(char: str) -> str:
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def safe_text(value: Any) -> str:
-    """``value`` as text a terminal shows literally."""
+    """``value`` as text a terminal shows literally: every character Python does not call printable
+    (controls, format characters such as bidirectional overrides, separators other than the space)
+    is written as its escape."""
     text = value if isinstance(value, str) else str(value)
-    if text.isascii() and text.isprintable():  # the common case, checked in C
+    if text.isprintable():  # the common case, checked in C
         return text
-    return text.translate(_TABLE)
+    return "".join(map(_escape, text))
 
 
 def safe_tree(value: Any, _depth: int = 0) -> Any:
