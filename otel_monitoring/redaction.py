@@ -41,6 +41,9 @@ SECRET_NAMES: tuple[str, ...] = (
     # Personal financial identifiers: masked like secrets (docs/security.md).
     "account_id", "account_number", "iban", "card_number",
 )
+# Whole keys of our own trading namespace that hold an account identifier. (Not the last-part rule:
+# "account.id" would also match the semantic conventions' cloud.account.id.)
+SECRET_KEYS: tuple[str, ...] = ("trading.account.id", "trading.account.number")
 PARAMETER_ONLY_NAMES: tuple[str, ...] = ("key", "sig", "auth", "x_amz_signature", "x_amz_credential",
                                          "x_goog_signature", "awsaccesskeyid")
 
@@ -57,9 +60,12 @@ def _alternatives(names: Iterable[str]) -> str:
     return "|".join(parts)
 
 
-def key_pattern(names: Iterable[str]) -> str:
-    """The regular expression (Python and RE2 alike) of attribute keys that name a secret."""
-    return rf"(?i)^(?:.*\.)?(?:[^.]*[_-])?(?:{_alternatives(names)})$"
+def key_pattern(names: Iterable[str], keys: Iterable[str] = SECRET_KEYS) -> str:
+    """The regular expression (Python and RE2 alike) of attribute keys that name a secret: the last
+    dot-separated part is a name or ends with ``_name``, or the whole key is one of ``keys``."""
+    whole = "|".join(re.escape(key) for key in keys)
+    pattern = rf"(?:.*\.)?(?:[^.]*[_-])?(?:{_alternatives(names)})"
+    return rf"(?i)^(?:{pattern}|{whole})$" if whole else rf"(?i)^{pattern}$"
 
 
 def parameter_pattern(names: Iterable[str]) -> str:
