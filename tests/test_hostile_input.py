@@ -329,3 +329,36 @@ def test_series_cap_warning_has_no_stray_traceback_line(telemetry, caplog, tmp_p
     warnings = [r for r in caplog.records if "metric attribute sets" in r.getMessage()]
     assert len(warnings) == 1 and not warnings[0].exc_info
     assert "NoneType: None" not in caplog.text
+
+
+@pytest.mark.stack
+def test_traces_shows_escape_sequences_from_jaeger_escaped(tmp_path):
+    import subprocess
+    import sys
+
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from stackprocs import start_jaeger, wait_until
+
+    jaeger = start_jaeger(tmp_path)
+    try:
+        service = "hostile-names"
+        provider = TracerProvider(resource=Resource.create({"service.name": service}), shutdown_on_exit=False)
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"http://{jaeger.otlp_grpc_endpoint}",
+                                                                        insecure=True)))
+        with provider.get_tracer("t").start_as_current_span(f"op{ESCAPES}",
+                                                             attributes={"http.route": f"/r{ESCAPES}"}) as span:
+            trace_id = format(span.get_span_context().trace_id, "032x")
+        provider.shutdown()
+        wait_until(lambda: (jaeger.trace(trace_id) or {}).get("spans"), timeout=60, what="the trace in Jaeger")
+        for args in (["--service", service], ["--service", service, "--last"], [trace_id]):
+            done = subprocess.run([sys.executable, "-m", "otel_monitoring.cli", "traces", "--jaeger", jaeger.query_url,
+                                   "--width", "160", *args], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            assert "\x1b" not in done.stdout and "\x07" not in done.stdout and "\u202e" not in done.stdout
+            assert "op\\x1b[2J" in done.stdout
+    finally:
+        jaeger.stop()
