@@ -45,18 +45,25 @@ def test_market_data_thresholds_must_be_ordered(telemetry):
         MetersComponent(settings).start(types.SimpleNamespace(meter_provider=telemetry.meter_provider))
 
 
-def test_bad_price_file_stops_configure_with_the_file_and_key(tmp_path):
+def test_bad_price_file_is_reported_and_stops_configure_in_strict_mode(tmp_path):
     prices = tmp_path / "prices.yaml"
     prices.write_text("llm:\n  house-model: {input: 1}\n")
-    result = run_python("""
+    code = """
         import otel_monitoring
         try:
-            otel_monitoring.configure(exporter="none")
+            m = otel_monitoring.configure(exporter="none")
         except otel_monitoring.ConfigError as error:
             print("CONFIG ERROR:", error)
-    """, env=clean_env(OTEL_MONITORING_PRICES=str(prices)))
-    assert "CONFIG ERROR:" in result.stdout, result.stderr
-    assert str(prices) in result.stdout and "llm.house-model needs input and output" in result.stdout
+        else:
+            print("STARTED", m.component("meters").prices().resolve_model("gpt-4o"))
+    """
+    lenient = run_python(code, env=clean_env(OTEL_MONITORING_PRICES=str(prices)))
+    assert "STARTED gpt-4o" in lenient.stdout, lenient.stderr  # the packaged prices still apply
+    assert str(prices) in lenient.stderr and "llm.house-model needs input and output" in lenient.stderr
+    assert "packaged table only" in lenient.stderr
+    strict = run_python(code, env=clean_env(OTEL_MONITORING_PRICES=str(prices), OTEL_MONITORING_STRICT="true"))
+    assert "CONFIG ERROR:" in strict.stdout, strict.stderr
+    assert str(prices) in strict.stdout and "llm.house-model needs input and output" in strict.stdout
 
 
 def test_no_port_is_opened_unless_asked_and_then_on_127_0_0_1():

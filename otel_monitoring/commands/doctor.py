@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     checked: set[str] = set()
     for signal in SIGNALS:
         names = exporter_names(settings, signal)
-        print(f"  {signal:<8} -> {', '.join(names)}")
+        print(f"  {signal:<8} -> {safe_text(', '.join(names))}")
         if "otlp" in names:
             protocol, endpoint = otlp_endpoint(settings, signal)
             if endpoint in checked:
@@ -98,10 +98,10 @@ def run(args: argparse.Namespace) -> int:
             checked.add(endpoint)
             reason = check_tcp(endpoint, args.timeout)
             if reason is None:
-                print(f"    OK: {protocol} endpoint {endpoint} accepts connections")
+                print(f"    OK: {protocol} endpoint {safe_text(endpoint)} accepts connections")
             else:
                 problems += 1
-                print(f"    PROBLEM: {protocol} endpoint {endpoint} is not reachable ({reason}).")
+                print(f"    PROBLEM: {protocol} endpoint {safe_text(endpoint)} is not reachable ({reason}).")
                 print("      Start a collector there (`otel-monitoring stack up`), point OTEL_EXPORTER_OTLP_ENDPOINT")
                 print("      at a running one, or export to files: OTEL_TRACES_EXPORTER=otlp_file (and METRICS, LOGS).")
         if "otlp_file" in names and "file_dir" not in checked:
@@ -111,9 +111,10 @@ def run(args: argparse.Namespace) -> int:
             while not os.path.exists(parent):
                 parent = os.path.dirname(parent)
             if os.access(parent, os.W_OK | os.X_OK):
-                print(f"    OK: files go to {directory}")
+                print(f"    OK: files go to {safe_text(directory)}")
             else:
                 problems += 1
-                print(f"    PROBLEM: {directory} is not writable; set OTEL_MONITORING_FILE_DIR to a writable directory.")
+                print(f"    PROBLEM: {safe_text(directory)} is not writable; set OTEL_MONITORING_FILE_DIR to a writable "
+                      "directory.")
     print("\nAll good." if not problems else f"\n{problems} problem(s) found.")
     return 0 if not problems else 1
