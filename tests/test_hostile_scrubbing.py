@@ -214,3 +214,60 @@ def test_collector_block_updates_when_the_list_changes():
     """The generator is what keeps the collector in step: a name added in Python reaches its config."""
     block = collector_block(Redactor(add=["ssn"]))
     assert "ssn" in block and "ssn" not in collector_block()
+
+
+COLLECTOR_APP = """
+import logging, otel_monitoring
+from opentelemetry import trace, metrics
+m = otel_monitoring.configure(service_name="collector-scrub", system_metrics=False, redaction=False,
+                              resource_attributes={{"deployment.account_id": "dbpass-777"}})
+with trace.get_tracer("app").start_as_current_span("GET") as span:
+    span.set_attribute("db.connection_string", "Server=db;User Id=app;Password=dbpass-777;Database=x")
+    span.set_attribute("url.full", "https://api.exchange.test/o?symbol=BTCUSDT&signature=sig-0xdeadbeef")
+    span.set_attribute("server.url", "https://bob:hunter2@db.example.test/")
+    span.set_attribute("exchange.api_key", "s3cr3t-key")
+    span.set_attribute("trading.account.id", "pa55w0rd")
+    span.set_attribute("cloud.account.id", "123456789012")
+    span.set_attribute("gen_ai.usage.input_tokens", 42)
+    span.set_attribute("gen_ai.usage.output_tokens", 7)
+    span.add_event("retry", {{"url.full": "https://x.test/p?sig=eventsig-5"}})
+    logging.getLogger("app").warning("login with password=logpass-42", extra={{"user.secret": "hunter2"}})
+    metrics.get_meter("app").create_counter("app.calls").add(1, {{"url.full": "https://x.test/m?key=metrickey-9"}})
+m.shutdown()
+"""
+
+
+@pytest.mark.stack
+def test_the_agent_collector_alone_redacts_with_the_same_list(tmp_path):
+    """With the SDK's scrubbing off, the built collector running agent.yaml removes every secret and
+    keeps the token counts and cloud.account.id (semantic conventions)."""
+    from stackprocs import start_collector, wait_until
+
+    collector = start_collector(os.path.join(REPO, "collector-config", "agent.yaml"), tmp_path)
+    try:
+        env = clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=collector.otlp_grpc_endpoint, OTEL_METRIC_EXPORT_INTERVAL="500")
+        result = run_python(COLLECTOR_APP.format(), env=env)
+        assert result.returncode == 0, result.stderr
+
+        def arrived():
+            texts = [open(collector.file(s), encoding="utf-8").read() if os.path.exists(collector.file(s)) else ""
+                     for s in ("traces", "logs", "metrics")]
+            return texts if all("collector-scrub" in t for t in texts) and "x.test/m" in texts[2] else None
+
+        traces, logs, metrics_text = wait_until(arrived, timeout=60, what="all three signals in the collector's files")
+        span, = [s for _, _, s in spans_from_requests([parse for parse in read_otlp_file(collector.file("traces"),
+                                                                                            "traces")])
+                 if s.name == "GET"]
+        attrs = attributes(span.attributes)
+        assert attrs["db.connection_string"] == "Server=db;User Id=app;Password=REDACTED;Database=x"
+        assert attrs["url.full"] == "https://api.exchange.test/o?symbol=BTCUSDT&signature=REDACTED"
+        assert attrs["server.url"] == "https://REDACTED:REDACTED@db.example.test/"
+        assert "exchange.api_key" not in attrs and "trading.account.id" not in attrs  # deleted by key
+        assert attrs["cloud.account.id"] == "123456789012"
+        assert attrs["gen_ai.usage.input_tokens"] == 42 and attrs["gen_ai.usage.output_tokens"] == 7
+        assert attributes(span.events[0].attributes) == {"url.full": "https://x.test/p?sig=REDACTED"}
+        everything = traces + logs + metrics_text
+        assert "password=REDACTED" in logs and "key=REDACTED" in metrics_text
+        assert not [secret for secret in SECRETS if secret in everything]
+    finally:
+        collector.stop()
