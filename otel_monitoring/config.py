@@ -61,7 +61,7 @@ def parse_int(minimum: int | None = None, maximum: int | None = None) -> Callabl
     def parse(value: Any) -> int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError(f"{value!r} is not a whole number")
-        text = value if isinstance(value, int) else str(value).strip()
+        text = int(value) if isinstance(value, (int, float)) else str(value).strip()
         if isinstance(text, str) and len(text) > 20:
             raise ValueError(f"{text[:20]!r}... is too long for a number")
         number = int(text)
