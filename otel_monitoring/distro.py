@@ -21,14 +21,21 @@ DISABLED_VARIABLE = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
 
 
 class OtelMonitoringDistro(BaseDistro):
-    """Configuration comes from the same OTEL_* variables configure() reads; the one preset keeps
+    """Configuration comes from the same OTEL_* variables configure() reads. The presets keep
     opentelemetry-instrument from starting the contrib system-metrics instrumentor a second time
-    (our meters run it, with the lean default set of docs/meters.md)."""
+    (our meters run it, with the lean default set of docs/meters.md), ask the contrib HTTP
+    instrumentations for the stable conventions, and leave FastAPI to its own telemetry when it
+    has some (docs/instrumentation.md)."""
 
     def _configure(self, **kwargs: Any) -> None:
+        from .instrumentation.api import disable_contrib_fastapi_for_native, prefer_stable_http_conventions
+
         disabled = [name.strip() for name in os.environ.get(DISABLED_VARIABLE, "").split(",") if name.strip()]
         if "system_metrics" not in disabled:
             os.environ[DISABLED_VARIABLE] = ",".join([*disabled, "system_metrics"])
+        # Before any instrumentor loads: the stable HTTP conventions, and one FastAPI telemetry.
+        prefer_stable_http_conventions()
+        disable_contrib_fastapi_for_native()
 
 
 class OtelMonitoringConfigurator(_BaseConfigurator):

@@ -197,6 +197,10 @@ def _build(settings: Settings) -> Monitoring:
         _start_components(monitoring, components)
         return monitoring
 
+    # Before any contrib HTTP instrumentor is enabled (they read it once): the stable conventions.
+    from .instrumentation.api import prefer_stable_http_conventions
+
+    prefer_stable_http_conventions()
     resource = build_resource(settings)
     components = load_components(settings)
     exporters = build_exporters(settings)

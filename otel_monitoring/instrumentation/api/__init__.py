@@ -1,19 +1,29 @@
-"""API instrumentation: the official contrib FastAPI/Starlette, requests, httpx and aiohttp-client
-instrumentations.
+"""API instrumentation: FastAPI's own telemetry or the contrib FastAPI/Starlette instrumentation,
+and the contrib requests, httpx and aiohttp-client instrumentations.
 
 Nothing is rewritten here: ``ApiInstrumentor`` enables each contrib instrumentor whose library is
 installed, with the pipeline's providers and the health-probe exclusion (``excluded_urls``,
 ``OTEL_PYTHON_EXCLUDED_URLS``). It is what ``configure()`` uses. Under
 ``opentelemetry-instrument`` the contrib packages' own entry points enable them, and the
-``set_excluded_urls_default`` pre-instrument hook gives them the same exclusion default.
+``set_excluded_urls_default`` pre-instrument hook gives them the same defaults.
+
+One request is one server span and one count: a FastAPI that ships its own telemetry
+(``fastapi.telemetry``, FastAPI >= 0.165) traces and measures itself, so the contrib FastAPI
+instrumentor is not enabled for it (both would count every request); ``NativeFastApiDefaults`` gives
+its apps the probe exclusion and the pipeline's providers. Older FastAPI gets the contrib instrumentor.
+Both emit the stable HTTP conventions (``http.server.request.duration`` in s): the contrib ones
+because ``prefer_stable_http_conventions`` opts in unless the user chose otherwise.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
-from typing import Any, Collection
+from typing import Any, Callable, Collection
+
+import wrapt
 
 from opentelemetry.instrumentation.dependencies import DependencyConflict, get_dependency_conflicts
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
@@ -21,7 +31,12 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from ..core import settings_from
 from .package import _instruments, _instruments_any
 
-__all__ = ["ApiInstrumentor", "CONTRIB", "set_excluded_urls_default"]
+__all__ = ["ApiInstrumentor", "CONTRIB", "NativeFastApiDefaults", "fastapi_has_native_telemetry",
+           "prefer_stable_http_conventions", "set_excluded_urls_default"]
+
+SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
+STABLE_HTTP = "http"
+DISABLED_VARIABLE = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
 
 _logger = logging.getLogger("otel_monitoring.instrumentation")
 
@@ -38,13 +53,105 @@ CONTRIB: dict[str, tuple[str, str, bool]] = {
 }
 
 
+def prefer_stable_http_conventions() -> None:
+    """The contrib HTTP instrumentations emit the old ``http.server.duration`` in ms unless asked for
+    the stable conventions: ask, unless the user set ``OTEL_SEMCONV_STABILITY_OPT_IN`` already.
+    Must run before the first contrib instrumentor is enabled (they read the variable once)."""
+    if not os.environ.get(SEMCONV_OPT_IN, "").strip():
+        os.environ[SEMCONV_OPT_IN] = STABLE_HTTP
+
+
+def fastapi_has_native_telemetry() -> bool:
+    """Whether the installed FastAPI traces and measures itself (``fastapi.telemetry``), found
+    without importing FastAPI."""
+    try:
+        spec = importlib.util.find_spec("fastapi")
+    except (ImportError, ValueError):
+        return False
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return any(os.path.exists(os.path.join(location, "telemetry", "__init__.py")) for location in locations)
+
+
+def disable_contrib_fastapi_for_native() -> None:
+    """Under ``opentelemetry-instrument`` (distro, before instrumentors load): FastAPI's own
+    telemetry is the one kept, so the contrib FastAPI instrumentor is listed as disabled."""
+    if not fastapi_has_native_telemetry():
+        return
+    disabled = [name.strip() for name in os.environ.get(DISABLED_VARIABLE, "").split(",") if name.strip()]
+    if "fastapi" not in disabled:
+        os.environ[DISABLED_VARIABLE] = ",".join([*disabled, "fastapi"])
+
+
+def _probe_excluder(excluded_urls: str) -> Callable[[Any], bool]:
+    """FastAPI's ``telemetry["exclude"]``: the contrib instrumentations' URL exclusion, on the scope."""
+    from opentelemetry.util.http import parse_excluded_urls
+
+    excluded = parse_excluded_urls(excluded_urls)
+
+    def exclude(scope: Any) -> bool:
+        try:
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            query = (scope.get("query_string") or b"").decode("latin-1")
+            url = f"{scope.get('scheme', 'http')}://{host}{scope.get('path', '')}" + (f"?{query}" if query else "")
+            return bool(excluded and excluded.url_disabled(url))
+        except Exception:  # noqa: BLE001 - a malformed scope is traced, never failed
+            return False
+
+    return exclude
+
+
+class NativeFastApiDefaults:
+    """Gives every ``FastAPI(...)`` made from now on our defaults for its own telemetry, under what
+    the app passes in ``telemetry=``: the health-probe exclusion, the pipeline's providers, and no
+    per-dependency/endpoint/serialization operation spans (one server span per request, the same
+    trace shape as the contrib instrumentor)."""
+
+    def __init__(self, excluded_urls: str | None, tracer_provider: Any = None, meter_provider: Any = None):
+        self.defaults: dict[str, Any] = {"operation_spans": False}
+        if excluded_urls:
+            self.defaults["exclude"] = _probe_excluder(excluded_urls)
+        if tracer_provider is not None:
+            self.defaults["tracer_provider"] = tracer_provider
+        if meter_provider is not None:
+            self.defaults["meter_provider"] = meter_provider
+        self.installed = False
+
+    def _init_wrapper(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if self.installed:
+            kwargs["telemetry"] = {**self.defaults, **(kwargs.get("telemetry") or {})}
+        return wrapped(*args, **kwargs)
+
+    def install(self) -> None:
+        """Wraps ``FastAPI.__init__`` now if FastAPI is imported, else when it is."""
+        self.installed = True
+        wrapt.register_post_import_hook(self._wrap, "fastapi.applications")
+
+    def _wrap(self, module: Any) -> None:
+        if self.installed and not isinstance(module.FastAPI.__init__, wrapt.FunctionWrapper):
+            wrapt.wrap_function_wrapper(module, "FastAPI.__init__", self._init_wrapper)
+
+    def uninstall(self) -> None:
+        self.installed = False  # import hooks cannot be unregistered: make them do nothing
+        import sys
+
+        module = sys.modules.get("fastapi.applications")
+        init = getattr(getattr(module, "FastAPI", None), "__init__", None)
+        if isinstance(init, wrapt.FunctionWrapper) and getattr(init, "_self_wrapper", None) == self._init_wrapper:
+            module.FastAPI.__init__ = init.__wrapped__  # type: ignore[union-attr]
+
+
 def set_excluded_urls_default() -> None:
-    """``opentelemetry_pre_instrument`` hook: health probes are not traced unless the user says otherwise."""
+    """``opentelemetry_pre_instrument`` hook: health probes are not traced unless the user says
+    otherwise, the HTTP instrumentations use the stable conventions, and a FastAPI with its own
+    telemetry gets the same probe exclusion."""
     from ...config import OPTIONS_BY_NAME
 
     option = OPTIONS_BY_NAME["excluded_urls"]
     if not os.environ.get(option.env or ""):
         os.environ[option.env] = option.default  # type: ignore[index]
+    prefer_stable_http_conventions()
+    if fastapi_has_native_telemetry():
+        NativeFastApiDefaults(os.environ.get(option.env or "")).install()
 
 
 class ApiInstrumentor(BaseInstrumentor):
@@ -62,9 +169,16 @@ class ApiInstrumentor(BaseInstrumentor):
         if settings.excluded_urls:
             # httpx's instrumentation reads its exclusions only from the environment.
             os.environ.setdefault("OTEL_PYTHON_EXCLUDED_URLS", settings.excluded_urls)
+        prefer_stable_http_conventions()
         self._enabled: list[Any] = []
+        self._native: NativeFastApiDefaults | None = None
         for name, (path, requirement, takes_excluded_urls) in CONTRIB.items():
             if name in disabled or get_dependency_conflicts([requirement]) is not None:
+                continue
+            if name == "fastapi" and fastapi_has_native_telemetry():
+                self._native = NativeFastApiDefaults(settings.excluded_urls, kwargs.get("tracer_provider"),
+                                                     kwargs.get("meter_provider"))
+                self._native.install()
                 continue
             module_name, _, class_name = path.partition(":")
             try:
@@ -84,5 +198,8 @@ class ApiInstrumentor(BaseInstrumentor):
             self._enabled.append(instrumentor)
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        if getattr(self, "_native", None) is not None:
+            self._native.uninstall()  # type: ignore[union-attr]
+            self._native = None
         while self._enabled:
             self._enabled.pop().uninstrument()
