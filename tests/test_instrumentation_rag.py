@@ -64,13 +64,18 @@ def test_retriever_vector_store_and_embeddings_spans(telemetry, instrumented):
     documents = store.as_retriever(search_kwargs={"k": 2}).invoke("order book depth")
     assert documents[0].page_content == DOCS[0]
     spans = by_name(telemetry)
-    search, retriever = spans["retrieval InMemoryVectorStore"]  # the inner search ends first
-    # retriever -> vector store search -> query embedding: one trace, three levels
-    assert search.attributes["otel_monitoring.operation"] == "similarity_search"
+    # One logical retrieval, one span: the retriever's; its inner vector-store search is not traced
+    # again. retriever -> query embedding: one trace, two levels.
+    (retriever,) = spans["retrieval InMemoryVectorStore"]
     assert retriever.attributes["otel_monitoring.operation"] == "retriever"
-    assert search.parent.span_id == retriever.context.span_id
     (embedding,) = spans["embeddings hash-embedding-64"]
-    assert embedding.parent.span_id == search.context.span_id
+    assert embedding.parent.span_id == retriever.context.span_id
+    retrievals = [p for p in telemetry.metrics()["gen_ai.client.operation.duration"]
+                  if p.attributes["gen_ai.operation.name"] == "retrieval"]
+    assert sum(p.count for p in retrievals) == 1
+    red = [p for p in telemetry.metrics()["otel_monitoring.operation.duration"]
+           if p.attributes.get("operation") in ("retriever", "similarity_search")]
+    assert sum(p.count for p in red) == 1
     assert retriever.attributes["gen_ai.operation.name"] == "retrieval"
     assert retriever.attributes["gen_ai.request.top_k"] == 2
     assert retriever.attributes["gen_ai.data_source.id"] == "InMemoryVectorStore"

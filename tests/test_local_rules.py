@@ -65,7 +65,7 @@ def test_default_rules_cover_the_reference_thresholds():
     ruleset = load_rules()
     assert ruleset.errors == []
     rules = {r.id: r for r in ruleset.rules}
-    expected = {"high_cpu": (">", 0.8, 300), "high_error_rate": (">", 0.05, 180), "low_cache_hit_rate": ("<", 0.8, 600),
+    expected = {"high_cpu": (">", 0.8, 300), "high_error_rate": (">", 0.05, 180), "low_retrieval_hit_rate": ("<", 0.8, 600),
                 "low_signal_accuracy": ("<", 0.7, 300), "low_uptime": ("<", 0.995, 0),
                 "daily_cost_over_budget": (">=", 1.0, 0), "stale_market_data": (">", 300, 60)}
     for rule_id, (op, threshold, for_s) in expected.items():

@@ -20,6 +20,8 @@ import sys
 import time
 from typing import Any
 
+from ..views.formatting import in_unit
+
 SNAPSHOT_DIR_ENV = "OTEL_MONITORING_SNAPSHOT_DIR"
 RULES_ENV = "OTEL_MONITORING_ALERT_RULES"
 
@@ -101,8 +103,9 @@ def _since_unix(alert: dict[str, Any]) -> float:
         return 0.0
 
 
-def _number(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "n/a"
+def _number(value: Any, unit: str = "") -> str:
+    """A value or threshold in the rule's unit (a ratio as percent), or n/a when it is not a number."""
+    return in_unit(value, unit) if isinstance(value, (int, float)) and not isinstance(value, bool) else "n/a"
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -128,7 +131,8 @@ def run_list(args: argparse.Namespace) -> int:
     else:
         print(f"{'STATE':<9} {'SEVERITY':<10} {'ID':<40} {'VALUE':>10} {'THRESHOLD':>10}  SINCE                     NOTES")
         for alert in alerts:
-            value, threshold = _number(alert.get("value")), _number(alert.get("threshold"))
+            unit = str(alert.get("unit") or "")
+            value, threshold = _number(alert.get("value"), unit), _number(alert.get("threshold"), unit)
             notes = []
             if alert.get("acknowledged"):
                 notes.append("acknowledged")

@@ -57,6 +57,7 @@ class Alert:
         return {
             "id": self.id, "rule_id": self.rule.id, "name": self.rule.name, "severity": self.severity,
             "state": self.state, "value": _json_number(self.value), "threshold": self.rule.threshold,
+            "unit": self.rule.unit,
             "since": iso_time(self.since), "acknowledged": self.acknowledged,
             "silenced_until": iso_time(silenced_until) if silenced_until else None,
             "labels": labels, "annotations": render_annotations(self.rule.annotations, self.value, labels),
@@ -310,6 +311,10 @@ class AlertEngine:
                 window.samples.append((self._started, _zero(payload)))
         window.add(now, payload, rule.window_s)
         if rule.kind == "average":
+            # An average over a window needs that window of history: a day's uptime is not known
+            # from the first minute (one failed start-up check would read as 0 % uptime).
+            if window.samples[0][0] > now - rule.window_s * (1 - 1 / 120):
+                return None
             inside = [v for t, v in window.samples if t >= now - rule.window_s] or [payload]
             return sum(inside) / len(inside)
         since, base = window.baseline()

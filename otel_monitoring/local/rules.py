@@ -100,6 +100,7 @@ class Rule:
     escalate_to: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    unit: str = ""  # of the value compared with the threshold: "1" for ratios, the metric's otherwise
 
     def breached(self, value: float) -> bool:
         return {
@@ -290,7 +291,18 @@ def _rule(raw: Any, index: int, metrics: Mapping[str, MetricInfo], source: str,
         escalate_after_s=escalate_after, escalate_to=escalate_to,
         labels=_strings(raw.get("labels"), "labels", check),
         annotations=_strings(raw.get("annotations"), "annotations", check),
+        unit=_compared_unit(kind, metrics[selector.metric].unit),
     )
+
+
+def _compared_unit(kind: str, metric_unit: str) -> str:
+    """The unit of a rule's value: a ratio of counters is a fraction; a rate is per second; the
+    others (value, average, quantile, increase) keep the metric's unit."""
+    if kind == "ratio":
+        return "1"
+    if kind == "rate":
+        return f"{metric_unit}/s" if metric_unit else "/s"
+    return metric_unit
 
 
 def _metrics(raw: Any, source: str, document: Document | None = None) -> dict[str, MetricInfo]:

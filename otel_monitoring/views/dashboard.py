@@ -170,9 +170,10 @@ def alerts_table(ov: Overview, rows: int) -> RenderableType:
     shown = _fit(ov.alerts, rows)
     for alert in shown:
         style = _style(alert.colour_state)
-        value = "" if alert.value is None else f"{alert.value:.3g}"
+        # Value and threshold in the rule's unit (a ratio rule shows 100.0% / 80.0%, not 1 / 0.8).
+        value = "" if alert.value is None else fmt.in_unit(alert.value, alert.unit)
         if alert.threshold is not None:
-            value += f" / {alert.threshold:.3g}"
+            value += f" / {fmt.in_unit(alert.threshold, alert.unit)}"
         state = alert.state + (" ack" if alert.acknowledged else "")
         since = alert.since[11:19] if len(alert.since) >= 19 else alert.since
         table.add_row(Text(alert.severity.upper(), style=f"bold {style}"), Text(state, style=style),

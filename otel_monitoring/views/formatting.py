@@ -26,7 +26,12 @@ def usd(value: float | None, signed: bool = False) -> str:
         return "—"
     sign = "-" if value < 0 else ("+" if signed and value > 0 else "")
     amount = abs(value)
-    return f"{sign}${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"{sign}${amount:.4f}"
+    if amount >= 10 or amount == 0:
+        return f"{sign}${amount:,.2f}"
+    # Model calls cost fractions of a cent: four decimals (trailing zeros dropped down to cents),
+    # so $0.0139 is not shown as $0.01 in one view and $0.0139 in another.
+    text = f"{amount:.4f}".rstrip("0")
+    return f"{sign}${text}{'0' * max(0, 2 - len(text.split('.')[1]))}"
 
 
 def count(value: float | None) -> str:
@@ -42,6 +47,18 @@ def count(value: float | None) -> str:
 
 def rate(value: float | None) -> str:
     return "—" if value is None else (f"{value:.1f}" if value >= 10 else f"{value:.2f}")
+
+
+def in_unit(value: float | None, unit: str = "") -> str:
+    """A rule's value or threshold in the unit of its metric: ratios ("1") as percent, seconds as
+    durations, USD as money, others as plain numbers."""
+    if value is None:
+        return "—"
+    if unit == "1":
+        return percent(value * 100.0)
+    if unit in ("%", "USD", "s"):
+        return number(value, unit)
+    return f"{value:.4g}" + (f" {unit}" if unit and not unit.startswith("{") else "")
 
 
 def number(value: float | None, unit: str = "") -> str:

@@ -24,11 +24,28 @@ DURATION_HISTOGRAMS = (
     "http.server.request.duration",
     "http.client.request.duration",
     "gen_ai.client.operation.duration",
+    "http.server.duration",            # the old HTTP conventions, in ms: read and shown in s
+    "http.client.duration",
 )
-# Histograms in seconds that are not operations of the application.
-NOT_OPERATIONS = ("otel_monitoring.health.check.duration",
-                  # WebSocket feeds and orders: feed rows and trading readings, not operations
+# Old-convention histograms and the stable one that replaces them: with both present
+# (OTEL_SEMCONV_STABILITY_OPT_IN=http/dup) the same requests are shown once, from the stable one.
+SUPERSEDED_BY = {"http.server.duration": "http.server.request.duration",
+                 "http.client.duration": "http.client.request.duration"}
+# Our GenAI instrumentors record each call in the RED histogram AND in gen_ai.client.operation.duration:
+# when the RED histogram has calls of this domain, the gen_ai rows are the same calls and not shown.
+GENAI_DURATION = "gen_ai.client.operation.duration"
+GENAI_RED_DOMAIN = "rag"
+# Histograms in seconds that are not operations of the application (health checks' own timing,
+# the age of market data when it arrives; WebSocket feeds and orders: feed rows and trading readings).
+NOT_OPERATIONS = ("otel_monitoring.health.check.duration", "trading.market_data.age",
                   "trading.market_data.latency", "trading.market_data.interval", "trading.order.fill_time")
+# Operations that are model calls (gen_ai.operation.name values): their latency is held to seconds.
+MODEL_OPERATIONS = ("chat", "embeddings", "text_completion", "generate_content", "invoke_agent")
+# A p95 from fewer calls is one slow call, not a percentile: such rows are left out of "worst p95".
+MIN_CALLS_FOR_P95 = 20
+# Units the views read durations in, as the factor to seconds.
+SECONDS_PER_UNIT = {"s": 1.0, "ms": 0.001}
+DOMAIN = "domain"
 CALL_COUNTERS = ("otel_monitoring.operation.calls", "otel_monitoring.operation.count")
 ERROR_COUNTERS = ("otel_monitoring.operation.errors",)
 

@@ -84,6 +84,7 @@ class AlertLine:
     since: str
     acknowledged: bool
     colour_state: State
+    unit: str = ""          # of value and threshold: "1" (shown as %), "s", "USD"...
 
 
 @dataclass
@@ -258,11 +259,32 @@ def merged_quantile(points: list[dict[str, Any]], q: float) -> float | None:
     return high
 
 
+def _duration_unit(snapshot: Snapshot, metric: str) -> str:
+    """The unit of a duration histogram; the old HTTP ones are in ms when the data says nothing."""
+    return snapshot.unit(metric) or ("ms" if metric in names.SUPERSEDED_BY else "s")
+
+
 def _duration_histograms(snapshot: Snapshot) -> list[str]:
+    """The histograms shown as operations, each call in one of them only."""
     known = [n for n in names.DURATION_HISTOGRAMS if snapshot.histograms.get(n)]
+    known = [n for n in known if not snapshot.histograms.get(names.SUPERSEDED_BY.get(n, ""))]
+    if names.GENAI_DURATION in known and any(
+            get_attr(p.get("attributes", {}), names.DOMAIN) == names.GENAI_RED_DOMAIN
+            for p in snapshot.histograms.get(names.DURATION_HISTOGRAMS[0], [])):
+        known.remove(names.GENAI_DURATION)
     others = sorted(n for n in snapshot.histograms
-                    if n not in known and n not in names.NOT_OPERATIONS and snapshot.unit(n) == "s")
-    return known + others
+                    if n not in names.DURATION_HISTOGRAMS and n not in names.NOT_OPERATIONS
+                    and snapshot.unit(n) in ("s", "ms"))
+    return [n for n in known + others if _duration_unit(snapshot, n) in names.SECONDS_PER_UNIT]
+
+
+def is_model_call(metric: str, operation: str) -> bool:
+    """A model call (chat, embeddings...), held to seconds rather than the 100/150 ms of the rest."""
+    return metric.startswith("gen_ai.") or operation.split(" ")[0] in names.MODEL_OPERATIONS
+
+
+def _scaled(value: float | None, scale: float) -> float | None:
+    return None if value is None else value * scale
 
 
 def red_rows(snapshot: Snapshot, previous: Snapshot | None = None,
@@ -277,10 +299,12 @@ def red_rows(snapshot: Snapshot, previous: Snapshot | None = None,
         for (component, operation), points in groups.items():
             count = sum(float(p.get("count") or 0) for p in points)
             errors = sum(float(p.get("count") or 0) for p in points if _is_error(p.get("attributes", {})))
-            p50, p95, p99 = (merged_quantile(points, q) if q in quantiles else None for q in (0.50, 0.95, 0.99))
+            scale = names.SECONDS_PER_UNIT[_duration_unit(snapshot, metric)]
+            p50, p95, p99 = (_scaled(merged_quantile(points, q), scale) if q in quantiles else None
+                             for q in (0.50, 0.95, 0.99))
             rate = _rate(snapshot, previous, metric, component, operation, count)
             error_pct = errors / count * 100.0 if count else None
-            family = LATENCY_THRESHOLDS.get(metric.split(".")[0], DEFAULT_LATENCY)
+            family = LATENCY_THRESHOLDS["gen_ai"] if is_model_call(metric, operation) else DEFAULT_LATENCY
             rows.append(RedRow(component, operation, count, rate, error_pct, p50, p95, p99,
                                THRESHOLDS["error_rate"].state(error_pct), family.state(p95)))
     rows.sort(key=lambda r: (-int(r.state), -r.count, r.component, r.operation))
@@ -475,7 +499,7 @@ def alert_lines(snapshot: Snapshot) -> list[AlertLine]:
             State.WARNING if state == "pending" else State.OK)
         lines.append(AlertLine(severity, str(alert.get("name") or alert.get("id") or "?"), state,
                                alert.get("value"), alert.get("threshold"), str(alert.get("since") or ""),
-                               bool(alert.get("acknowledged")), colour))
+                               bool(alert.get("acknowledged")), colour, str(alert.get("unit") or "")))
     order = {"firing": 0, "pending": 1, "resolved": 2}
     lines.sort(key=lambda a: (order.get(a.state, 3), SEVERITY_ORDER.get(a.severity, 9), a.since))
     return lines

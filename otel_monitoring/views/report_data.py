@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import names
-from .overview import Overview, Reading, RedRow, build_overview, red_rows, system_readings
+from .overview import Overview, Reading, RedRow, build_overview, is_model_call, red_rows, system_readings
 from .snapshot import Snapshot, get_attr, read_snapshot_dir
 from .states import SEVERITY_ORDER, THRESHOLDS, State, Threshold
 
@@ -122,7 +122,8 @@ def red_trends(snapshots: list[Snapshot]) -> list[Trend]:
         rows = red_rows(snapshot, quantiles=(0.95,))  # the trend needs no other percentile
         if not rows:
             continue
-        non_model = [r.p95 for r in rows if r.p95 is not None and not r.component.startswith("gen_ai")]
+        non_model = [r.p95 for r in rows if r.p95 is not None and r.count >= names.MIN_CALLS_FOR_P95
+                     and not is_model_call(r.component, r.operation)]
         if non_model:
             p95.points.append((snapshot.timestamp_unix, max(non_model)))
         if previous is not None:
@@ -223,9 +224,12 @@ def status_cards(overview: Overview) -> list[Reading]:
         errors = sum(r.count * (r.error_pct or 0) / 100 for r in rows)
         pct = errors / total * 100 if total else None
         cards.append(Reading("Error rate", pct, "%", THRESHOLDS["error_rate"].state(pct)))
-        worst_row = max(rows, key=lambda r: (int(r.latency_state), r.p95 or 0))
-        cards.append(Reading("Worst p95", worst_row.p95, "s", worst_row.latency_state,
-                             f"{worst_row.component} {worst_row.operation}".strip()))
+        # Rows with too few calls for a p95 (a start-up call made once) are not candidates.
+        enough = [r for r in rows if r.count >= names.MIN_CALLS_FOR_P95 and r.p95 is not None]
+        if enough:
+            worst_row = max(enough, key=lambda r: (int(r.latency_state), r.p95 or 0))
+            cards.append(Reading("Worst p95", worst_row.p95, "s", worst_row.latency_state,
+                                 f"{worst_row.component} {worst_row.operation}".strip()))
     if overview.cost_total_usd is not None:
         cards.append(Reading("Cost", overview.cost_total_usd, "USD", State.OK, "since start"))
     cards += overview.budgets[:2]

@@ -46,6 +46,7 @@ __all__ = ["LangchainInstrumentor"]
 _logger = logging.getLogger("otel_monitoring.instrumentation")
 
 SCOPE = "otel_monitoring.instrumentation.langchain"
+RETRIEVAL_NESTING = "langchain.retrieval"
 
 CHAT_METHODS = ("invoke", "ainvoke", "stream", "astream")
 RETRIEVER_METHODS = ("invoke", "ainvoke")
@@ -374,7 +375,9 @@ class LangchainInstrumentor(BaseInstrumentor):
         def top_k(instance: Any, kwargs: dict) -> Any:
             return (getattr(instance, "search_kwargs", None) or {}).get("k", 4 if hasattr(instance, "vectorstore") else None)
 
-        return self._retrieval_operation("retriever", data_source, top_k, "input", "langchain.retriever")
+        # The same nesting key as the vector store searches: a retriever over a vector store is one
+        # logical retrieval, one span and one count (its inner search is not traced again).
+        return self._retrieval_operation("retriever", data_source, top_k, "input", RETRIEVAL_NESTING)
 
     def _vectorstore_operation(self, method: str) -> Operation:
         def data_source(instance: Any) -> str:
@@ -383,7 +386,7 @@ class LangchainInstrumentor(BaseInstrumentor):
 
         operation = method[1:] if method.startswith("a") else method  # async twins share a name
         return self._retrieval_operation(operation, data_source, lambda instance, kwargs: kwargs.get("k", 4),
-                                         "query", "langchain.vectorstore")
+                                         "query", RETRIEVAL_NESTING)
 
     def _embeddings_operation(self, method: str) -> Operation:
         capture = self._capture
