@@ -278,6 +278,23 @@ def test_average_over_the_window():
     assert engine.alerts() == []
 
 
+def test_an_average_needs_its_window_of_history_before_it_can_fire():
+    """A check failing at start-up is not "0 % uptime over the last hour" at the first snapshot."""
+    rule = {"id": "uptime", "name": "Uptime", "severity": "critical", "op": "<", "threshold": 0.995,
+            "expr": {"kind": "average", "metric": "health", "window": "1h", "aggregate": "min"}}
+    clock = Clock()
+    engine = AlertEngine(rules(rule), clock=clock)
+    for _ in range(59):  # a failing check every minute for 59 minutes: not yet an hour of history
+        engine.evaluate([Point("health", "gauge", "1", {"check": "db"}, value=0.0)])
+        assert engine.alerts() == []
+        clock.advance(60)
+    engine.evaluate([Point("health", "gauge", "1", {"check": "db"}, value=0.0)])
+    clock.advance(60)
+    engine.evaluate([Point("health", "gauge", "1", {"check": "db"}, value=0.0)])
+    (alert,) = engine.alerts()
+    assert alert["state"] == "firing" and alert["value"] == 0.0
+
+
 def test_a_failing_rule_does_not_stop_the_others(caplog):
     clock = Clock()
     engine = AlertEngine(rules({**CPU_RULE, "for": 0}, {**CPU_RULE, "id": "other", "for": 0}), clock=clock)

@@ -110,7 +110,8 @@ def test_promql_of_each_kind():
         "i": "sum (increase(calls_total[1d])) > 0.9",
         "q": 'histogram_quantile(0.99, sum by (component, le) (rate(latency_seconds_bucket{domain=~"trad.*"}[5m]))) > 0.9',
         "ra": "(sum by (component) (rate(errors_total[5m])) / sum by (component) (rate(calls_total[5m]))) > 0.9",
-        "a": "min (avg_over_time(cpu_ratio[1h])) < 0.995",
+        # an average needs its window of history: the series existed in the window's first 1/24th
+        "a": "(min (avg_over_time(cpu_ratio[1h])) < 0.995) and min (present_over_time(cpu_ratio[150s] offset 3450s))",
     }
 
 

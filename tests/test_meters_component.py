@@ -93,6 +93,31 @@ def test_no_port_is_opened_unless_asked_and_then_on_127_0_0_1():
     assert "BOUND 127.0.0.1" in result.stdout
 
 
+def test_health_is_liveness_host_checks_are_reported_not_failed():
+    """Host load is not the application's health: with the CPU, memory and disk checks set to fail
+    whatever the machine does (thresholds of 0.0002 %), /health still answers 200 and
+    /health/detailed reports the three failing host checks."""
+    port = free_port()
+    result = run_python(f"""
+        import json, urllib.request, otel_monitoring
+        from otel_monitoring.config import load_settings
+        from otel_monitoring.meters import MetersComponent
+        monitoring = otel_monitoring.configure(exporter="none", health_default_checks=False)
+        component = MetersComponent(load_settings({{"health_port": {port}, "system_metrics": False,
+            "host_health_thresholds": "cpu=0.0001:0.0002,memory=0.0001:0.0002,disk=0.0001:0.0002"}}, environ={{}}))
+        component.start(monitoring)
+        with urllib.request.urlopen("http://127.0.0.1:{port}/health", timeout=30) as response:
+            print("LIVE", response.status, json.loads(response.read())["status"])
+        with urllib.request.urlopen("http://127.0.0.1:{port}/health/detailed", timeout=30) as response:
+            checks = json.loads(response.read())["checks"]
+        print("FAILING", sorted(name for name, check in checks.items() if not check["healthy"]))
+        component.shutdown()
+        monitoring.shutdown()
+    """)
+    assert "LIVE 200 healthy" in result.stdout, result.stderr
+    assert "FAILING ['cpu', 'disk', 'memory']" in result.stdout, result.stdout + result.stderr
+
+
 def test_meters_reach_the_otlp_files(tmp_path):
     result = run_python(f"""
         import otel_monitoring

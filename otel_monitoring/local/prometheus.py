@@ -106,7 +106,15 @@ def promql(rule: Rule, metrics: dict[str, MetricInfo]) -> str:
         bucket = _selector(rule.selector, metrics, suffix="_bucket")
         by_le = f" by ({', '.join([*labels, 'le'])})"
         expression = f"histogram_quantile({_number(rule.quantile or 0.5)}, sum{by_le} (rate({bucket}[{window}])))"
-    return f"{expression} {rule.op} {_number(rule.threshold)}"
+    condition = f"{expression} {rule.op} {_number(rule.threshold)}"
+    if rule.kind == "average":
+        # An average over a window needs that window of history (as in the in-process engine):
+        # the series must already have existed in the window's first 1/24th.
+        step = rule.window_s / 24
+        history = (f"{rule.aggregate}{by} (present_over_time({selector}[{format_duration(step)}] "
+                   f"offset {format_duration(rule.window_s - step)}))")
+        return f"({condition}) and {history}"
+    return condition
 
 
 def _alert_name(rule: Rule) -> str:

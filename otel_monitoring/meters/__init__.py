@@ -129,8 +129,11 @@ class MetersComponent(Component):
                 "cpu": lambda: checks.cpu_check(thresholds["cpu"][1] / 100),
             }
             for name, factory in defaults.items():
-                if name not in names:  # the application's own check of that name wins
-                    registry.register(name, factory())
+                # The application's own check of that name wins. Host checks are reported (in
+                # /health/detailed, the check-status metric and its alerts) but not critical: a
+                # busy neighbour must not make a load balancer drain a process that works.
+                if name not in names:
+                    registry.register(name, factory(), critical=False)
         self.health_runner = HealthRunner(registry, settings.health_check_interval)
         self.health_runner.start()
         if settings.health_port is not None:
