@@ -58,6 +58,19 @@ def test_market_data_staleness_and_status_per_symbol(telemetry, kpis, clock):
     assert status.value(trading__symbol="ETH/USDT", trading__market_data__state="DELAYED") == 1
 
 
+def test_one_symbol_one_staleness_series_whoever_marks_it(telemetry, kpis, clock):
+    """The ccxt instrumentation names the exchange, mark_market_data() in the app often does not:
+    together they still make one series per symbol, with the newest update."""
+    trading_module.mark_market_data("BTC/USDT", timestamp=clock.now - 30)                # the app, first
+    trading_module.mark_market_data("BTC/USDT", exchange="binance", timestamp=clock.now - 20)  # ccxt
+    trading_module.mark_market_data("BTC/USDT", timestamp=clock.now - 5)                 # the app again
+    points = read_metrics(telemetry.metric_reader)["trading.market_data.staleness"].points
+    assert [(dict(p.attributes), p.value) for p in points] == [
+        ({"trading.symbol": "BTC/USDT", "trading.exchange": "binance"}, pytest.approx(5))]
+    status = read_metrics(telemetry.metric_reader)["trading.market_data.status"].points
+    assert sum(p.value for p in status) == 1
+
+
 def test_signals_and_accuracy_over_a_sliding_window(telemetry, kpis):
     for direction in ("buy", "long", "sell", "hold"):
         trading_module.record_signal("momentum", "BTC/USDT", direction)

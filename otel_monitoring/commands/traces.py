@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         if args.trace_id or args.last:
             trace = client.trace(args.trace_id) if args.trace_id else _latest(client, args)
             if trace is None:
-                what = f"trace {args.trace_id}" if args.trace_id else f"any trace of {args.service} in the last {args.lookback}"
+                what = f"trace {args.trace_id}" if args.trace_id else f"any trace of {args.service} {_searched(args)}"
                 print(f"otel-monitoring traces: Jaeger at {args.jaeger} has no {what}", file=sys.stderr)
                 return 1
             for line in render_trace(trace, width=width, attributes=not args.no_attributes):
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         traces = _recent(client, args)
         if not traces:
-            print(f"no traces of {args.service} in the last {args.lookback}", file=sys.stderr)
+            print(f"no traces of {args.service} {_searched(args)}", file=sys.stderr)
             return 1
         for line in render_trace_list(traces, width=width):
             console.print(line)
@@ -71,15 +71,25 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-def _recent(client, args) -> list[dict]:
-    if not args.errors:
-        return client.traces(args.service, limit=args.limit, lookback=args.lookback, operation=args.operation)
-    # Filtered here: Jaeger v2 keeps the span status as a field its search does not match as a tag.
-    from ..views.trace_tree import summarize
+# Jaeger's search tag for spans whose status is ERROR (the OTLP status becomes error=true).
+ERROR_TAG = {"error": "true"}
 
-    traces = client.traces(args.service, limit=max(args.limit * 10, 200), lookback=args.lookback,
-                           operation=args.operation)
-    return [t for t in traces if summarize(t).error_count][: args.limit]
+
+def _searched(args) -> str:
+    """What was asked of Jaeger, for the message when nothing matched."""
+    parts = [f"in the last {args.lookback}"]
+    if args.operation:
+        parts.append(f"with operation {args.operation!r}")
+    if args.errors:
+        parts.append("with an error span (Jaeger searched for tag error=true)")
+    return " ".join(parts) + f" (Jaeger at {args.jaeger}, limit {args.limit})"
+
+
+def _recent(client, args) -> list[dict]:
+    """The newest traces of the service; with --errors Jaeger itself is asked for the error tag, so an
+    error trace is found however many successful traces came after it."""
+    return client.traces(args.service, limit=args.limit, lookback=args.lookback, operation=args.operation,
+                         tags=ERROR_TAG if args.errors else None)
 
 
 def _latest(client, args) -> dict | None:

@@ -156,8 +156,18 @@ class TradingKPIs:
         if when > 1e11:  # ccxt timestamps are milliseconds
             when /= 1000.0
         with self._lock:
-            key = (symbol, exchange)
-            self.market_data[key] = max(when, self.market_data.get(key, when))
+            # One symbol, one freshness series: a mark that names no exchange updates the symbol's
+            # series of the exchange(s) already seen (the ccxt instrumentation names it), and a mark
+            # naming the exchange takes over a series made without one.
+            if exchange is None:
+                keys = [k for k in self.market_data if k[0] == symbol and k[1] is not None] or [(symbol, None)]
+            else:
+                keys = [(symbol, exchange)]
+                anonymous = self.market_data.pop((symbol, None), None)
+                if anonymous is not None:
+                    when = max(when, anonymous)
+            for key in keys:
+                self.market_data[key] = max(when, self.market_data.get(key, when))
 
     # --- reading ---
 
