@@ -446,6 +446,10 @@ OPTIONS: tuple[Option, ...] = (
            "./otel-snapshots", section="local"),
     Option("snapshot_interval", "OTEL_MONITORING_SNAPSHOT_INTERVAL", parse_seconds(0.5), 5.0,
            "Seconds between snapshots and alert rule evaluations (minimum 0.5).", "5", section="local"),
+    Option("percentile_window", "OTEL_MONITORING_PERCENTILE_WINDOW", parse_duration, 300.0,
+           "The p50/p95/p99 of the snapshots (and so of `top` and the report) cover this last stretch "
+           "of time, from bucket differences; since-start percentiles stay in each entry's since_start.",
+           "5m", section="local"),
     Option("history_retention", "OTEL_MONITORING_HISTORY_RETENTION", parse_duration, 7 * 86400.0,
            "How long history.sqlite keeps samples and alert events (a number of seconds, or 12h, 7d).",
            "7d", section="local"),

@@ -84,6 +84,48 @@ def test_histogram_percentiles_are_within_the_true_percentiles_bucket(pipeline):
         assert entry["p50"] <= entry["p95"] <= entry["p99"] <= entry["max"]
 
 
+def test_percentiles_cover_the_recent_window_and_since_start_stays_available(tmp_path):
+    """One early spike must not keep p95 high for hours: p50/p95/p99 are of the last
+    percentile_window_s (bucket differences), since_start keeps the whole run."""
+    clock = Clock()
+    exporter = SnapshotExporter(str(tmp_path), interval_s=3600, clock=clock, percentile_window_s=300)
+    reader = make_snapshot_reader(exporter)
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    latency = provider.get_meter("test").create_histogram("otel_monitoring.operation.duration", unit="s",
+                                                          explicit_bucket_boundaries_advisory=list(BOUNDS))
+    try:
+        for _ in range(50):
+            latency.record(2.0, {"component": "api"})     # the start-up spike
+        reader.force_flush()
+        first = read_live(tmp_path)["histograms"]["otel_monitoring.operation.duration"][0]
+        assert first["window_count"] == 50 and bucket_of(first["p95"]) == bucket_of(2.0)
+        clock.now += 200
+        reader.force_flush()   # a collection inside the window: nothing new
+        clock.now += 200       # 400 s after the spike: it left the 300 s window
+        for _ in range(100):
+            latency.record(0.02, {"component": "api"})
+        reader.force_flush()
+        live = read_live(tmp_path)
+        assert live["percentile_window_s"] == 300
+        (entry,) = live["histograms"]["otel_monitoring.operation.duration"]
+        assert entry["count"] == 150 and entry["window_count"] == 100
+        assert bucket_of(entry["p95"]) == bucket_of(0.02) and bucket_of(entry["p99"]) == bucket_of(0.02)
+        # since start, 50 of 150 calls took 2 s: the p95 is in the 2 s bucket
+        assert bucket_of(entry["since_start"]["p95"]) == bucket_of(2.0)
+        assert bucket_of(entry["since_start"]["p50"]) == bucket_of(0.02)
+        # the buckets themselves are in the file: each call counted in its own bucket
+        assert entry["bounds"] == list(BOUNDS)
+        assert entry["counts"][BOUNDS.index(0.025)] == 100 and entry["counts"][BOUNDS.index(2.5)] == 50
+        # views read the window by default, the whole run when asked
+        from otel_monitoring.views.snapshot import read_snapshot_dir
+
+        assert read_snapshot_dir(str(tmp_path)).histograms["otel_monitoring.operation.duration"][0]["p95"] == entry["p95"]
+        since = read_snapshot_dir(str(tmp_path), since_start=True).histograms["otel_monitoring.operation.duration"][0]
+        assert since["p95"] == entry["since_start"]["p95"]
+    finally:
+        provider.shutdown()
+
+
 def test_bucket_quantile_edges():
     assert bucket_quantile(0.5, BOUNDS, [0] * 11) is None
     # everything in one bucket: interpolated inside it, clamped to the observed min and max

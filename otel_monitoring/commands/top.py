@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--instance", help="with --prometheus: only this instance (service.instance.id); "
                                             "otherwise gauges averaged and counters summed over instances")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
+    parser.add_argument("--since-start", action="store_true",
+                        help="percentiles since each process started (default: the recent window, "
+                             "OTEL_MONITORING_PERCENTILE_WINDOW in snapshots, 5m in Prometheus)")
     parser.add_argument("--once", action="store_true", help="print one frame and exit (for scripts and cron)")
     parser.add_argument("--width", type=int, help="frame width for --once (default: the terminal's, else 80)")
     parser.set_defaults(func=run)
@@ -41,9 +44,10 @@ def snapshot_reader(args: argparse.Namespace) -> Callable[[], Snapshot]:
     if args.prometheus:
         from ..views.prometheus import PrometheusSource
 
-        return PrometheusSource(args.prometheus, service=args.service, instance=args.instance).read
+        return PrometheusSource(args.prometheus, service=args.service, instance=args.instance,
+                                since_start=getattr(args, "since_start", False)).read
     directory = snapshot_dir(args.dir)
-    return lambda: read_snapshot_dir(directory)
+    return lambda: read_snapshot_dir(directory, since_start=getattr(args, "since_start", False))
 
 
 @contextmanager

@@ -71,7 +71,8 @@ class LocalComponent(Component):
         settings = self.settings
         history = HistoryStore(directory, retention_s=settings.history_retention)
         self.exporter = SnapshotExporter(directory, settings.snapshot_interval, history,
-                                         history_interval_s=max(settings.history_interval, settings.snapshot_interval))
+                                         history_interval_s=max(settings.history_interval, settings.snapshot_interval),
+                                         percentile_window_s=settings.percentile_window)
         self.engine = AlertEngine(self._load_rules(), control_dir=directory,
                                   resolved_visible_s=settings.snapshot_interval)
         self.engine.listeners.append(self._record_event)

@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
@@ -42,6 +43,10 @@ _logger = logging.getLogger("otel_monitoring.local")
 LIVE_FILE = "metrics_live.json"
 SNAPSHOT_SCHEMA = 1
 MIN_INTERVAL_S = 0.5
+# Percentiles describe the last few minutes (from bucket differences), as operators read "now";
+# the since-start ones stay in each histogram entry under "since_start".
+DEFAULT_PERCENTILE_WINDOW_S = 300.0
+QUANTILES = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
 
 
 @dataclass
@@ -144,10 +149,22 @@ def bucket_quantile(q: float, bounds: Sequence[float], counts: Sequence[int],
     return maximum
 
 
+def window_counts(counts: Sequence[int], base: Sequence[int] | None) -> list[int]:
+    """The bucket counts since ``base`` (the same series' counts at the window's start); all of them
+    when there is no base (the series began inside the window) or the series restarted."""
+    if base is None or len(base) != len(counts):
+        return list(counts)
+    deltas = [c - b for c, b in zip(counts, base)]
+    return list(counts) if any(d < 0 for d in deltas) else deltas
+
+
 def build_snapshot(points: list[Point], now: float, interval_s: float, service: dict[str, Any],
-                   previous: dict[tuple[str, str], tuple[float, float]]) -> dict[str, Any]:
+                   previous: dict[tuple[str, str], tuple[float, float]],
+                   window_base: dict[tuple[str, str], Sequence[int]] | None = None,
+                   window_s: float = DEFAULT_PERCENTILE_WINDOW_S) -> dict[str, Any]:
     """The metrics_live.json document. ``previous`` maps counter keys to (time, value) of the last
-    collection, for ``rate_per_s``; it is updated in place."""
+    collection, for ``rate_per_s``; it is updated in place. ``window_base`` maps histogram keys to
+    their bucket counts at the start of the percentile window (none: everything is in the window)."""
     counters: dict[str, list] = {}
     gauges: dict[str, list] = {}
     histograms: dict[str, list] = {}
@@ -169,14 +186,21 @@ def build_snapshot(points: list[Point], now: float, interval_s: float, service: 
         else:
             entry: dict[str, Any] = {"attributes": point.attributes, "count": point.count, "sum": _finite(point.sum),
                                      "min": point.min, "max": point.max}
-            for label, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
-                entry[label] = _finite(bucket_quantile(q, point.bounds, point.counts, point.min, point.max))
+            recent = window_counts(point.counts, (window_base or {}).get(point.key))
+            entry["window_count"] = sum(recent)
+            for label, q in QUANTILES:
+                entry[label] = _finite(bucket_quantile(q, point.bounds, recent, point.min, point.max))
+            entry["since_start"] = {label: _finite(bucket_quantile(q, point.bounds, point.counts, point.min, point.max))
+                                    for label, q in QUANTILES}
+            entry["bounds"] = [float(b) for b in point.bounds]
+            entry["counts"] = [int(c) for c in point.counts]
             histograms.setdefault(point.name, []).append(entry)
     return {
         "schema": SNAPSHOT_SCHEMA,
         "timestamp": iso_time(now),
         "timestamp_unix": round(now, 3),
         "interval_s": interval_s,
+        "percentile_window_s": window_s,
         "service": service,
         "counters": counters,
         "gauges": gauges,
@@ -197,7 +221,7 @@ class SnapshotExporter(MetricExporter):
 
     def __init__(self, directory: str, interval_s: float = 5.0, history: HistoryStore | None = None,
                  history_interval_s: float = 60.0, service: dict[str, Any] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, percentile_window_s: float = DEFAULT_PERCENTILE_WINDOW_S):
         super().__init__()
         self.directory = directory
         self.path = os.path.join(directory, LIVE_FILE)
@@ -209,6 +233,9 @@ class SnapshotExporter(MetricExporter):
         self.on_collection: list[CollectionHook] = []
         self.last_snapshot: dict[str, Any] | None = None
         self._previous: dict[tuple[str, str], tuple[float, float]] = {}
+        self.percentile_window_s = percentile_window_s
+        # (time, {histogram key: bucket counts}) of past collections, back to the window's start.
+        self._buckets: deque[tuple[float, dict[tuple[str, str], tuple[int, ...]]]] = deque()
         self._last_history = -math.inf
         self._lock = threading.Lock()
         self._failures_logged: set[str] = set()
@@ -222,7 +249,8 @@ class SnapshotExporter(MetricExporter):
     def process(self, points: list[Point], now: float) -> MetricExportResult:
         """One collection: snapshot file, history, hooks. Public so tests can drive it with a clock."""
         result = MetricExportResult.SUCCESS
-        snapshot = build_snapshot(points, now, self.interval_s, self.service, self._previous)
+        snapshot = build_snapshot(points, now, self.interval_s, self.service, self._previous,
+                                  self._window_base(points, now), self.percentile_window_s)
         self.last_snapshot = snapshot
         try:
             atomic_write_json(self.path, snapshot)
@@ -241,6 +269,17 @@ class SnapshotExporter(MetricExporter):
             except Exception:  # noqa: BLE001 - an alerting bug must not stop the snapshots
                 self._log_once(f"hook {hook!r}", "otel-monitoring: collection hook %r failed", hook, exc_info=True)
         return result
+
+    def _window_base(self, points: list[Point], now: float) -> dict[tuple[str, str], tuple[int, ...]]:
+        """The bucket counts at the start of the percentile window (the newest collection at or
+        before it), then remembers this collection's. Empty while the process is younger than the
+        window: everything it recorded is then inside the window."""
+        start = now - self.percentile_window_s
+        while len(self._buckets) > 1 and self._buckets[1][0] <= start:
+            self._buckets.popleft()
+        base = self._buckets[0][1] if self._buckets and self._buckets[0][0] <= start else {}
+        self._buckets.append((now, {p.key: tuple(p.counts) for p in points if p.kind == "histogram"}))
+        return base
 
     def _log_once(self, kind: str, message: str, *args: Any, exc_info: bool = False) -> None:
         if kind not in self._failures_logged:

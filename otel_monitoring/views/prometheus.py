@@ -67,7 +67,9 @@ def match_exposed(otel_name: str, exposed: dict[str, dict[str, str]]) -> tuple[s
 
 
 class PrometheusSource:
-    def __init__(self, url: str, service: str | None = None, instance: str | None = None, timeout: float = 5.0):
+    def __init__(self, url: str, service: str | None = None, instance: str | None = None, timeout: float = 5.0,
+                 since_start: bool = False):
+        self.since_start = since_start  # percentiles over all buckets rather than the last QUANTILE_WINDOW
         self.url = url.rstrip("/")
         self.service = service
         self.instance = instance
@@ -183,7 +185,8 @@ class PrometheusSource:
 
             put("count", f"sum {AGGREGATED_AWAY} ({prom_name}_count{selector})")
             put("sum", f"sum {AGGREGATED_AWAY} ({prom_name}_sum{selector})", scale)
-            buckets = f"sum {AGGREGATED_AWAY} (rate({prom_name}_bucket{selector}[{QUANTILE_WINDOW}]))"
+            buckets = (f"sum {AGGREGATED_AWAY} ({prom_name}_bucket{selector})" if self.since_start else
+                       f"sum {AGGREGATED_AWAY} (rate({prom_name}_bucket{selector}[{QUANTILE_WINDOW}]))")
             for field, quantile in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
                 put(field, f"histogram_quantile({quantile}, {buckets})", scale)
             kept = [p for p in points.values() if p.get("count")]

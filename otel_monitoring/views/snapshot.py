@@ -95,9 +95,18 @@ def _series(value: Any) -> dict[str, list[dict]]:
             for name, points in _mapping(value).items() if isinstance(points, list)}
 
 
-def read_snapshot_dir(directory: str) -> Snapshot:
+def use_since_start(histograms: dict[str, list[dict[str, Any]]]) -> None:
+    """Put each histogram entry's since-start percentiles where the views read p50/p95/p99."""
+    for points in histograms.values():
+        for point in points:
+            since = point.get("since_start")
+            point.update({k: since.get(k) for k in ("p50", "p95", "p99")} if isinstance(since, dict) else {})
+
+
+def read_snapshot_dir(directory: str, since_start: bool = False) -> Snapshot:
     """Read the snapshot directory. A missing or unreadable file is reported in ``problems``,
-    never raised: the dashboard keeps running while the writer starts up."""
+    never raised: the dashboard keeps running while the writer starts up. The percentiles are the
+    recent window's (``percentile_window_s``), or with ``since_start`` those since the process started."""
     snapshot = Snapshot(source=directory)
     metrics_path = os.path.join(directory, METRICS_FILE)
     try:
@@ -114,6 +123,8 @@ def read_snapshot_dir(directory: str) -> Snapshot:
         snapshot.counters = _series(data.get("counters"))
         snapshot.gauges = _series(data.get("gauges"))
         snapshot.histograms = _series(data.get("histograms"))
+        if since_start:
+            use_since_start(snapshot.histograms)
         snapshot.units = _mapping(data.get("units"))
     alerts_path = os.path.join(directory, ALERTS_FILE)
     try:
