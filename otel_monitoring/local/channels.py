@@ -37,11 +37,15 @@ class DeliveryError(Exception):
 
 
 def headline(event: AlertEvent) -> str:
-    """One line: ``[FIRING critical] High error rate (error_rate:api): value 0.12, threshold 0.05``."""
+    """One line: ``[FIRING critical] High error rate (error_rate:api): value 12.0%, threshold 5.0%``,
+    value and threshold in the rule's unit."""
+    from ..views.formatting import in_unit
+
     alert = event.alert
-    value = "n/a" if alert["value"] is None else f"{alert['value']:.4g}"
+    unit = alert.get("unit") or ""
+    value = "n/a" if alert["value"] is None else in_unit(alert["value"], unit)
     return (f"[{event.kind.upper()} {alert['severity']}] {alert['name']} ({alert['id']}): "
-            f"value {value}, threshold {alert['threshold']:g}")
+            f"value {value}, threshold {in_unit(alert['threshold'], unit)}")
 
 
 def _summary(event: AlertEvent) -> str:

@@ -177,8 +177,10 @@ class BudgetTracker:
 
 def _announce(event: BudgetEvent) -> None:
     level = logging.ERROR if event.threshold >= 1 else logging.WARNING
-    _logger.log(level, "otel-monitoring: budget %s reached %d%% of its limit: %.4f of %.2f USD this period",
-                event.budget, round(event.threshold * 100), event.spent_usd, event.limit_usd,
+    from ..views.formatting import usd
+
+    _logger.log(level, "otel-monitoring: budget %s reached %d%% of its limit: %s of %s this period",
+                event.budget, round(event.threshold * 100), usd(event.spent_usd), usd(event.limit_usd),
                 extra=event.attributes())
     with _listeners_lock:
         listeners = list(_listeners)

@@ -43,6 +43,11 @@ NOT_OPERATIONS = ("otel_monitoring.health.check.duration", "trading.market_data.
 MODEL_OPERATIONS = ("chat", "embeddings", "text_completion", "generate_content", "invoke_agent")
 # A p95 from fewer calls is one slow call, not a percentile: such rows are left out of "worst p95".
 MIN_CALLS_FOR_P95 = 20
+# Outgoing HTTP calls: made inside the application's own operations (a ccxt call's request, a model
+# client's), so shown as rows of their own (per server) but left out of the totals, which would
+# otherwise count such a call twice.
+OUTGOING_HISTOGRAMS = ("http.client.request.duration", "http.client.duration")
+OUTGOING_ROW_KEYS = ("http.request.method", "server.address", "server.port")  # "GET 127.0.0.1:8080"
 # Units the views read durations in, as the factor to seconds.
 SECONDS_PER_UNIT = {"s": 1.0, "ms": 0.001}
 DOMAIN = "domain"
@@ -101,6 +106,5 @@ ROW_KEYS = (
     (COMPONENT, OPERATION),
     ("gen_ai.operation.name", "gen_ai.request.model"),
     ("http.request.method", "http.route"),
-    ("server.address", "http.request.method"),
     ("service.name", "span.name"),                      # the collector's spanmetrics connector
 )

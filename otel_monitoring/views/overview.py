@@ -45,6 +45,7 @@ class RedRow:
     p99: float | None
     error_state: State = State.UNKNOWN
     latency_state: State = State.UNKNOWN   # of p95, against the row family's thresholds
+    outgoing: bool = False                 # an HTTP call made inside another operation: not in totals
 
     @property
     def state(self) -> State:
@@ -214,6 +215,10 @@ def _row_identity(metric: str, attrs: dict[str, Any]) -> tuple[str, str]:
     operation = get_attr(attrs, names.OPERATION)
     if component or operation:
         return str(component or metric), str(operation or "")
+    if metric in names.OUTGOING_HISTOGRAMS:  # one row per method and server called
+        method, address, port = (get_attr(attrs, k) for k in names.OUTGOING_ROW_KEYS)
+        server = f"{address}:{port}" if address is not None and port is not None else address
+        return "http.client", " ".join(str(v) for v in (method, server) if v is not None)
     span_name = get_attr(attrs, "span.name")
     if span_name is not None:  # the spanmetrics connector: RED per service and span name
         return str(get_attr(attrs, "service.name") or metric), str(span_name)
@@ -306,7 +311,8 @@ def red_rows(snapshot: Snapshot, previous: Snapshot | None = None,
             error_pct = errors / count * 100.0 if count else None
             family = LATENCY_THRESHOLDS["gen_ai"] if is_model_call(metric, operation) else DEFAULT_LATENCY
             rows.append(RedRow(component, operation, count, rate, error_pct, p50, p95, p99,
-                               THRESHOLDS["error_rate"].state(error_pct), family.state(p95)))
+                               THRESHOLDS["error_rate"].state(error_pct), family.state(p95),
+                               outgoing=metric in names.OUTGOING_HISTOGRAMS))
     rows.sort(key=lambda r: (-int(r.state), -r.count, r.component, r.operation))
     return rows
 

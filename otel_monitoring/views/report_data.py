@@ -84,8 +84,8 @@ def history_snapshots(store: Any, metrics: dict[str, tuple[str, ...]], since: fl
             for (when, _), point in sorted(points.items(), key=lambda item: item[0][0]):
                 snapshot = by_time.setdefault(when, Snapshot(timestamp_unix=when))
                 getattr(snapshot, kind).setdefault(metric, []).append(point)
-                if kind == "histograms":
-                    snapshot.units[metric] = "s"
+                if kind == "histograms":  # the old HTTP histograms are in ms (the views convert)
+                    snapshot.units[metric] = "ms" if metric in names.SUPERSEDED_BY else "s"
     return [by_time[t] for t in sorted(by_time)]
 
 
@@ -119,7 +119,8 @@ def red_trends(snapshots: list[Snapshot]) -> list[Trend]:
     p95 = Trend("Worst p95 latency", "s", [], THRESHOLDS["latency_p95_s"])
     previous: tuple[float, dict[tuple[str, str], RedRow]] | None = None
     for snapshot in snapshots:
-        rows = red_rows(snapshot, quantiles=(0.95,))  # the trend needs no other percentile
+        # The trend needs no other percentile; outgoing calls are inside the other rows' calls.
+        rows = [r for r in red_rows(snapshot, quantiles=(0.95,)) if not r.outgoing]
         if not rows:
             continue
         non_model = [r.p95 for r in rows if r.p95 is not None and r.count >= names.MIN_CALLS_FOR_P95
@@ -218,7 +219,7 @@ def alert_history(store: Any, since: float, now: float) -> tuple[list[AlertDay],
 def status_cards(overview: Overview) -> list[Reading]:
     """The few numbers an operator wants first, each with its state."""
     cards = [r for r in overview.system if r.label in ("CPU", "Memory", "Disk", "Health")]
-    rows = [r for r in overview.red if r.count]
+    rows = [r for r in overview.red if r.count and not r.outgoing]  # an outgoing call is inside another row
     if rows:
         total = sum(r.count for r in rows)
         errors = sum(r.count * (r.error_pct or 0) / 100 for r in rows)

@@ -1,0 +1,485 @@
+"""Ground truth: one deterministic workload (workload.py), read back from every path a user reads,
+each figure asserted against what the workload really did (truth.py).
+
+Paths: the SDK's OTLP/JSON files; the snapshot files, ``top --once`` and ``report --html``; the real
+collector -> Prometheus (SDK metrics, span metrics, recording and alert rules); Jaeger; and every
+query of every Grafana dashboard panel, evaluated against that Prometheus. The stack part runs when
+the stack programs are built (scripts/build-stack.sh; required under CI), the rest always.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from typing import Any
+
+import pytest
+
+import truth as T
+import workload as W
+from stackprocs import (AGENT_CONFIG, CONFIG_DIR, _BINARY_ENV, require_binary, start_collector, start_jaeger,
+                        start_prometheus, wait_until)
+from support import REPO, clean_env
+
+from otel_monitoring.stack import MissingBinary, find_binary
+from otel_monitoring.views.overview import build_overview
+from otel_monitoring.views.snapshot import read_snapshot_dir
+
+CLI = [sys.executable, "-m", "otel_monitoring.cli"]
+JOB = W.SERVICE
+
+
+def _stack_built() -> bool:
+    try:
+        for name in ("otelcol", "jaeger", "prometheus"):
+            find_binary(name, _BINARY_ENV)
+    except MissingBinary:
+        return False
+    return True
+
+
+class Stack:
+    def __init__(self, jaeger: Any, collector: Any, prometheus: Any):
+        self.jaeger, self.collector, self.prometheus = jaeger, collector, prometheus
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """Jaeger, the agent collector and Prometheus (with the shipped rules), when they are built."""
+    if not _stack_built() and not os.environ.get("CI"):
+        yield None
+        return
+    root = tmp_path_factory.mktemp("stack")
+    with contextlib.ExitStack() as running:
+        jaeger = running.enter_context(start_jaeger(root))
+        collector = running.enter_context(start_collector(AGENT_CONFIG, root, jaeger_endpoint=jaeger.otlp_grpc_endpoint))
+        prometheus = running.enter_context(start_prometheus(root, [collector.prometheus_target]))
+        yield Stack(jaeger, collector, prometheus)
+
+
+class Run:
+    def __init__(self, out: str):
+        self.out = out
+        self.spans = T.read_spans(os.path.join(out, "otlp", "traces.jsonl"))
+        self.metrics = T.last_points(os.path.join(out, "otlp", "metrics.jsonl"))
+        with open(os.path.join(out, "truth.json"), encoding="utf-8") as handle:
+            self.truth = json.load(handle)
+        self.snapshot_dir = os.path.join(out, "snapshots")
+
+    def named(self, name: str) -> list[T.Span]:
+        return [s for s in self.spans if s.name == name]
+
+    @property
+    def fee_usd(self) -> float:
+        assert self.truth["order_fee"]["currency"] == "USDT"  # prices.yaml: 1 USDT = 1.0 USD
+        return self.truth["order_fee"]["cost"]
+
+    @property
+    def round2(self) -> list[T.Span]:
+        return [s for s in self.spans if s.start_ns >= self.truth["round2_start_ns"]]
+
+
+@pytest.fixture(scope="module")
+def run(stack, tmp_path_factory) -> Run:
+    out = str(tmp_path_factory.mktemp("ground-truth"))
+    args = [sys.executable, os.path.join(os.path.dirname(__file__), "workload.py"), out]
+    if stack is not None:
+        args.append(stack.collector.otlp_grpc_endpoint)
+    result = subprocess.run(args, env=clean_env(), capture_output=True, text=True, timeout=600, cwd=out)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return Run(out)
+
+
+# --- the SDK's OTLP/JSON files ---
+
+def test_one_logical_call_is_one_span(run):
+    counts = Counter(s.name for s in run.spans if s.name in T.EXPECTED_SPANS)
+    assert dict(counts) == T.EXPECTED_SPANS
+    errors = Counter(s.name for s in run.spans if s.error)
+    assert {name: errors[name] for name in T.EXPECTED_ERRORS} == T.EXPECTED_ERRORS
+    assert not [s for s in run.spans if "/health" in str(s.attributes.get("url.full") or s.attributes.get("http.route") or "")]
+    assert not [s for s in run.spans if s.attributes.get("otel_monitoring.operation") == "similarity_search"]
+    # FastAPI's own telemetry serves the requests; the contrib instrumentor does not count them again
+    assert {s.scope for s in run.spans if s.kind == 2} == {"fastapi"}
+
+
+def test_chat_spans_carry_the_known_token_usage(run):
+    for span in run.named(f"chat {W.CHAT_MODEL}"):
+        assert span.attributes["gen_ai.usage.input_tokens"] == W.INPUT_TOKENS
+        assert span.attributes["gen_ai.usage.output_tokens"] == W.OUTPUT_TOKENS
+        assert span.attributes["gen_ai.request.model"] == W.CHAT_MODEL
+
+
+def _assert_sdk_histograms(points: dict[str, list[tuple[dict, list[float], list[float]]]], spans: list[T.Span],
+                           where: str) -> None:
+    """points: {metric: [(attributes, bounds, counts)]}. Every point of the known duration histograms
+    holds the spans it counts, each in its duration's bucket; every such span is in some point."""
+    for metric, (select, tolerance) in T.HISTOGRAM_TRUTH.items():
+        assert points.get(metric), f"{where}: no {metric}"
+        counted = 0
+        for attrs, bounds, counts in points[metric]:
+            durations = [s.duration for s in select(spans, attrs)]
+            T.assert_buckets(bounds, counts, durations, f"{where} {metric} {attrs}", tolerance)
+            counted += len(durations)
+        assert counted == sum(sum(c) for _, _, c in points[metric])
+
+
+def test_otlp_metrics_file_counts_each_call_in_its_span_bucket(run):
+    points = {metric: [(attrs, list(p.explicit_bounds), list(p.bucket_counts)) for attrs, p, _ in found]
+              for metric, found in run.metrics.items() if metric in T.HISTOGRAM_TRUTH}
+    _assert_sdk_histograms(points, run.spans, "metrics.jsonl")
+    units = {metric: found[0][2] for metric, found in run.metrics.items()}
+    assert {units[m] for m in T.HISTOGRAM_TRUTH} == {"s"}
+    assert "http.server.duration" not in run.metrics and "http.client.duration" not in run.metrics
+
+
+def _token_sums(points: list[tuple[dict, float]]) -> dict[str, float]:
+    sums: dict[str, float] = defaultdict(float)
+    for attrs, value in points:
+        sums[attrs.get("gen_ai.token.type", "?")] += value
+    return dict(sums)
+
+
+def _cost_by_type(points: list[tuple[dict, float]]) -> dict[str, float]:
+    costs: dict[str, float] = defaultdict(float)
+    for attrs, value in points:
+        costs[attrs["cost.type"]] += value
+    return dict(costs)
+
+
+TOKENS = {"input": W.CALLS["chat"] * W.INPUT_TOKENS, "output": W.CALLS["chat"] * W.OUTPUT_TOKENS}
+
+
+def test_otlp_metrics_file_has_exact_tokens_and_cost(run):
+    tokens = _token_sums([(a, p.sum) for a, p, _ in run.metrics["gen_ai.client.token.usage"]])
+    assert tokens == TOKENS
+    costs = _cost_by_type([(a, p.as_double) for a, p, _ in run.metrics["otel_monitoring.cost"]])
+    assert costs == {"model_inference": pytest.approx(W.CHAT_COST_USD, abs=1e-9),
+                     "execution": pytest.approx(run.fee_usd, abs=1e-9)}
+
+
+# --- the snapshot files, top --once and report --html ---
+
+def test_snapshot_counts_buckets_tokens_cost_and_alerts(run):
+    with open(os.path.join(run.snapshot_dir, "metrics_live.json"), encoding="utf-8") as handle:
+        live = json.load(handle)
+    points = {metric: [(e["attributes"], e["bounds"], e["counts"]) for e in entries]
+              for metric, entries in live["histograms"].items() if metric in T.HISTOGRAM_TRUTH}
+    _assert_sdk_histograms(points, run.spans, "metrics_live.json")
+    tokens = _token_sums([(e["attributes"], e["sum"]) for e in live["histograms"]["gen_ai.client.token.usage"]])
+    assert tokens == TOKENS
+    costs = _cost_by_type([(e["attributes"], e["value"]) for e in live["counters"]["otel_monitoring.cost"]])
+    assert costs == {"model_inference": pytest.approx(W.CHAT_COST_USD, abs=1e-9),
+                     "execution": pytest.approx(run.fee_usd, abs=1e-9)}
+    # The whole run is inside the percentile window: each shown percentile is in the bucket of the
+    # true percentile of its spans.
+    for metric, entries in live["histograms"].items():
+        if metric not in T.HISTOGRAM_TRUTH or T.HISTOGRAM_TRUTH[metric][1] != 0.0:
+            continue  # measured by a library's own clock: its buckets are checked above
+        for entry in entries:
+            durations = [s.duration for s in T.HISTOGRAM_TRUTH[metric][0](run.spans, entry["attributes"])]
+            assert entry["window_count"] == len(durations)
+            for label, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+                shown, true = T.quantile_bucket(entry[label], durations, entry["bounds"], q)
+                assert shown == true, (metric, entry["attributes"], label, entry[label], sorted(durations))
+    with open(os.path.join(run.snapshot_dir, "alerts.json"), encoding="utf-8") as handle:
+        alerts = {a["rule_id"]: a for a in json.load(handle)["alerts"]}
+    ratio = W.CHAT_COST_USD / W.MODEL_BUDGET_USD
+    for rule in ("daily_cost_near_budget", "daily_cost_over_budget"):  # must fire, with the exact value
+        assert alerts[rule]["state"] == "firing" and alerts[rule]["value"] == pytest.approx(ratio, abs=1e-9)
+        assert alerts[rule]["unit"] == "1"
+    # must not fire: a 5-minute error ratio needs its `for` (3m) first; nothing else is breached
+    assert {rule for rule, a in alerts.items() if a["state"] == "firing"} == {"daily_cost_near_budget",
+                                                                               "daily_cost_over_budget"}
+
+
+def _expected_rows(run: Run) -> dict[tuple[str, str], int]:
+    """The operations top and the report list, one row each, with their call counts."""
+    return {
+        ("http.server", "GET /slow"): W.CALLS["slow"], ("http.server", "GET /fast"): W.CALLS["fast"],
+        ("http.server", "GET /boom"): W.CALLS["boom"],
+        ("langchain", "chat"): W.CALLS["chat"], ("langchain", "retriever"): W.CALLS["retrieve"],
+        ("langchain", "embeddings"): W.CALLS["retrieve"] + 1,
+        ("ccxt", "fetch_ticker"): W.CALLS["ticker"], ("ccxt", "create_order"): 2, ("ccxt", "load_markets"): 1,
+        ("jobs", "step"): W.CALLS["step"] + W.CALLS["step_fail"],
+        # outgoing HTTP, one row per method and server: the API calls (no probes) and ccxt's requests
+        **Counter(("http.client", f"{s.attributes['http.request.method']} {s.attributes['server.address']}:"
+                                  f"{s.attributes['server.port']}")
+                  for s in run.spans if s.scope == "opentelemetry.instrumentation.requests"),
+    }
+
+
+def test_views_show_each_operation_once_with_its_count(run):
+    overview = build_overview(read_snapshot_dir(run.snapshot_dir))
+    rows = Counter()
+    for row in overview.red:
+        rows[(row.component, row.operation)] += row.count
+    assert dict(rows) == _expected_rows(run)  # no gen_ai.client row, no trading.market_data.age row
+    assert len(overview.red) == len(rows)
+    assert overview.cost_total_usd == pytest.approx(W.CHAT_COST_USD + run.fee_usd, abs=1e-9)
+    tokens = {r.label: r.value for r in overview.rag if r.label.startswith("Tokens")}
+    assert tokens == {"Tokens input": TOKENS["input"], "Tokens output": TOKENS["output"]}
+
+
+def test_top_once_prints_the_true_figures(run):
+    result = subprocess.run([*CLI, "top", "--once", "--dir", run.snapshot_dir, "--width", "200"],
+                            env=clean_env(), capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    table: dict[tuple[str, str], int] = {}
+    for line in result.stdout.splitlines():
+        match = re.match(r"^(\S+)\s+(.+?)\s{2,}(\d+)\s+", line)
+        if match and match.group(1) not in ("COMPONENT", "ALERTS"):
+            table[(match.group(1), match.group(2).strip())] = int(match.group(3))
+    assert table == _expected_rows(run), result.stdout
+    from otel_monitoring.views.formatting import usd
+
+    assert f"model_inference {usd(W.CHAT_COST_USD)}" in result.stdout and usd(W.CHAT_COST_USD) == "$0.007"
+    assert f"Tokens input {TOKENS['input']}" in result.stdout and f"Tokens output {TOKENS['output']}" in result.stdout
+    assert "140.0% / 100.0%" in result.stdout  # the over-budget alert in the rule's unit (a ratio as %)
+
+
+def test_report_html_shows_the_true_figures(run, tmp_path):
+    html = tmp_path / "report.html"
+    result = subprocess.run([*CLI, "report", "--html", str(html), "--dir", run.snapshot_dir],
+                            env=clean_env(), capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    text = html.read_text(encoding="utf-8")
+    from otel_monitoring.views.formatting import usd
+    from otel_monitoring.views.report_data import gather_report
+
+    data = gather_report(run.snapshot_dir)
+    rows = Counter()
+    for row in data.latency:
+        rows[(row.component, row.operation)] += row.count
+    assert dict(rows) == _expected_rows(run)
+    assert usd(W.CHAT_COST_USD) in text
+    cards = {c.label: c for c in data.cards}
+    # worst p95 is taken among operations with enough calls for a p95 (here: chat, 20 calls)
+    assert cards["Worst p95"].detail == "langchain chat"
+    for row in data.latency:
+        assert f"{row.operation}" in text
+
+
+# --- the real collector -> Prometheus ---
+
+def _prom_value(prometheus: Any, expr: str) -> dict[tuple, float]:
+    return {tuple(sorted((k, v) for k, v in item["metric"].items() if k not in ("job", "instance"))):
+            float(item["value"][1]) for item in prometheus.query(expr)}
+
+
+def _scalar(prometheus: Any, expr: str) -> float:
+    values = list(_prom_value(prometheus, expr).values())
+    assert len(values) == 1, (expr, values)
+    return values[0]
+
+
+@pytest.fixture(scope="module")
+def prom(stack, run):
+    """Prometheus once everything the workload sent was scraped: the last SDK export and the last
+    span-metrics flush (span counts equal the files')."""
+    if stack is None:
+        require_binary("otelcol")  # skips with the build command (fails under CI)
+    prometheus = stack.prometheus
+    total = len(run.spans)
+    wait_until(lambda: _prom_value(prometheus, f'sum(traces_span_metrics_calls_total{{service_name="{JOB}"}})')
+               .get((), 0) == total, 120, what=f"span metrics of all {total} spans in Prometheus")
+    wait_until(lambda: _prom_value(prometheus, f'sum(otel_monitoring_operation_calls_total{{job="{JOB}"}})')
+               .get((), 0) == sum(c for (comp, _), c in _expected_rows(run).items() if comp not in ("http.server", "http.client")),
+               120, what="the SDK's last export in Prometheus")
+    return prometheus
+
+
+def _le_buckets(prometheus: Any, metric: str, selector: str, by: list[str]) -> dict[tuple, dict[float, float]]:
+    found: dict[tuple, dict[float, float]] = defaultdict(dict)
+    for item in prometheus.query(f"sum by ({', '.join([*by, 'le'])}) ({metric}_bucket{{{selector}}})"):
+        labels = item["metric"]
+        key = tuple(labels.get(b, "") for b in by)
+        found[key][float(labels["le"])] = float(item["value"][1])
+    return found
+
+
+def test_span_metrics_count_each_span_in_its_duration_bucket(run, prom):
+    buckets = _le_buckets(prom, "traces_span_metrics_duration_seconds", f'service_name="{JOB}"',
+                          ["span_name", "span_kind", "status_code"])
+    expected: dict[tuple, list[float]] = defaultdict(list)
+    for span in run.spans:
+        expected[(span.name, span.kind_name, "STATUS_CODE_ERROR" if span.error else "STATUS_CODE_UNSET")].append(span.duration)
+    assert set(buckets) == set(expected)
+    for key, durations in expected.items():
+        T.assert_cumulative_buckets(buckets[key], durations, f"spanmetrics {key}")
+    # a 120 ms server span lands in (0.1, 0.2]: the buckets are durations, not nanoseconds
+    slow = buckets[("GET /slow", "SPAN_KIND_SERVER", "STATUS_CODE_UNSET")]
+    assert 0.1 in slow and 0.2 in slow and slow[0.1] == 0
+    calls = _prom_value(prom, f'sum by (span_name) (traces_span_metrics_calls_total{{service_name="{JOB}"}})')
+    assert {k[0][1]: v for k, v in calls.items() if k[0][1] in T.EXPECTED_SPANS} == {
+        k: float(v) for k, v in T.EXPECTED_SPANS.items()}
+
+
+def test_prometheus_sdk_histograms_tokens_and_cost(run, prom):
+    prom_names = {"otel_monitoring.operation.duration": ("otel_monitoring_operation_duration_seconds",
+                                                         ("component", "operation", "outcome", "trading.exchange",
+                                                          "trading.order.side", "error.type", "gen_ai.request.model")),
+                  "gen_ai.client.operation.duration": ("gen_ai_client_operation_duration_seconds",
+                                                       ("gen_ai.operation.name", "gen_ai.request.model")),
+                  "http.server.request.duration": ("http_server_request_duration_seconds",
+                                                   ("http.route", "http.response.status_code"))}
+    for metric, (prom_name, keys) in prom_names.items():
+        select, tolerance = T.HISTOGRAM_TRUTH[metric]
+        labels = [key.replace(".", "_") for key in keys]
+        found = _le_buckets(prom, prom_name, f'job="{JOB}"', labels)
+        assert found, prom_name
+        for values, le_counts in found.items():
+            attrs: dict[str, Any] = {key: value for key, value in zip(keys, values) if value != ""}
+            if "http.response.status_code" in attrs:
+                attrs["http.response.status_code"] = int(attrs["http.response.status_code"])
+            durations = [s.duration for s in select(run.spans, attrs)]
+            assert durations, (prom_name, attrs)
+            T.assert_cumulative_buckets(le_counts, durations, f"Prometheus {prom_name} {attrs}", tolerance)
+    # the stable HTTP server duration, in seconds, with status-code labels
+    status = _prom_value(prom, f'sum by (http_route, http_response_status_code) '
+                               f'(http_server_request_duration_seconds_count{{job="{JOB}"}})')
+    assert {(dict(k)["http_route"], dict(k)["http_response_status_code"]): v for k, v in status.items()} == {
+        ("/slow", "200"): W.CALLS["slow"], ("/fast", "200"): W.CALLS["fast"], ("/boom", "500"): W.CALLS["boom"]}
+    # token usage with input and output apart, and the exact cost
+    tokens = _prom_value(prom, f'sum by (gen_ai_token_type) (gen_ai_client_token_usage_sum{{job="{JOB}"}})')
+    assert {dict(k)["gen_ai_token_type"]: v for k, v in tokens.items()} == TOKENS
+    cost = _prom_value(prom, f'sum by (cost_type) (otel_monitoring_cost_USD_total{{job="{JOB}"}})')
+    assert {dict(k)["cost_type"]: v for k, v in cost.items()} == {
+        "model_inference": pytest.approx(W.CHAT_COST_USD, abs=1e-9), "execution": pytest.approx(run.fee_usd, abs=1e-9)}
+    by_token = _prom_value(prom, f'sum by (gen_ai_token_type) (otel_monitoring_cost_USD_total{{job="{JOB}", cost_type="model_inference"}})')
+    assert {dict(k)["gen_ai_token_type"]: v for k, v in by_token.items()} == {
+        "input": pytest.approx(TOKENS["input"] * W.PRICE_INPUT_PER_TOKEN, abs=1e-9),
+        "output": pytest.approx(TOKENS["output"] * W.PRICE_OUTPUT_PER_TOKEN, abs=1e-9)}
+
+
+def test_recording_and_alert_rules(run, prom):
+    # recording rules: the p95 of server and internal spans, in the bucket of the spans' true p95
+    # over the rate window (the second round: Prometheus saw the first round before it began)
+    p95 = _prom_value(prom, f'service:span_duration_seconds:p95_5m{{service_name="{JOB}"}}')
+    assert len(p95) == 1
+    value = list(p95.values())[0]
+    durations = [s.duration for s in run.round2 if s.kind in (1, 2)]
+    bounds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+    shown, true = T.quantile_bucket(value, durations, bounds, 0.95)
+    assert shown == true, (value, sorted(durations))
+    ratio = _prom_value(prom, f'service:span_error_ratio:rate5m{{service_name="{JOB}"}}')
+    errors = [s for s in run.round2 if s.error]
+    assert list(ratio.values())[0] == pytest.approx(len(errors) / len(run.round2), rel=0.25)
+
+    # alert rules: the budget overrun fires with its exact value; nothing else fires
+    def alerts() -> dict[str, dict]:
+        return {a["labels"]["alertname"]: a for a in prom.api("alerts")["alerts"]
+                if a["labels"].get("job", JOB) == JOB or a["labels"].get("service_name") == JOB}
+
+    firing = wait_until(lambda: (lambda a: a if {n for n, x in a.items() if x["state"] == "firing"} >= {
+        "daily_cost_near_budget", "daily_cost_over_budget"} else None)(alerts()), 120, what="the budget alerts firing")
+    assert float(firing["daily_cost_over_budget"]["value"]) == pytest.approx(W.CHAT_COST_USD / W.MODEL_BUDGET_USD, abs=1e-9)
+    assert {n for n, x in firing.items() if x["state"] == "firing"} == {"daily_cost_near_budget", "daily_cost_over_budget"}
+    assert "low_uptime" not in firing  # no day of history
+
+
+def test_jaeger_has_every_span_and_the_token_attributes(run, stack, prom):
+    jaeger = stack.jaeger
+
+    def spans_in_jaeger() -> Counter | None:
+        traces = jaeger.traces(JOB, limit=1000)
+        found = Counter(span["operationName"] for trace in traces for span in trace["spans"])
+        return found if sum(found.values()) == len(run.spans) else None
+
+    found = wait_until(spans_in_jaeger, 120, what="every span in Jaeger")
+    assert found == Counter(s.name for s in run.spans)
+    traces = jaeger.traces(JOB, limit=1000, operation=f"chat {W.CHAT_MODEL}")
+    chats = [span for trace in traces for span in trace["spans"] if span["operationName"] == f"chat {W.CHAT_MODEL}"]
+    assert len(chats) == W.CALLS["chat"]
+    for span in chats:
+        tags = {tag["key"]: tag["value"] for tag in span["tags"]}
+        assert tags["gen_ai.usage.input_tokens"] == W.INPUT_TOKENS
+        assert tags["gen_ai.usage.output_tokens"] == W.OUTPUT_TOKENS
+    # traces --errors asks Jaeger for the error tag: the error traces, however many came after them
+    result = subprocess.run([*CLI, "traces", "--jaeger", jaeger.query_url, "--service", JOB, "--errors",
+                             "--limit", "3", "--width", "200"], env=clean_env(), capture_output=True, text=True,
+                            timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    error_traces = {s.trace_id for s in run.spans if s.error}
+    assert sum(1 for trace_id in error_traces if trace_id in result.stdout) == min(3, len(error_traces))
+
+
+# --- every Grafana panel query, against that Prometheus ---
+
+# Panels that return nothing for this workload, and why (each must be named here, with the reason).
+EMPTY_PANELS = {
+    "Host health score": "system metrics are off in the workload (system_metrics=False)",
+    "CPU / memory / disk utilization": "system metrics are off in the workload",
+    "Health checks (1 = passing)": "the workload registers no health check (health_default_checks=False)",
+    "CPU utilization (busy)": "system metrics are off in the workload",
+    "Memory utilization (used)": "system metrics are off in the workload",
+    "Disk utilization per mount point": "system metrics are off in the workload",
+    "Load average (1m)": "system metrics are off in the workload",
+    "Network I/O": "system metrics are off in the workload",
+    "Process memory (RSS)": "system metrics are off in the workload",
+    "Collector: spans accepted / refused / export failed": "the collector's own metrics are not scraped here",
+    "Retrieval hit rate / empty rate": "the RAG KPIs need rag.record_retrieval() calls; the workload makes none",
+    "Retrievals by outcome": "the RAG KPIs need rag.record_retrieval() calls",
+    "Retrieval relevance p50": "the RAG KPIs need rag.record_retrieval() calls",
+    "GenAI errors by type": "no GenAI call failed",
+    "Signal accuracy / win rate": "the workload records no trading signal",
+    "Profit factor": "the workload records no trade outcome",
+    "Realized / unrealized PnL": "the workload records no PnL",
+    "Exposure": "the workload records no position",
+    "Signals per minute": "the workload records no trading signal",
+    "Slippage p95": "the workload records no fill with an expected price",
+}
+
+
+def _panels() -> list[tuple[str, str, str]]:
+    found = []
+
+    def walk(panels: list[dict], dashboard: str) -> None:
+        for panel in panels:
+            for target in panel.get("targets", []):
+                if target.get("expr"):
+                    found.append((dashboard, panel.get("title", "?"), target["expr"]))
+            walk(panel.get("panels", []), dashboard)
+
+    for path in sorted(glob.glob(os.path.join(CONFIG_DIR, "grafana", "dashboards", "*.json"))):
+        with open(path, encoding="utf-8") as handle:
+            walk(json.load(handle).get("panels", []), os.path.basename(path))
+    return found
+
+
+def _grafana_expr(expr: str) -> str:
+    """A panel's query as Grafana sends it for this service over the last 5 minutes."""
+    for variable, value in (("$__rate_interval", "5m"), ("$__interval", "15s"), ("$__range", "5m"),
+                            ("${service}", JOB), ("$service", JOB), ("${job}", JOB), ("$job", JOB)):
+        expr = expr.replace(variable, value)
+    return expr
+
+
+def test_every_grafana_panel_query_returns_the_workload(run, prom):
+    assert len(_panels()) > 40
+    empty, answered = [], {}
+    for dashboard, title, expr in _panels():
+        values = [float(item["value"][1]) for item in prom.query(_grafana_expr(expr))]
+        finite = [v for v in values if math.isfinite(v)]
+        if finite:
+            answered[(dashboard, title, expr)] = finite
+        else:
+            empty.append(title)
+    unexplained = sorted(set(empty) - set(EMPTY_PANELS))
+    assert not unexplained, f"panels with nothing for the workload and no reason given: {unexplained}"
+    stale_reasons = sorted(t for t in set(EMPTY_PANELS) & {t for _, t, _ in answered} if t not in empty)
+    assert not stale_reasons, f"panels listed as empty that answer: {stale_reasons}"
+    # the figures that are not rates are the truth
+    by_title = defaultdict(list)
+    for (_, title, _), values in answered.items():
+        by_title[title].append(values)
+    assert sorted(by_title["Budget spent vs limit"][0] + by_title["Budget spent vs limit"][1]) == [
+        pytest.approx(W.MODEL_BUDGET_USD, abs=1e-9), pytest.approx(W.CHAT_COST_USD, abs=1e-9)]
+    assert by_title["Budget used"][0] == [pytest.approx(W.CHAT_COST_USD / W.MODEL_BUDGET_USD, abs=1e-9)]

@@ -1,0 +1,175 @@
+"""The truth of the ground-truth workload, from what it did, and the checks every path is held to.
+
+Counts are known in advance (workload.CALLS). A duration's truth is the span's own duration as
+written in the OTLP/JSON file: every histogram, whatever path it is read from, must have counted
+each call in the bucket that duration belongs to.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import workload as W
+from support import attributes, read_otlp_file, spans_from_requests
+
+STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+KIND_NAMES = {1: "SPAN_KIND_INTERNAL", 2: "SPAN_KIND_SERVER", 3: "SPAN_KIND_CLIENT"}
+
+# One logical call, one span: the spans each kind of call makes, by span name.
+EXPECTED_SPANS = {
+    "GET /slow": W.CALLS["slow"],
+    "GET /fast": W.CALLS["fast"],
+    "GET /boom": W.CALLS["boom"],
+    f"chat {W.CHAT_MODEL}": W.CALLS["chat"],
+    "retrieval InMemoryVectorStore": W.CALLS["retrieve"],  # the retriever's; its inner search is not a second span
+    "embeddings hash-embedding-64": W.CALLS["retrieve"] + 1,  # one per query, one for add_texts
+    "ccxt.fetch_ticker": W.CALLS["ticker"],
+    "ccxt.create_order": W.CALLS["order"] + W.CALLS["order_refused"],
+    "ccxt.load_markets": 1,  # ccxt loads the markets once, at the first call that needs them
+    "jobs.step": W.CALLS["step"] + W.CALLS["step_fail"],
+}
+EXPECTED_ERRORS = {"GET /boom": W.CALLS["boom"], "ccxt.create_order": W.CALLS["order_refused"],
+                   "jobs.step": W.CALLS["step_fail"]}
+# Durations a library measures with its own clock next to its span, not from it. FastAPI's server
+# histogram starts its clock just before the span and records just before ending it: a call may be
+# read a few milliseconds apart from its span, and counted in the neighbouring bucket when that
+# close to a bound. The contrib requests client histogram times only the inner send() inside its
+# span: never longer than the span. Everything measured from the span itself is held exactly.
+LIBRARY_CLOCK_TOLERANCE_S = 0.005
+SUB_INTERVAL = -1.0  # as a tolerance: the library's reading is at most the span's duration
+
+@dataclass
+class Span:
+    name: str
+    kind: int
+    scope: str
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, Any]
+    error: bool
+    trace_id: str
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e9
+
+    @property
+    def kind_name(self) -> str:
+        return KIND_NAMES.get(self.kind, str(self.kind))
+
+
+def read_spans(path: str) -> list[Span]:
+    spans = []
+    for _, scope, span in spans_from_requests(read_otlp_file(path, "traces")):
+        spans.append(Span(span.name, span.kind, scope.name, span.start_time_unix_nano, span.end_time_unix_nano,
+                          attributes(span.attributes), span.status.code == STATUS_ERROR, span.trace_id.hex(),
+                          [event.name for event in span.events]))
+    return spans
+
+
+def last_points(path: str) -> dict[str, list[tuple[dict[str, Any], Any, str]]]:
+    """{metric: [(attributes, data point, unit)]} of the last export of each series (cumulative)."""
+    latest: dict[tuple[str, str], tuple[int, dict[str, Any], Any, str]] = {}
+    for request in read_otlp_file(path, "metrics"):
+        for resource_metrics in request.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    kind = metric.WhichOneof("data")
+                    for point in getattr(metric, kind).data_points:
+                        attrs = attributes(point.attributes)
+                        key = (metric.name, repr(sorted(attrs.items())))
+                        if key not in latest or point.time_unix_nano >= latest[key][0]:
+                            latest[key] = (point.time_unix_nano, attrs, point, metric.unit)
+    result: dict[str, list] = {}
+    for (name, _), (_, attrs, point, unit) in latest.items():
+        result.setdefault(name, []).append((attrs, point, unit))
+    return result
+
+
+def bucket_index(value: float, bounds: Sequence[float]) -> int:
+    """The bucket a value is counted in: (bounds[i-1], bounds[i]], the last one open."""
+    return bisect.bisect_left(list(bounds), value)
+
+
+def true_quantile(values: Iterable[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]  # nearest rank
+
+
+def assert_buckets(bounds: Sequence[float], counts: Sequence[float], durations: Sequence[float], what: str,
+                   tolerance: float = 0.0) -> None:
+    """Each call counted in the bucket of its span's duration: at every bound, the cumulative count
+    equals the number of spans at or under it (within ``tolerance`` of it for a library's clock)."""
+    assert len(counts) == len(bounds) + 1, f"{what}: {len(counts)} counts for {len(bounds)} bounds"
+    assert sum(counts) == len(durations), f"{what}: {sum(counts)} counted, {len(durations)} spans"
+    cumulative = 0.0
+    for bound, count in zip(bounds, counts):
+        cumulative += count
+        _check_bound(bound, cumulative, durations, what, tolerance)
+
+
+def _check_bound(bound: float, cumulative: float, durations: Sequence[float], what: str, tolerance: float) -> None:
+    if tolerance == SUB_INTERVAL:  # every call whose span fits under the bound is counted under it
+        low, high = sum(1 for d in durations if d <= bound), len(durations)
+    else:
+        low = sum(1 for d in durations if d <= bound - tolerance)
+        high = sum(1 for d in durations if d <= bound + tolerance)
+    assert low <= cumulative <= high, (f"{what}: {cumulative:g} calls counted at or under {bound:g} s, the spans "
+                                       f"say {low if low == high else f'{low}..{high}'}: "
+                                       f"{sorted(round(d, 6) for d in durations)}")
+
+
+def assert_cumulative_buckets(le_counts: dict[float, float], durations: Sequence[float], what: str,
+                              tolerance: float = 0.0) -> None:
+    """The same for Prometheus' cumulative ``le`` buckets."""
+    assert le_counts.get(math.inf) == len(durations), f"{what}: +Inf holds {le_counts.get(math.inf)}, {len(durations)} spans"
+    for bound, cumulative in sorted(le_counts.items()):
+        if not math.isinf(bound):
+            _check_bound(bound, cumulative, durations, f"{what} le", tolerance)
+
+
+def quantile_bucket(value: float, durations: Sequence[float], bounds: Sequence[float], q: float) -> tuple[int, int]:
+    """(bucket of the shown quantile, bucket of the true quantile)."""
+    return bucket_index(value, bounds), bucket_index(true_quantile(durations, q), bounds)
+
+
+# --- which spans an SDK histogram point counts ---
+
+def red_spans(spans: list[Span], attrs: dict[str, Any]) -> list[Span]:
+    """Spans of an otel_monitoring.operation.duration point: component, operation and outcome."""
+    error = attrs.get("outcome") == "error"
+    return [s for s in spans if s.attributes.get("otel_monitoring.component") == attrs.get("component")
+            and s.attributes.get("otel_monitoring.operation") == attrs.get("operation") and s.error == error
+            and all(s.attributes.get(k) == v for k, v in attrs.items()
+                    if k in ("trading.exchange", "trading.order.side", "gen_ai.request.model", "error.type"))]
+
+
+def genai_spans(spans: list[Span], attrs: dict[str, Any]) -> list[Span]:
+    return [s for s in spans if s.attributes.get("gen_ai.operation.name") == attrs.get("gen_ai.operation.name")
+            and s.scope.startswith("otel_monitoring")
+            and s.attributes.get("gen_ai.request.model") == attrs.get("gen_ai.request.model")]
+
+
+def server_spans(spans: list[Span], attrs: dict[str, Any]) -> list[Span]:
+    return [s for s in spans if s.kind == 2 and s.attributes.get("http.route") == attrs.get("http.route")
+            and s.attributes.get("http.response.status_code") == attrs.get("http.response.status_code")]
+
+
+def client_spans(spans: list[Span], attrs: dict[str, Any]) -> list[Span]:
+    return [s for s in spans if s.kind == 3 and s.scope == "opentelemetry.instrumentation.requests"
+            and s.attributes.get("http.request.method") == attrs.get("http.request.method")
+            and s.attributes.get("http.response.status_code") == attrs.get("http.response.status_code")
+            and s.attributes.get("server.port") == attrs.get("server.port")]
+
+
+# metric -> (the spans a point counts, tolerance)
+HISTOGRAM_TRUTH = {
+    "otel_monitoring.operation.duration": (red_spans, 0.0),
+    "gen_ai.client.operation.duration": (genai_spans, 0.0),
+    "http.server.request.duration": (server_spans, LIBRARY_CLOCK_TOLERANCE_S),
+    "http.client.request.duration": (client_spans, SUB_INTERVAL),
+}

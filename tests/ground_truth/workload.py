@@ -1,0 +1,187 @@
+"""The ground-truth workload: every number it produces is known before it runs.
+
+Run as a program (``python workload.py OUT_DIR [OTLP_ENDPOINT]``) so that configure(), the
+instrumentors and the exit flush are those of a real application. It writes OTLP/JSON files and
+snapshots under OUT_DIR, sends OTLP to the collector when an endpoint is given, and writes
+``truth.json``: what the workload itself saw (the exchange's reported fee), never what the
+telemetry says.
+
+What it does (the constants below are the truth the tests assert):
+- an HTTP API (FastAPI under uvicorn on 127.0.0.1) called with requests: /slow sleeps 120 ms,
+  /fast 5 ms, /boom raises (500), /health is a probe (not traced);
+- a chat model (a fake with a known usage: 100 input + 10 output tokens per call, model gpt-4o);
+- retrievals through a langchain retriever over an in-memory vector store (one span each);
+- a ccxt market order with a fee against the local exchange stub, and one refused order;
+- a traced job step (30 ms) and its failing variant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+SERVICE = "ground-truth"
+SLOW_S, FAST_S, STEP_S, CHAT_S = 0.120, 0.005, 0.030, 0.020
+CALLS = {"slow": 5, "fast": 10, "boom": 2, "health": 3, "chat": 20, "retrieve": 4, "step": 6, "step_fail": 1,
+         "order": 1, "order_refused": 1, "ticker": 3}
+CHAT_MODEL = "gpt-4o"
+INPUT_TOKENS, OUTPUT_TOKENS = 100, 10
+# prices.yaml: gpt-4o is $2.50 / 1M input tokens and $10.00 / 1M output tokens.
+PRICE_INPUT_PER_TOKEN, PRICE_OUTPUT_PER_TOKEN = 2.50e-6, 10.00e-6
+CHAT_COST_USD = CALLS["chat"] * (INPUT_TOKENS * PRICE_INPUT_PER_TOKEN + OUTPUT_TOKENS * PRICE_OUTPUT_PER_TOKEN)
+# A daily budget for model inference that the chat calls overrun: its alert must fire.
+MODEL_BUDGET_USD = 0.005
+ORDER_AMOUNT_BTC = 0.01
+# Longer than the span-metrics flush (5 s) plus a metric export (1 s) and a scrape (1 s).
+FIRST_ROUND_PAUSE_S = 7.5
+DOCS = ["order book depth of BTC/USDT", "gas fees on ethereum", "funding rates of perpetual swaps",
+        "latency of the matching engine"]
+
+
+def _chat_model() -> Any:
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    class KnownUsageChat(BaseChatModel):
+        """A paid model's stand-in: known latency, known usage, as langchain reports a real one's."""
+
+        model_name: str = CHAT_MODEL
+
+        @property
+        def _llm_type(self) -> str:
+            return "known-usage"
+
+        def _get_ls_params(self, stop: Any = None, **kwargs: Any) -> dict[str, Any]:
+            return {"ls_provider": "openai", "ls_model_name": self.model_name, "ls_model_type": "chat"}
+
+        def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+            time.sleep(CHAT_S)
+            message = AIMessage(content="ok", usage_metadata={
+                "input_tokens": INPUT_TOKENS, "output_tokens": OUTPUT_TOKENS,
+                "total_tokens": INPUT_TOKENS + OUTPUT_TOKENS}, response_metadata={"model_name": self.model_name})
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+    return KnownUsageChat()
+
+
+def _api() -> Any:
+    from fastapi import FastAPI
+
+    app = FastAPI(title="ground-truth")
+
+    @app.get("/slow")
+    def slow() -> dict:
+        time.sleep(SLOW_S)
+        return {"ok": True}
+
+    @app.get("/fast")
+    def fast() -> dict:
+        time.sleep(FAST_S)
+        return {"ok": True}
+
+    @app.get("/boom")
+    def boom() -> dict:
+        raise RuntimeError("boom")
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    return app
+
+
+def main(out_dir: str, endpoint: str | None) -> None:
+    sys.path.insert(0, REPO)
+    import otel_monitoring
+
+    exporters = "otlp_file,otlp" if endpoint else "otlp_file"
+    options: dict[str, Any] = dict(
+        service_name=SERVICE, traces_exporter=exporters, metrics_exporter=exporters, logs_exporter="otlp_file",
+        file_dir=os.path.join(out_dir, "otlp"), snapshot_dir=os.path.join(out_dir, "snapshots"),
+        snapshot_interval=0.5, history_interval=0.5, metric_export_interval=1,
+        budgets=f"daily:type.model_inference={MODEL_BUDGET_USD}", system_metrics=False,
+        health_default_checks=False)
+    if endpoint:
+        options["endpoint"] = endpoint
+    monitoring = otel_monitoring.configure(**options)
+
+    import ccxt
+    import requests
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    from examples.api_service import ApiServer
+    from examples.exchange_stub import ExchangeStub, point_ccxt_at
+    from examples.rag_models import HashEmbeddings
+
+    truth: dict[str, Any] = {}
+    server = ApiServer(_api()).start()
+    stub = ExchangeStub().start()
+    exchange = point_ccxt_at(ccxt.binance({"apiKey": "k", "secret": "s"}), stub.url)
+    chat = _chat_model()
+    store = InMemoryVectorStore(HashEmbeddings())
+    store.add_texts(DOCS)
+    retriever = store.as_retriever(search_kwargs={"k": 2})
+
+    @otel_monitoring.traced("jobs", "step")
+    def step(fail: bool = False) -> None:
+        time.sleep(STEP_S)
+        if fail:
+            raise ValueError("step failed")
+
+    def order() -> None:
+        placed = exchange.create_order("BTC/USDT", "market", "buy", ORDER_AMOUNT_BTC)
+        truth["order_fee"] = {"cost": float(placed["fee"]["cost"]), "currency": placed["fee"]["currency"]}
+
+    def order_refused() -> None:
+        try:
+            exchange.create_order("BTC/USDT", "market", "buy", 1_000_000)
+        except ccxt.InsufficientFunds as error:
+            truth["order_refused"] = type(error).__name__
+
+    def step_fail() -> None:
+        try:
+            step(fail=True)
+        except ValueError:
+            pass
+
+    calls = {
+        "slow": lambda: requests.get(f"{server.url}/slow", timeout=30),
+        "fast": lambda: requests.get(f"{server.url}/fast", timeout=30),
+        "boom": lambda: requests.get(f"{server.url}/boom", timeout=30),
+        "health": lambda: requests.get(f"{server.url}/health", timeout=30),
+        "chat": lambda: chat.invoke("What is the order book depth?"),
+        "retrieve": lambda: retriever.invoke("order book depth"),
+        "ticker": lambda: exchange.fetch_ticker("BTC/USDT"),
+        "order": order, "order_refused": order_refused,
+        "step": step, "step_fail": step_fail,
+    }
+    try:
+        # Two rounds: one call of each kind, then (once Prometheus has scraped the first values,
+        # when there is a collector) the rest, so rates over a window see the second round.
+        for kind, call in calls.items():
+            call()
+        if endpoint:
+            time.sleep(FIRST_ROUND_PAUSE_S)
+        truth["round2_start_ns"] = time.time_ns()  # spans starting after this are the second round
+        for kind, call in calls.items():
+            for _ in range(CALLS[kind] - 1):
+                call()
+    finally:
+        server.stop()
+        stub.stop()
+
+    time.sleep(1.2)  # a snapshot after the last call (interval 0.5 s), besides the one at shutdown
+    monitoring.shutdown()
+    with open(os.path.join(out_dir, "truth.json"), "w", encoding="utf-8") as handle:
+        json.dump(truth, handle)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
