@@ -224,8 +224,12 @@ def test_views_show_each_operation_once_with_its_count(run):
     assert dict(rows) == _expected_rows(run)  # no gen_ai.client row, no trading.market_data.age row
     assert len(overview.red) == len(rows)
     assert overview.cost_total_usd == pytest.approx(W.CHAT_COST_USD + run.fee_usd, abs=1e-9)
-    tokens = {r.label: r.value for r in overview.rag if r.label.startswith("Tokens")}
-    assert tokens == {"Tokens input": TOKENS["input"], "Tokens output": TOKENS["output"]}
+    rag = {r.label: r.value for r in overview.rag}
+    assert rag == {"Tokens input": TOKENS["input"], "Tokens output": TOKENS["output"], "Hit rate": 75.0,
+                   "Empty results": 0.0, "Relevance": pytest.approx(sum(max(s) for s in W.RETRIEVAL_SCORES) / 4)}
+    trading = {r.label: r.value for r in overview.trading}
+    assert trading == {"Orders": 2, "Fill ratio": 100.0, "PnL realized": sum(W.TRADES_USD),
+                       "PnL unrealized": W.UNREALIZED_USD, "Signal acc.": 75.0, "Stale symbols": 0}
 
 
 def test_top_once_prints_the_true_figures(run):
@@ -483,3 +487,64 @@ def test_every_grafana_panel_query_returns_the_workload(run, prom):
     assert sorted(by_title["Budget spent vs limit"][0] + by_title["Budget spent vs limit"][1]) == [
         pytest.approx(W.MODEL_BUDGET_USD, abs=1e-9), pytest.approx(W.CHAT_COST_USD, abs=1e-9)]
     assert by_title["Budget used"][0] == [pytest.approx(W.CHAT_COST_USD / W.MODEL_BUDGET_USD, abs=1e-9)]
+
+
+# --- the metric reference ---
+
+# Documented metrics the workload does not produce, and why.
+NOT_PRODUCED = {
+    "otel_monitoring.cost.unpriced": "every cost of the workload is priced",
+    "traces.span.metrics.calls": "made by the collector: checked against Prometheus below",
+    "traces.span.metrics.duration": "made by the collector: checked against Prometheus below",
+    "otel_monitoring.log.records": "made by the collector from logs: checked against Prometheus below",
+    "otel_monitoring.log.records.error": "made by the collector from logs: checked against Prometheus below",
+}
+
+
+def _instrument(point_kind: str, monotonic: Any) -> str:
+    if point_kind == "sum":
+        return "counter" if monotonic else "updowncounter"
+    return point_kind
+
+
+def test_metric_reference_is_what_the_workload_produced(run):
+    from otel_monitoring.metric_reference import METRICS, markdown
+
+    with open(os.path.join(REPO, "docs", "metrics.md"), encoding="utf-8") as handle:
+        assert handle.read() == markdown(), "regenerate: python -m otel_monitoring.metric_reference > docs/metrics.md"
+    documented = {m.name: m for m in METRICS}
+    produced: dict[str, tuple[str, str, set[str]]] = {}
+    from support import read_otlp_file
+
+    for request in read_otlp_file(os.path.join(run.out, "otlp", "metrics.jsonl"), "metrics"):
+        for resource_metrics in request.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    kind = metric.WhichOneof("data")
+                    data = getattr(metric, kind)
+                    instrument = _instrument(kind, getattr(data, "is_monotonic", None))
+                    keys = produced.setdefault(metric.name, (instrument, metric.unit, set()))[2]
+                    for point in data.data_points:
+                        keys.update(kv.key for kv in point.attributes)
+    undocumented = sorted(set(produced) - set(documented))
+    assert not undocumented, f"metrics the workload produced that docs/metrics.md does not list: {undocumented}"
+    for name, (instrument, unit, keys) in produced.items():
+        doc = documented[name]
+        assert (doc.instrument, doc.unit) == (instrument, unit), name
+        assert keys <= set(doc.attributes), (name, sorted(keys - set(doc.attributes)))
+    missing = sorted(set(documented) - set(produced) - set(NOT_PRODUCED))
+    assert not missing, f"documented metrics the workload did not produce, with no reason given: {missing}"
+    assert not set(NOT_PRODUCED) & set(produced), "a metric listed as not produced was produced: drop its reason"
+
+
+def test_metric_reference_names_what_prometheus_shows(run, prom):
+    from otel_monitoring.metric_reference import METRICS
+
+    exposed = set(prom.series_names())
+    produced = set(run.metrics) | {"traces.span.metrics.calls", "traces.span.metrics.duration",
+                                   "otel_monitoring.log.records"}
+    for metric in METRICS:
+        if metric.name not in produced:
+            continue
+        name = metric.prometheus_name + ("_bucket" if metric.instrument == "histogram" else "")
+        assert name in exposed, (metric.name, name, sorted(n for n in exposed if n.startswith(name.split("_")[0])))

@@ -29,7 +29,14 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 SERVICE = "ground-truth"
 SLOW_S, FAST_S, STEP_S, CHAT_S = 0.120, 0.005, 0.030, 0.020
 CALLS = {"slow": 5, "fast": 10, "boom": 2, "health": 3, "chat": 20, "retrieve": 4, "step": 6, "step_fail": 1,
-         "order": 1, "order_refused": 1, "ticker": 3}
+         "order": 1, "order_refused": 1, "ticker": 3, "signal": 4, "outcome": 4, "trade": 2, "position": 1, "fill": 1}
+# KPIs recorded through the public API, with known values.
+RETRIEVAL_SCORES = [[0.9, 0.2], [0.3], [0.85], [0.95, 0.5]]  # best scores 0.9, 0.3, 0.85, 0.95: 3 hits of 4 (threshold 0.7)
+SIGNAL_OUTCOMES = [True, True, False, True]                  # accuracy 0.75
+TRADES_USD = [10.0, -4.0]                                     # realized 6, win rate 0.5, profit factor 2.5
+UNREALIZED_USD, EXPOSURE_USD = 1.5, 650.0
+FILL = {"expected_price": 65000.0, "fill_price": 65013.0, "amount": 0.01, "filled": 0.01}  # 2 bp adverse
+STRATEGY, SYMBOL = "momentum", "BTC/USDT"
 CHAT_MODEL = "gpt-4o"
 INPUT_TOKENS, OUTPUT_TOKENS = 100, 10
 # prices.yaml: gpt-4o is $2.50 / 1M input tokens and $10.00 / 1M output tokens.
@@ -106,8 +113,8 @@ def main(out_dir: str, endpoint: str | None) -> None:
         service_name=SERVICE, traces_exporter=exporters, metrics_exporter=exporters, logs_exporter="otlp_file",
         file_dir=os.path.join(out_dir, "otlp"), snapshot_dir=os.path.join(out_dir, "snapshots"),
         snapshot_interval=0.5, history_interval=0.5, metric_export_interval=1,
-        budgets=f"daily:type.model_inference={MODEL_BUDGET_USD}", system_metrics=False,
-        health_default_checks=False)
+        budgets=f"daily:type.model_inference={MODEL_BUDGET_USD}", system_metrics=True,
+        health_default_checks=True, health_check_interval=0.5)
     if endpoint:
         options["endpoint"] = endpoint
     monitoring = otel_monitoring.configure(**options)
@@ -151,16 +158,31 @@ def main(out_dir: str, endpoint: str | None) -> None:
         except ValueError:
             pass
 
+    scores, outcomes, trades = iter(RETRIEVAL_SCORES), iter(SIGNAL_OUTCOMES), iter(TRADES_USD)
+
+    def retrieve() -> None:
+        retriever.invoke("order book depth")
+        otel_monitoring.record_retrieval(next(scores), collection="docs")
+
+    def position() -> None:
+        otel_monitoring.set_unrealized_pnl(SYMBOL, UNREALIZED_USD, STRATEGY)
+        otel_monitoring.set_exposure(SYMBOL, EXPOSURE_USD, STRATEGY)
+
     calls = {
         "slow": lambda: requests.get(f"{server.url}/slow", timeout=30),
         "fast": lambda: requests.get(f"{server.url}/fast", timeout=30),
         "boom": lambda: requests.get(f"{server.url}/boom", timeout=30),
         "health": lambda: requests.get(f"{server.url}/health", timeout=30),
         "chat": lambda: chat.invoke("What is the order book depth?"),
-        "retrieve": lambda: retriever.invoke("order book depth"),
+        "retrieve": retrieve,
         "ticker": lambda: exchange.fetch_ticker("BTC/USDT"),
         "order": order, "order_refused": order_refused,
         "step": step, "step_fail": step_fail,
+        "signal": lambda: otel_monitoring.record_signal(STRATEGY, SYMBOL, "long"),
+        "outcome": lambda: otel_monitoring.record_signal_outcome(STRATEGY, SYMBOL, next(outcomes)),
+        "trade": lambda: otel_monitoring.record_trade(STRATEGY, SYMBOL, next(trades)),
+        "position": position,
+        "fill": lambda: otel_monitoring.record_fill(SYMBOL, "buy", exchange="binance", **FILL),
     }
     try:
         # Two rounds: one call of each kind, then (once Prometheus has scraped the first values,
