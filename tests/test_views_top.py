@@ -316,3 +316,39 @@ def test_live_mode_into_a_pipe_prints_whole_frames(tmp_path):
         process.wait()
     text = "".join(lines)
     assert "\x1b[" not in text and text.count("High CPU usage") >= 1 and "create_order" in text
+
+
+def test_old_http_histograms_in_ms_are_shown_in_seconds_and_never_beside_the_stable_one():
+    """The contrib instrumentations' old http.server.duration is in ms: read and shown in seconds.
+    With both conventions emitted (OTEL_SEMCONV_STABILITY_OPT_IN=http/dup) the requests show once."""
+    from otel_monitoring.views.snapshot import Snapshot
+
+    route = {"http.request.method": "GET", "http.route": "/quotes"}
+    old = Snapshot(timestamp_unix=NOW, histograms={"http.server.duration": [
+        {"attributes": route, "count": 40, "p50": 120.0, "p95": 213.0, "p99": 250.0, "min": 100.0, "max": 260.0}]},
+        units={"http.server.duration": "ms"})
+    (row,) = build_overview(old, now=NOW).red
+    assert (row.component, row.operation, row.count) == ("http.server", "GET /quotes", 40)
+    assert (row.p50, row.p95, row.p99) == (pytest.approx(0.120), pytest.approx(0.213), pytest.approx(0.250))
+    both = Snapshot(timestamp_unix=NOW, histograms={**old.histograms, "http.server.request.duration": [
+        {"attributes": route, "count": 40, "p50": 0.12, "p95": 0.213, "p99": 0.25, "min": 0.1, "max": 0.26}]},
+        units={"http.server.duration": "ms", "http.server.request.duration": "s"})
+    (row,) = build_overview(both, now=NOW).red
+    assert row.count == 40 and row.p95 == pytest.approx(0.213)
+
+
+def test_genai_rows_are_not_shown_beside_the_red_rows_of_the_same_calls():
+    from otel_monitoring.views.snapshot import Snapshot
+
+    red = {"domain": "rag", "component": "langchain", "operation": "chat", "outcome": "success"}
+    genai = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}
+    snapshot = Snapshot(timestamp_unix=NOW, histograms={
+        "otel_monitoring.operation.duration": [{"attributes": red, "count": 20, "p50": 1.0, "p95": 2.0, "p99": 2.5}],
+        "gen_ai.client.operation.duration": [{"attributes": genai, "count": 20, "p50": 1.1, "p95": 2.1, "p99": 2.6}],
+        "trading.market_data.age": [{"attributes": {}, "count": 3, "p50": 0.05, "p95": 0.06, "p99": 0.06}]},
+        units={"otel_monitoring.operation.duration": "s", "gen_ai.client.operation.duration": "s",
+               "trading.market_data.age": "s"})
+    rows = build_overview(snapshot, now=NOW).red
+    assert [(r.component, r.operation, r.count) for r in rows] == [("langchain", "chat", 20)]
+    # a model call is held to the model thresholds (5 s / 10 s), not the 150 ms of the rest
+    assert rows[0].latency_state == State.OK

@@ -222,10 +222,11 @@ def _row_identity(metric: str, attrs: dict[str, Any]) -> tuple[str, str]:
     span_name = get_attr(attrs, "span.name")
     if span_name is not None:  # the spanmetrics connector: RED per service and span name
         return str(get_attr(attrs, "service.name") or metric), str(span_name)
+    family = names.SUPERSEDED_BY.get(metric, metric)  # old and stable HTTP rows have one name
     for keys in names.ROW_KEYS[1:]:
         values = [str(get_attr(attrs, k)) for k in keys if get_attr(attrs, k) is not None]
         if values:
-            return metric.rsplit(".", 2)[0] if metric.count(".") >= 2 else metric, " ".join(values)
+            return family.rsplit(".", 2)[0] if family.count(".") >= 2 else family, " ".join(values)
     return metric, ""
 
 
