@@ -26,8 +26,16 @@ class MetricDoc:
     def prometheus_name(self) -> str:
         if self.prometheus:
             return self.prometheus
-        suffix = {"s": "_seconds", "By": "_bytes", "1": "_ratio", "USD": "_USD"}.get(self.unit, "")
-        base = self.name.replace(".", "_") + suffix
+        # The collector's Prometheus naming: UCUM units as words, "1" as _ratio on gauges only,
+        # annotations ({call}) dropped, other units kept as they are.
+        if self.unit == "1":
+            suffix = "_ratio" if self.instrument == "gauge" else ""
+        elif self.unit.startswith("{") or not self.unit:
+            suffix = ""
+        else:
+            suffix = "_" + {"s": "seconds", "By": "bytes"}.get(self.unit, self.unit)
+        base = self.name.replace(".", "_")
+        base += "" if base.endswith(suffix) else suffix  # the exporter does not repeat a unit
         return base + "_total" if self.instrument == "counter" else base
 
 

@@ -34,11 +34,12 @@ EXPECTED_SPANS = {
 EXPECTED_ERRORS = {"GET /boom": W.CALLS["boom"], "ccxt.create_order": W.CALLS["order_refused"],
                    "jobs.step": W.CALLS["step_fail"]}
 # Durations a library measures with its own clock next to its span, not from it. FastAPI's server
-# histogram starts its clock just before the span and records just before ending it: a call may be
-# read a few milliseconds apart from its span, and counted in the neighbouring bucket when that
-# close to a bound. The contrib requests client histogram times only the inner send() inside its
-# span: never longer than the span. Everything measured from the span itself is held exactly.
-LIBRARY_CLOCK_TOLERANCE_S = 0.005
+# histogram reads perf_counter around the request while its span has its own start and end; on a
+# busy machine the two were measured up to ~18 ms apart on error requests (docs/accuracy.md), so a
+# call may be counted a bucket away from its span's. Counts stay exact; the bucket check allows
+# this much. The contrib requests client histogram times only the inner send() inside its span:
+# never longer than the span. Everything measured from the span itself is held exactly.
+LIBRARY_CLOCK_TOLERANCE_S = 0.050
 SUB_INTERVAL = -1.0  # as a tolerance: the library's reading is at most the span's duration
 
 @dataclass

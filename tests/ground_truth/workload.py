@@ -1,6 +1,6 @@
 """The ground-truth workload: every number it produces is known before it runs.
 
-Run as a program (``python workload.py OUT_DIR [OTLP_ENDPOINT]``) so that configure(), the
+Run as a program (``python workload.py OUT_DIR [OTLP_ENDPOINT PROMETHEUS_URL]``) so that configure(), the
 instrumentors and the exit flush are those of a real application. It writes OTLP/JSON files and
 snapshots under OUT_DIR, sends OTLP to the collector when an endpoint is given, and writes
 ``truth.json``: what the workload itself saw (the exchange's reported fee), never what the
@@ -29,7 +29,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 SERVICE = "ground-truth"
 SLOW_S, FAST_S, STEP_S, CHAT_S = 0.120, 0.005, 0.030, 0.020
 CALLS = {"slow": 5, "fast": 10, "boom": 2, "health": 3, "chat": 20, "retrieve": 4, "step": 6, "step_fail": 1,
-         "order": 1, "order_refused": 1, "ticker": 3, "signal": 4, "outcome": 4, "trade": 2, "position": 1, "fill": 1}
+         "order": 1, "order_refused": 1, "ticker": 3, "signal": 4, "outcome": 4, "trade": 2, "position": 1, "fill": 2}
 # KPIs recorded through the public API, with known values.
 RETRIEVAL_SCORES = [[0.9, 0.2], [0.3], [0.85], [0.95, 0.5]]  # best scores 0.9, 0.3, 0.85, 0.95: 3 hits of 4 (threshold 0.7)
 SIGNAL_OUTCOMES = [True, True, False, True]                  # accuracy 0.75
@@ -45,8 +45,6 @@ CHAT_COST_USD = CALLS["chat"] * (INPUT_TOKENS * PRICE_INPUT_PER_TOKEN + OUTPUT_T
 # A daily budget for model inference that the chat calls overrun: its alert must fire.
 MODEL_BUDGET_USD = 0.005
 ORDER_AMOUNT_BTC = 0.01
-# Longer than the span-metrics flush (5 s) plus a metric export (1 s) and a scrape (1 s).
-FIRST_ROUND_PAUSE_S = 7.5
 DOCS = ["order book depth of BTC/USDT", "gas fees on ethereum", "funding rates of perpetual swaps",
         "latency of the matching engine"]
 
@@ -104,13 +102,51 @@ def _api() -> Any:
     return app
 
 
-def main(out_dir: str, endpoint: str | None) -> None:
+def _count_spans(path: str) -> tuple[int, int]:
+    """(spans, spans of instrumented operations) in an OTLP/JSON traces file."""
+    spans = red = 0
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            for resource_spans in json.loads(line).get("resourceSpans", []):
+                for scope_spans in resource_spans.get("scopeSpans", []):
+                    for span in scope_spans.get("spans", []):
+                        spans += 1
+                        red += any(a["key"] == "otel_monitoring.component" for a in span.get("attributes", []))
+    return spans, red
+
+
+def _wait_for_first_round(monitoring: Any, out_dir: str, prometheus_url: str) -> None:
+    """Flush, then wait until Prometheus shows the first round: every span in the span metrics and
+    every instrumented call in the SDK's counter. Rates over a window then see the second round."""
+    import urllib.parse
+    import urllib.request
+
+    monitoring.force_flush(30)
+    spans, red = _count_spans(os.path.join(out_dir, "otlp", "traces.jsonl"))
+
+    def value(expr: str) -> float:
+        url = f"{prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (127.0.0.1)
+            result = json.loads(response.read())["data"]["result"]
+        return float(result[0]["value"][1]) if result else -1.0
+
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if (value(f'sum(traces_span_metrics_calls_total{{service_name="{SERVICE}"}})') == spans
+                and value(f'sum(otel_monitoring_operation_calls_total{{job="{SERVICE}"}})') == red):
+            time.sleep(2.5)  # two more scrapes: a sample of the first round for every series
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"Prometheus did not show the first round ({spans} spans, {red} calls) in 180 s")
+
+
+def main(out_dir: str, endpoint: str | None, prometheus_url: str | None = None) -> None:
     sys.path.insert(0, REPO)
     import otel_monitoring
 
     exporters = "otlp_file,otlp" if endpoint else "otlp_file"
     options: dict[str, Any] = dict(
-        service_name=SERVICE, traces_exporter=exporters, metrics_exporter=exporters, logs_exporter="otlp_file",
+        service_name=SERVICE, traces_exporter=exporters, metrics_exporter=exporters, logs_exporter=exporters,
         file_dir=os.path.join(out_dir, "otlp"), snapshot_dir=os.path.join(out_dir, "snapshots"),
         snapshot_interval=0.5, history_interval=0.5, metric_export_interval=1,
         budgets=f"daily:type.model_inference={MODEL_BUDGET_USD}", system_metrics=True,
@@ -189,8 +225,8 @@ def main(out_dir: str, endpoint: str | None) -> None:
         # when there is a collector) the rest, so rates over a window see the second round.
         for kind, call in calls.items():
             call()
-        if endpoint:
-            time.sleep(FIRST_ROUND_PAUSE_S)
+        if prometheus_url:
+            _wait_for_first_round(monitoring, out_dir, prometheus_url)
         truth["round2_start_ns"] = time.time_ns()  # spans starting after this are the second round
         for kind, call in calls.items():
             for _ in range(CALLS[kind] - 1):
@@ -206,4 +242,4 @@ def main(out_dir: str, endpoint: str | None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None, sys.argv[3] if len(sys.argv) > 3 else None)
