@@ -49,6 +49,9 @@ HTTP_SERVER = ("http.request.method", "http.route", "http.response.status_code",
 HTTP_CLIENT = ("http.request.method", "http.response.status_code", "error.type", "server.address", "server.port",
                "network.protocol.version", "url.scheme")
 CONTRIB_SYSTEM = "opentelemetry-instrumentation-system-metrics (lean default set, docs/meters.md)"
+FEED = ("trading.exchange", "trading.market_data.channel", "trading.symbol")
+CCXT_FEEDS = "otel_monitoring.instrumentation.trading.ccxt (ccxt.pro watch_*)"
+CCXT_ORDERS = "otel_monitoring.instrumentation.trading.ccxt (order lifecycle)"
 SPANMETRICS = "collector: span_metrics connector (collector-config/agent.yaml)"
 SPANMETRICS_DIMENSIONS = ("service.name", "span.name", "span.kind", "status.code", "http.request.method",
                           "http.response.status_code", "gen_ai.operation.name", "trading.exchange", "error.type")
@@ -104,6 +107,39 @@ METRICS: tuple[MetricDoc, ...] = (
               "trading.slippage.direction"), "otel_monitoring.meters.trading", "Fill distance from the expected price."),
     MetricDoc("trading.order.fill_ratio", "histogram", "1", ("trading.exchange", "trading.symbol"),
               "otel_monitoring.meters.trading", "Filled / ordered amount per order."),
+    MetricDoc("trading.signal.cost", "counter", "USD", ("trading.strategy",), "otel_monitoring.meters.trading",
+              "Cost of the orders and paid calls in signals' traces; / trading.signals is the cost per signal."),
+    # --- trading: WebSocket feeds and the order lifecycle (ccxt.pro) ---
+    MetricDoc("trading.market_data.messages", "counter", "{message}", FEED, CCXT_FEEDS,
+              "WebSocket messages received through watch_* calls, per stream."),
+    MetricDoc("trading.market_data.latency", "histogram", "s", FEED, CCXT_FEEDS,
+              "Receipt time of a message minus the exchange's timestamp on it."),
+    MetricDoc("trading.market_data.interval", "histogram", "s", FEED, CCXT_FEEDS,
+              "Time between two messages of one stream."),
+    MetricDoc("trading.market_data.gaps", "counter", "{gap}", FEED, CCXT_FEEDS,
+              "Pauses in a stream far above its usual interval."),
+    MetricDoc("trading.market_data.rate", "gauge", "{message}/s", FEED, CCXT_FEEDS,
+              "Messages per second of a stream over the last minute."),
+    MetricDoc("trading.market_data.below_min_rate", "gauge", "1", FEED, CCXT_FEEDS,
+              "1 while a stream with a configured minimum rate is under it."),
+    MetricDoc("trading.websocket.connections", "updowncounter", "{connection}", ("trading.exchange",), CCXT_FEEDS,
+              "Open WebSocket connections."),
+    MetricDoc("trading.websocket.reconnects", "counter", "{reconnect}", ("trading.exchange", "trading.websocket.reason"),
+              CCXT_FEEDS, "Connections opened again after a drop, by the drop's reason."),
+    MetricDoc("trading.websocket.disconnects", "counter", "{disconnect}", ("trading.exchange",
+              "trading.websocket.reason"), CCXT_FEEDS, "Connections dropped (not closed by the application)."),
+    MetricDoc("trading.websocket.errors", "counter", "{error}", (*FEED, "error.type"), CCXT_FEEDS,
+              "watch_* calls that raised, by ccxt error class."),
+    MetricDoc("trading.orders.placed", "counter", "{order}", ("trading.exchange",), CCXT_ORDERS,
+              "Orders the exchange accepted (create_order)."),
+    MetricDoc("trading.orders.filled", "counter", "{order}", ("trading.exchange",), CCXT_ORDERS,
+              "Placed orders seen fully filled."),
+    MetricDoc("trading.order.partial_fills", "counter", "{fill}", ("trading.exchange",), CCXT_ORDERS,
+              "Updates that filled part of an order."),
+    MetricDoc("trading.order.fill_time", "histogram", "s", ("trading.exchange",), CCXT_ORDERS,
+              "From create_order to the update that shows the order filled."),
+    MetricDoc("trading.order.success_rate", "gauge", "1", ("trading.exchange",), CCXT_ORDERS,
+              "Filled / placed orders per exchange since the start."),
     # --- RAG ---
     MetricDoc("rag.retrievals", "counter", "{retrieval}", ("rag.collection", "rag.retrieval.outcome"),
               "otel_monitoring.meters.rag", "Retrievals by outcome (hit, miss, empty)."),

@@ -29,7 +29,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 SERVICE = "ground-truth"
 SLOW_S, FAST_S, STEP_S, CHAT_S = 0.120, 0.005, 0.030, 0.020
 CALLS = {"slow": 5, "fast": 10, "boom": 2, "health": 3, "chat": 20, "retrieve": 4, "step": 6, "step_fail": 1,
-         "order": 1, "order_refused": 1, "ticker": 3, "signal": 4, "outcome": 4, "trade": 2, "position": 1, "fill": 2}
+         "order": 2, "order_refused": 1, "ticker": 3, "signal": 4, "outcome": 4, "trade": 2, "position": 1, "fill": 2}
 # KPIs recorded through the public API, with known values.
 RETRIEVAL_SCORES = [[0.9, 0.2], [0.3], [0.85], [0.95, 0.5]]  # best scores 0.9, 0.3, 0.85, 0.95: 3 hits of 4 (threshold 0.7)
 SIGNAL_OUTCOMES = [True, True, False, True]                  # accuracy 0.75
@@ -180,7 +180,8 @@ def main(out_dir: str, endpoint: str | None, prometheus_url: str | None = None) 
 
     def order() -> None:
         placed = exchange.create_order("BTC/USDT", "market", "buy", ORDER_AMOUNT_BTC)
-        truth["order_fee"] = {"cost": float(placed["fee"]["cost"]), "currency": placed["fee"]["currency"]}
+        truth.setdefault("order_fees", []).append({"cost": float(placed["fee"]["cost"]),
+                                                   "currency": placed["fee"]["currency"]})
 
     def order_refused() -> None:
         try:
