@@ -88,3 +88,57 @@ def test_disabled_contrib_instrumentations_are_left_alone(telemetry):
     finally:
         ApiInstrumentor().uninstrument()
         os.environ.pop("OTEL_PYTHON_EXCLUDED_URLS", None)
+
+
+def test_opentelemetry_instrument_serves_fastapi_once_in_the_stable_conventions(tmp_path):
+    """Under opentelemetry-instrument: the stable HTTP conventions by default, FastAPI's own telemetry
+    (the contrib FastAPI instrumentor disabled when FastAPI has its own), probes excluded: a
+    request is one server span and one count in seconds with its status code."""
+    import subprocess
+    import sys
+
+    from support import attributes, clean_env, read_otlp_file, spans_from_requests
+
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import os, time, requests, otel_monitoring\n"
+        "from fastapi import FastAPI\n"
+        "from otel_monitoring_examples.api_service import ApiServer\n"
+        "print('OPT_IN', os.environ.get('OTEL_SEMCONV_STABILITY_OPT_IN'))\n"
+        "app = FastAPI()\n"
+        "@app.get('/quote')\n"
+        "def quote():\n"
+        "    return {'ok': True}\n"
+        "@app.get('/health')\n"
+        "def health():\n"
+        "    return {'ok': True}\n"
+        "server = ApiServer(app).start()\n"
+        "requests.get(server.url + '/quote', timeout=30)\n"
+        "requests.get(server.url + '/health', timeout=30)\n"
+        "server.stop()\n"
+        "otel_monitoring.get_monitoring().shutdown()\n"
+    )
+    bindir = os.path.dirname(sys.executable)
+    out = tmp_path / "out"
+    env = clean_env(OTEL_SERVICE_NAME="instrumented-api", OTEL_MONITORING_FILE_DIR=str(out),
+                    OTEL_MONITORING_SYSTEM_METRICS="false", PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    result = subprocess.run([os.path.join(bindir, "opentelemetry-instrument"), sys.executable, str(script)],
+                            env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OPT_IN http" in result.stdout
+    found = spans_from_requests(read_otlp_file(out / "traces.jsonl", "traces"))
+    servers = [(scope.name, span.name) for _r, scope, span in found if span.kind == 2]
+    expected_scope = "fastapi" if fastapi_has_native_telemetry() else "opentelemetry.instrumentation.fastapi"
+    assert servers == [(expected_scope, "GET /quote")]  # one server span; /health not traced
+    points = []
+    for request in read_otlp_file(out / "metrics.jsonl", "metrics"):
+        for resource_metrics in request.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    assert metric.name != "http.server.duration"
+                    if metric.name == "http.server.request.duration":
+                        assert metric.unit == "s"
+                        points += [(attributes(p.attributes), p.count) for p in metric.histogram.data_points]
+    last = {p[0]["http.route"]: p for p in points}
+    assert set(last) == {"/quote"}
+    assert last["/quote"][0]["http.response.status_code"] == 200 and last["/quote"][1] == 1
