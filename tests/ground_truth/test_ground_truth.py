@@ -32,6 +32,9 @@ from otel_monitoring.stack import MissingBinary, find_binary
 from otel_monitoring.views.overview import build_overview
 from otel_monitoring.views.snapshot import read_snapshot_dir
 
+# One workload (and, when built, one stack) for the module: its fixtures take minutes on a busy machine.
+pytestmark = pytest.mark.timeout(900)
+
 CLI = [sys.executable, "-m", "otel_monitoring.cli"]
 JOB = W.SERVICE
 
