@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
 # Jaeger's search tag for spans whose status is ERROR (the OTLP status becomes error=true).
 ERROR_TAG = {"error": "true"}
+# When Jaeger cannot answer the error-tag search, the newest traces scanned for error spans instead.
+ERROR_SCAN_LIMIT = 1000
 
 
 def _searched(args) -> str:
@@ -81,15 +83,30 @@ def _searched(args) -> str:
     if args.operation:
         parts.append(f"with operation {args.operation!r}")
     if args.errors:
-        parts.append("with an error span (Jaeger searched for tag error=true)")
+        scanned = getattr(args, "scanned", None)
+        parts.append("with an error span (Jaeger searched for tag error=true"
+                     + (f", then the newest {scanned} traces were scanned)" if scanned is not None else ")"))
     return " ".join(parts) + f" (Jaeger at {args.jaeger}, limit {args.limit})"
 
 
 def _recent(client, args) -> list[dict]:
-    """The newest traces of the service; with --errors Jaeger itself is asked for the error tag, so an
-    error trace is found however many successful traces came after it."""
-    return client.traces(args.service, limit=args.limit, lookback=args.lookback, operation=args.operation,
-                         tags=ERROR_TAG if args.errors else None)
+    """The newest traces of the service. With --errors Jaeger itself is asked for the error tag, so an
+    error trace is found however many successful traces came after it. Jaeger v2's memory store
+    compares that tag as a boolean while its query API passes it as a string, and so finds nothing:
+    then the newest ERROR_SCAN_LIMIT traces are scanned for error spans here."""
+    from ..views.trace_tree import summarize
+
+    if not args.errors:
+        return client.traces(args.service, limit=args.limit, lookback=args.lookback, operation=args.operation)
+    found = client.traces(args.service, limit=args.limit, lookback=args.lookback, operation=args.operation,
+                          tags=ERROR_TAG)
+    errors = [t for t in found if summarize(t).error_count]
+    if errors:
+        return errors[: args.limit]
+    scanned = client.traces(args.service, limit=max(ERROR_SCAN_LIMIT, args.limit), lookback=args.lookback,
+                            operation=args.operation)
+    args.scanned = len(scanned)
+    return [t for t in scanned if summarize(t).error_count][: args.limit]
 
 
 def _latest(client, args) -> dict | None:
