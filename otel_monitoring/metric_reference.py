@@ -149,10 +149,16 @@ METRICS: tuple[MetricDoc, ...] = (
               "Empty results / retrievals over the KPI window."),
     MetricDoc("rag.retrieval.relevance", "histogram", "1", ("rag.collection",), "otel_monitoring.meters.rag",
               "Best relevance score of each retrieval."),
+    MetricDoc("otel_monitoring.vector_store.vectors", "gauge", "{vector}", ("db.system.name",
+              "db.collection.name"), "otel_monitoring.instrumentation.rag.vector_counts",
+              "Vectors per collection."),
     # --- cost and budgets ---
     MetricDoc("otel_monitoring.cost", "counter", "USD", ("cost.type", "cost.category", "gen_ai.request.model",
               "gen_ai.token.type", "gen_ai.provider.name", "trading.exchange", "server.address"),
               "otel_monitoring.meters.cost", "Money spent, by cost type (model tokens input and output apart)."),
+    MetricDoc("otel_monitoring.cost.per_operation", "histogram", "USD", ("operation", "user.id", "tenant.id"),
+              "otel_monitoring.meters.cost", "Cost of the paid calls under one root operation (an API request, a "
+              "RAG query), recorded when it ends; plus the configured cost attribute (cost_attribute)."),
     MetricDoc("otel_monitoring.cost.unpriced", "counter", "{event}", ("cost.type", "otel_monitoring.cost.unpriced.reason",
               "gen_ai.request.model", "trading.exchange", "server.address"), "otel_monitoring.meters.cost",
               "Costs that could not be priced: never a silent zero."),
