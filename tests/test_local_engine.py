@@ -349,3 +349,23 @@ def test_a_firing_held_back_is_notified_when_the_silence_or_cooldown_ends():
     clock.advance(1)
     engine.evaluate(cpu(0.9))
     assert seen.kinds() == [("firing", True)]
+
+
+def test_a_firing_critical_inhibits_the_warning_of_its_condition():
+    clock = Clock()
+    warning = {"id": "cpu_warn", "expr": {"metric": "cpu", "match": {"state": "busy"}}, "op": ">", "threshold": 0.7,
+               "severity": "warning", "labels": {"condition": "cpu"}}
+    critical = {**warning, "id": "cpu_crit", "threshold": 0.9, "severity": "critical"}
+    other = {**warning, "id": "other_warn", "labels": {"condition": "not-cpu"}}
+    engine = AlertEngine(rules(warning, critical, other), clock=clock)
+    seen = Recorder(engine)
+    engine.evaluate(cpu(0.95))  # both levels cross at once: the critical is decided first
+    notified = {(e.alert["rule_id"], e.kind) for e in seen.events if e.notify}
+    assert notified == {("cpu_crit", "firing"), ("other_warn", "firing")}
+    assert {a["rule_id"]: a["state"] for a in engine.alerts()} == {
+        "cpu_warn": "firing", "cpu_crit": "firing", "other_warn": "firing"}  # listed, only not sent
+    seen.events.clear()
+    clock.advance(5)
+    engine.evaluate(cpu(0.8))  # the critical resolves; the warning, still true, is sent now
+    notified = [(e.alert["rule_id"], e.kind) for e in seen.events if e.notify]
+    assert notified == [("cpu_crit", "resolved"), ("cpu_warn", "firing")]

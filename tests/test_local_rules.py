@@ -65,13 +65,25 @@ def test_default_rules_cover_the_reference_thresholds():
     ruleset = load_rules()
     assert ruleset.errors == []
     rules = {r.id: r for r in ruleset.rules}
-    expected = {"high_cpu": (">", 0.8, 300), "high_error_rate": (">", 0.05, 180), "low_retrieval_hit_rate": ("<", 0.8, 600),
+    expected = {"high_cpu": (">", 0.7, 300), "high_error_rate": (">", 0.05, 180), "low_retrieval_hit_rate": ("<", 0.8, 600),
                 "low_signal_accuracy": ("<", 0.7, 300), "low_uptime": ("<", 0.995, 0),
                 "daily_cost_over_budget": (">=", 1.0, 0), "stale_market_data": (">", 300, 60)}
     for rule_id, (op, threshold, for_s) in expected.items():
         assert (rules[rule_id].op, rules[rule_id].threshold, rules[rule_id].for_s) == (op, threshold, for_s), rule_id
     assert {"high_memory", "disk_almost_full", "slow_p95_latency"} <= set(rules)
     assert all(r.severity in ("info", "warning", "critical", "emergency") for r in ruleset.rules)
+    # Two levels per signal at the references' thresholds: {condition: {severity: threshold}}.
+    levels: dict[str, dict[str, float]] = {}
+    for rule in ruleset.rules:
+        if "condition" in rule.labels:
+            levels.setdefault(rule.labels["condition"], {})[rule.severity] = rule.threshold
+    assert levels["cpu"] == {"warning": 0.70, "critical": 0.90}
+    assert levels["memory"] == {"warning": 0.80, "critical": 0.95}
+    assert levels["latency_p95"] == {"warning": 0.1, "critical": 0.5}
+    assert levels["error_rate"] == {"warning": 0.01, "critical": 0.05}
+    assert levels["uptime"] == {"warning": 0.999, "critical": 0.995}
+    assert levels["signal_accuracy"] == {"warning": 0.75, "critical": 0.70}
+    assert all(set(pair) == {"warning", "critical"} for pair in levels.values()), levels
 
 
 @pytest.mark.parametrize("name, kind, unit, exposed", [
@@ -122,9 +134,9 @@ def test_checked_in_prometheus_rules_equal_a_fresh_export(tmp_path):
         assert out.read_text() == handle.read(), "run: otel-monitoring alerts export --prometheus " + CHECKED_IN
     exported = yaml.safe_load(out.read_text())["groups"][0]["rules"]
     cpu = next(r for r in exported if r["alert"] == "high_cpu")
-    assert cpu["for"] == "5m" and cpu["labels"] == {"severity": "warning", "rule_id": "high_cpu"}
+    assert cpu["for"] == "5m" and cpu["labels"] == {"severity": "warning", "rule_id": "high_cpu", "condition": "cpu"}
     assert cpu["expr"] == ('max (otel_monitoring_host_resource_utilization_ratio{otel_monitoring_host_resource="cpu"}) '
-                           "> 0.8")
+                           "> 0.7")
 
 
 def test_promtool_accepts_the_export(tmp_path):

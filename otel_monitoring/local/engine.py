@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from .control import read_control, request_acknowledge, request_silence
-from .rules import SEVERITIES, Rule, Selector
+from .rules import INHIBIT_LABEL, SEVERITIES, Rule, Selector
 from .snapshot import Point, bucket_quantile, iso_time
 
 __all__ = ["Alert", "AlertEngine", "AlertEvent"]
@@ -160,7 +160,8 @@ class AlertEngine:
             by_name: dict[str, list[Point]] = {}
             for point in points:
                 by_name.setdefault(point.name, []).append(point)
-            for rule in self.rules:
+            # Higher severities first: a critical that fires in this collection inhibits its warning.
+            for rule in sorted(self.rules, key=lambda r: -SEVERITIES.index(r.severity)):
                 try:
                     values = self._rule_values(rule, by_name, now)
                 except Exception:  # noqa: BLE001 - one broken rule must not stop the others
@@ -209,7 +210,19 @@ class AlertEngine:
 
     def _may_notify(self, alert: Alert, now: float) -> bool:
         last = self._last_notified.get(alert.id)
-        return not self._silenced(alert, now) and (last is None or now - last >= alert.rule.cooldown_s)
+        return (not self._silenced(alert, now) and not self._inhibited(alert)
+                and (last is None or now - last >= alert.rule.cooldown_s))
+
+    def _inhibited(self, alert: Alert) -> bool:
+        """A firing alert of a higher severity on the same ``condition`` label and the same group
+        silences this one, as the stack's Alertmanager inhibition does."""
+        condition = alert.rule.labels.get(INHIBIT_LABEL)
+        if not condition:
+            return False
+        rank = SEVERITIES.index(alert.severity)
+        return any(other.state == "firing" and other.rule.labels.get(INHIBIT_LABEL) == condition
+                   and SEVERITIES.index(other.severity) > rank and other.group == alert.group
+                   for other in self._alerts.values() if other is not alert)
 
     def _fire(self, alert: Alert, now: float, events: list[AlertEvent]) -> None:
         if alert.state != "firing":

@@ -20,7 +20,7 @@ import yaml
 from ..config import ALERT_SEVERITIES, ConfigError, parse_duration
 from ..userfiles import Document, load_file, parse_text
 
-__all__ = ["DEFAULT_RULES", "KINDS", "SEVERITIES", "Matcher", "MetricInfo", "Rule", "RuleError", "RuleSet",
+__all__ = ["DEFAULT_RULES", "INHIBIT_LABEL", "KINDS", "SEVERITIES", "Matcher", "MetricInfo", "Rule", "RuleError", "RuleSet",
            "load_rules", "parse_duration", "parse_rules"]
 
 SEVERITIES = ALERT_SEVERITIES
@@ -29,6 +29,9 @@ OPERATORS = (">", "<", ">=", "<=", "==", "!=")
 AGGREGATES = ("max", "min", "sum", "avg")
 METRIC_TYPES = ("counter", "updowncounter", "gauge", "histogram")
 DEFAULT_RULES = "default"  # the packaged otel_monitoring/data/alert_rules.yaml
+# Rules of one signal at two severities share this label; the firing higher one silences the lower
+# (in the local engine and through the stack's Alertmanager inhibition).
+INHIBIT_LABEL = "condition"
 
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
