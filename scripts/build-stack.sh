@@ -2,7 +2,8 @@
 # Build or install the native monitoring stack into a cache outside the repo, reusing what is there:
 #   - the OpenTelemetry Collector, built by the official builder (ocb) from collector-config/builder-config.yaml
 #   - Jaeger v2, built from its Go module
-#   - Prometheus and promtool, from Debian's package
+#   - Prometheus and promtool, Alertmanager and amtool, from Debian's packages
+#   - VictoriaLogs (the log store), built from its Go module
 # Everything comes through the Go module proxy or apt; no toolchain or binary downloads (GOTOOLCHAIN=local).
 #
 #   scripts/build-stack.sh               build what is missing, report progress
@@ -19,6 +20,7 @@ set -euo pipefail
 OCB_VERSION=v0.152.0
 # Jaeger v2.13.0 is published as the module version v1.76.0 (Jaeger tags both lines on one commit).
 JAEGER_MODULE_VERSION=v1.76.0
+VICTORIALOGS_VERSION=v1.52.1
 
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${OTEL_MONITORING_CACHE:-$HOME/.cache/otel-monitoring}"
@@ -152,17 +154,41 @@ build_jaeger() {
   JAEGER="$bin"
 }
 
+build_victorialogs() {
+  local dir="$stack_cache/victorialogs-$VICTORIALOGS_VERSION"
+  local bin="$dir/victoria-logs"
+  if [ -x "$bin" ]; then
+    VICTORIALOGS="$bin"
+    return
+  fi
+  require_go
+  log "building VictoriaLogs $VICTORIALOGS_VERSION (cold: about a minute)"
+  local work="$dir.work"
+  rm -rf "$work"
+  mkdir -p "$work"
+  # Its storage needs cgo (it links libc only); the web UI is embedded in the module.
+  CGO_ENABLED=1 GOBIN="$work" go install -trimpath -ldflags="-s -w" \
+    "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$VICTORIALOGS_VERSION" >&2
+  mkdir -p "$dir"
+  mv "$work/victoria-logs" "$bin.tmp"
+  mv "$bin.tmp" "$bin"
+  rm -rf "$work"
+  VICTORIALOGS="$bin"
+}
+
 install_prometheus() {
-  if [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; then
+  if [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] && [ -x /usr/bin/prometheus-alertmanager ] && [ -x /usr/bin/amtool ]; then
     PROMETHEUS=/usr/bin/prometheus
     PROMTOOL=/usr/bin/promtool
+    ALERTMANAGER=/usr/bin/prometheus-alertmanager
+    AMTOOL=/usr/bin/amtool
     return
   fi
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    log "Prometheus is missing: install Debian's package as root: apt-get update && apt-get install -y prometheus"
+    log "Prometheus or Alertmanager is missing: install Debian's packages as root: apt-get update && apt-get install -y prometheus prometheus-alertmanager"
     exit 1
   fi
-  log "installing Prometheus from Debian's package"
+  log "installing Prometheus and Alertmanager from Debian's packages"
   export DEBIAN_FRONTEND=noninteractive
   # policy-rc.d 101: the package must not start its own service; we run our own processes.
   local policy=/usr/sbin/policy-rc.d created_policy=0
@@ -172,21 +198,27 @@ install_prometheus() {
     created_policy=1
   fi
   local status=0
-  { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; } >&2 || status=$?
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager; } >&2 || status=$?
   if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi
   if [ "$status" != 0 ]; then
-    log "apt-get could not install prometheus (exit $status); install it by hand: apt-get install -y prometheus"
+    log "apt-get could not install prometheus (exit $status); install it by hand: apt-get install -y prometheus prometheus-alertmanager"
     exit 1
   fi
-  # In case an init system started it anyway, stop the Debian service (its port 9090 is the default).
-  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
-    systemctl stop prometheus >&2 || true
-  fi
-  if command -v service >/dev/null 2>&1; then
-    service prometheus stop >/dev/null 2>&1 || true
-  fi
+  # In case an init system started them anyway, stop the Debian services (their ports 9090 and
+  # 9093 are the stack's defaults).
+  local service_name
+  for service_name in prometheus prometheus-alertmanager; do
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service_name" 2>/dev/null; then
+      systemctl stop "$service_name" >&2 || true
+    fi
+    if command -v service >/dev/null 2>&1; then
+      service "$service_name" stop >/dev/null 2>&1 || true
+    fi
+  done
   PROMETHEUS=/usr/bin/prometheus
   PROMTOOL=/usr/bin/promtool
+  ALERTMANAGER=/usr/bin/prometheus-alertmanager
+  AMTOOL=/usr/bin/amtool
 }
 
 timed() {
@@ -198,6 +230,7 @@ timed() {
 start=$(date +%s)
 timed build_collector
 timed build_jaeger
+timed build_victorialogs
 timed install_prometheus
 log "stack ready in $(( $(date +%s) - start ))s (cache: $stack_cache)"
 
@@ -206,4 +239,7 @@ if [ "$print_env" = 1 ]; then
   printf 'export OTEL_MONITORING_JAEGER=%q\n' "$JAEGER"
   printf 'export OTEL_MONITORING_PROMETHEUS=%q\n' "$PROMETHEUS"
   printf 'export OTEL_MONITORING_PROMTOOL=%q\n' "$PROMTOOL"
+  printf 'export OTEL_MONITORING_ALERTMANAGER=%q\n' "$ALERTMANAGER"
+  printf 'export OTEL_MONITORING_AMTOOL=%q\n' "$AMTOOL"
+  printf 'export OTEL_MONITORING_VICTORIALOGS=%q\n' "$VICTORIALOGS"
 fi

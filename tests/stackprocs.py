@@ -276,20 +276,22 @@ class Prometheus(_Program):
 @_retry_on_port_clash
 def start_prometheus(tmp_path: Any, scrape_targets: list[str] | dict[str, list[str]], *,
                      rules_dir: str | None = None, scrape_interval: str = "1s", name: str = "prometheus",
-                     timeout: float = 60.0, **ports: int) -> Prometheus:
+                     alertmanagers: list[str] | None = None, timeout: float = 60.0, **ports: int) -> Prometheus:
     """Start Prometheus with a copy of collector-config/prometheus/prometheus.yml whose targets are
     ``scrape_targets`` (a list: the otel-collector job; a dict: job name -> targets) and whose rules
-    are ``rules_dir`` (default collector-config/prometheus/rules)."""
+    are ``rules_dir`` (default collector-config/prometheus/rules); it notifies ``alertmanagers``
+    (host:port list; none by default)."""
     binary = require_binary("prometheus")
     stack_ports = _ports(**ports)
     root = os.path.join(str(tmp_path), name)
     os.makedirs(root, exist_ok=True)
     targets = {"otel-collector": list(scrape_targets)} if isinstance(scrape_targets, list) else dict(scrape_targets)
     # Jobs of the shipped config that the caller did not name scrape nothing here.
-    for job in ("otel-collector", "otel-collector-internal", "jaeger"):
+    for job in ("otel-collector", "otel-collector-internal", "jaeger", "alertmanager", "victorialogs"):
         targets.setdefault(job, [])
     config_path = write_prometheus_config(os.path.join(root, "prometheus.yml"), targets,
-                                          os.path.join(PROMETHEUS_DIR, "prometheus.yml"), rules_dir, scrape_interval)
+                                          os.path.join(PROMETHEUS_DIR, "prometheus.yml"), rules_dir, scrape_interval,
+                                          alertmanagers=list(alertmanagers or []))
     spec = prometheus_spec(binary, stack_ports, config_path, os.path.join(root, "data"))
     process = ManagedProcess(spec, os.path.join(root, "prometheus.log"))
     prometheus = Prometheus(process, stack_ports, config_path, timeout).start()

@@ -9,7 +9,9 @@ import sys
 
 from otel_monitoring.stack.process import http_ok, pid_alive
 from otel_monitoring.stack.components import StackPorts
-from stackprocs import require_binary
+from otel_monitoring.local.rules import load_rules
+from otel_monitoring.stack.runner import ORDER
+from stackprocs import http_get_json, require_binary
 from support import REPO, clean_env, free_port
 
 
@@ -18,6 +20,8 @@ def _binaries_env() -> dict[str, str]:
         "OTEL_MONITORING_OTELCOL": require_binary("otelcol"),
         "OTEL_MONITORING_JAEGER": require_binary("jaeger"),
         "OTEL_MONITORING_PROMETHEUS": require_binary("prometheus"),
+        "OTEL_MONITORING_ALERTMANAGER": require_binary("alertmanager"),
+        "OTEL_MONITORING_VICTORIALOGS": require_binary("victorialogs"),
     }
 
 
@@ -37,17 +41,30 @@ def test_up_status_down(tmp_path):
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"http://127.0.0.1:{ports['otlp_grpc']}" in up.stdout
-        pids = {name: int((state / f"{name}.pid").read_text()) for name in ("jaeger", "collector", "prometheus")}
+        pids = {name: int((state / f"{name}.pid").read_text()) for name in ORDER}
         assert all(pid_alive(pid) for pid in pids.values())
         # `up` returned, the stack keeps running and healthy; status reads the ports from the state dir.
         status = _stack(state, "status", env=env)
         assert status.returncode == 0, status.stdout
-        assert status.stdout.count("healthy") == 3
+        assert status.stdout.count("healthy") == len(ORDER) == 5
         assert http_ok(f"http://127.0.0.1:{ports['collector_health']}/")
         assert http_ok(f"http://127.0.0.1:{ports['prometheus']}/-/ready")
         # Prometheus scrapes the collector it was started with.
         with open(state / "prometheus.yml", encoding="utf-8") as handle:
-            assert f"127.0.0.1:{ports['collector_prometheus']}" in handle.read()
+            prometheus_config = handle.read()
+        assert f"127.0.0.1:{ports['collector_prometheus']}" in prometheus_config
+        assert f"127.0.0.1:{ports['alertmanager']}" in prometheus_config  # alerts go to the stack's Alertmanager
+        # Prometheus loaded the rules of the packaged rules file and the stack's own, 30 days of retention.
+        rules = http_get_json(f"http://127.0.0.1:{ports['prometheus']}/api/v1/rules")["data"]["groups"]
+        loaded = {rule["name"] for group in rules for rule in group["rules"] if rule["type"] == "alerting"}
+        assert {rule.id for rule in load_rules().rules} | {"ScrapeTargetDown"} <= loaded
+        flags = http_get_json(f"http://127.0.0.1:{ports['prometheus']}/api/v1/status/flags")["data"]
+        assert flags["storage.tsdb.retention.time"] == "30d"
+        with open(f"/proc/{pids['alertmanager']}/cmdline", "rb") as handle:
+            argv = handle.read().decode().split("\0")
+        assert f"--web.external-url=http://127.0.0.1:{ports['alertmanager']}" in argv
+        assert "--cluster.listen-address=" in argv  # no gossip port
+        assert http_get_json(f"http://127.0.0.1:{ports['alertmanager']}/api/v2/status")["cluster"]["status"] == "disabled"
         assert json.loads((state / "state.json").read_text())["ports"]["otlp_grpc"] == ports["otlp_grpc"]
         again = _stack(state, "up", env=env)
         assert again.returncode == 0 and "already running" in again.stdout

@@ -1,4 +1,5 @@
-"""``otel-monitoring stack build|up|down|status``: the collector, Jaeger and Prometheus as local processes."""
+"""``otel-monitoring stack build|up|down|status``: the collector, Jaeger, Prometheus, Alertmanager and
+VictoriaLogs as local processes."""
 
 from __future__ import annotations
 
@@ -9,18 +10,21 @@ import subprocess
 import sys
 
 from ..stack.assets import build_script
-from ..stack.components import CONFIG_DIR, JAEGER_STORAGES, StackPorts
+from ..stack.components import CONFIG_DIR, DEFAULT_RETENTION, JAEGER_STORAGES, StackPorts
 from ..stack.jaeger_ui import JAEGER_UI_ENV
 from ..stack.runner import Stack, default_state_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "stack", help="build, then run the collector, Jaeger and Prometheus locally (build | up | down | status)",
-        description="Runs the agent collector, Jaeger and Prometheus as background processes on 127.0.0.1. "
-                    "`build` builds the collector and Jaeger from their Go modules and installs Prometheus "
-                    "(cached; the same script as the repository's scripts/build-stack.sh); "
-                    "`up` returns once all are healthy; they run until `down`.",
+        "stack", help="build, then run the collector, Jaeger, Prometheus, Alertmanager and VictoriaLogs locally "
+                      "(build | up | down | status)",
+        description="Runs the agent collector, Jaeger, VictoriaLogs, Alertmanager and Prometheus as background "
+                    "processes on 127.0.0.1. `build` builds the collector, Jaeger and VictoriaLogs from their Go "
+                    "modules and installs Prometheus and Alertmanager (cached; the same script as the repository's "
+                    "scripts/build-stack.sh); `up` returns once all are healthy; they run until `down`. Prometheus "
+                    "loads the rules of OTEL_MONITORING_ALERT_RULES; Alertmanager notifies the channels of the "
+                    "OTEL_MONITORING_ALERT_* settings.",
     )
     parser.add_argument("action", choices=("build", "up", "down", "status"),
                         help="build: build or install the programs (cached); up: start and wait until healthy; "
@@ -39,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--print-env", action="store_true",
                         help="build: print `export OTEL_MONITORING_*=...` lines naming the programs")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds each program has to become healthy")
+    parser.add_argument("--retention", default=DEFAULT_RETENTION, metavar="DURATION",
+                        help="how long Prometheus and VictoriaLogs keep data, e.g. 15d, 90d (default %(default)s)")
     defaults = StackPorts()
     parser.add_argument("--host", default=defaults.host, help="address to listen on (default %(default)s)")
     for port_name in StackPorts.port_names():
@@ -63,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         return build(args.config_dir, args.print_env)
     ports = StackPorts(host=args.host, **{name: getattr(args, name) for name in StackPorts.port_names()})
     stack = Stack(args.state_dir, ports, config_dir=args.config_dir, jaeger_ui=args.jaeger_ui,
-                  jaeger_storage=args.jaeger_storage)
+                  jaeger_storage=args.jaeger_storage, retention=args.retention)
     if args.action == "up":
         return stack.up(timeout=args.timeout)
     if args.action == "down":

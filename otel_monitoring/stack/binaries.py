@@ -17,6 +17,10 @@ _PROGRAMS = {
     "jaeger": ("OTEL_MONITORING_JAEGER", "stack/jaeger-*/jaeger", ("jaeger",)),
     "prometheus": ("OTEL_MONITORING_PROMETHEUS", None, ("prometheus",)),
     "promtool": ("OTEL_MONITORING_PROMTOOL", None, ("promtool",)),
+    # Debian names the binary prometheus-alertmanager; upstream builds call it alertmanager.
+    "alertmanager": ("OTEL_MONITORING_ALERTMANAGER", None, ("prometheus-alertmanager", "alertmanager")),
+    "amtool": ("OTEL_MONITORING_AMTOOL", None, ("amtool",)),
+    "victorialogs": ("OTEL_MONITORING_VICTORIALOGS", "stack/victorialogs-*/victoria-logs", ("victoria-logs",)),
 }
 
 
@@ -37,7 +41,7 @@ def cache_dir(environ: Mapping[str, str] = os.environ) -> str:
 
 
 def find_binary(name: str, environ: Mapping[str, str] = os.environ) -> str:
-    """Absolute path of ``name`` (otelcol, jaeger, prometheus, promtool), or MissingBinary."""
+    """Absolute path of ``name`` (a key of _PROGRAMS: otelcol, jaeger, prometheus, alertmanager, ...), or MissingBinary."""
     env_var, cache_glob, path_names = _PROGRAMS[name]
     explicit = environ.get(env_var)
     if explicit:

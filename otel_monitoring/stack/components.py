@@ -35,6 +35,8 @@ class StackPorts:
     jaeger_health: int = 13134
     jaeger_telemetry: int = 14269
     prometheus: int = 9090
+    alertmanager: int = 9093
+    victorialogs: int = 9428         # VictoriaLogs: OTLP logs in, LogsQL queries and its web UI
 
     @classmethod
     def port_names(cls) -> list[str]:
@@ -53,6 +55,7 @@ def collector_env(ports: StackPorts, data_dir: str) -> dict[str, str]:
         "OTELCOL_HEALTH_ENDPOINT": ports.addr("collector_health"),
         "OTELCOL_TELEMETRY_PORT": str(ports.collector_telemetry),
         "OTELCOL_JAEGER_ENDPOINT": ports.addr("jaeger_otlp_grpc"),
+        "OTELCOL_VICTORIALOGS_URL": f"http://{ports.addr('victorialogs')}",
         "OTELCOL_DATA_DIR": data_dir,
     }
 
@@ -113,9 +116,10 @@ def write_jaeger_config(out_path: str, storage: str, template_path: str | None =
 
 def write_prometheus_config(out_path: str, scrape_targets: dict[str, list[str]],
                             template_path: str | None = None, rules_dir: str | None = None,
-                            scrape_interval: str | None = None) -> str:
+                            scrape_interval: str | None = None, alertmanagers: list[str] | None = None) -> str:
     """Write a copy of collector-config/prometheus/prometheus.yml with the given targets per job
-    (jobs not named keep theirs; a job named but absent is added) and absolute rule paths.
+    (jobs not named keep theirs; a job named but absent is added), absolute rule paths and the
+    Alertmanagers to notify (``None`` keeps the template's, ``[]`` removes them).
     Prometheus cannot read environment variables in static targets, hence a copy."""
     template_path = template_path or os.path.join(CONFIG_DIR, "prometheus", "prometheus.yml")
     with open(template_path, encoding="utf-8") as handle:
@@ -125,6 +129,11 @@ def write_prometheus_config(out_path: str, scrape_targets: dict[str, list[str]],
     if scrape_interval:
         config["global"]["scrape_interval"] = scrape_interval
         config["global"]["evaluation_interval"] = scrape_interval
+    if alertmanagers is not None:
+        if alertmanagers:
+            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
+        else:
+            config.pop("alerting", None)
     jobs = {job["job_name"]: job for job in config.get("scrape_configs", [])}
     for job_name, targets in scrape_targets.items():
         job = jobs.get(job_name)
@@ -142,10 +151,16 @@ def stack_scrape_targets(ports: StackPorts) -> dict[str, list[str]]:
         "otel-collector": [ports.addr("collector_prometheus")],
         "otel-collector-internal": [ports.addr("collector_telemetry")],
         "jaeger": [ports.addr("jaeger_telemetry")],
+        "alertmanager": [ports.addr("alertmanager")],
+        "victorialogs": [ports.addr("victorialogs")],
     }
 
 
-def prometheus_spec(binary: str, ports: StackPorts, config_path: str, data_dir: str) -> ProcessSpec:
+DEFAULT_RETENTION = "30d"
+
+
+def prometheus_spec(binary: str, ports: StackPorts, config_path: str, data_dir: str,
+                    retention: str = DEFAULT_RETENTION) -> ProcessSpec:
     return ProcessSpec(
         name="prometheus",
         argv=[
@@ -153,7 +168,7 @@ def prometheus_spec(binary: str, ports: StackPorts, config_path: str, data_dir: 
             f"--config.file={config_path}",
             f"--storage.tsdb.path={data_dir}",
             f"--web.listen-address={ports.addr('prometheus')}",
-            "--storage.tsdb.retention.time=2d",
+            f"--storage.tsdb.retention.time={retention}",
             "--web.enable-lifecycle",
             # Keeps the spanmetrics exemplars (trace ids), so a latency bucket links to its traces.
             "--enable-feature=exemplar-storage",

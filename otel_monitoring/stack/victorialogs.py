@@ -1,0 +1,121 @@
+"""VictoriaLogs, the stack's log store: its process, LogsQL queries built from the ``logs`` command's
+filters, and the log analyzer's saved queries.
+
+The agent collector sends it every log record over OTLP (``/insert/opentelemetry``), with the
+``VL-Stream-Fields`` header naming the resource attributes that make a stream (service and
+environment, not the process id). A record comes back with its body as ``_msg``, its resource and
+log attributes as fields (``service.name``, ``trace_id``, ``span_id``, ``exception.type``...) and its
+severity as ``severity``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+import urllib.request
+from typing import Any, Iterator
+
+from .process import ProcessSpec
+
+DEFAULT_URL = "http://127.0.0.1:9428"
+DEFAULT_RETENTION = "30d"
+STREAM_FIELDS = "service.name,deployment.environment.name"
+
+# The log analyzer's categories: one regular expression per category (RE2 and Python `re` read
+# them alike, case-insensitive), used by `otel-monitoring logs --category` and by the agent
+# collector's count connector (collector-config/agent.yaml), which turns them into metrics
+# (a test keeps both in step).
+CATEGORIES: dict[str, dict[str, str]] = {
+    "connection-errors": {
+        "pattern": r"(?i)(connection ?(error|refused|reset|aborted|lost|closed)|disconnected|ECONNREFUSED|ECONNRESET)",
+        "metric": "otel_monitoring.log.connection_errors",
+        "description": "Log records about failed, refused or lost connections.",
+    },
+    "timeouts": {
+        "pattern": r"(?i)(timed? ?out|timeout|deadline exceeded)",
+        "metric": "otel_monitoring.log.timeouts",
+        "description": "Log records about operations that timed out.",
+    },
+    "slow-operations": {
+        "pattern": r"(?i)(\bslow\b|latency (high|above|over))",
+        "metric": "otel_monitoring.log.slow_operations",
+        "description": "Log records about slow operations.",
+    },
+}
+
+# Severity names as VictoriaLogs stores them, lowest first; `--level WARN` means WARN and above.
+LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+_LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL", "ERR": "ERROR"}
+
+
+class LogsError(RuntimeError):
+    """The log store cannot be queried; the message says why and what to do."""
+
+
+def victorialogs_spec(binary: str, listen: str, data_dir: str, retention: str = DEFAULT_RETENTION) -> ProcessSpec:
+    return ProcessSpec(
+        name="victorialogs",
+        argv=[binary, f"-storageDataPath={data_dir}", f"-httpListenAddr={listen}",
+              f"-retentionPeriod={retention}", "-loggerLevel=WARN"],
+        health_url=f"http://{listen}/health",
+    )
+
+
+def level_names(level: str) -> list[str]:
+    """The severities at ``level`` and above (``warning`` -> WARN, ERROR, FATAL)."""
+    name = level.strip().upper()
+    name = _LEVEL_ALIASES.get(name, name)
+    if name not in LEVELS:
+        raise ValueError(f"{level!r} is not a level; use one of {', '.join(LEVELS)}")
+    return list(LEVELS[LEVELS.index(name):])
+
+
+def _quote(value: str) -> str:
+    return json.dumps(value)
+
+
+def logsql(query: str = "", service: str | None = None, level: str | None = None, trace_id: str | None = None,
+           since: str = "1h", category: str | None = None) -> str:
+    """A LogsQL query: the time range, then each filter; ``query`` is LogsQL itself (words match
+    the message; ``field:value`` a field)."""
+    if not re.fullmatch(r"\d+(ms|s|m|h|d|w|y)", since):
+        raise ValueError(f"--since {since!r} is not a duration like 15m, 1h, 7d")
+    parts = [f"_time:{since}"]
+    if service:
+        parts.append(f"service.name:={_quote(service)}")
+    if level:
+        # Records carry the severity text their logger gave, in any case; match the names of this level and above.
+        names = [n for name in level_names(level) for n in {name, name.capitalize(), name.lower()}]
+        names += [alias for alias, name in _LEVEL_ALIASES.items() if name in level_names(level)]
+        parts.append(f"severity:in({', '.join(_quote(n) for n in sorted(set(names)))})")
+    if trace_id:
+        if not re.fullmatch(r"[0-9a-fA-F]{32}", trace_id):
+            raise ValueError(f"--trace {trace_id!r} is not a trace id (32 hex digits)")
+        parts.append(f"trace_id:={_quote(trace_id.lower())}")
+    if category:
+        if category not in CATEGORIES:
+            raise ValueError(f"--category {category!r} is not one of {', '.join(CATEGORIES)}")
+        parts.append(f"_msg:~{_quote(CATEGORIES[category]['pattern'])}")
+    if query.strip():
+        parts.append(f"({query.strip()})")
+    return " ".join(parts) + " | sort by (_time)"
+
+
+def query(url: str, expression: str, limit: int = 1000, timeout: float = 10.0) -> Iterator[dict[str, Any]]:
+    """Records matching the LogsQL ``expression`` (VictoriaLogs answers one JSON object per line)."""
+    body = urllib.parse.urlencode({"query": expression, "limit": str(limit)}).encode()
+    request = urllib.request.Request(f"{url.rstrip('/')}/select/logsql/query", data=body, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the user's log store
+            text = response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        detail = error.read().decode("utf-8", "replace").strip()
+        raise LogsError(f"VictoriaLogs at {url} rejected the query {expression!r}: {detail}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise LogsError(f"cannot reach VictoriaLogs at {url} ({reason}); is the stack running "
+                        "(`otel-monitoring stack up`)? Or pass --url") from None
+    for line in text.splitlines():
+        if line.strip():
+            yield json.loads(line)
