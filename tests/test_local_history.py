@@ -53,13 +53,14 @@ def test_alert_events_and_retention(tmp_path):
     store = HistoryStore(str(tmp_path), retention_s=100.0)
     store.record_alert_event(1000.0, "high_cpu", "high_cpu", "High CPU", "warning", "pending", 0.9)
     store.record_alert_event(1100.0, "high_cpu", "high_cpu", "High CPU", "warning", "firing", 0.95)
-    store.record_alert_event(1150.0, "high_cpu", "high_cpu", "High CPU", "warning", "acknowledged")
+    store.record_alert_event(1150.0, "high_cpu", "high_cpu", "High CPU", "warning", "acknowledged", by="maria")
     store.record_snapshot(snapshot(1000.0, 0.5, 1, 0))
     store.record_snapshot(snapshot(1150.0, 0.6, 2, 0))
     events = HistoryStore(str(tmp_path)).alert_events()
     assert [e["event"] for e in events] == ["pending", "firing", "acknowledged"]
     assert events[1] == {"time": 1100.0, "alert_id": "high_cpu", "rule_id": "high_cpu", "name": "High CPU",
-                         "severity": "warning", "event": "firing", "value": 0.95}
+                         "severity": "warning", "event": "firing", "value": 0.95, "by": None}
+    assert events[2]["by"] == "maria"
     assert [e["event"] for e in store.alert_events(since=1100)] == ["firing", "acknowledged"]
     store.prune(now=1150.0)
     assert [e["event"] for e in store.alert_events()] == ["firing", "acknowledged"]

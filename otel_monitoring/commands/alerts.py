@@ -1,10 +1,12 @@
 """``otel-monitoring alerts``: the local alert state of a snapshot directory, and the rules' export.
 
     otel-monitoring alerts list                     # pending, firing and just resolved alerts
-    otel-monitoring alerts ack high_cpu             # acknowledge (stops escalation)
+    otel-monitoring alerts ack high_cpu --by maria  # acknowledge (stops escalation), recording who
+    otel-monitoring alerts test [--channel slack]   # a test notification through each configured channel
     otel-monitoring alerts silence high_cpu --for 1h  # suppress notifications (an alert or a rule id)
     otel-monitoring alerts check [--rules FILE]     # validate a rules file
     otel-monitoring alerts export --prometheus FILE # the same rules as Prometheus alerting rules
+    otel-monitoring alerts export --alertmanager FILE  # the channels as an Alertmanager configuration
 
 ack and silence are requests the running process applies at its next collection (they are kept
 in alert_control.json, see otel_monitoring/local/control.py).
@@ -42,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     ack = actions.add_parser("ack", help="acknowledge an active alert (it stops escalating)")
     ack.add_argument("id", help="alert id, as `alerts list` shows it")
+    ack.add_argument("--by", metavar="NAME", default=None,
+                     help="who acknowledges (default: $USER); shown by `alerts list` and kept in the history")
     with_dir(ack)
     ack.set_defaults(func=run_ack)
 
@@ -51,12 +55,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     with_dir(silence)
     silence.set_defaults(func=run_silence)
 
+    test = actions.add_parser("test", help="send a test notification through each configured channel (locally, and "
+                                           "through Alertmanager when the stack runs)")
+    test.add_argument("--channel", choices=("log", "webhook", "slack", "discord", "email"), default=None,
+                      help="only this channel (default: every configured one)")
+    test.add_argument("--alertmanager", metavar="URL", default=None,
+                      help="Alertmanager to send through too (default: the one `otel-monitoring stack up` runs, "
+                           "if it runs; 'none' for local channels only)")
+    test.set_defaults(func=run_test)
+
     check = actions.add_parser("check", help="validate an alert rules file")
     check.add_argument("--rules", default=None, help=f"rules file (default ${RULES_ENV} or the packaged rules)")
     check.set_defaults(func=run_check)
 
-    export = actions.add_parser("export", help="write the rules as Prometheus alerting rules")
-    export.add_argument("--prometheus", metavar="FILE", required=True, help="output file ('-' for stdout)")
+    export = actions.add_parser("export", help="write the rules as Prometheus alerting rules, the channels as an "
+                                               "Alertmanager configuration")
+    export.add_argument("--prometheus", metavar="FILE", help="alerting rules file to write ('-' for stdout)")
+    export.add_argument("--alertmanager", metavar="FILE",
+                        help="Alertmanager configuration to write from the OTEL_MONITORING_ALERT_* settings and the "
+                             "rules' cooldowns ('-' for stdout)")
     export.add_argument("--rules", default=None, help=f"rules file (default ${RULES_ENV} or the packaged rules)")
     export.set_defaults(func=run_export)
 
@@ -112,13 +129,17 @@ def run_list(args: argparse.Namespace) -> int:
     directory = _directory(args)
     if directory is None:
         return 2
+    from ..local.control import read_acknowledgers
+
     alerts, control = _alerts(directory)
+    acknowledgers = read_acknowledgers(directory)
     now = time.time()
     _warn_if_stale(directory, now)
     for alert in alerts:  # requests not yet applied by the process show as well
         acked = control["acknowledged"].get(alert["id"])
         if acked is not None and acked >= _since_unix(alert):
             alert["acknowledged"] = True
+            alert["acknowledged_by"] = alert.get("acknowledged_by") or acknowledgers.get(alert["id"])
         until = max(control["silenced"].get(alert["id"], 0.0), control["silenced"].get(str(alert.get("rule_id")), 0.0))
         if until > now and not alert.get("silenced_until"):
             from ..local.snapshot import iso_time
@@ -135,7 +156,8 @@ def run_list(args: argparse.Namespace) -> int:
             value, threshold = _number(alert.get("value"), unit), _number(alert.get("threshold"), unit)
             notes = []
             if alert.get("acknowledged"):
-                notes.append("acknowledged")
+                notes.append(f"acknowledged by {alert['acknowledged_by']}" if alert.get("acknowledged_by")
+                             else "acknowledged")
             if alert.get("silenced_until"):
                 notes.append(f"silenced until {alert['silenced_until']}")
             print(f"{str(alert.get('state')):<9} {str(alert.get('severity')):<10} {alert['id']:<40} {value:>10} "
@@ -149,7 +171,8 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"\nAlert events of the last {args.history}:" if events else f"\nNo alert events in the last {args.history}.")
         for event in events:
             value = "" if event["value"] is None else f" value {event['value']:.4g}"
-            print(f"  {iso_time(event['time'])}  {event['event']:<12} {event['severity']:<9} {event['alert_id']}{value}")
+            by = f" by {event['by']}" if event.get("by") else ""
+            print(f"  {iso_time(event['time'])}  {event['event']:<12} {event['severity']:<9} {event['alert_id']}{value}{by}")
     return 0
 
 
@@ -178,8 +201,15 @@ def run_ack(args: argparse.Namespace) -> int:
         print(f"otel-monitoring alerts: no active alert {args.id!r}; active: {', '.join(active) or 'none'}",
               file=sys.stderr)
         return 1
-    request_acknowledge(directory, args.id, time.time())
-    print(f"Acknowledged {args.id}; the application applies it at its next snapshot.")
+    from ..local.control import MAX_NAME_LENGTH
+
+    by = (args.by if args.by is not None else os.environ.get("USER") or os.environ.get("LOGNAME") or "").strip() or None
+    if by is not None and (not by.isprintable() or len(by) > MAX_NAME_LENGTH):
+        print(f"otel-monitoring alerts ack: --by takes a name of printable characters, at most {MAX_NAME_LENGTH} "
+              "(e.g. --by maria)", file=sys.stderr)
+        return 2
+    request_acknowledge(directory, args.id, time.time(), by)
+    print(f"Acknowledged {args.id}{' by ' + by if by else ''}; the application applies it at its next snapshot.")
     return 0
 
 
@@ -232,19 +262,97 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from ..config import ConfigError, load_settings
     from ..local.files import atomic_write_text
     from ..local.prometheus import render_prometheus_rules
     from ..local.rules import RuleError, load_rules
 
+    if not args.prometheus and not args.alertmanager:
+        print("otel-monitoring alerts export: name an output, --prometheus FILE and/or --alertmanager FILE",
+              file=sys.stderr)
+        return 2
     try:
         ruleset = load_rules(_rules_source(args), strict=True)
     except RuleError as error:
         print(f"otel-monitoring alerts export: {error}", file=sys.stderr)
         return 1
-    text = render_prometheus_rules(ruleset)
-    if args.prometheus == "-":
-        sys.stdout.write(text)
-    else:
-        atomic_write_text(args.prometheus, text)
-        print(f"Wrote {len(ruleset.rules)} Prometheus alerting rules to {args.prometheus}.")
+    if args.prometheus:
+        text = render_prometheus_rules(ruleset)
+        if args.prometheus == "-":
+            sys.stdout.write(text)
+        else:
+            atomic_write_text(args.prometheus, text)
+            print(f"Wrote {len(ruleset.rules)} Prometheus alerting rules to {args.prometheus}.")
+    if args.alertmanager:
+        from ..stack.alertmanager import render_alertmanager_config, write_alertmanager_config
+
+        try:
+            settings = load_settings()
+        except ConfigError as error:
+            print(f"otel-monitoring alerts export: {error}", file=sys.stderr)
+            return 1
+        if args.alertmanager == "-":
+            sys.stdout.write(render_alertmanager_config(settings, ruleset))
+        else:
+            write_alertmanager_config(args.alertmanager, settings, ruleset)
+            print(f"Wrote the Alertmanager configuration to {args.alertmanager} (it may hold secrets: mode 0600).")
     return 0
+
+
+def run_test(args: argparse.Namespace) -> int:
+    """Each configured channel gets one test notification, sent now (not queued); the exit status
+    says whether all were delivered."""
+    import socket
+    import urllib.error
+
+    from ..config import ConfigError, load_settings
+    from ..local.channels import DeliveryError, channels_from_settings
+    from ..local.engine import AlertEvent
+    from ..local.snapshot import iso_time
+
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"otel-monitoring alerts test: {error}", file=sys.stderr)
+        return 2
+    now = time.time()
+    alert = {"id": "otel_monitoring_test", "rule_id": "otel_monitoring_test", "name": "Test notification",
+             "severity": "info", "state": "firing", "value": None, "threshold": 0.0, "since": iso_time(now),
+             "acknowledged": False, "silenced_until": None, "labels": {"host": socket.gethostname()},
+             "annotations": {"summary": "Sent by `otel-monitoring alerts test`; nothing is wrong."}}
+    event = AlertEvent("firing", now, alert, notify=True)
+    channels = [c for c in channels_from_settings(settings, settings.service_name)
+                if args.channel in (None, c.name)]
+    failed = 0
+    if args.channel and not channels:
+        print(f"local    {args.channel:<8} not configured (set its OTEL_MONITORING_ALERT_* variables)")
+        failed += 1
+    for channel in channels:
+        try:
+            channel.send(event, settings.alert_notify_timeout)
+            print(f"local    {channel.name:<8} sent")
+        except DeliveryError as error:
+            failed += 1
+            print(f"local    {channel.name:<8} FAILED: {error}")
+    url = args.alertmanager
+    if url is None:
+        from ..stack.runner import running_stack_url
+
+        url = running_stack_url("alertmanager")
+    if url and url != "none":
+        from ..stack.alertmanager import configured_receivers, post_test_alert
+
+        try:
+            receivers = configured_receivers(url)
+            wanted = [r for r in receivers if args.channel in (None, r)]
+            if not wanted:
+                print(f"alertmanager {url}: no {args.channel or 'channel'} receiver configured")
+            for receiver in wanted:
+                post_test_alert(url, receiver)
+                print(f"alertmanager {receiver:<8} handed over (Alertmanager sends it within seconds)")
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            failed += 1
+            print(f"alertmanager {url}: FAILED: {getattr(error, 'reason', error)}")
+    elif args.alertmanager is None:
+        print("alertmanager: the stack is not running (`otel-monitoring stack up`); local channels only")
+    return 1 if failed else 0

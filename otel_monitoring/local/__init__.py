@@ -121,25 +121,11 @@ class LocalComponent(Component):
         self._listen_to_budgets()
 
     def _routes(self, service: str | None) -> list:
-        from .channels import DiscordChannel, EmailChannel, LogChannel, SlackChannel, WebhookChannel
+        from .channels import channels_from_settings
         from .notifier import ChannelRoute
 
-        settings = self.settings
-        levels = {**DEFAULT_ROUTES, **settings.alert_routes}
-        channels: list[Any] = [LogChannel()]
-        if settings.alert_webhook_url:
-            channels.append(WebhookChannel(settings.alert_webhook_url, settings.alert_webhook_headers, service))
-        if settings.alert_slack_webhook_url:
-            channels.append(SlackChannel(settings.alert_slack_webhook_url, service))
-        if settings.alert_discord_webhook_url:
-            channels.append(DiscordChannel(settings.alert_discord_webhook_url, service))
-        if settings.alert_email_to:
-            security = settings.alert_smtp_security
-            port = settings.alert_smtp_port or {"starttls": 587, "ssl": 465, "none": 25}[security]
-            sender = settings.alert_email_from or f"otel-monitoring@{socket.gethostname()}"
-            channels.append(EmailChannel(settings.alert_smtp_host, port, sender, settings.alert_email_to, security,
-                                         settings.alert_smtp_username, settings.alert_smtp_password, service))
-        return [ChannelRoute(channel, levels[channel.name]) for channel in channels]
+        levels = {**DEFAULT_ROUTES, **self.settings.alert_routes}
+        return [ChannelRoute(channel, levels[channel.name]) for channel in channels_from_settings(self.settings, service)]
 
     def add_callback(self, callback: Callable[[AlertEvent], Any], min_severity: str) -> None:
         from .channels import CallbackChannel
@@ -170,8 +156,9 @@ class LocalComponent(Component):
             return
         alert = event.alert
         try:
-            self.exporter.history.record_alert_event(event.time, alert["id"], alert["rule_id"], alert["name"],
-                                                     alert["severity"], event.kind, alert["value"])
+            self.exporter.history.record_alert_event(
+                event.time, alert["id"], alert["rule_id"], alert["name"], alert["severity"], event.kind, alert["value"],
+                alert.get("acknowledged_by") if event.kind == "acknowledged" else None)
         except Exception as error:  # noqa: BLE001 - history is best effort
             _logger.debug("otel-monitoring: alert event not recorded in the history: %s", error)
 

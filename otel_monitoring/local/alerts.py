@@ -73,10 +73,11 @@ def _engine() -> Any:
     return engine
 
 
-def acknowledge(alert_id: str) -> bool:
-    """Acknowledge an active alert: it stays listed but no longer escalates. False if not active."""
+def acknowledge(alert_id: str, by: str | None = None) -> bool:
+    """Acknowledge an active alert: it stays listed but no longer escalates; ``by`` names who
+    (kept with the alert and in the history). False if not active."""
     engine = _engine()
-    return bool(engine and engine.acknowledge(alert_id))
+    return bool(engine and engine.acknowledge(alert_id, by=by))
 
 
 def silence(alert_or_rule_id: str, duration: float | str) -> bool:

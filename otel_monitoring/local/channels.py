@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .engine import AlertEvent
 
 __all__ = ["CallbackChannel", "Channel", "DeliveryError", "DiscordChannel", "EmailChannel", "LogChannel",
-           "SlackChannel", "WebhookChannel"]
+           "SlackChannel", "WebhookChannel", "channels_from_settings"]
 
 _alert_logger = logging.getLogger("otel_monitoring.alerts")
 
@@ -234,3 +234,23 @@ class CallbackChannel(Channel):
             self.callback(event)
         except Exception as error:  # noqa: BLE001 - the user's code; its failure is counted, not raised
             raise DeliveryError(f"{type(error).__name__}: {error}", retryable=False) from None
+
+
+def channels_from_settings(settings: Any, service: str | None = None) -> list[Channel]:
+    """The channels the ``OTEL_MONITORING_ALERT_*`` settings configure; the log channel always."""
+    import socket
+
+    channels: list[Channel] = [LogChannel()]
+    if settings.alert_webhook_url:
+        channels.append(WebhookChannel(settings.alert_webhook_url, settings.alert_webhook_headers, service))
+    if settings.alert_slack_webhook_url:
+        channels.append(SlackChannel(settings.alert_slack_webhook_url, service))
+    if settings.alert_discord_webhook_url:
+        channels.append(DiscordChannel(settings.alert_discord_webhook_url, service))
+    if settings.alert_email_to:
+        security = settings.alert_smtp_security
+        port = settings.alert_smtp_port or {"starttls": 587, "ssl": 465, "none": 25}[security]
+        sender = settings.alert_email_from or f"otel-monitoring@{socket.gethostname()}"
+        channels.append(EmailChannel(settings.alert_smtp_host, port, sender, settings.alert_email_to, security,
+                                     settings.alert_smtp_username, settings.alert_smtp_password, service))
+    return channels

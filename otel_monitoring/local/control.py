@@ -4,7 +4,8 @@ They are kept in ``alert_control.json`` of the snapshot directory, which the eng
 evaluation; the engine is the only writer of alerts.json and of the alert history, so requests
 are recorded here and applied by the running process at its next collection.
 
-    {"acknowledged": {"<alert id>": <unix time>}, "silenced": {"<alert or rule id>": <until unix time>}}
+    {"acknowledged": {"<alert id>": <unix time>}, "silenced": {"<alert or rule id>": <until unix time>},
+     "acknowledged_by": {"<alert id>": "<who>"}}
 """
 
 from __future__ import annotations
@@ -79,24 +80,61 @@ def read_control(directory: str) -> dict[str, dict[str, float]]:
     return result
 
 
-def _update(directory: str, section: str, key: str, value: float, now: float) -> None:
+MAX_NAME_LENGTH = 100
+
+
+def read_acknowledgers(directory: str) -> dict[str, str]:
+    """{alert id: who acknowledged it}, for the acknowledgements that named someone; entries that
+    are not short printable names are left out (the name is shown in terminals and notifications)."""
+    path = os.path.join(directory, CONTROL_FILE)
+    if not os.path.exists(path):
+        return {}
+    try:
+        document = load_file(path, "alert control file", fmt="json").data
+    except UserFileError:
+        return {}  # read_control reports the file once
+    entries = document.get("acknowledged_by") if isinstance(document, dict) else None
+    if not isinstance(entries, dict):
+        return {}
+    found: dict[str, str] = {}
+    for key, value in entries.items():
+        if (isinstance(value, str) and value.isprintable() and 0 < len(value) <= MAX_NAME_LENGTH
+                and len(key) <= MAX_ID_LENGTH and len(found) < MAX_ENTRIES):
+            found[key] = value
+    return found
+
+
+def _update(directory: str, section: str, key: str, value: float, now: float, by: str | None = None) -> None:
     with _lock:
-        control = read_control(directory)
+        control: dict = read_control(directory)
+        acknowledgers = read_acknowledgers(directory)
         control[section][key] = value
+        if section == "acknowledged":
+            if by:
+                acknowledgers[key] = by
+            else:
+                acknowledgers.pop(key, None)
         # Forget silences that have ended and acknowledgements older than a week.
         control["silenced"] = {k: v for k, v in control["silenced"].items() if v > now}
         control["acknowledged"] = {k: v for k, v in control["acknowledged"].items() if v > now - 7 * 86400}
+        acknowledgers = {k: v for k, v in acknowledgers.items() if k in control["acknowledged"]}
+        if acknowledgers:
+            control["acknowledged_by"] = acknowledgers
         atomic_write_json(os.path.join(directory, CONTROL_FILE), control)
 
 
-def request_acknowledge(directory: str, alert_id: str, when: float) -> None:
-    _update(directory, "acknowledged", alert_id, when, when)
+def request_acknowledge(directory: str, alert_id: str, when: float, by: str | None = None) -> None:
+    """Acknowledge ``alert_id`` at ``when``; ``by`` names who did (recorded with the alert and its history)."""
+    _update(directory, "acknowledged", alert_id, when, when, by)
 
 
 def request_silence(directory: str, alert_or_rule_id: str, until: float, now: float) -> None:
     """Silence until ``until``; a time not after ``now`` lifts the silence."""
     with _lock:
-        control = read_control(directory)
+        control: dict = read_control(directory)
+        acknowledgers = read_acknowledgers(directory)
+        if acknowledgers:
+            control["acknowledged_by"] = acknowledgers
         control["silenced"] = {k: v for k, v in control["silenced"].items() if v > now and k != alert_or_rule_id}
         if until > now:
             control["silenced"][alert_or_rule_id] = until

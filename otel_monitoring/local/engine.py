@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from .control import read_control, request_acknowledge, request_silence
+from .control import read_acknowledgers, read_control, request_acknowledge, request_silence
 from .rules import INHIBIT_LABEL, SEVERITIES, Rule, Selector
 from .snapshot import Point, bucket_quantile, iso_time
 
@@ -47,6 +47,7 @@ class Alert:
     firing_since: float | None = None
     resolved_at: float | None = None
     acknowledged: bool = False
+    acknowledged_by: str | None = None
     escalated: bool = False
     notified: bool = False  # a firing notification went out for this episode
     expires_at: float | None = None  # alerts fired by trigger() for a rule the engine does not evaluate
@@ -59,6 +60,7 @@ class Alert:
             "state": self.state, "value": _json_number(self.value), "threshold": self.rule.threshold,
             "unit": self.rule.unit,
             "since": iso_time(self.since), "acknowledged": self.acknowledged,
+            "acknowledged_by": self.acknowledged_by,
             "silenced_until": iso_time(silenced_until) if silenced_until else None,
             "labels": labels, "annotations": render_annotations(self.rule.annotations, self.value, labels),
         }
@@ -361,23 +363,23 @@ class AlertEngine:
 
     # --- acknowledge and silence ---
 
-    def acknowledge(self, alert_id: str, now: float | None = None) -> bool:
-        """Acknowledge an active alert (stops its escalation). False if no such active alert."""
+    def acknowledge(self, alert_id: str, now: float | None = None, by: str | None = None) -> bool:
+        """Acknowledge an active alert (stops its escalation); ``by`` names who. False if no such active alert."""
         events: list[AlertEvent] = []
         with self._lock:
             now = self.clock() if now is None else now
             alert = self._alerts.get(alert_id)
             if alert is None or alert.state not in ACTIVE_STATES:
                 return False
-            self._acknowledge(alert, now, events)
+            self._acknowledge(alert, now, events, by)
             if self.control_dir:
-                _quietly(request_acknowledge, self.control_dir, alert_id, now)
+                _quietly(request_acknowledge, self.control_dir, alert_id, now, by)
         self._emit(events)
         return True
 
-    def _acknowledge(self, alert: Alert, now: float, events: list[AlertEvent]) -> None:
+    def _acknowledge(self, alert: Alert, now: float, events: list[AlertEvent], by: str | None = None) -> None:
         if not alert.acknowledged:
-            alert.acknowledged = True
+            alert.acknowledged, alert.acknowledged_by = True, by
             self._event("acknowledged", alert, now, events)
 
     def silence(self, alert_or_rule_id: str, duration_s: float, now: float | None = None) -> float:
@@ -419,10 +421,11 @@ class AlertEngine:
             return
         self._control_mtime = mtime
         control = read_control(self.control_dir)
+        acknowledgers = read_acknowledgers(self.control_dir)
         for alert_id, when in control["acknowledged"].items():
             alert = self._alerts.get(alert_id)
             if alert is not None and alert.state in ACTIVE_STATES and when >= alert.since:
-                self._acknowledge(alert, now, events)
+                self._acknowledge(alert, now, events, acknowledgers.get(alert_id))
         wanted = control["silenced"]
         for key in set(self._silences) - set(wanted):
             self._silences.pop(key)

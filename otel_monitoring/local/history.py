@@ -45,13 +45,21 @@ CREATE TABLE IF NOT EXISTS alert_events (
     name TEXT NOT NULL,
     severity TEXT NOT NULL,
     event TEXT NOT NULL,
-    value REAL
+    value REAL,
+    by_whom TEXT
 );
 CREATE INDEX IF NOT EXISTS alert_events_by_time ON alert_events (time);
 """
 
 # How often the writer deletes rows older than the retention (seconds).
 _PRUNE_EVERY_S = 600.0
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a history file written by an earlier version up to this schema."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(alert_events)")}
+    if "by_whom" not in columns:
+        conn.execute("ALTER TABLE alert_events ADD COLUMN by_whom TEXT")
 
 
 def _canonical(attributes: Mapping[str, Any]) -> str:
@@ -94,6 +102,7 @@ class HistoryStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
+            _migrate(conn)
         else:
             conn = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False, isolation_level=None)
         self._conn, self._writable, self._pid = conn, write, os.getpid()
@@ -140,14 +149,15 @@ class HistoryStore:
             self._prune_if_due(conn, when)
 
     def record_alert_event(self, when: float, alert_id: str, rule_id: str, name: str, severity: str,
-                           event: str, value: float | None = None) -> None:
+                           event: str, value: float | None = None, by: str | None = None) -> None:
+        """One alert state change; ``by``: who acknowledged, for an ``acknowledged`` event."""
         if event not in ALERT_EVENTS:
             raise ValueError(f"unknown alert event {event!r}; expected one of {', '.join(ALERT_EVENTS)}")
         with self._lock:
             conn = self._connect(write=True)
             assert conn is not None
-            conn.execute("INSERT INTO alert_events VALUES (?,?,?,?,?,?,?)",
-                         (when, alert_id, rule_id, name, severity, event, value))
+            conn.execute("INSERT INTO alert_events VALUES (?,?,?,?,?,?,?,?)",
+                         (when, alert_id, rule_id, name, severity, event, value, by))
 
     def prune(self, now: float | None = None) -> None:
         """Delete rows older than the retention."""
@@ -218,11 +228,14 @@ class HistoryStore:
         return result
 
     def alert_events(self, since: float | None = None) -> list[dict]:
-        sql = "SELECT time, alert_id, rule_id, name, severity, event, value FROM alert_events"
+        """Alert state changes oldest first; ``by`` is who acknowledged (None for other events)."""
+        columns = {row[1] for row in self._query("PRAGMA table_info(alert_events)")}
+        by = "by_whom" if "by_whom" in columns else "NULL"  # a file of an earlier version, read only
+        sql = f"SELECT time, alert_id, rule_id, name, severity, event, value, {by} FROM alert_events"
         params: list[Any] = []
         if since is not None:
             sql += " WHERE time >= ?"
             params.append(since)
         sql += " ORDER BY time, rowid"
-        keys = ("time", "alert_id", "rule_id", "name", "severity", "event", "value")
+        keys = ("time", "alert_id", "rule_id", "name", "severity", "event", "value", "by")
         return [dict(zip(keys, row)) for row in self._query(sql, params)]

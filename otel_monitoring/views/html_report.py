@@ -106,13 +106,13 @@ def _cost_section(data: ReportData) -> str:
     parts = []
     if data.cost_by_type:
         top = max(r.value or 0 for r in data.cost_by_type) or 1
-        parts.append(f'<p class="note">Spent in the last 24 hours: <b>{fmt.usd(data.cost_window_usd)}</b></p>')
+        parts.append(f'<p class="note">Spent in the last {escape(data.window_words)}: <b>{fmt.usd(data.cost_window_usd)}</b></p>')
         for reading in data.cost_by_type:
             share = (reading.value or 0) / top * 100
             parts.append(f'<div class="costrow cost"><span>{escape(reading.label)}</span>'
                          f'<div class="costbar" style="width:{share:.1f}%"></div><span>{fmt.usd(reading.value)}</span></div>')
     else:
-        parts.append('<p class="note">No cost recorded in the last 24 hours.</p>')
+        parts.append(f'<p class="note">No cost recorded in the last {escape(data.window_words)}.</p>')
     if data.budget_burn is not None:
         parts.append(_trend_figure(data.budget_burn, data.since_unix, data.as_of_unix))
     for budget in data.overview.budgets:
@@ -132,14 +132,17 @@ def _alert_section(data: ReportData) -> str:
                     f'<td>{escape(event["event"])}</td><td class="name">{escape(event["name"])}</td><td class="num wide">{escape(value)}</td></tr>')
     table = ('<div class="scroll"><table class="alerts"><thead><tr><th>UTC</th><th>Severity</th><th>Event</th>'
              '<th>Alert</th><th class="num wide">Value</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table></div>"
-             if rows else '<p class="note">No alert events in the last 7 days.</p>')
+             if rows else f'<p class="note">No alert events in the last {data.alert_window_days} days.</p>')
     more = f'<p class="note">Latest 100 of {len(data.alert_events)} events.</p>' if len(data.alert_events) > 100 else ""
-    return (f'<figure><figcaption><b>Alerts fired per day</b> · {total} in 7 days</figcaption>{chart}</figure>'
+    return (f'<figure><figcaption><b>Alerts fired per day</b> · {total} in {data.alert_window_days} days</figcaption>{chart}</figure>'
             f'{table}{more}')
 
 
-def render_html(data: ReportData) -> str:
+def render_html(data: ReportData, refresh_s: int | None = None) -> str:
+    """The page; ``refresh_s`` makes it reload itself that often (a meta refresh: no script, and
+    the page's policy still forbids every fetch but its own reload)."""
     overall = data.overview.state
+    refresh = f'<meta http-equiv="refresh" content="{int(refresh_s)}">\n' if refresh_s else ""
     problems = "".join(f'<p class="problems">{escape(p)}</p>' for p in data.problems)
     trends = "".join(_trend_figure(t, data.since_unix, data.as_of_unix) for t in data.trends) or \
         '<p class="note">No history yet.</p>'
@@ -148,14 +151,14 @@ def render_html(data: ReportData) -> str:
 <head>
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
+{refresh}<meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
 <title>{escape(data.service)} · monitoring report</title>
 <style>{STYLE}</style>
 </head>
 <body>
 <header><h1>{escape(data.service)} <span class="sev {'critical' if overall is State.CRITICAL else 'warning' if overall is State.WARNING else 'info'}">{escape(overall.label)}</span></h1>
-<p>As of {escape(fmt.clock(data.as_of_unix))} (the last snapshot) · trends over the 24 hours before (at most) · generated {escape(fmt.clock(data.generated_unix))}</p></header>
+<p>As of {escape(fmt.clock(data.as_of_unix))} (the last snapshot) · trends over the {escape(data.window_words)} before (at most) · generated {escape(fmt.clock(data.generated_unix))}</p></header>
 <main>
 {problems}
 <section id="status"><h2>Status</h2><div class="cards">{''.join(_card(c) for c in data.cards)}</div></section>
@@ -164,7 +167,7 @@ def render_html(data: ReportData) -> str:
 {_feeds_table(data)}
 <div class="grid">
 <section id="cost"><h2>Cost and budget</h2>{_cost_section(data)}</section>
-<section id="alerts"><h2>Alert history (7 days)</h2>{_alert_section(data)}</section>
+<section id="alerts"><h2>Alert history ({data.alert_window_days} days)</h2>{_alert_section(data)}</section>
 </div>
 </main>
 </body>

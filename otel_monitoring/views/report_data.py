@@ -20,6 +20,18 @@ TREND_WINDOW_S = DAY_S
 ALERT_WINDOW_S = 7 * DAY_S
 BASELINE_LOOKBACK_S = 3600.0    # history rows are at most this far apart (default: a minute)
 MAX_CHART_POINTS = 240          # one point per 6 minutes over a day: enough for the eye, small SVG
+# `report --window`: the span of the trends, cost and (at least 7 days of) alert history.
+WINDOWS = {"1h": 3600.0, "24h": DAY_S, "7d": 7 * DAY_S, "30d": 30 * DAY_S}
+_WINDOW_WORDS = {3600.0: "hour", DAY_S: "24 hours", 7 * DAY_S: "7 days", 30 * DAY_S: "30 days"}
+
+
+def window_words(window_s: float) -> str:
+    """``24 hours``, ``7 days``...: how the page names a window."""
+    return _WINDOW_WORDS.get(window_s) or f"{window_s / 3600:g} hours"
+
+
+def window_short(window_s: float) -> str:
+    return next((name for name, size in WINDOWS.items() if size == window_s), f"{window_s / 3600:g}h")
 HISTOGRAM_FIELDS = ("count", "sum", "p50", "p95", "p99")
 
 
@@ -52,8 +64,8 @@ class ReportData:
 
     @property
     def trend_title(self) -> str:
-        if self.as_of_unix - self.since_unix >= TREND_WINDOW_S - 1:
-            return "Last 24 hours"
+        if self.as_of_unix - self.since_unix >= self.window_s - 1:
+            return f"Last {window_words(self.window_s)}"
         return f"Since {time.strftime('%Y-%m-%d %H:%M', time.gmtime(self.since_unix))} UTC (the history so far)"
     overview: Overview
     cards: list[Reading]
@@ -65,6 +77,12 @@ class ReportData:
     alert_days: list[AlertDay]
     alert_events: list[dict[str, Any]]     # newest first
     problems: list[str] = field(default_factory=list)
+    window_s: float = TREND_WINDOW_S       # the trends' and the cost's window
+    alert_window_days: int = 7
+
+    @property
+    def window_words(self) -> str:
+        return window_words(self.window_s)
 
 
 # --- history as a sequence of snapshots ---
@@ -199,11 +217,11 @@ def budget_trend(snapshots: list[Snapshot], cumulative_cost: list[tuple[float, f
     return None
 
 
-def alert_history(store: Any, since: float, now: float) -> tuple[list[AlertDay], list[dict[str, Any]]]:
+def alert_history(store: Any, since: float, now: float, day_count: int = 7) -> tuple[list[AlertDay], list[dict[str, Any]]]:
     events = store.alert_events(since=since)
     days = []
-    for index in range(7):
-        day_start = now - (6 - index) * DAY_S
+    for index in range(day_count):
+        day_start = now - (day_count - 1 - index) * DAY_S
         day = time.strftime("%Y-%m-%d", time.gmtime(day_start))
         days.append(AlertDay(day, {}))
     by_day = {d.day: d for d in days}
@@ -249,7 +267,8 @@ TREND_METRICS = {
 }
 
 
-def gather_report(directory: str, now: float | None = None, store: Any = None) -> ReportData:
+def gather_report(directory: str, now: float | None = None, store: Any = None,
+                  window_s: float = TREND_WINDOW_S) -> ReportData:
     from ..local.history import HistoryStore
 
     snapshot = read_snapshot_dir(directory)
@@ -259,18 +278,20 @@ def gather_report(directory: str, now: float | None = None, store: Any = None) -
         now = min(time.time(), snapshot.timestamp_unix or time.time())
     overview = build_overview(snapshot, now=now)
     store = store or HistoryStore(directory)
-    since = now - TREND_WINDOW_S
+    since = now - window_s
     snapshots = history_snapshots(store, TREND_METRICS, since)
     trends = [Trend(t.title, t.unit, downsample(t.points), t.threshold)
               for t in system_trends(snapshots) + red_trends(snapshots)]
     costs, spent, cumulative = cost_in_window(snapshots, cost_baselines(store, since))
-    days, events = alert_history(store, now - ALERT_WINDOW_S, now)
+    alert_days = max(7, int(round(window_s / DAY_S)))
+    days, events = alert_history(store, now - alert_days * DAY_S, now, alert_days)
     cards = status_cards(overview)
-    if spent is not None:  # the history knows what the last 24 hours cost, restarts included
-        cards = [Reading("Cost 24h", spent, "USD", State.OK, "all types") if c.label == "Cost" else c for c in cards]
+    if spent is not None:  # the history knows what the window cost, restarts included
+        cards = [Reading(f"Cost {window_short(window_s)}", spent, "USD", State.OK, "all types") if c.label == "Cost"
+                 else c for c in cards]
     problems = list(overview.problems)
     if not snapshots:
-        problems.append(f"no history in {directory} for the last 24 hours: trends are empty")
+        problems.append(f"no history in {directory} for the last {window_words(window_s)}: trends are empty")
     if snapshots:  # a history shorter than the window: the charts span what there is
         since = max(since, snapshots[0].timestamp_unix)
     return ReportData(service=overview.service if overview.service != "?" else "service",
@@ -278,4 +299,4 @@ def gather_report(directory: str, now: float | None = None, store: Any = None) -
                       since_unix=since, overview=overview, cards=cards, trends=trends,
                       latency=[r for r in overview.red], cost_by_type=costs, cost_window_usd=spent,
                       budget_burn=budget_trend(snapshots, cumulative), alert_days=days, alert_events=events,
-                      problems=problems)
+                      problems=problems, window_s=window_s, alert_window_days=alert_days)
