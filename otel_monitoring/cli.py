@@ -10,7 +10,7 @@ import sys
 from .version import __version__
 
 # Subcommand modules, in the order `--help` lists them.
-COMMANDS = ("demo", "doctor", "stack", "top", "alerts", "report", "traces")
+COMMANDS = ("demo", "doctor", "stack", "top", "alerts", "report", "traces", "logs")
 
 
 def build_parser() -> argparse.ArgumentParser:

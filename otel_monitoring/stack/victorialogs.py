@@ -4,8 +4,8 @@ filters, and the log analyzer's saved queries.
 The agent collector sends it every log record over OTLP (``/insert/opentelemetry``), with the
 ``VL-Stream-Fields`` header naming the resource attributes that make a stream (service and
 environment, not the process id). A record comes back with its body as ``_msg``, its resource and
-log attributes as fields (``service.name``, ``trace_id``, ``span_id``, ``exception.type``...) and its
-severity as ``severity``.
+log attributes as fields (``service.name``, ``trace_id``, ``span_id``, ``exception.type``...), its
+severity as ``severity_text`` and ``severity_number`` and its logger as ``scope.name``.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ CATEGORIES: dict[str, dict[str, str]] = {
     },
 }
 
-# Severity names as VictoriaLogs stores them, lowest first; `--level WARN` means WARN and above.
-LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+# OpenTelemetry severity ranges: each level's lowest severity_number; `--level WARN` means WARN and above.
+LEVELS = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21}
 _LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL", "ERR": "ERROR"}
 
 
@@ -62,13 +62,13 @@ def victorialogs_spec(binary: str, listen: str, data_dir: str, retention: str = 
     )
 
 
-def level_names(level: str) -> list[str]:
-    """The severities at ``level`` and above (``warning`` -> WARN, ERROR, FATAL)."""
+def level_number(level: str) -> int:
+    """The lowest OpenTelemetry severity number of ``level`` (``warning`` -> 13)."""
     name = level.strip().upper()
     name = _LEVEL_ALIASES.get(name, name)
     if name not in LEVELS:
-        raise ValueError(f"{level!r} is not a level; use one of {', '.join(LEVELS)}")
-    return list(LEVELS[LEVELS.index(name):])
+        raise ValueError(f"--level {level!r} is not a level; use one of {', '.join(LEVELS)}")
+    return LEVELS[name]
 
 
 def _quote(value: str) -> str:
@@ -76,7 +76,7 @@ def _quote(value: str) -> str:
 
 
 def logsql(query: str = "", service: str | None = None, level: str | None = None, trace_id: str | None = None,
-           since: str = "1h", category: str | None = None) -> str:
+           since: str = "1h", category: str | None = None, logger: str | None = None) -> str:
     """A LogsQL query: the time range, then each filter; ``query`` is LogsQL itself (words match
     the message; ``field:value`` a field)."""
     if not re.fullmatch(r"\d+(ms|s|m|h|d|w|y)", since):
@@ -85,10 +85,10 @@ def logsql(query: str = "", service: str | None = None, level: str | None = None
     if service:
         parts.append(f"service.name:={_quote(service)}")
     if level:
-        # Records carry the severity text their logger gave, in any case; match the names of this level and above.
-        names = [n for name in level_names(level) for n in {name, name.capitalize(), name.lower()}]
-        names += [alias for alias, name in _LEVEL_ALIASES.items() if name in level_names(level)]
-        parts.append(f"severity:in({', '.join(_quote(n) for n in sorted(set(names)))})")
+        # By number: the text is whatever the logging library called the level.
+        parts.append(f"severity_number:>={level_number(level)}")
+    if logger:
+        parts.append(f"scope.name:={_quote(logger)}")
     if trace_id:
         if not re.fullmatch(r"[0-9a-fA-F]{32}", trace_id):
             raise ValueError(f"--trace {trace_id!r} is not a trace id (32 hex digits)")
