@@ -453,8 +453,9 @@ OPTIONS: tuple[Option, ...] = (
            "The p50/p95/p99 of the snapshots (and so of `top` and the report) cover this last stretch "
            "of time, from bucket differences; since-start percentiles stay in each entry's since_start.",
            "5m", section="local"),
-    Option("history_retention", "OTEL_MONITORING_HISTORY_RETENTION", parse_duration, 7 * 86400.0,
-           "How long history.sqlite keeps samples and alert events (a number of seconds, or 12h, 7d).",
+    Option("history_retention", "OTEL_MONITORING_HISTORY_RETENTION", parse_duration, 30 * 86400.0,
+           "How long history.sqlite keeps samples and alert events (a number of seconds, or 12h, 7d). "
+           "Samples older than a day are rolled up to one per series and hour.",
            "7d", section="local"),
     Option("history_interval", "OTEL_MONITORING_HISTORY_INTERVAL", parse_duration, 60.0,
            "Time between two history rows of a series (at least one snapshot interval).", "60s",

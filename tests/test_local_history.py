@@ -79,3 +79,37 @@ def test_reader_in_another_process_while_writer_is_open(tmp_path):
     writer.record_snapshot(snapshot(1010.0, 0.5, 2, 0))
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "4", out.stderr
+
+
+def test_rollup_keeps_the_last_day_whole_and_older_hours_as_one_row(tmp_path):
+    """Two days of one-minute rows: the last day stays per minute, each older hour becomes one row at
+    its middle with the hour's average value and its worst p95."""
+    from otel_monitoring.local.history import ROLLUP_AFTER_S
+
+    start = 1_700_000_000.0 // 3600 * 3600  # on an hour
+    store = HistoryStore(str(tmp_path), retention_s=30 * 86400)
+    minutes = 2 * 24 * 60
+    for i in range(minutes):
+        doc = snapshot(start + 60 * i, cpu=(i % 60) / 100, calls=float(i), rate=1.0)
+        doc["histograms"]["latency"][0]["p95"] = 0.1 + (i % 60) / 1000
+        doc["histograms"]["latency"][0]["count"] = i
+        store.record_snapshot(doc)
+    now = start + 60 * (minutes - 1)
+    store.prune(now=now)
+    rolled_before = (now - ROLLUP_AFTER_S) // 3600 * 3600
+    cpu = HistoryStore(str(tmp_path)).series("system.cpu.utilization")
+    old = [(t, v) for t, _, v in cpu if t < rolled_before]
+    recent = [t for t, _, _ in cpu if t >= rolled_before]
+    hours = int((rolled_before - start) // 3600)
+    assert [t for t, _ in old] == [start + 3600 * h + 1800 for h in range(hours)]
+    assert all(v == pytest.approx(sum(range(60)) / 60 / 100) for _, v in old)    # the hour's average
+    assert recent == [start + 60 * i for i in range(minutes) if start + 60 * i >= rolled_before]
+    p95 = [v for t, _, v in HistoryStore(str(tmp_path)).series("latency", field="p95") if t < rolled_before]
+    assert p95 == pytest.approx([0.159] * hours)                                 # the hour's worst
+    count = [v for t, _, v in HistoryStore(str(tmp_path)).series("latency", field="count") if t < rolled_before]
+    assert count == [60.0 * h + 59 for h in range(hours)]                        # cumulative: the hour's last
+    store.prune(now=now)  # folding again changes nothing
+    assert HistoryStore(str(tmp_path)).series("system.cpu.utilization") == cpu
+    # Retention applies to rolled-up rows too.
+    store.prune(now=start + 30 * 86400 + 7200)
+    assert HistoryStore(str(tmp_path)).series("system.cpu.utilization")[0][0] >= start + 7200

@@ -4,6 +4,10 @@ The snapshot reader writes one row per series per history interval, the alert en
 per state change; ``top``, ``report`` and user scripts read it back through this class (see
 docs/snapshots.md). SQLite in WAL mode lets readers in other processes query while the
 application writes. Rows older than the retention are pruned by the writer.
+
+Rollups keep a month small: samples older than a day are folded into one row per series and hour
+(``samples_hourly``: value, rate and p50 averaged, p95 and p99 the hour's maximum, count and sum
+the cumulative maximum), and reads see both tables as one.
 """
 
 from __future__ import annotations
@@ -38,6 +42,13 @@ CREATE TABLE IF NOT EXISTS samples (
 );
 CREATE INDEX IF NOT EXISTS samples_by_series ON samples (series_id, time);
 CREATE INDEX IF NOT EXISTS samples_by_time ON samples (time);
+CREATE TABLE IF NOT EXISTS samples_hourly (
+    time REAL NOT NULL,
+    series_id INTEGER NOT NULL,
+    value REAL, rate_per_s REAL, count REAL, sum REAL, p50 REAL, p95 REAL, p99 REAL
+);
+CREATE INDEX IF NOT EXISTS samples_hourly_by_series ON samples_hourly (series_id, time);
+CREATE INDEX IF NOT EXISTS samples_hourly_by_time ON samples_hourly (time);
 CREATE TABLE IF NOT EXISTS alert_events (
     time REAL NOT NULL,
     alert_id TEXT NOT NULL,
@@ -51,8 +62,12 @@ CREATE TABLE IF NOT EXISTS alert_events (
 CREATE INDEX IF NOT EXISTS alert_events_by_time ON alert_events (time);
 """
 
-# How often the writer deletes rows older than the retention (seconds).
+# How often the writer deletes rows older than the retention and rolls up old ones (seconds).
 _PRUNE_EVERY_S = 600.0
+ROLLUP_AFTER_S = 86400.0   # full resolution for the last day (the report's default window)
+ROLLUP_BUCKET_S = 3600.0   # then one row per series and hour
+# How each column of an hour's rows folds into one (rows at the bucket's middle).
+_ROLLUP_COLUMNS = ("AVG(value), AVG(rate_per_s), MAX(count), MAX(sum), AVG(p50), MAX(p95), MAX(p99)")
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -73,7 +88,7 @@ class HistoryStore:
     and opening for reading never creates the file.
     """
 
-    def __init__(self, directory: str, retention_s: float = 7 * 86400.0):
+    def __init__(self, directory: str, retention_s: float = 30 * 86400.0):
         self.directory = directory
         self.path = os.path.join(directory, HISTORY_FILE)
         self.retention_s = retention_s
@@ -181,8 +196,22 @@ class HistoryStore:
 
     def _prune(self, conn: sqlite3.Connection, now: float) -> None:
         cutoff = now - self.retention_s
-        conn.execute("DELETE FROM samples WHERE time < ?", (cutoff,))
-        conn.execute("DELETE FROM alert_events WHERE time < ?", (cutoff,))
+        conn.execute("BEGIN")
+        try:
+            conn.execute("DELETE FROM samples WHERE time < ?", (cutoff,))
+            conn.execute("DELETE FROM samples_hourly WHERE time < ?", (cutoff,))
+            conn.execute("DELETE FROM alert_events WHERE time < ?", (cutoff,))
+            # Whole hours only, so each hour is folded once.
+            rollup_before = (now - ROLLUP_AFTER_S) // ROLLUP_BUCKET_S * ROLLUP_BUCKET_S
+            bucket = f"CAST(time / {ROLLUP_BUCKET_S} AS INTEGER)"
+            conn.execute(
+                f"INSERT INTO samples_hourly SELECT {bucket} * {ROLLUP_BUCKET_S} + {ROLLUP_BUCKET_S / 2}, series_id, "
+                f"{_ROLLUP_COLUMNS} FROM samples WHERE time < ? GROUP BY series_id, {bucket}", (rollup_before,))
+            conn.execute("DELETE FROM samples WHERE time < ?", (rollup_before,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
         self._last_prune = now
 
     # --- reading (docs/snapshots.md) ---
@@ -208,7 +237,10 @@ class HistoryStore:
         that carry all the given key/values. Rows where ``field`` is empty are left out."""
         if field not in HISTORY_FIELDS:
             raise ValueError(f"unknown history field {field!r}; expected one of {', '.join(HISTORY_FIELDS)}")
-        sql = (f"SELECT s.time, r.attributes, s.{field} FROM samples s JOIN series r ON r.id = s.series_id "
+        tables = {row[0] for row in self._query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        source = ("(SELECT * FROM samples_hourly UNION ALL SELECT * FROM samples)" if "samples_hourly" in tables
+                  else "samples")  # a file of an earlier version, read only
+        sql = (f"SELECT s.time, r.attributes, s.{field} FROM {source} s JOIN series r ON r.id = s.series_id "
                f"WHERE r.metric = ? AND s.{field} IS NOT NULL")
         params: list[Any] = [metric]
         if since is not None:
