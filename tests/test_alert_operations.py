@@ -135,3 +135,33 @@ def test_report_refresh_is_a_meta_refresh_under_the_pages_policy(tmp_path):
     assert "Alert history (7 days)" in page and "trends over the 7 days before" in page
     bad = _cli("report", "--dir", str(tmp_path / "snap"), "--html", str(out), "--refresh", "0", env=clean_env())
     assert bad.returncode == 2 and "--refresh" in bad.stderr
+
+
+def test_report_refreshes_itself_in_headless_chromium(tmp_path):
+    """The page asks for itself again under its own policy (no script, no other request)."""
+    import http.server
+    import threading
+
+    from test_views_report import chromium
+    from test_views_top import require_tool
+
+    require_tool("chromium")
+    (tmp_path / "snap").mkdir()
+    done = _cli("report", "--dir", str(tmp_path / "snap"), "--html", str(tmp_path / "report.html"), "--refresh", "1",
+                env=clean_env())
+    assert done.returncode == 0, done.stderr
+    requests: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format, *args):
+            requests.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a, **k: Handler(*a, directory=str(tmp_path), **k))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        chromium(tmp_path, "--virtual-time-budget=3500", "--dump-dom",
+                 f"http://127.0.0.1:{server.server_address[1]}/report.html")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(requests) >= 2 and set(requests) == {"/report.html"}, requests

@@ -229,7 +229,7 @@ def test_docker_compose_mounts_the_shipped_files_and_publishes_on_loopback_only(
     with open(os.path.join(CONFIG_DIR, "docker-compose.yml"), encoding="utf-8") as handle:
         compose = yaml.safe_load(handle)
     services = compose["services"]
-    assert {"otel-collector", "jaeger", "prometheus", "grafana"} <= set(services)
+    assert {"otel-collector", "jaeger", "prometheus", "grafana", "alertmanager", "victorialogs"} <= set(services)
     images = " ".join(service["image"] for service in services.values())
     assert "otel/opentelemetry-collector-contrib:0.152.0" in images  # the version the configs are written for
     for name, service in services.items():

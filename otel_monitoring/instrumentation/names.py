@@ -125,3 +125,8 @@ ORDER_FILL_TIME_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 # --- trading.* cost per signal ---
 TRADING_SIGNAL_COST = "trading.signal.cost"  # counter, USD: cost of the calls and orders in a signal's trace
 TRADING_STRATEGY = "trading.strategy"
+
+# --- log analyzer categories, counted by the agent collector's count connector (collector-config/agent.yaml) ---
+LOG_CONNECTION_ERRORS = "otel_monitoring.log.connection_errors"
+LOG_TIMEOUTS = "otel_monitoring.log.timeouts"
+LOG_SLOW_OPERATIONS = "otel_monitoring.log.slow_operations"

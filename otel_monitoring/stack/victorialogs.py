@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, Iterator
 
+from ..instrumentation import names
 from .process import ProcessSpec
 
 DEFAULT_URL = "http://127.0.0.1:9428"
@@ -29,17 +30,17 @@ STREAM_FIELDS = "service.name,deployment.environment.name"
 CATEGORIES: dict[str, dict[str, str]] = {
     "connection-errors": {
         "pattern": r"(?i)(connection ?(error|refused|reset|aborted|lost|closed)|disconnected|ECONNREFUSED|ECONNRESET)",
-        "metric": "otel_monitoring.log.connection_errors",
+        "metric": names.LOG_CONNECTION_ERRORS,
         "description": "Log records about failed, refused or lost connections.",
     },
     "timeouts": {
         "pattern": r"(?i)(timed? ?out|timeout|deadline exceeded)",
-        "metric": "otel_monitoring.log.timeouts",
+        "metric": names.LOG_TIMEOUTS,
         "description": "Log records about operations that timed out.",
     },
     "slow-operations": {
         "pattern": r"(?i)(\bslow\b|latency (high|above|over))",
-        "metric": "otel_monitoring.log.slow_operations",
+        "metric": names.LOG_SLOW_OPERATIONS,
         "description": "Log records about slow operations.",
     },
 }
