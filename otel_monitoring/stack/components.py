@@ -168,6 +168,8 @@ def prometheus_spec(binary: str, ports: StackPorts, config_path: str, data_dir: 
             f"--config.file={config_path}",
             f"--storage.tsdb.path={data_dir}",
             f"--web.listen-address={ports.addr('prometheus')}",
+            # The links in alert notifications (generatorURL); by default they name the host name.
+            f"--web.external-url=http://{ports.addr('prometheus')}",
             f"--storage.tsdb.retention.time={retention}",
             "--web.enable-lifecycle",
             # Keeps the spanmetrics exemplars (trace ids), so a latency bucket links to its traces.
