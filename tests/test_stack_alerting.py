@@ -140,7 +140,7 @@ def test_a_rule_firing_in_prometheus_notifies_a_webhook_through_alertmanager(tmp
         document = yaml.safe_load(handle)
     document["rules"] = [{k: v for k, v in rule.items() if k != "for"} for rule in document["rules"]
                          if rule.get("labels", {}).get("condition") == "signal_accuracy"]
-    assert [r["severity"] for r in parse_rules(document).rules] == ["warning", "critical"]
+    assert [r.severity for r in parse_rules(document).rules] == ["warning", "critical"]
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(yaml.safe_dump(document))
     webhook = Webhook()

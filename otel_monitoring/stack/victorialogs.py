@@ -58,7 +58,7 @@ def victorialogs_spec(binary: str, listen: str, data_dir: str, retention: str = 
     return ProcessSpec(
         name="victorialogs",
         argv=[binary, f"-storageDataPath={data_dir}", f"-httpListenAddr={listen}",
-              f"-retentionPeriod={retention}", "-loggerLevel=WARN"],
+              f"-retentionPeriod={retention}"],
         health_url=f"http://{listen}/health",
     )
 
