@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from otel_monitoring.stack.process import http_ok, pid_alive
+from otel_monitoring.stack.process import http_ok, pid_alive, tail
 from otel_monitoring.stack.components import StackPorts
 from otel_monitoring.local.rules import load_rules
 from otel_monitoring.stack.runner import ORDER
@@ -42,7 +42,8 @@ def test_up_status_down(tmp_path):
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"http://127.0.0.1:{ports['otlp_grpc']}" in up.stdout
         pids = {name: int((state / f"{name}.pid").read_text()) for name in ORDER}
-        assert all(pid_alive(pid) for pid in pids.values())
+        dead = {name: tail(str(state / f"{name}.log")) for name, pid in pids.items() if not pid_alive(pid)}
+        assert not dead, f"exited after a healthy start: {dead}"
         # `up` returned, the stack keeps running and healthy; status reads the ports from the state dir.
         status = _stack(state, "status", env=env)
         assert status.returncode == 0, status.stdout
