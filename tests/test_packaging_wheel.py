@@ -14,6 +14,7 @@ import zipfile
 import pytest
 
 from otel_monitoring.stack.components import StackPorts
+from otel_monitoring.stack.runner import ORDER
 from stackprocs import http_get_text, require_binary, require_jaeger_ui
 from support import REPO, clean_env, free_port
 
@@ -79,7 +80,9 @@ def test_the_wheel_carries_every_stack_file_of_the_repository(wheel):
 def test_installed_wheel_builds_and_runs_the_stack_from_another_directory(venv, tmp_path):
     root, site = venv
     binaries = {"OTEL_MONITORING_OTELCOL": require_binary("otelcol"), "OTEL_MONITORING_JAEGER": require_binary("jaeger"),
-                "OTEL_MONITORING_PROMETHEUS": require_binary("prometheus")}
+                "OTEL_MONITORING_PROMETHEUS": require_binary("prometheus"),
+                "OTEL_MONITORING_ALERTMANAGER": require_binary("alertmanager"),
+                "OTEL_MONITORING_VICTORIALOGS": require_binary("victorialogs")}
     ui = require_jaeger_ui()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -113,7 +116,7 @@ def test_installed_wheel_builds_and_runs_the_stack_from_another_directory(venv, 
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         status = cli("status", "--state-dir", str(state))
-        assert status.returncode == 0 and status.stdout.count("healthy") == 3, status.stdout
+        assert status.returncode == 0 and status.stdout.count("healthy") == len(ORDER), status.stdout
         # The configs came from the package: the collector and Prometheus were started with its files.
         for name in ("collector", "jaeger"):
             with open(f"/proc/{int((state / f'{name}.pid').read_text())}/cmdline", "rb") as handle:
