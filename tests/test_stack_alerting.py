@@ -210,5 +210,5 @@ def test_stack_up_names_a_bad_rules_file(tmp_path):
                     OTEL_MONITORING_VICTORIALOGS=require_binary("victorialogs"))
     result = _stack(tmp_path / "state", "up", env, {name: free_port() for name in StackPorts.port_names()})
     assert result.returncode == 1
-    assert f"{bad}: rule 'r', field 'expr.metric'" in result.stdout
+    assert f"{bad}, line 4: rule 'r', field 'expr.metric'" in result.stdout
     assert not os.path.exists(tmp_path / "state" / "jaeger.pid")
