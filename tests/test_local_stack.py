@@ -92,7 +92,7 @@ def test_exposed_names_and_alerts_match_the_collector_and_prometheus(tmp_path):
 
         # An average over a day needs a day of history: low_uptime cannot fire in a test's minute.
         needs_history = {rule.id for rule in ruleset.rules if rule.kind == "average"}
-        assert needs_history == {"low_uptime"}
+        assert needs_history == {"degraded_uptime", "low_uptime"}
         every_rule = {rule.id for rule in ruleset.rules} - needs_history
 
         def alerting() -> set[str] | None:
