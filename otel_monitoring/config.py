@@ -353,6 +353,10 @@ OPTIONS: tuple[Option, ...] = (
            "ssn,account_number"),
     Option("redact_keep", "OTEL_MONITORING_REDACT_KEEP", parse_list, (),
            "Names to remove from the redaction list (their values are exported as they are).", "signature"),
+    Option("signal_flush", "OTEL_MONITORING_SIGNAL_FLUSH", parse_bool, True,
+           "On SIGTERM, SIGHUP or SIGINT whose default action would end the process, flush telemetry "
+           "(within shutdown_timeout), then end the process by the same signal. Handlers the "
+           "application or its server set are kept and run instead.", "false"),
     Option("instrument", "OTEL_MONITORING_INSTRUMENT", parse_bool, True,
            "configure() enables the installed instrumentors, each when its library is imported "
            "(opentelemetry-instrument enables them itself).", "false"),

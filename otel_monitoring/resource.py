@@ -10,6 +10,7 @@ import sys
 from opentelemetry.sdk.resources import Resource
 
 from .config import Settings
+from .lifecycle import new_instance_id
 from .version import __version__
 
 
@@ -33,6 +34,10 @@ def build_resource(settings: Settings) -> Resource:
         explicit["service.name"] = settings.service_name
     elif "service.name" not in explicit:
         explicit["service.name"] = f"unknown_service:{executable}"
+    if "service.instance.id" not in explicit:
+        # One per process (a forked child gets a new one, see lifecycle): tells apart the workers
+        # of one service on one host.
+        explicit["service.instance.id"] = new_instance_id()
     if settings.service_version:
         explicit["service.version"] = settings.service_version
     if settings.environment:

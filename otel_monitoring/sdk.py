@@ -8,7 +8,9 @@ components. It is idempotent: a second call, or a call inside a process that
 
 Exit is bounded: the providers are built with ``shutdown_on_exit=False`` and one atexit hook
 flushes them from a daemon thread for at most ``shutdown_timeout`` seconds, so an unreachable
-collector can delay exit but never hang it.
+collector can delay exit but never hang it. What could not be delivered by then is counted in one
+message. ``lifecycle`` makes the same flush run on termination signals and in multiprocessing
+children, which skip atexit.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class Monitoring:
         self.owns_providers = owns_providers
         self._logging_handler: logging.Handler | None = None
         self._shutdown_hooks: list[Callable[[], None]] = []
+        self._loss_counters: list[Callable[[], dict[str, int]]] = []
         self._shutdown_done = False
         self._lock = threading.Lock()
 
@@ -97,11 +100,18 @@ class Monitoring:
                 ok = False
         return ok
 
-    def shutdown(self, timeout: float | None = None) -> bool:
+    def add_loss_counter(self, counter: Callable[[], dict[str, int]]) -> None:
+        """``counter()`` says what a component could not deliver (e.g. ``{"notifications": 2}``);
+        the exit message adds it up with the exporters' losses."""
+        self._loss_counters.append(counter)
+
+    def shutdown(self, timeout: float | None = None, reason: str = "exit") -> bool:
         """Stop components, flush and shut the providers down, within ``timeout`` seconds.
 
         Runs in a daemon thread joined for at most ``timeout``: if a destination hangs, the
-        caller (often the interpreter at exit) goes on. Returns True if everything finished.
+        caller (often the interpreter at exit) goes on. What was not delivered (dropped by a
+        failing destination, or still queued when time ran out) is counted in one message.
+        Returns True if everything finished.
         """
         with self._lock:
             if self._shutdown_done:
@@ -111,17 +121,13 @@ class Monitoring:
         worker = threading.Thread(target=self._shutdown_all, name="otel-monitoring-shutdown", daemon=True)
         worker.start()
         worker.join(timeout)
-        if worker.is_alive():
-            from .exporters.delivery import any_loss_reported
+        finished = not worker.is_alive()
+        _report_exit_losses(self, reason, timeout, finished)
+        return finished
 
-            log = _logger.info if any_loss_reported() else _logger.warning
-            log(
-                "otel-monitoring: telemetry shutdown did not finish within %.1fs (a destination is slow "
-                "or unreachable); exiting without waiting. Raise OTEL_MONITORING_SHUTDOWN_TIMEOUT to wait longer.",
-                timeout,
-            )
-            return False
-        return True
+    def _after_fork_in_child(self) -> None:
+        # A thread of the parent may have held the lock at fork(); the child has no such thread.
+        self._lock = threading.Lock()
 
     def _shutdown_all(self) -> None:
         for hook in reversed(self._shutdown_hooks):
@@ -138,6 +144,43 @@ class Monitoring:
             shutdown = getattr(provider, "shutdown", None)
             if shutdown is not None:
                 _call_quietly(shutdown, f"{type(provider).__name__}.shutdown")
+
+
+def _queued(processor: Any) -> int:
+    """Items still waiting in an SDK batch processor's queue (0 for any other processor)."""
+    inner = getattr(processor, "_batch_processor", None)
+    queue = getattr(inner, "_queue", None)
+    try:
+        return len(queue) if queue is not None else 0
+    except TypeError:
+        return 0
+
+
+def _report_exit_losses(monitoring: Monitoring, reason: str, timeout: float, finished: bool) -> None:
+    """One message at the end of a shutdown, counting everything not delivered in this process."""
+    from .exporters.delivery import dropped_totals
+
+    lost: dict[str, int] = dict(dropped_totals())
+    if not finished:
+        span_processors = getattr(getattr(monitoring.tracer_provider, "_active_span_processor", None),
+                                  "_span_processors", ())
+        log_processors = getattr(getattr(monitoring.logger_provider, "_multi_log_record_processor", None),
+                                 "_log_record_processors", ())
+        lost["spans"] = lost.get("spans", 0) + sum(_queued(p) for p in span_processors)
+        lost["log records"] = lost.get("log records", 0) + sum(_queued(p) for p in log_processors)
+    for counter in monitoring._loss_counters:  # noqa: SLF001
+        try:
+            for kind, count in counter().items():
+                lost[kind] = lost.get(kind, 0) + count
+        except Exception:  # noqa: BLE001 - counting must not fail the exit
+            _logger.debug("otel-monitoring: a loss counter failed", exc_info=True)
+    summary = ", ".join(f"{count} {kind}" for kind, count in lost.items() if count)
+    if not summary and finished:
+        return
+    why = ("" if finished else f"; the flush did not finish within {timeout:.1f}s (a destination is slow or "
+           "unreachable; raise OTEL_MONITORING_SHUTDOWN_TIMEOUT to wait longer)")
+    _logger.warning("otel-monitoring: at %s, telemetry not delivered by this process: %s%s",
+                    reason, summary or "nothing counted", why)
 
 
 def _call_quietly(fn: Callable[[], Any], what: str) -> None:
@@ -195,6 +238,8 @@ def _build(settings: Settings) -> Monitoring:
             for processor in component.span_processors():
                 monitoring.tracer_provider.add_span_processor(processor)
         _start_components(monitoring, components)
+        atexit.register(monitoring.shutdown)
+        _install_lifecycle(monitoring)
         return monitoring
 
     # Before any contrib HTTP instrumentor is enabled (they read it once): the stable conventions.
@@ -242,7 +287,20 @@ def _build(settings: Settings) -> Monitoring:
         monitoring._logging_handler = logging_bridge.install(logger_provider, settings.log_level)
     atexit.register(monitoring.shutdown)
     _start_components(monitoring, components)
+    _install_lifecycle(monitoring)
     return monitoring
+
+
+def _install_lifecycle(monitoring: Monitoring) -> None:
+    from . import lifecycle
+
+    try:
+        if monitoring.settings.signal_flush:
+            lifecycle.install_signal_flush()
+        lifecycle.install_process_hooks(monitoring)
+    except Exception:  # noqa: BLE001 - the host application comes first
+        _logger.warning("otel-monitoring: exit hooks could not be installed; telemetry may be lost on "
+                        "signals and in child processes", exc_info=True)
 
 
 def _start_components(monitoring: Monitoring, components: list[Component]) -> None:

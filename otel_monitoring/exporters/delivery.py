@@ -10,6 +10,7 @@ per-batch messages raised during our export calls are captured rather than print
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any, Sequence
 
@@ -26,6 +27,26 @@ _reports: list[DeliveryReport] = []
 def any_loss_reported() -> bool:
     """True if some destination has already warned about failed deliveries in this process."""
     return any(report.warned for report in _reports)
+
+
+def dropped_totals() -> dict[str, int]:
+    """What every destination of this process dropped so far, by kind (spans, metric batches, ...)."""
+    totals: dict[str, int] = {}
+    for report in _reports:
+        for kind, count in report.dropped.items():
+            totals[kind] = totals.get(kind, 0) + count
+    return totals
+
+
+def _forget_losses_in_child() -> None:
+    # A forked child reports its own losses, not its parent's.
+    for report in _reports:
+        report._lock = threading.Lock()  # noqa: SLF001
+        report.dropped = dict.fromkeys(report.dropped, 0)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_losses_in_child)
 
 
 class _CaptureExporterLogs(logging.Filter):

@@ -1,0 +1,227 @@
+"""The ways a process ends, and the telemetry it buffered on the way out.
+
+An interpreter exit runs the atexit flush, but three common endings skip it:
+
+- a signal whose disposition is the default action (SIGTERM from systemd, Docker, Kubernetes or a
+  process manager; SIGHUP; SIGINT set back to SIG_DFL). The process is killed by the kernel
+  without running any Python code. Here the default action is replaced by a handler that flushes
+  (within ``shutdown_timeout``), puts the default back and raises the same signal again, so the
+  process ends exactly as it would have (same signal, same exit status). Handlers the application
+  or its server install are never replaced: they run, and when they restore the default action
+  (uvicorn and gunicorn's uvicorn worker do, then re-raise the signal) the flushing handler comes
+  back in its place. ``signal.signal``/``signal.getsignal`` are wrapped so that the flushing handler
+  reads as ``SIG_DFL`` to everyone. ``signal_flush=False`` turns this off.
+- a multiprocessing child (fork, forkserver, spawn; ``ProcessPoolExecutor`` workers), which ends
+  with ``os._exit()`` after its target returns. multiprocessing runs its own ``util.Finalize``
+  callbacks just before that: one of them flushes.
+- a forked child also needs its own identity: ``process.pid`` and ``service.instance.id`` are
+  re-read after ``fork()`` (gunicorn ``--preload``, multiprocessing's fork start method).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import uuid
+import weakref
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .sdk import Monitoring
+
+_logger = logging.getLogger("otel_monitoring")
+
+# Signals whose default action ends the process and that a supervisor or terminal sends to ask
+# for an orderly exit. SIGINT's usual handler (KeyboardInterrupt) already exits through atexit.
+FLUSHED_SIGNALS: tuple[str, ...] = ("SIGTERM", "SIGHUP", "SIGINT")
+
+_original_signal = signal.signal
+_original_getsignal = signal.getsignal
+_flushed: set[int] = set()
+_patched = False
+_fork_hook_installed = False
+_multiprocessing_hooked = False
+_lock = threading.Lock()
+# The instance id we generated (not one the user set): regenerated in each forked child.
+_generated_instance_id: str | None = None
+
+
+def new_instance_id() -> str:
+    global _generated_instance_id
+    _generated_instance_id = str(uuid.uuid4())
+    return _generated_instance_id
+
+
+def _current() -> Monitoring | None:
+    from .sdk import get_monitoring
+
+    return get_monitoring()
+
+
+# --- signals ---
+
+
+def _flush_then_default(signum: int, frame: Any) -> None:
+    """The default action, preceded by a bounded flush."""
+    monitoring = _current()
+    if monitoring is not None:
+        try:
+            monitoring.shutdown(reason=f"signal {signal.Signals(signum).name}")
+        except Exception:  # noqa: BLE001 - the process must still end as asked
+            _logger.debug("otel-monitoring: flush on signal %s failed", signum, exc_info=True)
+    _original_signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
+
+
+def _signal(signalnum: Any, handler: Any) -> Any:
+    """``signal.signal``: setting the default action of a flushed signal installs the flushing
+    handler instead; what it returns never shows the flushing handler."""
+    if handler == signal.SIG_DFL and int(signalnum) in _flushed:
+        previous = _original_signal(signalnum, _flush_then_default)
+    else:
+        previous = _original_signal(signalnum, handler)
+    return signal.SIG_DFL if previous is _flush_then_default else previous
+
+
+def _getsignal(signalnum: Any) -> Any:
+    handler = _original_getsignal(signalnum)
+    return signal.SIG_DFL if handler is _flush_then_default else handler
+
+
+_signal.__doc__ = _original_signal.__doc__
+_getsignal.__doc__ = _original_getsignal.__doc__
+
+
+def install_signal_flush() -> None:
+    """Flush on the flushed signals wherever their disposition is (or becomes) the default."""
+    global _patched
+    with _lock:
+        for name in FLUSHED_SIGNALS:
+            number = getattr(signal, name, None)
+            if number is not None:
+                _flushed.add(int(number))
+        if not _patched:
+            signal.signal = _signal  # type: ignore[assignment]
+            signal.getsignal = _getsignal  # type: ignore[assignment]
+            _patched = True
+    if threading.current_thread() is not threading.main_thread():
+        # Only the main thread may set handlers; the next SIG_DFL set from it installs ours.
+        _logger.debug("otel-monitoring: configure() ran outside the main thread; signal flush waits "
+                      "for the next handler change")
+        return
+    for number in sorted(_flushed):
+        try:
+            if _original_getsignal(number) == signal.SIG_DFL:
+                _original_signal(number, _flush_then_default)
+        except (OSError, ValueError):  # not settable here (embedded interpreters)
+            _logger.debug("otel-monitoring: cannot handle signal %s", number, exc_info=True)
+
+
+def uninstall_signal_flush() -> None:
+    """Put the default action back wherever the flushing handler is (tests; ``signal_flush`` off)."""
+    global _patched
+    with _lock:
+        numbers, _flushed_copy = sorted(_flushed), None
+        _flushed.clear()
+        if _patched:
+            signal.signal = _original_signal  # type: ignore[assignment]
+            signal.getsignal = _original_getsignal  # type: ignore[assignment]
+            _patched = False
+    if threading.current_thread() is threading.main_thread():
+        for number in numbers:
+            if _original_getsignal(number) is _flush_then_default:
+                _original_signal(number, signal.SIG_DFL)
+
+
+# --- forked children: identity ---
+
+
+def _refresh_identity(monitoring: Monitoring) -> None:
+    """Give the pipeline's one Resource object this process' pid (and a new instance id).
+
+    Tracers, meters and loggers hold the provider's Resource object itself, so replacing its
+    attributes in place reaches every one of them in this (child) process."""
+    resource = monitoring.resource
+    if resource is None:
+        return
+    attributes = dict(resource.attributes)
+    if "process.pid" not in attributes and "service.instance.id" not in attributes:
+        return
+    attributes["process.pid"] = os.getpid()
+    attributes["process.parent_pid"] = os.getppid()
+    if _generated_instance_id is not None and attributes.get("service.instance.id") == _generated_instance_id:
+        attributes["service.instance.id"] = new_instance_id()
+    from opentelemetry.attributes import BoundedAttributes
+
+    resource._attributes = BoundedAttributes(attributes=attributes, immutable=True)  # noqa: SLF001
+
+
+def _after_fork_in_child() -> None:
+    monitoring = _current()
+    if monitoring is None:
+        return
+    try:
+        _refresh_identity(monitoring)
+        monitoring._after_fork_in_child()  # noqa: SLF001
+    except Exception:  # noqa: BLE001 - fork must never fail because of telemetry
+        _logger.debug("otel-monitoring: refreshing the pipeline after fork failed", exc_info=True)
+
+
+# --- multiprocessing children: flush before os._exit ---
+
+
+def _finalize_in_child(monitoring: Monitoring) -> None:
+    """Runs in each multiprocessing child as it starts (multiprocessing's after-fork callbacks run
+    for every start method): flush in multiprocessing's exit function, before ``os._exit``."""
+    from multiprocessing import util
+
+    ref = weakref.ref(monitoring)
+
+    def flush() -> None:
+        target = ref()
+        if target is not None:
+            target.shutdown(reason="multiprocessing child exit")
+
+    util.Finalize(None, flush, exitpriority=100)
+
+
+def _hook_multiprocessing(monitoring: Monitoring) -> None:
+    from multiprocessing import util
+
+    util.register_after_fork(monitoring, _finalize_in_child)
+    process = sys.modules["multiprocessing"].current_process()
+    if type(process).__name__ != "_MainProcess" and monitoring is _current():
+        # configure() ran inside a child already started (spawn/forkserver import the main module
+        # before bootstrapping, which runs the callbacks registered above; a child configuring
+        # later, in its target, registers its flush here).
+        _finalize_in_child(monitoring)
+
+
+def install_process_hooks(monitoring: Monitoring) -> None:
+    """Re-read identity after fork; flush multiprocessing children before they exit."""
+    global _fork_hook_installed, _multiprocessing_hooked
+    with _lock:
+        if not _fork_hook_installed and hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+            _fork_hook_installed = True
+    if "multiprocessing" in sys.modules:
+        _hook_multiprocessing(monitoring)
+        return
+    # multiprocessing is not imported yet: hook it when the program imports it (importing it here
+    # would cost every program that never starts a child).
+    import wrapt
+
+    ref = weakref.ref(monitoring)
+
+    def on_import(_module: Any) -> None:
+        target = ref()
+        if target is not None and target is _current():
+            try:
+                _hook_multiprocessing(target)
+            except Exception:  # noqa: BLE001
+                _logger.debug("otel-monitoring: hooking multiprocessing failed", exc_info=True)
+
+    wrapt.register_post_import_hook(on_import, "multiprocessing")
