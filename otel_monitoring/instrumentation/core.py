@@ -25,9 +25,12 @@ Rules the wrapper keeps (the host application comes first):
 
 from __future__ import annotations
 
+import copy
+import importlib
 import inspect
 import itertools
 import logging
+import pickle
 import sys
 import threading
 import weakref
@@ -661,9 +664,71 @@ _WRAPPER_FACTORIES: dict[str, Callable[[Target], Callable]] = {
 }
 
 
-def wrap(function: Any, operation: Operation, telemetry: Telemetry | GlobalTelemetry) -> wrapt.FunctionWrapper:
+# --- pickling and copying: an instrumented callable behaves as the plain one would ---
+
+
+def resolve_qualified(module: str, qualname: str) -> Any:
+    """The object at ``module.qualname`` (what pickle does for a function, for our wrappers)."""
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found
+
+
+def _reduce_unbound(wrapper: Any) -> tuple:
+    wrapped = wrapper.__wrapped__
+    wrapped = getattr(wrapped, "__func__", wrapped)  # classmethod / staticmethod objects
+    module, qualname = getattr(wrapped, "__module__", None), getattr(wrapped, "__qualname__", None)
+    if not module or not qualname or "<locals>" in qualname:
+        raise pickle.PicklingError(f"Can't pickle {wrapped!r}: it is not importable as {module}.{qualname}")
+    return resolve_qualified, (module, qualname)
+
+
+class _BoundWrapper(wrapt.BoundFunctionWrapper):
+    """A wrapped method bound to an instance (or a class): pickled and copied as a bound method is,
+    by its instance and name, so it unpickles to the (instrumented) method of that instance."""
+
+    def __reduce_ex__(self, protocol: int) -> tuple:
+        instance = self._self_instance
+        if instance is None:
+            return _reduce_unbound(self)
+        return getattr, (instance, self.__name__)
+
+    def __reduce__(self) -> tuple:
+        return self.__reduce_ex__(2)
+
+    def __copy__(self) -> Any:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> Any:
+        instance = self._self_instance
+        if instance is None or isinstance(instance, type):
+            return self
+        return getattr(copy.deepcopy(instance, memo), self.__name__)
+
+
+class InstrumentedFunction(wrapt.FunctionWrapper):
+    """The wrapper every instrumented callable is: pickled by reference (module and qualified name)
+    like the function it wraps, copied as itself, as functions are."""
+
+    __bound_function_wrapper__ = _BoundWrapper
+
+    def __reduce_ex__(self, protocol: int) -> tuple:
+        return _reduce_unbound(self)
+
+    def __reduce__(self) -> tuple:
+        return _reduce_unbound(self)
+
+    def __copy__(self) -> Any:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> Any:
+        return self
+
+
+def wrap(function: Any, operation: Operation, telemetry: Telemetry | GlobalTelemetry) -> InstrumentedFunction:
     """``function`` wrapped for ``operation`` (a decorator's work; ``Patcher`` does it in place)."""
-    return wrapt.FunctionWrapper(function, wrapper_for(Target(operation, telemetry), function))
+    return InstrumentedFunction(function, wrapper_for(Target(operation, telemetry), function))
 
 
 _NOT_DEFINED = object()
@@ -695,7 +760,7 @@ class Patcher:
                 return False
             function = inherited
         target = Target(operation, telemetry)
-        setattr(owner, name, wrapt.FunctionWrapper(function, wrapper_for(target, function)))
+        setattr(owner, name, InstrumentedFunction(function, wrapper_for(target, function)))
         self._patches.append((owner, name, original))
         self._patched.add((id(owner), name))
         return True
