@@ -46,12 +46,13 @@ INSTRUMENTORS: dict[str, str] = {
 # The modules whose import switches an instrumentor on. configure() enables an instrumentor at once
 # only if one of them is already imported; otherwise a post-import hook enables it when the app
 # imports the library, so configure() never pays for importing libraries the app does not use.
-# (The targets instrumentor has no entry: it installs its own per-target import hooks.)
+# (The targets and API instrumentors have no entry: the first installs its own per-target import
+# hooks, the second one hook per HTTP library, so that no library is instrumented while another one
+# it imports is still half-initialised.)
 TRIGGER_MODULES: dict[str, tuple[str, ...]] = {
     "otel_monitoring_ccxt": ("ccxt",),
     "otel_monitoring_langchain": ("langchain_core",),
     "otel_monitoring_chromadb": ("chromadb",),
-    "otel_monitoring_api": ("fastapi", "starlette", "requests", "httpx", "httpx2", "aiohttp"),
     "otel_monitoring_genai_clients": ("openai",),
     "otel_monitoring_storage": ("sqlalchemy", "psycopg", "asyncpg", "redis"),
 }

@@ -3,9 +3,12 @@ and the contrib requests, httpx and aiohttp-client instrumentations.
 
 Nothing is rewritten here: ``ApiInstrumentor`` enables each contrib instrumentor whose library is
 installed, with the pipeline's providers and the health-probe exclusion (``excluded_urls``,
-``OTEL_PYTHON_EXCLUDED_URLS``). It is what ``configure()`` uses. Under
-``opentelemetry-instrument`` the contrib packages' own entry points enable them, and the
-``set_excluded_urls_default`` pre-instrument hook gives them the same defaults.
+``OTEL_PYTHON_EXCLUDED_URLS``). Each one is enabled when the application imports its own library
+(a post-import hook on that library alone): the contrib modules import their library, so enabling
+one while another is being imported (fastapi half-initialised because starlette finished first)
+would fail. ``configure()`` and, through the distro, ``opentelemetry-instrument`` both use it; the
+``set_excluded_urls_default`` pre-instrument hook gives the same defaults to contrib instrumentors
+a user enables by other means.
 
 One request is one server span and one count: a FastAPI that ships its own telemetry
 (``fastapi.telemetry``, FastAPI >= 0.165) traces and measures itself, so the contrib FastAPI
@@ -21,6 +24,8 @@ import importlib
 import importlib.util
 import logging
 import os
+import sys
+import threading
 from typing import Any, Callable, Collection
 
 import wrapt
@@ -40,16 +45,18 @@ DISABLED_VARIABLE = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
 
 _logger = logging.getLogger("otel_monitoring.instrumentation")
 
-# Entry point name of the contrib package -> (its instrumentor, the library it needs, accepts excluded_urls).
-CONTRIB: dict[str, tuple[str, str, bool]] = {
-    "fastapi": ("opentelemetry.instrumentation.fastapi:FastAPIInstrumentor", "fastapi >= 0.92", True),
-    "requests": ("opentelemetry.instrumentation.requests:RequestsInstrumentor", "requests >= 2.0", True),
-    "httpx": ("opentelemetry.instrumentation.httpx:HTTPXClientInstrumentor", "httpx >= 0.18.0", False),
+# Entry point name of the contrib package -> (its instrumentor, the library it needs, accepts
+# excluded_urls, the module whose import enables it).
+CONTRIB: dict[str, tuple[str, str, bool, str]] = {
+    "fastapi": ("opentelemetry.instrumentation.fastapi:FastAPIInstrumentor", "fastapi >= 0.92", True, "fastapi"),
+    "requests": ("opentelemetry.instrumentation.requests:RequestsInstrumentor", "requests >= 2.0", True, "requests"),
+    "httpx": ("opentelemetry.instrumentation.httpx:HTTPXClientInstrumentor", "httpx >= 0.18.0", False, "httpx"),
     # httpx's successor (the OpenAI client 3.x speaks HTTP through it): its requests are children
     # of the client's chat spans.
-    "httpx2": ("opentelemetry.instrumentation.httpx:HTTPX2ClientInstrumentor", "httpx2 >= 2.0.0", False),
+    "httpx2": ("opentelemetry.instrumentation.httpx:HTTPX2ClientInstrumentor", "httpx2 >= 2.0.0", False, "httpx2"),
     # ccxt.async_support talks HTTP through aiohttp: its requests become children of the ccxt spans.
-    "aiohttp-client": ("opentelemetry.instrumentation.aiohttp_client:AioHttpClientInstrumentor", "aiohttp >= 3.0", False),
+    "aiohttp-client": ("opentelemetry.instrumentation.aiohttp_client:AioHttpClientInstrumentor",
+                       "aiohttp >= 3.0", False, "aiohttp"),
 }
 
 
@@ -154,6 +161,12 @@ def set_excluded_urls_default() -> None:
         NativeFastApiDefaults(os.environ.get(option.env or "")).install()
 
 
+def _initializing(module_name: str) -> bool:
+    """True while ``module_name`` is being imported (it is in sys.modules, half executed)."""
+    module = sys.modules.get(module_name)
+    return module is not None and bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
 class ApiInstrumentor(BaseInstrumentor):
     """Enables the contrib HTTP server and client instrumentations that are installed."""
 
@@ -171,8 +184,11 @@ class ApiInstrumentor(BaseInstrumentor):
             os.environ.setdefault("OTEL_PYTHON_EXCLUDED_URLS", settings.excluded_urls)
         prefer_stable_http_conventions()
         self._enabled: list[Any] = []
+        self._deferred: set[str] = set()
+        self._lock = threading.Lock()
+        self._stopped = False
         self._native: NativeFastApiDefaults | None = None
-        for name, (path, requirement, takes_excluded_urls) in CONTRIB.items():
+        for name, (_path, requirement, _takes_excluded_urls, module) in CONTRIB.items():
             if name in disabled or get_dependency_conflicts([requirement]) is not None:
                 continue
             if name == "fastapi" and fastapi_has_native_telemetry():
@@ -180,14 +196,31 @@ class ApiInstrumentor(BaseInstrumentor):
                                                      kwargs.get("meter_provider"))
                 self._native.install()
                 continue
-            module_name, _, class_name = path.partition(":")
-            try:
-                instrumentor = getattr(importlib.import_module(module_name), class_name)()
-            except ImportError:
-                _logger.debug("otel-monitoring: %s is installed but %s is not", name, module_name)
-                continue
+            if module in sys.modules:
+                self._enable(name, settings, kwargs)
+            else:
+                wrapt.register_post_import_hook(
+                    lambda _module, name=name: self._enable(name, settings, kwargs), module)
+
+    def _enable(self, name: str, settings: Any, kwargs: dict[str, Any]) -> None:
+        """Enable one contrib instrumentor; runs at once or from its library's import hook, in any
+        thread. Never raises into the import that triggered it."""
+        path, _requirement, takes_excluded_urls, _module = CONTRIB[name]
+        module_name, _, class_name = path.partition(":")
+        with self._lock:
+            if self._stopped:
+                return
+            if _initializing(module_name):
+                # This thread is importing that contrib module (one contrib module serves httpx and
+                # httpx2; importing it imports httpx2, whose hook lands here): the _enable that
+                # imports it retries this one when the import is complete.
+                self._deferred.add(name)
+                return
+        try:
+            instrumentor = getattr(importlib.import_module(module_name), class_name)()
             if instrumentor.is_instrumented_by_opentelemetry:
-                continue
+                self._retry_deferred(settings, kwargs)
+                return
             options: dict[str, Any] = {"tracer_provider": kwargs.get("tracer_provider"),
                                        "meter_provider": kwargs.get("meter_provider")}
             if takes_excluded_urls and settings.excluded_urls:
@@ -195,11 +228,32 @@ class ApiInstrumentor(BaseInstrumentor):
             if name == "fastapi":
                 options["exclude_spans"] = ["receive", "send"]  # ASGI message spans: noise per request
             instrumentor.instrument(**{k: v for k, v in options.items() if v is not None})
+        except ImportError:
+            _logger.debug("otel-monitoring: %s is installed but %s is not", name, module_name, exc_info=True)
+            self._retry_deferred(settings, kwargs)
+            return
+        except Exception:  # noqa: BLE001 - an import of the user's must never fail because of us
+            _logger.warning("otel-monitoring: the %s instrumentation failed to start; continuing without it",
+                            name, exc_info=True)
+            self._retry_deferred(settings, kwargs)
+            return
+        with self._lock:
             self._enabled.append(instrumentor)
+        self._retry_deferred(settings, kwargs)
+
+    def _retry_deferred(self, settings: Any, kwargs: dict[str, Any]) -> None:
+        with self._lock:
+            retry = {name for name in self._deferred if not _initializing(CONTRIB[name][0].partition(":")[0])}
+            self._deferred -= retry
+        for name in retry:
+            self._enable(name, settings, kwargs)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         if getattr(self, "_native", None) is not None:
             self._native.uninstall()  # type: ignore[union-attr]
             self._native = None
-        while self._enabled:
-            self._enabled.pop().uninstrument()
+        with self._lock:
+            self._stopped = True  # import hooks cannot be unregistered: make them do nothing
+            enabled, self._enabled = self._enabled, []
+        while enabled:
+            enabled.pop().uninstrument()
