@@ -6,6 +6,7 @@ OTLP exporters to one destination share a ``DeliveryReport`` so a lost collector
 
 from __future__ import annotations
 
+import os
 import urllib.parse
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -189,6 +190,19 @@ def _build_one(settings: Settings, signal: str, name: str, reports: dict[str, An
         exporter = wrap(exporter)
     elif name == "otlp_file":
         exporter = _file_exporter(settings, signal)
+        directory = os.path.dirname(exporter.file.path)
+        report = reports.get(directory)
+        if report is None:
+            report = reports[directory] = DeliveryReport(
+                f"the telemetry directory {directory}",
+                hint="Free space on its file system (or choose another with OTEL_MONITORING_FILE_DIR); "
+                "writing resumes by itself.",
+                policy="A batch that cannot be written whole is dropped and counted (no line is "
+                "left half-written); this is reported once until writing recovers.",
+            )
+        wrap = {"traces": report.wrap_span_exporter, "metrics": report.wrap_metric_exporter,
+                "logs": report.wrap_log_exporter}[signal]
+        exporter = wrap(exporter)
     elif name == "console":
         exporter = _console_exporter(signal)
     else:

@@ -77,9 +77,13 @@ def _install_capture_filter() -> None:
 class DeliveryReport:
     """Failure accounting for one destination (e.g. the OTLP endpoint), shared by its signals."""
 
-    def __init__(self, destination: str, hint: str = ""):
+    OTLP_POLICY = ("Exports are retried within the OTLP timeout, then dropped and counted; this is "
+                   "reported once until delivery recovers.")
+
+    def __init__(self, destination: str, hint: str = "", policy: str = OTLP_POLICY):
         self.destination = destination
         self.hint = hint
+        self.policy = policy
         self.dropped: dict[str, int] = {"spans": 0, "metric batches": 0, "log records": 0}
         self.failing = False
         self.warned = False
@@ -128,10 +132,8 @@ class DeliveryReport:
         if first:
             self.warned = True
             _logger.warning(
-                "otel-monitoring: cannot deliver telemetry to %s (%s). Exports are retried within "
-                "the OTLP timeout, then dropped and counted; this is reported once until delivery "
-                "recovers. %s",
-                self.destination, self.last_detail or "export failed", self.hint,
+                "otel-monitoring: cannot deliver telemetry to %s (%s). %s %s",
+                self.destination, self.last_detail or "export failed", self.policy, self.hint,
             )
 
     def _recovered(self) -> None:

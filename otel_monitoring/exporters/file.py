@@ -9,6 +9,12 @@ Encoding is OpenTelemetry's own (``opentelemetry-exporter-otlp-json-file``, whic
 Each line is written with one ``O_APPEND`` write under an ``flock`` on a lock file beside it,
 so threads, forked workers and separate processes sharing the directory never interleave or
 split a line, and a rotation by one process is seen by the others before their next write.
+
+A line is written whole or not at all: when a write fails part-way (ENOSPC, EFBIG, EIO) the file
+is cut back to where the line began, still under the lock. If even that fails, the next write
+(by any process) first ends the broken line, so the lines after it stay readable. The batch is
+reported as failed; ``build_exporters`` counts what was lost and says it once, and writing
+resumes by itself when space returns.
 """
 
 from __future__ import annotations
@@ -78,7 +84,7 @@ class RotatingJsonlFile:
         # parent: reopen in every new process so parent and child really exclude each other.
         self._close_fds()
         self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self._pid = os.getpid()
 
     def _close_fds(self) -> None:
@@ -101,10 +107,17 @@ class RotatingJsonlFile:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
                 self._follow_rotation()
-                if self.max_bytes and os.fstat(self._fd).st_size + len(data) > self.max_bytes:
-                    if os.fstat(self._fd).st_size > 0:
-                        self._rotate()
-                _write_all(self._fd, data)
+                size = os.fstat(self._fd).st_size
+                if self.max_bytes and size + len(data) > self.max_bytes and size > 0:
+                    self._rotate()
+                    size = 0
+                if size and os.pread(self._fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data  # a line left broken by an earlier failed write ends here
+                try:
+                    _write_all(self._fd, data)
+                except OSError:
+                    _cut_back(self._fd, size)
+                    raise
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         return len(text)
@@ -117,7 +130,7 @@ class RotatingJsonlFile:
             current = None
         if current is None or current.st_ino != os.fstat(self._fd).st_ino:
             os.close(self._fd)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
     def _rotate(self) -> None:
         stem, ext = os.path.splitext(self.path)
@@ -130,7 +143,7 @@ class RotatingJsonlFile:
             millis += 1
         os.rename(self.path, backup)
         os.close(self._fd)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self._prune(stem, ext)
 
     def _prune(self, stem: str, ext: str) -> None:
@@ -150,6 +163,15 @@ class RotatingJsonlFile:
         with self._thread_lock:
             self._closed = True
             self._close_fds()
+
+
+def _cut_back(fd: int, size: int) -> None:
+    """Remove what a failed write left after ``size`` (shrinking needs no free space)."""
+    try:
+        if os.fstat(fd).st_size > size:
+            os.ftruncate(fd, size)
+    except OSError:
+        pass  # the next write ends the broken line instead
 
 
 def _write_all(fd: int, data: bytes) -> None:
