@@ -160,6 +160,8 @@ def run_list(args: argparse.Namespace) -> int:
                              else "acknowledged")
             if alert.get("silenced_until"):
                 notes.append(f"silenced until {alert['silenced_until']}")
+            if len(alert.get("processes") or ()) > 1:  # several processes share the directory
+                notes.append(f"seen by {len(alert['processes'])} processes")
             print(f"{str(alert.get('state')):<9} {str(alert.get('severity')):<10} {alert['id']:<40} {value:>10} "
                   f"{threshold:>10}  {str(alert.get('since')):<25} {', '.join(notes)}")
     if args.history:

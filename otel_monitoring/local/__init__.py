@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import sys
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..components import Component
@@ -70,9 +71,15 @@ class LocalComponent(Component):
             return []
         settings = self.settings
         history = HistoryStore(directory, retention_s=settings.history_retention)
+        # The service name as the resource will have it, known before the first collection: it
+        # names this process' files in the (possibly shared) directory.
+        service_name = (settings.service_name or dict(settings.resource_attributes).get("service.name")
+                        or f"unknown_service:{os.path.basename(sys.executable) or 'python'}")
         self.exporter = SnapshotExporter(directory, settings.snapshot_interval, history,
                                          history_interval_s=max(settings.history_interval, settings.snapshot_interval),
-                                         percentile_window_s=settings.percentile_window)
+                                         percentile_window_s=settings.percentile_window,
+                                         service={"name": service_name, "instance_id": None,
+                                                  "host": socket.gethostname()})
         self.engine = AlertEngine(self._load_rules(), control_dir=directory,
                                   resolved_visible_s=settings.snapshot_interval)
         self.engine.listeners.append(self._record_event)
@@ -109,6 +116,7 @@ class LocalComponent(Component):
         self.exporter.service = {"name": attributes.get("service.name"),
                                  "instance_id": attributes.get("service.instance.id"),
                                  "host": attributes.get("host.name") or socket.gethostname()}
+        self.exporter.resource = monitoring.resource
         service = attributes.get("service.name")
         settings = self.settings
         self.notifier = Notifier(self._routes(service), timeout=settings.alert_notify_timeout,
@@ -116,7 +124,9 @@ class LocalComponent(Component):
                                  meter=monitoring.meter())
         for callback, min_severity in alerts.registered_callbacks():
             self.add_callback(callback, min_severity)
-        self.engine.listeners.append(self.notifier.notify)
+        self.engine.listeners.append(self._notify_once)
+        notifier = self.notifier
+        monitoring.add_loss_counter(lambda: {"notifications": notifier.undelivered()})
         alerts.attach(self)
         self._listen_to_budgets()
 
@@ -146,10 +156,22 @@ class LocalComponent(Component):
 
     def _evaluate(self, points: list[Point], now: float) -> None:
         from .files import atomic_write_json
+        from .processes import alerts_file
 
         assert self.engine is not None and self.exporter is not None
         self.engine.evaluate(points, now)
-        atomic_write_json(os.path.join(self.exporter.directory, ALERTS_FILE), self.engine.alerts_document(now))
+        atomic_write_json(alerts_file(self.exporter.directory, self.exporter.process_key),
+                          self.engine.alerts_document(now))
+
+    def _notify_once(self, event: AlertEvent) -> None:
+        """Notify through the channels only if no other process sharing the directory notified the
+        same event just now; in-process callbacks always hear it."""
+        from .processes import claim_notification
+
+        assert self.notifier is not None and self.exporter is not None
+        window = max(30.0, 3 * self.settings.snapshot_interval)
+        first = claim_notification(self.exporter.directory, event.alert["id"], event.kind, event.time, window)
+        self.notifier.notify(event, callbacks_only=not first)
 
     def _record_event(self, event: AlertEvent) -> None:
         if self.exporter is None or self.exporter.history is None:

@@ -19,7 +19,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .channels import Channel, DeliveryError
+from .channels import CallbackChannel, Channel, DeliveryError
 from .engine import AlertEvent
 from .rules import SEVERITIES
 
@@ -148,12 +148,15 @@ class Notifier:
                 self._workers.remove(worker)
                 _put_stop(worker.queue)
 
-    def notify(self, event: AlertEvent) -> None:
-        """Enqueue for every accepting channel; never blocks, never raises."""
+    def notify(self, event: AlertEvent, callbacks_only: bool = False) -> None:
+        """Enqueue for every accepting channel (only the in-process callbacks with
+        ``callbacks_only``: another process notified the others); never blocks, never raises."""
         if not event.notify or self.stopping.is_set():
             return
         for worker in list(self._workers):
             if not worker.route.accepts(event):
+                continue
+            if callbacks_only and not isinstance(worker.route.channel, CallbackChannel):
                 continue
             try:
                 worker.queue.put_nowait(event)
@@ -176,6 +179,14 @@ class Notifier:
     def stats(self) -> dict[str, dict[str, Any]]:
         return {w.route.channel.name: {"sent": w.stats.sent, "failed": w.stats.failed, "dropped": w.stats.dropped,
                                        "last_error": w.stats.last_error} for w in self._workers}
+
+    def undelivered(self) -> int:
+        """Notifications dropped, failed after their retries, or still queued (e.g. at exit)."""
+        total = 0
+        for worker in list(self._workers):
+            queued = sum(1 for item in list(worker.queue.queue) if item is not _STOP)
+            total += queued + worker.stats.dropped + worker.stats.failed
+        return total
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every queue is empty and every delivery done (tests, demo). False on timeout."""

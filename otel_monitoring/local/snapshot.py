@@ -34,6 +34,7 @@ from opentelemetry.sdk.metrics.export import (
 
 from .files import atomic_write_json
 from .history import HistoryStore
+from .processes import live_file, process_key, write_directory_totals
 
 __all__ = ["LIVE_FILE", "Point", "SnapshotExporter", "bucket_quantile", "iso_time", "make_snapshot_reader",
            "points_from_metrics_data"]
@@ -224,7 +225,7 @@ class SnapshotExporter(MetricExporter):
                  clock: Callable[[], float] = time.time, percentile_window_s: float = DEFAULT_PERCENTILE_WINDOW_S):
         super().__init__()
         self.directory = directory
-        self.path = os.path.join(directory, LIVE_FILE)
+        self.resource: Any = None  # the pipeline's Resource: service and process identity, read at each write
         self.interval_s = interval_s
         self.history = history
         self.history_interval_s = history_interval_s
@@ -240,6 +241,28 @@ class SnapshotExporter(MetricExporter):
         self._lock = threading.Lock()
         self._failures_logged: set[str] = set()
 
+    @property
+    def process_key(self) -> str:
+        return process_key((self.service or {}).get("name"))
+
+    @property
+    def path(self) -> str:
+        """This process' own snapshot file (see local/processes.py); ``metrics_live.json`` is the total."""
+        return live_file(self.directory, self.process_key)
+
+    @property
+    def total_path(self) -> str:
+        return os.path.join(self.directory, LIVE_FILE)
+
+    def service_info(self) -> dict[str, Any]:
+        """Who wrote the snapshot; re-read each time, as a forked worker gets its own pid and id."""
+        service = dict(self.service or {})
+        attributes = getattr(self.resource, "attributes", None) or {}
+        if "service.instance.id" in attributes:
+            service["instance_id"] = attributes["service.instance.id"]
+        service["pid"] = os.getpid()
+        return service
+
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         with self._lock:
             now = self.clock()
@@ -249,7 +272,7 @@ class SnapshotExporter(MetricExporter):
     def process(self, points: list[Point], now: float) -> MetricExportResult:
         """One collection: snapshot file, history, hooks. Public so tests can drive it with a clock."""
         result = MetricExportResult.SUCCESS
-        snapshot = build_snapshot(points, now, self.interval_s, self.service, self._previous,
+        snapshot = build_snapshot(points, now, self.interval_s, self.service_info(), self._previous,
                                   self._window_base(points, now), self.percentile_window_s)
         self.last_snapshot = snapshot
         try:
@@ -268,6 +291,11 @@ class SnapshotExporter(MetricExporter):
                 hook(points, now)
             except Exception:  # noqa: BLE001 - an alerting bug must not stop the snapshots
                 self._log_once(f"hook {hook!r}", "otel-monitoring: collection hook %r failed", hook, exc_info=True)
+        try:  # after the hooks: the alert engine has written this process' alerts by now
+            write_directory_totals(self.directory)
+        except Exception as error:  # noqa: BLE001
+            self._log_once("totals", "otel-monitoring: cannot write the directory totals in %s (%s)",
+                           self.directory, error)
         return result
 
     def _window_base(self, points: list[Point], now: float) -> dict[tuple[str, str], tuple[int, ...]]:

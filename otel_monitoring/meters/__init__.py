@@ -81,7 +81,12 @@ class MetersComponent(Component):
             live, delayed = 600.0, 3600.0
         provider = monitoring.meter_provider
 
-        budgets = BudgetTracker(settings.budgets)
+        ledger = None
+        if settings.budgets and settings.snapshot_dir:
+            from .spend_ledger import SpendLedger
+
+            ledger = SpendLedger(settings.snapshot_dir)
+        budgets = BudgetTracker(settings.budgets, ledger=ledger)
         budgets.observe(provider)
         self.cost = cost.CostMeter(provider, self.prices(), budgets, settings.cost_attribute,
                                    settings.cost_attribute_limit)

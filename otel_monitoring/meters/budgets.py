@@ -2,7 +2,9 @@
 
 Spending is summed in ``Decimal`` so a threshold is crossed exactly when the hand-computed sum
 crosses it (eight costs of 0.1 against a limit of 1.0 are 80 %, not 79.99...). Periods are UTC
-calendar days and months; the sums live in the process and start from zero when it starts.
+calendar days and months. With a snapshot directory, the spend is kept in its ledger
+(``spend_ledger``): it survives restarts and is shared by the processes of the directory.
+Without one, the sums live in the process and start from zero when it starts.
 
 Each event goes out once per budget, threshold and period, as a log record (logger
 ``otel_monitoring.budgets``, which the logging bridge turns into an OTel log record with the
@@ -114,10 +116,38 @@ class _BudgetState:
 
 
 class BudgetTracker:
-    def __init__(self, specs: Sequence[BudgetSpec] = (), clock: Callable[[], float] = time.time):
+    def __init__(self, specs: Sequence[BudgetSpec] = (), clock: Callable[[], float] = time.time,
+                 ledger: Any = None):
         self._states = [_BudgetState(spec) for spec in specs]
         self._clock = clock
         self._lock = ForkSafeLock()
+        self._ledger = ledger  # a SpendLedger: spend shared with restarts and sibling processes
+        self._ledger_failed = False
+
+    def _ledger_key(self, state: _BudgetState) -> str:
+        return f"{state.spec.period}:{state.spec.name}"
+
+    def _ledger_call(self, method: str, *args: Any) -> Any:
+        """Call the ledger; on failure (unwritable directory) fall back to the process' own sums."""
+        if self._ledger is None:
+            return None
+        try:
+            return getattr(self._ledger, method)(*args)
+        except (OSError, ValueError) as error:
+            if not self._ledger_failed:
+                self._ledger_failed = True
+                _logger.warning("otel-monitoring: budget spend cannot be kept in %s (%s); budgets count this "
+                                "process' spend only", getattr(self._ledger, "path", "the ledger"), error)
+            return None
+
+    def _sync(self, state: _BudgetState) -> None:
+        """Take the directory's spend for the period (and what was already announced)."""
+        assert state.start is not None
+        found = self._ledger_call("read", self._ledger_key(state), state.start.isoformat())
+        if found is not None:
+            spent, announced = found
+            state.spent = spent
+            state.fired = {t for t in THRESHOLDS if str(t) in announced}
 
     @property
     def specs(self) -> tuple[BudgetSpec, ...]:
@@ -134,6 +164,14 @@ class BudgetTracker:
                 if not state.spec.matches(cost_type, category):
                     continue
                 state.roll(now)
+                shared = self._ledger_call("add", self._ledger_key(state), state.start.isoformat(), amount,
+                                           state.limit, THRESHOLDS) if self._ledger is not None else None
+                if shared is not None:
+                    state.spent, crossed = shared
+                    for threshold in crossed:
+                        state.fired.add(threshold)
+                        events.append(state.event(threshold))
+                    continue
                 state.spent += amount
                 for threshold in THRESHOLDS:
                     if threshold not in state.fired and state.spent >= threshold * state.limit:
@@ -150,6 +188,8 @@ class BudgetTracker:
             rows = []
             for state in self._states:
                 state.roll(now)
+                if self._ledger is not None:
+                    self._sync(state)
                 rows.append({"budget": state.spec.name, "period": state.spec.period, "spent_usd": float(state.spent),
                              "limit_usd": float(state.limit), "utilization": float(state.spent / state.limit)})
             return rows

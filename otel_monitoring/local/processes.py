@@ -1,0 +1,240 @@
+"""One snapshot directory, many processes: who writes which file, and one notification per alert.
+
+Several processes can share ``OTEL_MONITORING_SNAPSHOT_DIR`` (a bot and an API on one box, the
+workers of one server). Each writes its own ``metrics_live.<service>.<pid>.json`` and
+``alerts.<service>.<pid>.json``, so none overwrites another, then rewrites the directory's
+``metrics_live.json`` and ``alerts.json`` as the total of every live process (``merge_snapshots``,
+``merge_alerts``) with the list of processes, under an ``flock`` so two writers never interleave.
+Readers (``top``, ``report``, ``alerts``) read those two files as before. A process whose file is
+older than three intervals (or 30 s) is listed as stopped and left out of the total, unless no
+process is live (then the last state of each is shown, as for a stopped single process).
+
+Every process evaluates the alert rules on its own metrics, so the same alert (same id) can start
+or end in several of them within one evaluation interval; ``claim_notification`` lets the first
+one notify and the others skip, through a small ledger (``notified.json``) under an ``flock``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from typing import Any
+
+__all__ = ["LIVE_PREFIX", "ALERTS_PREFIX", "process_key", "live_file", "alerts_file", "process_files",
+           "claim_notification", "merge_snapshots", "merge_alerts", "write_directory_totals"]
+
+LIVE_PREFIX = "metrics_live"
+ALERTS_PREFIX = "alerts"
+NOTIFIED_FILE = "notified.json"
+_LOCK_FILE = ".notified.lock"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def process_key(service_name: str | None, pid: int | None = None) -> str:
+    """``<service>.<pid>``: file-name safe, unique among the live processes of one host."""
+    service = _UNSAFE.sub("_", service_name or "unknown_service").strip("._") or "unknown_service"
+    return f"{service}.{os.getpid() if pid is None else pid}"
+
+
+def live_file(directory: str, key: str) -> str:
+    return os.path.join(directory, f"{LIVE_PREFIX}.{key}.json")
+
+
+def alerts_file(directory: str, key: str) -> str:
+    return os.path.join(directory, f"{ALERTS_PREFIX}.{key}.json")
+
+
+def process_files(directory: str) -> list[tuple[str, str, str]]:
+    """(key, live file, alerts file) of every process that wrote to ``directory``."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    found = []
+    for name in sorted(names):
+        if name.startswith(f"{LIVE_PREFIX}.") and name.endswith(".json") and name != f"{LIVE_PREFIX}.json":
+            key = name[len(LIVE_PREFIX) + 1:-len(".json")]
+            found.append((key, os.path.join(directory, name), alerts_file(directory, key)))
+    return found
+
+
+def claim_notification(directory: str, alert_id: str, kind: str, when: float, window_s: float) -> bool:
+    """True if this process is the one to notify ``kind`` (firing, resolved...) of ``alert_id``:
+    no process of the directory has notified that same event within ``window_s`` seconds.
+    On any trouble with the ledger it answers True: a duplicate beats a lost notification."""
+    try:
+        lock_fd = os.open(os.path.join(directory, _LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        path = os.path.join(directory, NOTIFIED_FILE)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                ledger: dict[str, Any] = json.load(handle)
+            if not isinstance(ledger, dict):
+                ledger = {}
+        except (OSError, ValueError):
+            ledger = {}
+        entry = f"{alert_id}\x1f{kind}"
+        last = ledger.get(entry)
+        if isinstance(last, (int, float)) and abs(when - last) < window_s:
+            return False
+        ledger[entry] = when
+        # Keep the ledger small: entries older than a day cannot suppress anything useful.
+        ledger = {k: v for k, v in ledger.items() if isinstance(v, (int, float)) and when - v < 86400}
+        temporary = f"{path}.{os.getpid()}.tmp"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(ledger, handle)
+        os.replace(temporary, path)
+        return True
+    except OSError:
+        return True
+    finally:
+        os.close(lock_fd)  # closing releases the flock
+
+
+# --- the directory's total ---
+
+STALE_INTERVALS = 3
+MIN_STALE_S = 30.0
+PRUNE_AFTER_S = 86400.0  # a stopped process' files are deleted after a day
+_SEVERITY_OF_STATE = {"firing": 3, "pending": 2, "resolved": 1}
+
+
+def _live(documents: list[tuple[str, dict[str, Any]]]) -> tuple[list[tuple[str, dict]], float]:
+    newest = max(float(doc.get("timestamp_unix") or 0.0) for _key, doc in documents)
+    live = []
+    for key, doc in documents:
+        age = newest - float(doc.get("timestamp_unix") or 0.0)
+        if age <= max(MIN_STALE_S, STALE_INTERVALS * float(doc.get("interval_s") or 5.0)):
+            live.append((key, doc))
+    return live, newest
+
+
+def _attributes_key(point: dict[str, Any]) -> str:
+    return json.dumps(point.get("attributes", {}), sort_keys=True, default=str)
+
+
+def _add(a: Any, b: Any) -> Any:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+def _pick(values: list[Any], choose: Any) -> Any:
+    present = [v for v in values if v is not None]
+    return choose(present) if present else None
+
+
+def merge_snapshots(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The total of several processes' metrics_live documents, with ``processes`` listing each.
+
+    Same series (name and attributes) in several processes: counters and their rates add up;
+    histograms add counts and sums, keep the extreme min and max, and take the highest
+    percentile of any process (percentiles cannot be added); host gauges (``system.*``) come from
+    the newest document, budget utilizations take the highest (every process reads the same
+    shared spend), other gauges add up."""
+    live, newest = _live(documents)
+    merged: dict[str, Any] = {}
+    for section in ("counters", "gauges", "histograms"):
+        table: dict[str, dict[str, dict[str, Any]]] = {}
+        for _key, doc in sorted(live, key=lambda item: float(item[1].get("timestamp_unix") or 0.0)):
+            for name, points in (doc.get(section) or {}).items():
+                series = table.setdefault(name, {})
+                for point in points:
+                    k = _attributes_key(point)
+                    seen = series.get(k)
+                    if seen is None:
+                        series[k] = dict(point)
+                    elif section == "counters":
+                        seen["value"] = _add(seen.get("value"), point.get("value"))
+                        seen["rate_per_s"] = _add(seen.get("rate_per_s"), point.get("rate_per_s"))
+                    elif section == "histograms":
+                        seen["count"] = _add(seen.get("count"), point.get("count"))
+                        seen["sum"] = _add(seen.get("sum"), point.get("sum"))
+                        seen["min"] = _pick([seen.get("min"), point.get("min")], min)
+                        seen["max"] = _pick([seen.get("max"), point.get("max")], max)
+                        for label in ("p50", "p95", "p99"):
+                            seen[label] = _pick([seen.get(label), point.get(label)], max)
+                    elif name.startswith("system."):
+                        series[k] = dict(point)  # the newest document's reading of the host
+                    elif "budget" in name:
+                        seen["value"] = _pick([seen.get("value"), point.get("value")], max)
+                    else:
+                        seen["value"] = _add(seen.get("value"), point.get("value"))
+        merged[section] = {name: list(series.values()) for name, series in table.items()}
+    newest_doc = max(documents, key=lambda item: float(item[1].get("timestamp_unix") or 0.0))[1]
+    units: dict[str, str] = {}
+    for _key, doc in live:
+        units.update(doc.get("units") or {})
+    live_keys = {key for key, _doc in live}
+    processes = [{"key": key, **(doc.get("service") or {}), "timestamp_unix": doc.get("timestamp_unix"),
+                  "state": "live" if key in live_keys else "stopped"} for key, doc in documents]
+    services = sorted({str(p.get("name")) for p in processes if p["state"] == "live" and p.get("name")})
+    service = dict(newest_doc.get("service") or {})
+    if len(live) > 1:
+        service = {"name": " + ".join(services) + f" ({len(live)} processes)",
+                   "host": service.get("host"), "instance_id": None}
+    return {**newest_doc, **merged, "units": units, "service": service, "processes": processes,
+            "timestamp_unix": newest_doc.get("timestamp_unix")}
+
+
+def merge_alerts(documents: list[tuple[str, dict[str, Any]]], live_keys: set[str]) -> dict[str, Any]:
+    """The alerts of the live processes, one entry per alert id (the most advanced state; its
+    earliest ``since``), each listing the processes that see it."""
+    by_id: dict[str, dict[str, Any]] = {}
+    newest: dict[str, Any] = {}
+    for key, doc in documents:
+        if key not in live_keys:
+            continue
+        if str(doc.get("timestamp", "")) >= str(newest.get("timestamp", "")):
+            newest = doc
+        for alert in doc.get("alerts") or []:
+            seen = by_id.get(alert.get("id"))
+            if seen is None:
+                seen = by_id[alert.get("id")] = {**alert, "processes": []}
+            elif _SEVERITY_OF_STATE.get(alert.get("state"), 0) > _SEVERITY_OF_STATE.get(seen.get("state"), 0):
+                seen.update({k: v for k, v in alert.items() if k != "since"})
+            if str(alert.get("since", "")) < str(seen.get("since", "")):
+                seen["since"] = alert["since"]
+            seen["processes"].append(key)
+    return {**newest, "alerts": list(by_id.values())}
+
+
+def write_directory_totals(directory: str) -> None:
+    """Rewrite metrics_live.json and alerts.json from every process' files (under the lock)."""
+    from .files import atomic_write_json, read_json
+
+    lock_fd = os.open(os.path.join(directory, ".totals.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        snapshots, alerts = [], []
+        for key, live_path, alerts_path in process_files(directory):
+            doc = read_json(live_path)
+            if not isinstance(doc, dict):
+                continue
+            snapshots.append((key, doc))
+            alert_doc = read_json(alerts_path)
+            if isinstance(alert_doc, dict):
+                alerts.append((key, alert_doc))
+        if not snapshots:
+            return
+        live, newest = _live(snapshots)
+        for key, doc in snapshots:  # the files of processes gone for a day
+            if newest - float(doc.get("timestamp_unix") or 0.0) > PRUNE_AFTER_S:
+                for path in (live_file(directory, key), alerts_file(directory, key)):
+                    try:
+                        os.remove(path)
+                    except OSError:
+                        pass
+        atomic_write_json(os.path.join(directory, f"{LIVE_PREFIX}.json"), merge_snapshots(snapshots))
+        if alerts:
+            atomic_write_json(os.path.join(directory, f"{ALERTS_PREFIX}.json"),
+                              merge_alerts(alerts, {key for key, _doc in live}))
+    finally:
+        os.close(lock_fd)

@@ -1,0 +1,81 @@
+"""Budget spend that outlives the process: one small ledger in the snapshot directory.
+
+A budget's period (a UTC day or month) is longer than a process' life: a deploy or a crash
+must not start the day's spend from $0 again, and the processes sharing a snapshot directory
+spend from the same budget. Every cost is added to ``budgets.json`` under an ``flock`` (costs
+are per LLM call or per order, so a file update each is cheap), and the process reads back the
+directory's total for the period. A threshold (80 %, 90 %, 100 %) is announced by the process
+whose cost crosses it, once per directory and period, and a restarted process does not announce
+again what its predecessor already did.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+LEDGER_FILE = "budgets.json"
+KEEP_PERIODS = 64  # entries kept (older periods are dropped): a few months of daily budgets
+
+
+class SpendLedger:
+    def __init__(self, directory: str):
+        self.directory = directory
+        self.path = os.path.join(directory, LEDGER_FILE)
+        self._lock_path = os.path.join(directory, f".{LEDGER_FILE}.lock")
+
+    def _locked(self, update: Any) -> Any:
+        os.makedirs(self.directory, exist_ok=True)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                with open(self.path, encoding="utf-8") as handle:
+                    ledger = json.load(handle)
+                if not isinstance(ledger, dict):
+                    ledger = {}
+            except (OSError, ValueError):
+                ledger = {}
+            result, changed = update(ledger)
+            if changed:
+                if len(ledger) > KEEP_PERIODS:
+                    for key in sorted(ledger, key=lambda k: str(ledger[k].get("period_start", "")))[:-KEEP_PERIODS]:
+                        del ledger[key]
+                temporary = f"{self.path}.{os.getpid()}.tmp"
+                with open(temporary, "w", encoding="utf-8") as handle:
+                    json.dump(ledger, handle, indent=1, sort_keys=True)
+                os.replace(temporary, self.path)
+            return result
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _entry(ledger: dict[str, Any], key: str, period_start: str) -> tuple[Decimal, set[str]]:
+        entry = ledger.get(key)
+        if not isinstance(entry, dict) or entry.get("period_start") != period_start:
+            return Decimal(0), set()
+        try:
+            spent = Decimal(str(entry.get("spent_usd", "0")))
+        except InvalidOperation:
+            spent = Decimal(0)
+        return spent, {str(t) for t in entry.get("announced", [])}
+
+    def read(self, key: str, period_start: str) -> tuple[Decimal, set[str]]:
+        """The directory's spend of one budget in one period, and the thresholds already announced."""
+        return self._locked(lambda ledger: (self._entry(ledger, key, period_start), False))
+
+    def add(self, key: str, period_start: str, amount: Decimal, limit: Decimal,
+            thresholds: tuple[Decimal, ...]) -> tuple[Decimal, list[Decimal]]:
+        """Add ``amount``; returns the new total and the thresholds this addition crossed first."""
+        def update(ledger: dict[str, Any]) -> tuple[tuple[Decimal, list[Decimal]], bool]:
+            spent, announced = self._entry(ledger, key, period_start)
+            spent += amount
+            crossed = [t for t in thresholds if str(t) not in announced and spent >= t * limit]
+            announced |= {str(t) for t in crossed}
+            ledger[key] = {"period_start": period_start, "spent_usd": str(spent), "announced": sorted(announced)}
+            return (spent, crossed), True
+
+        return self._locked(update)

@@ -1,0 +1,141 @@
+"""One snapshot directory shared by several real processes: none overwrites another's files, the
+directory's metrics_live.json, top and alerts show every process and their total, an alert seen by
+two processes is notified once, and a budget's spend survives a restart and adds up across
+processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from support import REPO, clean_env
+
+BIN = os.path.dirname(sys.executable)
+
+WORKER = """
+import json, sys, time
+import otel_monitoring
+service, calls, hold = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+otel_monitoring.configure(service_name=service, exporter="none", system_metrics=False,
+                          snapshot_interval=0.5, alert_rules=sys.argv[4], alert_routes="log=info")
+from opentelemetry import metrics
+counter = metrics.get_meter("app").create_counter("app.orders", unit="{order}")
+errors = metrics.get_meter("app").create_counter("app.errors", unit="{error}")
+counter.add(calls, {"side": "buy"})
+errors.add(1)
+print("ready", flush=True)
+time.sleep(hold)
+"""
+
+RULES = """
+metrics:
+  app.errors: {type: counter, unit: "{error}"}
+rules:
+  - id: app_errors
+    name: Application errors
+    expr:
+      metric: app.errors
+    op: ">="
+    threshold: 1
+    severity: warning
+"""
+
+
+def env() -> dict[str, str]:
+    return clean_env(PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+
+
+def wait_json(path: str, predicate, limit: float = 90.0):
+    import time
+
+    deadline = time.monotonic() + limit
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                last = json.load(handle)
+            if predicate(last):
+                return last
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{path} never matched; last read: {last}")
+
+
+def test_two_processes_share_a_snapshot_directory(tmp_path):
+    directory = tmp_path / "snapshots"
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(textwrap.dedent(RULES))
+    environment = dict(env(), OTEL_MONITORING_SNAPSHOT_DIR=str(directory))
+    workers = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(WORKER), service, str(calls), "8", str(rules)],
+                                env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for service, calls in (("bot", 7), ("api", 5))]
+    try:
+        for worker in workers:
+            assert worker.stdout.readline().strip() == "ready"
+        total = wait_json(str(directory / "metrics_live.json"),
+                          lambda doc: len([p for p in doc.get("processes", []) if p["state"] == "live"]) == 2
+                          and doc["counters"].get("app.orders", [{}])[0].get("value") == 12.0)
+        assert sorted(p["name"] for p in total["processes"]) == ["api", "bot"]
+        assert sorted(p["pid"] for p in total["processes"]) == sorted(w.pid for w in workers)
+        assert total["service"]["name"] == "api + bot (2 processes)"
+        # Each process' own file holds its own numbers only.
+        own = {json.loads(path.read_text())["service"]["name"]: json.loads(path.read_text())
+               for path in directory.glob("metrics_live.*.*.json")}
+        assert {name: doc["counters"]["app.orders"][0]["value"] for name, doc in own.items()} == {"bot": 7.0, "api": 5.0}
+
+        alerts = wait_json(str(directory / "alerts.json"),
+                           lambda doc: any(a["state"] == "firing" and len(a.get("processes", [])) == 2
+                                           for a in doc.get("alerts", [])))
+        assert [a["id"] for a in alerts["alerts"]] == ["app_errors"]
+
+        top = subprocess.run([os.path.join(BIN, "otel-monitoring"), "top", "--once", "--dir", str(directory)],
+                             env=env(), capture_output=True, text=True, timeout=60)
+        assert top.returncode == 0, top.stderr
+        assert "api + bot (2 processes)" in top.stdout
+        listing = subprocess.run([os.path.join(BIN, "otel-monitoring"), "alerts", "list", "--dir", str(directory)],
+                                 env=env(), capture_output=True, text=True, timeout=60)
+        assert "app_errors" in listing.stdout and "2 processes" in listing.stdout
+    finally:
+        outputs = [worker.communicate(timeout=60) for worker in workers]
+    # The alert fired in both processes and was notified (log channel) by exactly one of them.
+    notified = [line for _out, err in outputs for line in err.splitlines() if "app_errors" in line and "FIRING" in line.upper()]
+    assert len(notified) == 1, notified
+
+
+BUDGET = """
+import sys, otel_monitoring
+otel_monitoring.configure(service_name="spender", exporter="none", system_metrics=False,
+                          budgets="daily:total=10", alert_rules="none")
+events = []
+otel_monitoring.add_budget_listener(lambda event: events.append(round(event.threshold * 100)))
+otel_monitoring.record_cost(float(sys.argv[1]), "model_inference")
+print(events)
+"""
+
+
+def run_budget(directory, amount: float) -> list[int]:
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(BUDGET), str(amount)],
+                            env=dict(env(), OTEL_MONITORING_SNAPSHOT_DIR=str(directory)),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_budget_spend_survives_restarts_and_adds_up_across_processes(tmp_path):
+    directory = tmp_path / "snapshots"
+    assert run_budget(directory, 9) == [80, 90]  # $9 of $10
+    assert run_budget(directory, 2) == [100]     # restarted: $11 of $10, the earlier thresholds not repeated
+    # Two processes spending at once: the ledger adds both, and 100 % is not announced again.
+    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(BUDGET), "0.5"],
+                              env=dict(env(), OTEL_MONITORING_SNAPSHOT_DIR=str(directory)),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1]) == []
+    ledger = json.loads((directory / "budgets.json").read_text())
+    assert [entry["spent_usd"] for entry in ledger.values()] == ["12.0"]
