@@ -359,7 +359,7 @@ OPTIONS: tuple[Option, ...] = (
            "application or its server set are kept and run instead.", "false"),
     Option("instrument", "OTEL_MONITORING_INSTRUMENT", parse_bool, True,
            "configure() enables the installed instrumentors, each when its library is imported "
-           "(opentelemetry-instrument enables them itself).", "false"),
+           "(under opentelemetry-instrument, the otel-monitoring distro does the same).", "false"),
     # --- instrumentation (issue 3) ---
     Option("targets", "OTEL_MONITORING_TARGETS", parse_path, None,
            "YAML file naming your own functions to trace (package.module:Class.method); see "

@@ -213,8 +213,10 @@ def test_unreachable_collector_bounds_exit_and_warns_once():
     assert result.returncode == 0, result.stderr
     assert "app finished normally" in result.stdout
     warnings = [line for line in result.stderr.splitlines() if line.startswith(("WARNING", "ERROR"))]
-    assert len(warnings) == 1, "\n".join(warnings)
+    # One warning when delivery starts failing, one at exit counting every span it lost.
+    assert len(warnings) == 2, "\n".join(warnings)
     assert f"127.0.0.1:{port}" in warnings[0] and "reported once" in warnings[0]
+    assert "telemetry not delivered by this process: 2000 spans" in warnings[1]
     assert time.monotonic() - started < 25
 
 

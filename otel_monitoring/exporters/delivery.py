@@ -30,11 +30,13 @@ def any_loss_reported() -> bool:
 
 
 def dropped_totals() -> dict[str, int]:
-    """What every destination of this process dropped so far, by kind (spans, metric batches, ...)."""
+    """What every destination of this process dropped so far, by kind (spans, metric batches, ...),
+    with what is inside an export still running (at exit, that export is abandoned)."""
     totals: dict[str, int] = {}
     for report in _reports:
-        for kind, count in report.dropped.items():
-            totals[kind] = totals.get(kind, 0) + count
+        for table in (report.dropped, report.in_flight):
+            for kind, count in table.items():
+                totals[kind] = totals.get(kind, 0) + count
     return totals
 
 
@@ -43,6 +45,7 @@ def _forget_losses_in_child() -> None:
     for report in _reports:
         report._lock = threading.Lock()  # noqa: SLF001
         report.dropped = dict.fromkeys(report.dropped, 0)
+        report.in_flight = dict.fromkeys(report.in_flight, 0)
 
 
 if hasattr(os, "register_at_fork"):
@@ -85,6 +88,7 @@ class DeliveryReport:
         self.hint = hint
         self.policy = policy
         self.dropped: dict[str, int] = {"spans": 0, "metric batches": 0, "log records": 0}
+        self.in_flight: dict[str, int] = {"spans": 0, "metric batches": 0, "log records": 0}
         self.failing = False
         self.warned = False
         self.last_detail = ""
@@ -106,6 +110,8 @@ class DeliveryReport:
     def run(self, kind: str, count: int, export: Any) -> bool:
         """Call ``export()``; returns whether it succeeded. Never raises."""
         _in_export.report = self
+        with self._lock:
+            self.in_flight[kind] += count
         try:
             ok = bool(export())
         except Exception as error:  # noqa: BLE001 - an exporter bug must not reach the app
@@ -113,6 +119,8 @@ class DeliveryReport:
             ok = False
         finally:
             _in_export.report = None
+            with self._lock:
+                self.in_flight[kind] -= count
         if ok:
             self._recovered()
         else:
