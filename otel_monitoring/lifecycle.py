@@ -120,22 +120,6 @@ def install_signal_flush() -> None:
             _logger.debug("otel-monitoring: cannot handle signal %s", number, exc_info=True)
 
 
-def uninstall_signal_flush() -> None:
-    """Put the default action back wherever the flushing handler is (tests; ``signal_flush`` off)."""
-    global _patched
-    with _lock:
-        numbers, _flushed_copy = sorted(_flushed), None
-        _flushed.clear()
-        if _patched:
-            signal.signal = _original_signal  # type: ignore[assignment]
-            signal.getsignal = _original_getsignal  # type: ignore[assignment]
-            _patched = False
-    if threading.current_thread() is threading.main_thread():
-        for number in numbers:
-            if _original_getsignal(number) is _flush_then_default:
-                _original_signal(number, signal.SIG_DFL)
-
-
 # --- forked children: identity ---
 
 
