@@ -43,10 +43,19 @@ def _split(value: str | None) -> list[str]:
 def managed_entry_points() -> list[str]:
     """Entry point names configure() enables itself (ours and the contrib HTTP ones), plus the contrib
     system metrics our meters run with their own default set."""
+    import importlib
+
     from .instrumentation import INSTRUMENTORS
     from .instrumentation.api import CONTRIB
 
-    return [*INSTRUMENTORS, *CONTRIB, "system_metrics"]
+    bundled: list[str] = []
+    for module, bundle in (("genai_clients", "GenAIClientsInstrumentor"), ("storage", "StorageInstrumentor")):
+        try:  # contrib bundles configure() enables (their modules import no instrumented library)
+            found = getattr(importlib.import_module(f"otel_monitoring.instrumentation.{module}"), bundle)
+            bundled.extend(found.MEMBERS)
+        except (ImportError, AttributeError):
+            continue
+    return [*INSTRUMENTORS, *CONTRIB, *bundled, "system_metrics"]
 
 
 def user_disabled(environ: Any = os.environ) -> list[str]:

@@ -28,6 +28,7 @@ LIBRARIES = {
                        "otel_monitoring.instrumentation.rag.langchain:LangchainInstrumentor"),
     "chromadb": ("import chromadb", "otel_monitoring.instrumentation.rag.chromadb:ChromadbInstrumentor"),
     "ccxt": ("import ccxt", "otel_monitoring.instrumentation.trading.ccxt:CcxtInstrumentor"),
+    "openai": ("import openai", "opentelemetry.instrumentation.openai_v2:OpenAIInstrumentor"),
 }
 HEAVY = tuple(LIBRARIES)
 
