@@ -20,7 +20,9 @@ BIN = os.path.dirname(sys.executable)
 
 # library -> (the application's import, the instrumentor that must be attached afterwards)
 LIBRARIES = {
-    "fastapi": ("from fastapi import FastAPI", "opentelemetry.instrumentation.fastapi:FastAPIInstrumentor"),
+    # A FastAPI with its own telemetry gets our defaults on FastAPI.__init__ instead of the contrib
+    # instrumentor (one server span per request either way); an older one gets the contrib one.
+    "fastapi": ("from fastapi import FastAPI", "fastapi"),
     "requests": ("import requests", "opentelemetry.instrumentation.requests:RequestsInstrumentor"),
     "httpx": ("import httpx", "opentelemetry.instrumentation.httpx:HTTPXClientInstrumentor"),
     "aiohttp": ("import aiohttp", "opentelemetry.instrumentation.aiohttp_client:AioHttpClientInstrumentor"),
@@ -38,6 +40,13 @@ MODE = {mode!r}
 HEAVY = {heavy!r}
 
 def attached():
+    if {instrumentor!r} == "fastapi":
+        import wrapt, fastapi.applications
+        from otel_monitoring.instrumentation.api import fastapi_has_native_telemetry
+        if fastapi_has_native_telemetry():
+            return isinstance(vars(fastapi.applications.FastAPI)["__init__"], wrapt.FunctionWrapper)
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+        return FastAPIInstrumentor().is_instrumented_by_opentelemetry
     module, _, name = {instrumentor!r}.partition(":")
     return getattr(importlib.import_module(module), name)().is_instrumented_by_opentelemetry
 

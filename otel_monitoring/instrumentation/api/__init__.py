@@ -167,12 +167,6 @@ def _initializing(module_name: str) -> bool:
     return module is not None and bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
-def _initializing(module_name: str) -> bool:
-    """True while ``module_name`` is being imported (it is in sys.modules, half executed)."""
-    module = sys.modules.get(module_name)
-    return module is not None and bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
-
-
 class ApiInstrumentor(BaseInstrumentor):
     """Enables the contrib HTTP server and client instrumentations that are installed."""
 
