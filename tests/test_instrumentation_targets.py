@@ -195,6 +195,7 @@ def test_opentelemetry_instrument_loads_targets_and_ccxt_entry_points(tmp_path, 
             exchange.fetch_ticker("BTC/USDT")
         from opentelemetry import trace
         trace.get_tracer_provider().force_flush()
+        import chromadb, langchain_core  # instrumentors attach when their library is imported
         from otel_monitoring.instrumentation.rag.chromadb import ChromadbInstrumentor
         from otel_monitoring.instrumentation.rag.langchain import LangchainInstrumentor
         print("chromadb", ChromadbInstrumentor().is_instrumented_by_opentelemetry,
