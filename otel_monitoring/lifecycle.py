@@ -11,6 +11,14 @@ An interpreter exit runs the atexit flush, but three common endings skip it:
   (uvicorn and gunicorn's uvicorn worker do, then re-raise the signal) the flushing handler comes
   back in its place. ``signal.signal``/``signal.getsignal`` are wrapped so that the flushing handler
   reads as ``SIG_DFL`` to everyone. ``signal_flush=False`` turns this off.
+
+  A Python handler only runs when the main thread next executes bytecode. A signal that lands just
+  before the main thread enters a blocking call (``time.sleep``, a join, a read), or on another
+  thread, does not interrupt that call: the default action would have ended the process at once,
+  the handler waits until the call returns, maybe never. So a watcher thread reads the signal
+  wakeup fd (when nothing else owns it) and, if the handler has not started shortly after the
+  signal, sends the signal again to the main thread, whose blocking call then fails with EINTR and
+  runs the handler.
 - a multiprocessing child (fork, forkserver, spawn; ``ProcessPoolExecutor`` workers), which ends
   with ``os._exit()`` after its target returns. multiprocessing runs its own ``util.Finalize``
   callbacks just before that: one of them flushes.
@@ -40,11 +48,21 @@ FLUSHED_SIGNALS: tuple[str, ...] = ("SIGTERM", "SIGHUP", "SIGINT")
 
 _original_signal = signal.signal
 _original_getsignal = signal.getsignal
+# Seconds the main thread gets to start a handler on its own before the watcher wakes it.
+WAKE_GRACE = 0.5
 _flushed: set[int] = set()
+_flushing: set[int] = set()
 _patched = False
 _fork_hook_installed = False
 _multiprocessing_hooked = False
 _lock = threading.Lock()
+# signum -> how many times a handler (ours or the application's) started for it; the watcher compares.
+_handler_runs: dict[int, int] = {}
+# The application's handlers of flushed signals, wrapped to count their runs: wrapper -> handler.
+_app_handlers: dict[Any, Any] = {}
+_watcher_fds: tuple[int, int] | None = None
+# Wake-ups the watcher sent and has not read back from the wakeup fd yet, per signal.
+_pokes: dict[int, int] = {}
 # The instance id we generated (not one the user set): regenerated in each forked child.
 _generated_instance_id: str | None = None
 
@@ -64,8 +82,16 @@ def _current() -> Monitoring | None:
 # --- signals ---
 
 
+def _counted(signum: int) -> None:
+    _handler_runs[signum] = _handler_runs.get(signum, 0) + 1
+
+
 def _flush_then_default(signum: int, frame: Any) -> None:
     """The default action, preceded by a bounded flush."""
+    _counted(signum)
+    if signum in _flushing:
+        return  # a second delivery while the first run flushes: that run ends the process
+    _flushing.add(signum)
     monitoring = _current()
     if monitoring is not None:
         try:
@@ -76,19 +102,38 @@ def _flush_then_default(signum: int, frame: Any) -> None:
     signal.raise_signal(signum)
 
 
+def _counting(handler: Any) -> Any:
+    """The application's handler, counting its runs for the watcher (``getsignal`` shows it bare)."""
+    def counted(signum: int, frame: Any) -> Any:
+        _counted(signum)
+        return handler(signum, frame)
+
+    _app_handlers[counted] = handler
+    return counted
+
+
+def _shown(handler: Any) -> Any:
+    if handler is _flush_then_default:
+        return signal.SIG_DFL
+    return _app_handlers.get(handler, handler) if callable(handler) else handler
+
+
 def _signal(signalnum: Any, handler: Any) -> Any:
     """``signal.signal``: setting the default action of a flushed signal installs the flushing
     handler instead; what it returns never shows the flushing handler."""
     if handler == signal.SIG_DFL and int(signalnum) in _flushed:
         previous = _original_signal(signalnum, _flush_then_default)
+    elif callable(handler) and int(signalnum) in _flushed:
+        previous = _original_signal(signalnum, _counting(handler))
     else:
         previous = _original_signal(signalnum, handler)
-    return signal.SIG_DFL if previous is _flush_then_default else previous
+    if callable(previous) and previous in _app_handlers:
+        return _app_handlers.pop(previous)
+    return _shown(previous)
 
 
 def _getsignal(signalnum: Any) -> Any:
-    handler = _original_getsignal(signalnum)
-    return signal.SIG_DFL if handler is _flush_then_default else handler
+    return _shown(_original_getsignal(signalnum))
 
 
 _signal.__doc__ = _original_signal.__doc__
@@ -118,6 +163,89 @@ def install_signal_flush() -> None:
                 _original_signal(number, _flush_then_default)
         except (OSError, ValueError):  # not settable here (embedded interpreters)
             _logger.debug("otel-monitoring: cannot handle signal %s", number, exc_info=True)
+    _start_watcher()
+
+
+def _start_watcher(inherited: int | None = None) -> None:
+    """Own the signal wakeup fd, unless something (an asyncio loop) already does: its loop wakes
+    on the signal by itself. ``inherited``: our write end, inherited by a forked child."""
+    global _watcher_fds
+    if _watcher_fds is not None and inherited is None:
+        return
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    try:
+        previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except (OSError, ValueError):
+        previous = None
+    if previous != (-1 if inherited is None else inherited):
+        if previous is not None:
+            signal.set_wakeup_fd(previous)
+        os.close(read_fd)
+        os.close(write_fd)
+        return
+    first = _watcher_fds is None
+    if not first:
+        for fd in _watcher_fds:  # the parent's pipe: its watcher must not read this process' signals
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    _watcher_fds = (read_fd, write_fd)
+    _handler_runs.clear()
+    _flushing.clear()
+    _pokes.clear()
+    threading.Thread(target=_watch, args=(read_fd, threading.main_thread().ident),
+                     name="otel-monitoring-signal-watcher", daemon=True).start()
+    if first and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_restart_watcher_in_child)
+
+
+def _restart_watcher_in_child() -> None:
+    if _watcher_fds is None:
+        return
+    try:
+        _start_watcher(inherited=_watcher_fds[1])
+    except Exception:  # noqa: BLE001 - fork must never fail because of telemetry
+        _logger.debug("otel-monitoring: restarting the signal watcher after fork failed", exc_info=True)
+
+
+def _watch(read_fd: int, main_ident: int) -> None:
+    """Wake the main thread for a flushed signal whose handler (ours, or the application's set
+    through ``signal.signal``) did not start on its own."""
+    import time
+
+    while True:
+        try:
+            data = os.read(read_fd, 64)
+        except InterruptedError:
+            continue
+        except OSError:
+            return
+        if not data:
+            return
+        for signum in data:
+            if signum not in _flushed:
+                continue
+            if _pokes.get(signum, 0) > 0:  # the byte of our own wake-up
+                _pokes[signum] -= 1
+                continue
+            seen = _handler_runs.get(signum, 0)
+            deadline = time.monotonic() + WAKE_GRACE
+            while time.monotonic() < deadline and _handler_runs.get(signum, 0) == seen:
+                time.sleep(0.02)
+            handler = _original_getsignal(signum)
+            if _handler_runs.get(signum, 0) != seen or not (
+                    handler is _flush_then_default or (callable(handler) and handler in _app_handlers)):
+                continue
+            # Still pending: the main thread's call fails with EINTR and runs it (the two
+            # deliveries make one run, as two signals before a handler runs always do).
+            _pokes[signum] = _pokes.get(signum, 0) + 1
+            try:
+                signal.pthread_kill(main_ident, signum)
+            except (OSError, ValueError):
+                _pokes[signum] -= 1
+                _logger.debug("otel-monitoring: waking the main thread failed", exc_info=True)
 
 
 # --- forked children: identity ---

@@ -75,6 +75,21 @@ for i in range(25):
     with tracer.start_as_current_span(f"work-{i}"):
         pass
 print("ready", flush=True)
+if os.environ.get("SIGNAL_FROM_THREAD"):
+    import threading
+    main = threading.main_thread().ident
+
+    def deliver_to_this_thread():
+        # The kernel hands a process' signal to any thread; this one takes it while the main
+        # thread is inside time.sleep(), which nothing then interrupts.
+        while sys._current_frames()[main].f_code.co_name != "<module>" or \
+                sys._current_frames()[main].f_lineno != SLEEP_LINE:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+    SLEEP_LINE = sys._getframe().f_lineno + 2
+    threading.Thread(target=deliver_to_this_thread, daemon=True).start()
 time.sleep(120)
 """
 
@@ -84,7 +99,8 @@ def run_and_term(tmp_path, **extra: str) -> tuple[int, str, list]:
     process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(SCRIPT)], env=env_for(directory, **extra),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_line(process, "ready")
-    process.send_signal(signal.SIGTERM)
+    if not extra.get("SIGNAL_FROM_THREAD"):
+        process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=60)
     return process.returncode, out + err, file_spans(directory)
 
@@ -104,6 +120,23 @@ def test_signal_flush_can_be_turned_off(tmp_path):
 def test_the_applications_own_handler_runs_and_decides_the_exit(tmp_path):
     returncode, output, spans = run_and_term(tmp_path, APP_HANDLER="1")
     assert "app handler ran" in output
+    assert returncode == 3
+    assert len(spans) == 25
+
+
+# A signal the main thread does not see (it landed on another thread, or just before the main
+# thread entered a blocking call) would leave the handler pending until time.sleep(120) returns;
+# the default action it replaces would have ended the process at once.
+
+def test_sigterm_taken_by_another_thread_while_the_main_thread_sleeps_still_ends_the_process(tmp_path):
+    returncode, _output, spans = run_and_term(tmp_path, SIGNAL_FROM_THREAD="1")
+    assert returncode == -signal.SIGTERM
+    assert sorted(span.name for _r, span in spans) == sorted(f"work-{i}" for i in range(25))
+
+
+def test_the_applications_handler_runs_when_another_thread_takes_the_signal(tmp_path):
+    returncode, output, spans = run_and_term(tmp_path, APP_HANDLER="1", SIGNAL_FROM_THREAD="1")
+    assert output.count("app handler ran") == 1  # woken once, not run twice
     assert returncode == 3
     assert len(spans) == 25
 
