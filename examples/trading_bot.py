@@ -4,7 +4,11 @@ Each tick reads the market (ticker, order book), computes a signal, sizes and pl
 and now and then checks its balance and open orders. Beside it, a ccxt.pro client watches BTC and
 ETH tickers over WebSocket from a local Binance stream server; a third of the way in, the ETH
 stream freezes (the connection stays open, nothing comes) and turns STALE once it has been
-silent for ``stream_stale_seconds``. The exchange stub answers in the real
+silent for ``stream_stale_seconds``; half way in, the server drops the connection once (as an
+exchange does on maintenance): each watch raises ccxt's NetworkError and watching again
+reconnects, so the WebSocket errors, disconnects and reconnects are real. Each signal the bot
+acts on is recorded (``record_signal``) in the tick's trace, so the fee of the order it places
+is that signal's cost. The exchange stub answers in the real
 Binance and Kraken wire formats, so what you see is ccxt's own behaviour, errors included:
 an oversized order gets InsufficientFunds, a burst gets the exchange's rate-limit error.
 
@@ -36,6 +40,8 @@ except ImportError:  # run as a script
 log = logging.getLogger("examples.trading_bot")
 
 # The stub checks no signature; it is local, so ccxt's client-side throttle is off.
+STRATEGY = "book_lean"  # the bot's strategy, as its signals and their cost are reported
+
 CREDENTIALS = {"apiKey": "demo-key", "secret": "ZGVtby1zZWNyZXQtZGVtby1zZWNyZXQ=", "enableRateLimit": False}
 
 
@@ -55,6 +61,7 @@ def tick(exchange: ccxt.Exchange, symbol: str, rng: random.Random) -> None:
         side = compute_signal(ticker, book, rng)
         if side is None:
             return
+        otel_monitoring.record_signal(STRATEGY, symbol, side)
         # One order in ten is oversized: the exchange refuses it and the bot carries on.
         amount = 500.0 if rng.random() < 0.1 else round(rng.uniform(0.001, 0.01), 5)
         try:
@@ -70,6 +77,7 @@ async def async_tick(exchange: ccxt_async.Exchange, symbol: str, rng: random.Ran
         ticker, book = await asyncio.gather(exchange.fetch_ticker(symbol), exchange.fetch_order_book(symbol, 5))
         side = compute_signal(ticker, book, rng)
         if side is not None:
+            otel_monitoring.record_signal(STRATEGY, symbol, side)
             await exchange.create_order(symbol, "limit", side, 0.002, round(ticker["last"] * 0.99, 1))
         if rng.random() < 0.3:
             for order in await exchange.fetch_open_orders(symbol):
@@ -109,15 +117,24 @@ async def run_feed(stub: ExchangeStub, deadline: float) -> None:
     exchange = point_ccxt_pro_at(ccxt_pro.binance({"enableRateLimit": False}), stub.url, streams.url)
     try:
         streams.feed(0.1)
-        freeze_at = time.monotonic() + (deadline - time.monotonic()) / 3
+        start = time.monotonic()
+        freeze_at = start + (deadline - start) / 3
+        drop_at = start + (deadline - start) / 2
 
         async def freeze() -> None:
             await asyncio.sleep(max(0.0, freeze_at - time.monotonic()))
             streams.freeze("ETHUSDT")
             log.info("the ETH/USDT stream froze: connection open, no more messages")
 
+        async def drop() -> None:
+            await asyncio.sleep(max(0.0, drop_at - time.monotonic()))
+            while not streams.connections and time.monotonic() < deadline:  # a slow start: drop once connected
+                await asyncio.sleep(0.05)
+            dropped = await asyncio.to_thread(streams.drop_connections)
+            log.info("the stream server dropped %d connection(s); the bot reconnects", dropped)
+
         await asyncio.gather(watch_feed(exchange, "BTC/USDT", deadline), watch_feed(exchange, "ETH/USDT", deadline),
-                             freeze())
+                             freeze(), drop())
     finally:
         await exchange.close()
         streams.stop()
