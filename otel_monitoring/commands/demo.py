@@ -110,9 +110,18 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return statistics.quantiles(sorted_values, n=1000, method="inclusive")[min(998, max(0, round(q * 1000) - 1))]
 
 
-def _run_example(name: str, duration: float, failures: dict[str, str]) -> None:
+def _import_example(name: str, failures: dict[str, str]) -> Any:
     try:
-        importlib.import_module(f"otel_monitoring_examples.{name}").demo(duration)
+        return importlib.import_module(f"otel_monitoring_examples.{name}")
+    except Exception as error:  # noqa: BLE001 - one broken example must not hide the others' results
+        logging.getLogger("otel_monitoring.demo").exception("example %s failed to import", name)
+        failures[name] = f"{type(error).__name__}: {error}"
+        return None
+
+
+def _run_example(module: Any, name: str, duration: float, failures: dict[str, str]) -> None:
+    try:
+        module.demo(duration)
     except Exception as error:  # noqa: BLE001 - one broken example must not hide the others' results
         logging.getLogger("otel_monitoring.demo").exception("example %s failed", name)
         failures[name] = f"{type(error).__name__}: {error}"
@@ -157,8 +166,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"Running {', '.join(names)} for {args.duration:g}s (exporter: {args.exporter}) ...", flush=True)
     failures: dict[str, str] = {}
+    # The examples are imported here, one after the other, and only run in threads: Python's import
+    # locks are per module, so two threads importing libraries that share a package (ccxt, langsmith
+    # and the OTLP exporter all import requests, some by submodule) can each hold half of it and be
+    # handed a partially initialised module.
+    modules = {n: _import_example(n, failures) for n in names}
     started = time.monotonic()
-    threads = [threading.Thread(target=_run_example, args=(n, args.duration, failures), name=f"example-{n}") for n in names]
+    threads = [threading.Thread(target=_run_example, args=(modules[n], n, args.duration, failures), name=f"example-{n}")
+               for n in names if modules[n] is not None]
     for thread in threads:
         thread.start()
     for thread in threads:
