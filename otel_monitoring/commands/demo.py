@@ -167,9 +167,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"Running {', '.join(names)} for {args.duration:g}s (exporter: {args.exporter}) ...", flush=True)
     failures: dict[str, str] = {}
     # The examples are imported here, one after the other, and only run in threads: Python's import
-    # locks are per module, so two threads importing libraries that share a package (ccxt, langsmith
-    # and the OTLP exporter all import requests, some by submodule) can each hold half of it and be
-    # handed a partially initialised module.
+    # locks are per module, so threads making the first import of a shared package (ccxt, the RAG
+    # stack and the API example each import requests) can each hold part of it, and a thread that
+    # enters it by a submodule while another runs its __init__ is handed a partially initialised module.
     modules = {n: _import_example(n, failures) for n in names}
     started = time.monotonic()
     threads = [threading.Thread(target=_run_example, args=(modules[n], n, args.duration, failures), name=f"example-{n}")
