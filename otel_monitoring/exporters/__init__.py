@@ -172,37 +172,33 @@ def build_exporters(settings: Settings) -> Exporters:
     return result
 
 
-def _build_one(settings: Settings, signal: str, name: str, reports: dict[str, Any]) -> Any:
+def _reported(reports: dict[str, Any], signal: str, exporter: Any, destination: str, **advice: str) -> Any:
+    """Wrap ``exporter`` in the one DeliveryReport of its destination (shared by the three signals)."""
     from .delivery import DeliveryReport
 
+    report = reports.get(destination)
+    if report is None:
+        report = reports[destination] = DeliveryReport(destination, **advice)
+    wrap = {"traces": report.wrap_span_exporter, "metrics": report.wrap_metric_exporter,
+            "logs": report.wrap_log_exporter}[signal]
+    return wrap(exporter)
+
+
+def _build_one(settings: Settings, signal: str, name: str, reports: dict[str, Any]) -> Any:
     if name == "otlp":
         exporter, endpoint = _otlp_exporter(settings, signal)
         host = urllib.parse.urlparse(endpoint).netloc
-        report = reports.get(host)
-        if report is None:
-            report = reports[host] = DeliveryReport(
-                f"the OTLP endpoint {host}",
-                hint="Is the collector running? Check with `otel-monitoring doctor`, start one with "
-                "`otel-monitoring stack up`, or export to files with OTEL_TRACES_EXPORTER=otlp_file.",
-            )
-        wrap = {"traces": report.wrap_span_exporter, "metrics": report.wrap_metric_exporter,
-                "logs": report.wrap_log_exporter}[signal]
-        exporter = wrap(exporter)
+        exporter = _reported(reports, signal, exporter, f"the OTLP endpoint {host}",
+                             hint="Is the collector running? Check with `otel-monitoring doctor`, start one with "
+                             "`otel-monitoring stack up`, or export to files with OTEL_TRACES_EXPORTER=otlp_file.")
     elif name == "otlp_file":
         exporter = _file_exporter(settings, signal)
         directory = os.path.dirname(exporter.file.path)
-        report = reports.get(directory)
-        if report is None:
-            report = reports[directory] = DeliveryReport(
-                f"the telemetry directory {directory}",
-                hint="Free space on its file system (or choose another with OTEL_MONITORING_FILE_DIR); "
-                "writing resumes by itself.",
-                policy="A batch that cannot be written whole is dropped and counted (no line is "
-                "left half-written); this is reported once until writing recovers.",
-            )
-        wrap = {"traces": report.wrap_span_exporter, "metrics": report.wrap_metric_exporter,
-                "logs": report.wrap_log_exporter}[signal]
-        exporter = wrap(exporter)
+        exporter = _reported(reports, signal, exporter, f"the telemetry directory {directory}",
+                             hint="Free space on its file system (or choose another with OTEL_MONITORING_FILE_DIR); "
+                             "writing resumes by itself.",
+                             policy="A batch that cannot be written whole is dropped and counted (no line is "
+                             "left half-written); this is reported once until writing recovers.")
     elif name == "console":
         exporter = _console_exporter(signal)
     else:

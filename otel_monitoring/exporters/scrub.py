@@ -130,6 +130,12 @@ class _Delegating:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._exporter, name)
 
+    def shutdown(self) -> None:
+        return self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
+
 
 class ScrubbingSpanExporter(_Delegating, SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -139,12 +145,6 @@ class ScrubbingSpanExporter(_Delegating, SpanExporter):
             _logger.warning("otel-monitoring: scrubbing a span batch failed; the batch is dropped", exc_info=True)
             return SpanExportResult.FAILURE
         return self._exporter.export(spans)
-
-    def shutdown(self) -> None:
-        return self._exporter.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._exporter.force_flush(timeout_millis)
 
 
 class ScrubbingMetricExporter(MetricExporter):
@@ -187,9 +187,3 @@ class ScrubbingLogExporter(_Delegating):
             _logger.warning("otel-monitoring: scrubbing log records failed; the batch is dropped", exc_info=True)
             return LogRecordExportResult.FAILURE
         return self._exporter.export(batch)
-
-    def shutdown(self) -> None:
-        return self._exporter.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._exporter.force_flush(timeout_millis)

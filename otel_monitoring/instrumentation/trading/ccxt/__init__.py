@@ -30,7 +30,7 @@ from opentelemetry.trace import SpanKind
 from ... import names
 from ...core import Finished, Operation, Patcher, Telemetry, settings_from
 from .feeds import Feeds
-from .orders import OrderLifecycle
+from .orders import OrderLifecycle, _number
 from .package import _instruments
 
 __all__ = ["CcxtInstrumentor", "METHODS", "feed_summary_lines"]
@@ -82,14 +82,6 @@ METHODS: dict[str, Method] = {
 # --- reading attributes ---
 
 
-def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number else None  # not NaN
 
 
 def _argument_readers(function: Any, arguments: Mapping[str, str]) -> list[tuple[str, int, str]]:

@@ -28,7 +28,7 @@ def _number(value: Any) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    return number if number == number else None
+    return number if number == number else None  # not NaN
 
 
 class _Pending:

@@ -67,6 +67,15 @@ def unwatched_symbols(symbols: Any) -> list[str] | None:
     return None
 
 
+def _call_outermost(wrapped: Callable, args: tuple, kwargs: dict) -> Any:
+    """Call a watch method with the watch calls it makes itself (watch_ticker -> watch_tickers) left unwrapped."""
+    token = _IN_WATCH.set(True)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _IN_WATCH.reset(token)
+
+
 class ProWrapper:
     """Wraps ccxt.pro exchange classes and ccxt's WebSocket ``Client``; ``restore()`` undoes it."""
 
@@ -168,11 +177,7 @@ class ProWrapper:
         def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
             if _IN_WATCH.get() or instrumentation_suppressed():
                 return wrapped(*args, **kwargs)
-            token = _IN_WATCH.set(True)
-            try:
-                awaitable = wrapped(*args, **kwargs)
-            finally:
-                _IN_WATCH.reset(token)
+            awaitable = _call_outermost(wrapped, args, kwargs)
             return self._watched(awaitable, instance, channel, args, kwargs, feeds.clock())
 
         return wrapper
@@ -260,11 +265,7 @@ class ProWrapper:
         def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
             if _IN_WATCH.get() or instrumentation_suppressed():
                 return wrapped(*args, **kwargs)
-            token = _IN_WATCH.set(True)
-            try:
-                awaitable = wrapped(*args, **kwargs)
-            finally:
-                _IN_WATCH.reset(token)
+            awaitable = _call_outermost(wrapped, args, kwargs)
             return self._unwatched(awaitable, instance, name, args, kwargs)
 
         return wrapper
