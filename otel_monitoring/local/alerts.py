@@ -108,9 +108,12 @@ def demo_summary(monitoring: Any) -> list[str]:
              f"snapshots in {component.settings.snapshot_dir}):"]
     if not alerts:
         lines.append("  none pending or firing")
+    from ..views.formatting import in_unit
+
     width = max((len(alert["id"]) for alert in alerts), default=0)
     for alert in alerts:
-        value = "n/a" if alert["value"] is None else f"{alert['value']:.4g}"
+        unit = alert.get("unit") or ""  # the rule's unit, as the notifications and views show it
+        value = "n/a" if alert["value"] is None else in_unit(alert["value"], unit)
         lines.append(f"  {alert['state']:<8} {alert['severity']:<9} {alert['id']:<{width}}  value {value} "
-                     f"(threshold {alert['threshold']:g})")
+                     f"(threshold {in_unit(alert['threshold'], unit)})")
     return lines
