@@ -4,6 +4,7 @@ with an optional per-request latency and injected failures (``fail_next``)."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +44,13 @@ class JsonHandler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     stub: "StubServer"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that drops its keep-alive connection is normal traffic, not a stub fault:
+        # socketserver would print its traceback into the demo's output.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class StubServer:
