@@ -50,7 +50,7 @@ def build_pipeline() -> tuple[Any, Any, Any]:
     class CountingExporter(SpanExporter):
         exported = 0
 
-        def export(self, spans):  # noqa: ANN001
+        def export(self, spans):
             CountingExporter.exported += len(spans)
             return SpanExportResult.SUCCESS
 
@@ -125,26 +125,26 @@ def install_callback_tracer(tracer_provider: Any) -> None:
                     span.set_attributes(attributes)
                 span.end()
 
-        def on_chain_start(self, serialized, inputs, *, run_id, parent_run_id=None, **kwargs):  # noqa: ANN001
+        def on_chain_start(self, serialized, inputs, *, run_id, parent_run_id=None, **kwargs):
             if parent_run_id is None:  # outermost only, as ours
                 self._start("chain", run_id, parent_run_id)
 
-        def on_chain_end(self, outputs, *, run_id, **kwargs):  # noqa: ANN001
+        def on_chain_end(self, outputs, *, run_id, **kwargs):
             self._end(run_id)
 
-        def on_chat_model_start(self, serialized, messages, *, run_id, parent_run_id=None, **kwargs):  # noqa: ANN001
+        def on_chat_model_start(self, serialized, messages, *, run_id, parent_run_id=None, **kwargs):
             self._start("chat", run_id, parent_run_id)
 
-        def on_llm_end(self, response, *, run_id, **kwargs):  # noqa: ANN001
+        def on_llm_end(self, response, *, run_id, **kwargs):
             message = response.generations[0][0].message if response.generations else None
             usage = getattr(message, "usage_metadata", None) or {}
             self._end(run_id, {"gen_ai.usage.input_tokens": usage.get("input_tokens", 0),
                                "gen_ai.usage.output_tokens": usage.get("output_tokens", 0)})
 
-        def on_retriever_start(self, serialized, query, *, run_id, parent_run_id=None, **kwargs):  # noqa: ANN001
+        def on_retriever_start(self, serialized, query, *, run_id, parent_run_id=None, **kwargs):
             self._start("retrieval", run_id, parent_run_id)
 
-        def on_retriever_end(self, documents, *, run_id, **kwargs):  # noqa: ANN001
+        def on_retriever_end(self, documents, *, run_id, **kwargs):
             self._end(run_id)
 
     handler_var: ContextVar = ContextVar("bench_span_handler", default=None)
@@ -171,12 +171,12 @@ def workloads() -> dict[str, Any]:
         def _llm_type(self) -> str:
             return "bench"
 
-        def _generate(self, messages, stop=None, run_manager=None, **kwargs):  # noqa: ANN001
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
             message = AIMessage(content="the order book is thin", usage_metadata=usage,
                                 response_metadata={"model_name": self.model_name, "finish_reason": "stop"})
             return ChatResult(generations=[ChatGeneration(message=message)])
 
-        def _stream(self, messages, stop=None, run_manager=None, **kwargs) -> Iterator[ChatGenerationChunk]:  # noqa: ANN001
+        def _stream(self, messages, stop=None, run_manager=None, **kwargs) -> Iterator[ChatGenerationChunk]:
             for word in ("the order", " book", " is thin"):
                 yield ChatGenerationChunk(message=AIMessageChunk(content=word))
             yield ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage))
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'workload':<18}" + "".join(f"{v:>26}" for v in rows))
     for workload in WORKLOADS:
         cells = []
-        for variant, row in rows.items():
+        for row in rows.values():
             result = row.get("results", {}).get(workload)
             if result is None:
                 cells.append(f"{'-':>26}")

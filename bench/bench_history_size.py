@@ -17,8 +17,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from otel_monitoring.local import history  # noqa: E402
-from otel_monitoring.local.history import HistoryStore  # noqa: E402
+from otel_monitoring.local import history
+from otel_monitoring.local.history import HistoryStore
 
 
 def snapshot(when: float, minute: int, series: int) -> dict:

@@ -42,7 +42,7 @@ METRIC_ATTRIBUTES = {"domain": "custom", "component": "bench", "operation": "cal
 
 
 class NullExporter(SpanExporter):
-    def export(self, spans):  # noqa: ANN001
+    def export(self, spans):
         return SpanExportResult.SUCCESS
 
 

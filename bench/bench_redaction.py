@@ -40,7 +40,7 @@ SECRET = {
 
 
 class NullExporter(SpanExporter):
-    def export(self, spans):  # noqa: ANN001
+    def export(self, spans):
         return SpanExportResult.SUCCESS
 
 

@@ -145,10 +145,10 @@ class _Handler(JsonHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._handle("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         self._handle("POST")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:  # noqa: N802 - http.server's naming
         self._handle("DELETE")
 
 

@@ -50,7 +50,7 @@ class HashEmbeddings(Embeddings):
 class HashEmbeddingFunction:
     """A chromadb embedding function over ``hash_embedding``."""
 
-    def __call__(self, input: list[str]) -> list[list[float]]:  # noqa: A002 - chromadb's parameter name
+    def __call__(self, input: list[str]) -> list[list[float]]:  # chromadb's parameter name
         return [hash_embedding(text) for text in input]
 
     @staticmethod
@@ -73,7 +73,7 @@ class HashEmbeddingFunction:
     def supported_spaces(self) -> list[str]:
         return ["cosine", "l2", "ip"]
 
-    def embed_query(self, input: list[str]) -> list[list[float]]:  # noqa: A002
+    def embed_query(self, input: list[str]) -> list[list[float]]:
         return self(input)
 
 

@@ -134,7 +134,7 @@ def _load_deferred(name: str) -> None:
             _logger.debug("otel-monitoring: skipping instrumentor %s: %s", name, conflict)
             return
         entry_point.load()().instrument(skip_dep_check=True)
-    except Exception:  # noqa: BLE001 - the program's import must not fail because of an instrumentor
+    except Exception:  # the program's import must not fail because of an instrumentor
         _logger.warning("otel-monitoring: instrumentor %s failed to start; continuing without it", name,
                         exc_info=True)
 
@@ -162,7 +162,7 @@ class OtelMonitoringDistro(BaseDistro):
         user = user_disabled()
         try:
             others = _defer_other_instrumentors(user)
-        except Exception:  # noqa: BLE001 - then they load at start-up, as they would without us
+        except Exception:  # then they load at start-up, as they would without us
             _logger.debug("otel-monitoring: cannot defer other instrumentors", exc_info=True)
             others = []
         for name in [*managed_entry_points(), *others]:

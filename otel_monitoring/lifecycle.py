@@ -96,7 +96,7 @@ def _flush_then_default(signum: int, frame: Any) -> None:
     if monitoring is not None:
         try:
             monitoring.shutdown(reason=f"signal {signal.Signals(signum).name}")
-        except Exception:  # noqa: BLE001 - the process must still end as asked
+        except Exception:  # the process must still end as asked
             _logger.debug("otel-monitoring: flush on signal %s failed", signum, exc_info=True)
     _original_signal(signum, signal.SIG_DFL)
     signal.raise_signal(signum)
@@ -206,7 +206,7 @@ def _restart_watcher_in_child() -> None:
         return
     try:
         _start_watcher(inherited=_watcher_fds[1])
-    except Exception:  # noqa: BLE001 - fork must never fail because of telemetry
+    except Exception:  # fork must never fail because of telemetry
         _logger.debug("otel-monitoring: restarting the signal watcher after fork failed", exc_info=True)
 
 
@@ -268,7 +268,7 @@ def _refresh_identity(monitoring: Monitoring) -> None:
         attributes["service.instance.id"] = new_instance_id()
     from opentelemetry.attributes import BoundedAttributes
 
-    resource._attributes = BoundedAttributes(attributes=attributes, immutable=True)  # noqa: SLF001
+    resource._attributes = BoundedAttributes(attributes=attributes, immutable=True)
 
 
 def _after_fork_in_child() -> None:
@@ -277,8 +277,8 @@ def _after_fork_in_child() -> None:
         return
     try:
         _refresh_identity(monitoring)
-        monitoring._after_fork_in_child()  # noqa: SLF001
-    except Exception:  # noqa: BLE001 - fork must never fail because of telemetry
+        monitoring._after_fork_in_child()
+    except Exception:  # fork must never fail because of telemetry
         _logger.debug("otel-monitoring: refreshing the pipeline after fork failed", exc_info=True)
 
 
@@ -333,7 +333,7 @@ def install_process_hooks(monitoring: Monitoring) -> None:
         if target is not None and target is _current():
             try:
                 _hook_multiprocessing(target)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 _logger.debug("otel-monitoring: hooking multiprocessing failed", exc_info=True)
 
     wrapt.register_post_import_hook(on_import, "multiprocessing")

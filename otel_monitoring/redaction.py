@@ -82,7 +82,7 @@ class Redactor:
     looked at only when they contain ``=``, ``@`` or a bearer scheme, so most cost nothing."""
 
     def __init__(self, add: Iterable[str] = (), keep: Iterable[str] = ()):
-        normalise = lambda name: name.strip().lower().replace("-", "_")  # noqa: E731
+        normalise = lambda name: name.strip().lower().replace("-", "_")  # noqa: E731 - a one-line helper local to this method
         keep_set = {normalise(n) for n in keep if n.strip()}
         extra = [normalise(n) for n in add if n.strip()]
         self.names = tuple(n for n in dict.fromkeys([*SECRET_NAMES, *extra]) if n not in keep_set)

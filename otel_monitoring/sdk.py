@@ -95,7 +95,7 @@ class Monitoring:
             try:
                 result = flush(millis)
                 ok = ok and result is not False
-            except Exception:  # noqa: BLE001 - flushing must never raise into the app
+            except Exception:  # flushing must never raise into the app
                 _logger.debug("force_flush failed", exc_info=True)
                 ok = False
         return ok
@@ -168,11 +168,11 @@ def _report_exit_losses(monitoring: Monitoring, reason: str, timeout: float, fin
                                  "_log_record_processors", ())
         lost["spans"] = lost.get("spans", 0) + sum(_queued(p) for p in span_processors)
         lost["log records"] = lost.get("log records", 0) + sum(_queued(p) for p in log_processors)
-    for counter in monitoring._loss_counters:  # noqa: SLF001
+    for counter in monitoring._loss_counters:
         try:
             for kind, count in counter().items():
                 lost[kind] = lost.get(kind, 0) + count
-        except Exception:  # noqa: BLE001 - counting must not fail the exit
+        except Exception:  # counting must not fail the exit
             _logger.debug("otel-monitoring: a loss counter failed", exc_info=True)
     summary = ", ".join(f"{count} {kind}" for kind, count in lost.items() if count)
     if not summary and finished:
@@ -186,7 +186,7 @@ def _report_exit_losses(monitoring: Monitoring, reason: str, timeout: float, fin
 def _call_quietly(fn: Callable[[], Any], what: str) -> None:
     try:
         fn()
-    except Exception:  # noqa: BLE001 - shutdown must finish whatever one part does
+    except Exception:  # shutdown must finish whatever one part does
         _logger.warning("otel-monitoring: %s failed", what, exc_info=True)
 
 
@@ -298,7 +298,7 @@ def _install_lifecycle(monitoring: Monitoring) -> None:
         if monitoring.settings.signal_flush:
             lifecycle.install_signal_flush()
         lifecycle.install_process_hooks(monitoring)
-    except Exception:  # noqa: BLE001 - the host application comes first
+    except Exception:  # the host application comes first
         _logger.warning("otel-monitoring: exit hooks could not be installed; telemetry may be lost on "
                         "signals and in child processes", exc_info=True)
 
@@ -311,7 +311,7 @@ def _start_components(monitoring: Monitoring, components: list[Component]) -> No
             component.start(monitoring)
         except ConfigError:
             raise
-        except Exception:  # noqa: BLE001 - a broken feature must not stop the host application
+        except Exception:  # a broken feature must not stop the host application
             _logger.warning("otel-monitoring: component %s failed to start; continuing without it",
                             component.name, exc_info=True)
             continue

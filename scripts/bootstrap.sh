@@ -16,7 +16,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 # Reinstall when the dependencies or the checkout location change (the install is editable).
 stamp="$(cat "$repo/pyproject.toml" | sha256sum | cut -c1-16)-$repo"
-if [ "$(cat "$venv/.otel-monitoring-stamp" 2>/dev/null || true)" != "$stamp" ]; then
+# The linter comes with the dev extra; a venv made before it was added lacks it.
+if [ "$(cat "$venv/.otel-monitoring-stamp" 2>/dev/null || true)" != "$stamp" ] || [ ! -x "$venv/bin/ruff" ]; then
   echo "bootstrap: installing otel-monitoring[dev] into $venv" >&2
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$repo[dev]" >&2
   echo "$stamp" > "$venv/.otel-monitoring-stamp"

@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from support import make_telemetry, reset_otel_globals  # noqa: E402
+from support import make_telemetry, reset_otel_globals
 
 
 @pytest.fixture

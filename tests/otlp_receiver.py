@@ -46,12 +46,12 @@ class OtlpReceiver:
                 return trace_service_pb2.ExportTraceServiceResponse()
 
         class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
-            def Export(self, request, context):  # noqa: N802
+            def Export(self, request, context):  # noqa: N802 - gRPC's method name
                 receiver._keep("metrics", request, dict(context.invocation_metadata()))
                 return metrics_service_pb2.ExportMetricsServiceResponse()
 
         class Logs(logs_service_pb2_grpc.LogsServiceServicer):
-            def Export(self, request, context):  # noqa: N802
+            def Export(self, request, context):  # noqa: N802 - gRPC's method name
                 receiver._keep("logs", request, dict(context.invocation_metadata()))
                 return logs_service_pb2.ExportLogsServiceResponse()
 
@@ -74,7 +74,7 @@ class OtlpReceiver:
         }
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 found = messages.get(self.path)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if found is None or self.headers.get("Content-Type") != "application/x-protobuf":

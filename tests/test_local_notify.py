@@ -46,7 +46,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with receiver.received:
                     receiver.requests.append((self.path, body))
@@ -244,14 +244,14 @@ def test_log_and_callback_channels(notifiers, caplog):
 # --- email over a real SMTP server ---
 
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
-from aiosmtpd.smtp import AuthResult  # noqa: E402
+from aiosmtpd.smtp import AuthResult  # noqa: E402 - only when aiosmtpd is installed
 
 
 class MailBox:
     def __init__(self):
         self.messages = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 OK"
 

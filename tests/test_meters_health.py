@@ -90,7 +90,7 @@ def test_tcp_check_against_a_real_listener():
 @pytest.fixture
 def http_server():
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             code = int(self.path.strip("/") or 200)
             self.send_response(code)
             self.send_header("Content-Length", "0")
@@ -157,7 +157,7 @@ def test_check_results_as_metrics(telemetry, registry):
 
 def get(url):
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - 127.0.0.1
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())

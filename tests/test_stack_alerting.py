@@ -13,7 +13,6 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
 import yaml
 
 from otel_monitoring.config import load_settings, parse_duration
@@ -91,7 +90,7 @@ class Webhook:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 receiver.received.append((time.time(), body))
                 self.send_response(200)

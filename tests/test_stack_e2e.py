@@ -357,7 +357,7 @@ def test_content_redaction_can_be_switched_off(tmp_path):
         collector.stop()
 
 
-def test_health_probe_spans_are_filtered_out(collector_process):
+def test_health_probe_spans_are_filtered_out(collector_process):  # noqa: F811 - the fixture imported above
     result = run_python(f"""
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider

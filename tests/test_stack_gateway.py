@@ -119,7 +119,7 @@ def test_loadbalancer_routes_whole_traces_to_tail_samplers_that_keep_errors(tmp_
 
         def kept():
             found = defaultdict(lambda: defaultdict(set))  # trace id -> sampler -> span names
-            for n, sampler in enumerate(samplers):
+            for n in range(len(samplers)):
                 path = os.path.join(str(tmp_path / f"sampler-{n + 1}" / "data"), "traces.jsonl")
                 if not os.path.exists(path):
                     continue

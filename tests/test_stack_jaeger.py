@@ -3,7 +3,6 @@ span metrics from the stack's Prometheus, no self-tracing loop, and the UI asset
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from datetime import datetime
 import pytest
 
 from otel_monitoring.stack.jaeger_ui import JaegerUIError, resolve_assets
-from stackprocs import (AGENT_CONFIG, JAEGER_CONFIG, http_get_json, http_get_text, start_collector, start_jaeger,
+from stackprocs import (AGENT_CONFIG, JAEGER_CONFIG, http_get_json, start_collector, start_jaeger,
                         start_prometheus, wait_until)
 from support import clean_env, free_port
 

@@ -11,25 +11,25 @@ from typing import Any
 
 import pytest
 
-ccxt = pytest.importorskip("ccxt")
-import ccxt.pro  # noqa: E402
-from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+pytest.importorskip("ccxt")
+import ccxt.pro
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from examples.exchange_stub import ExchangeStub, point_ccxt_at  # noqa: E402
-from examples.exchange_ws_stub import BinanceStreamStub, point_ccxt_pro_at  # noqa: E402
-from otel_monitoring.config import load_settings  # noqa: E402
-from otel_monitoring.instrumentation.trading.ccxt import CcxtInstrumentor  # noqa: E402
-from otel_monitoring.local.engine import AlertEngine  # noqa: E402
-from otel_monitoring.local.rules import load_rules  # noqa: E402
-from otel_monitoring.local.snapshot import points_from_metrics_data  # noqa: E402
-from otel_monitoring.meters import trading  # noqa: E402
-from otel_monitoring.meters.cost import CostMeter  # noqa: E402
-from otel_monitoring.meters.cost_processor import CostSpanProcessor  # noqa: E402
-from otel_monitoring.meters.prices import load_prices  # noqa: E402
+from examples.exchange_stub import ExchangeStub, point_ccxt_at
+from examples.exchange_ws_stub import BinanceStreamStub, point_ccxt_pro_at
+from otel_monitoring.config import load_settings
+from otel_monitoring.instrumentation.trading.ccxt import CcxtInstrumentor
+from otel_monitoring.local.engine import AlertEngine
+from otel_monitoring.local.rules import load_rules
+from otel_monitoring.local.snapshot import points_from_metrics_data
+from otel_monitoring.meters import trading
+from otel_monitoring.meters.cost import CostMeter
+from otel_monitoring.meters.cost_processor import CostSpanProcessor
+from otel_monitoring.meters.prices import load_prices
 
 WAIT = 30.0  # generous bound for conditions that normally hold within milliseconds
 

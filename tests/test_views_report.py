@@ -199,7 +199,7 @@ document.getElementById('f').addEventListener('load', function () {
 });
 </script></body></html>""", encoding="utf-8")
     LoggingHandler.requests = []
-    handler = lambda *a, **k: LoggingHandler(*a, directory=str(tmp_path), **k)  # noqa: E731
+    handler = lambda *a, **k: LoggingHandler(*a, directory=str(tmp_path), **k)  # noqa: E731 - the handler factory http.server expects
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -113,7 +113,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 def _import_example(name: str, failures: dict[str, str]) -> Any:
     try:
         return importlib.import_module(f"otel_monitoring_examples.{name}")
-    except Exception as error:  # noqa: BLE001 - one broken example must not hide the others' results
+    except Exception as error:  # one broken example must not hide the others' results
         logging.getLogger("otel_monitoring.demo").exception("example %s failed to import", name)
         failures[name] = f"{type(error).__name__}: {error}"
         return None
@@ -122,7 +122,7 @@ def _import_example(name: str, failures: dict[str, str]) -> Any:
 def _run_example(module: Any, name: str, duration: float, failures: dict[str, str]) -> None:
     try:
         module.demo(duration)
-    except Exception as error:  # noqa: BLE001 - one broken example must not hide the others' results
+    except Exception as error:  # one broken example must not hide the others' results
         logging.getLogger("otel_monitoring.demo").exception("example %s failed", name)
         failures[name] = f"{type(error).__name__}: {error}"
 

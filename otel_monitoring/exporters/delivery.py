@@ -43,7 +43,7 @@ def dropped_totals() -> dict[str, int]:
 def _forget_losses_in_child() -> None:
     # A forked child reports its own losses, not its parent's.
     for report in _reports:
-        report._lock = threading.Lock()  # noqa: SLF001
+        report._lock = threading.Lock()
         report.dropped = dict.fromkeys(report.dropped, 0)
         report.in_flight = dict.fromkeys(report.in_flight, 0)
 

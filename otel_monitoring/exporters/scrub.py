@@ -141,7 +141,7 @@ class ScrubbingSpanExporter(_Delegating, SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
             spans = [scrub_span(span, self._redactor) for span in spans]
-        except Exception:  # noqa: BLE001 - never export unscrubbed data
+        except Exception:  # never export unscrubbed data
             _logger.warning("otel-monitoring: scrubbing a span batch failed; the batch is dropped", exc_info=True)
             return SpanExportResult.FAILURE
         return self._exporter.export(spans)
@@ -164,7 +164,7 @@ class ScrubbingMetricExporter(MetricExporter):
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         try:
             metrics_data = scrub_metrics_data(metrics_data, self._redactor)
-        except Exception:  # noqa: BLE001 - never export unscrubbed data
+        except Exception:  # never export unscrubbed data
             _logger.warning("otel-monitoring: scrubbing metrics failed; the collection is dropped", exc_info=True)
             return MetricExportResult.FAILURE
         return self._exporter.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
@@ -183,7 +183,7 @@ class ScrubbingLogExporter(_Delegating):
         try:
             for record in batch:
                 scrub_log_record(record, self._redactor)
-        except Exception:  # noqa: BLE001 - never export unscrubbed data
+        except Exception:  # never export unscrubbed data
             _logger.warning("otel-monitoring: scrubbing log records failed; the batch is dropped", exc_info=True)
             return LogRecordExportResult.FAILURE
         return self._exporter.export(batch)

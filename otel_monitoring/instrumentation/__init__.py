@@ -141,6 +141,6 @@ class InstrumentationComponent(Component):
             instrumentor = enabled.pop()
             try:
                 instrumentor.uninstrument()
-            except Exception:  # noqa: BLE001 - shutdown must go on
+            except Exception:  # shutdown must go on
                 _logger.debug("otel-monitoring: uninstrumenting %s failed", type(instrumentor).__name__,
                               exc_info=True)

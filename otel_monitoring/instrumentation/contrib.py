@@ -65,7 +65,7 @@ class ContribBundle(BaseInstrumentor):
                                        **self.member_options(name, settings)}
             try:
                 instrumentor.instrument(**{k: v for k, v in options.items() if v is not None})
-            except Exception:  # noqa: BLE001 - one broken member must not stop the others
+            except Exception:  # one broken member must not stop the others
                 _logger.warning("otel-monitoring: instrumentation %s failed to start; continuing without it",
                                 name, exc_info=True)
                 continue

@@ -397,13 +397,13 @@ class Target:
                 extra = self.call_attributes(instance, args, kwargs)
                 if extra:
                     span.set_attributes(extra)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
                 self.log_once("arguments", "reading attributes from the arguments failed")
         series = state.default_series
         if self.call_metric_attributes is not None:
             try:
                 series = self.series(state, instance, args, kwargs)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
                 self.log_once("metric attributes", "reading metric attributes from the arguments failed")
         ctx = set_span_in_context(span, parent)
         if self.nesting_key is not None:
@@ -496,7 +496,7 @@ def _function_wrapper(target: Target) -> Callable:
         try:
             started = start(instance, args, kwargs)
             token = attach(started[1]) if started is not None else None
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
             target.log_once("start", "starting the span failed")
             return wrapped(*args, **kwargs)
         if started is None:
@@ -521,7 +521,7 @@ def _coroutine_wrapper(target: Target) -> Callable:
         try:
             started = start(instance, args, kwargs)
             token = attach(started[1]) if started is not None else None
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
             target.log_once("start", "starting the span failed")
             return await wrapped(*args, **kwargs)
         if started is None:
@@ -548,7 +548,7 @@ def _generator_wrapper(target: Target) -> Callable:
     def traced_stream(generator: Any, parent: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         try:
             started = target.start(instance, args, kwargs, parent)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
             target.log_once("start", "starting the span failed")
             started = None
         if started is None:
@@ -572,7 +572,7 @@ def _generator_wrapper(target: Target) -> Callable:
                     to_send = yield item
                 except GeneratorExit:
                     raise
-                except BaseException as thrown:  # thrown in by the consumer: pass it on
+                except BaseException as thrown:  # noqa: BLE001 - thrown in by the consumer: pass it on
                     to_throw = thrown
         except StopIteration as stop:
             target.finish(started, None, result, instance, args, kwargs)
@@ -602,7 +602,7 @@ def _async_generator_wrapper(target: Target) -> Callable:
     async def traced_stream(generator: Any, parent: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         try:
             started = target.start(instance, args, kwargs, parent)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
             target.log_once("start", "starting the span failed")
             started = None
         if started is None:

@@ -210,7 +210,7 @@ class LocalComponent(Component):
             if not matching:
                 self.engine.trigger(_budget_rule(event), attributes, event.utilization,
                                     expires_at=_period_end(event.period_start, event.period))
-        except Exception:  # noqa: BLE001 - runs in the thread that recorded the cost
+        except Exception:  # runs in the thread that recorded the cost
             _logger.warning("otel-monitoring: budget event not turned into an alert", exc_info=True)
 
     def shutdown(self) -> None:
@@ -224,7 +224,7 @@ class LocalComponent(Component):
         if self.reader is not None:
             try:
                 self.reader.force_flush(timeout_millis=2000)  # the last snapshot and evaluation
-            except Exception:  # noqa: BLE001
+            except Exception:
                 _logger.debug("otel-monitoring: last snapshot failed", exc_info=True)
         if self.notifier is not None:
             self.notifier.shutdown(timeout=NOTIFIER_SHUTDOWN_S)

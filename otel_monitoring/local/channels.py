@@ -80,7 +80,7 @@ class LogChannel(Channel):
 def post_json(url: str, payload: Any, timeout: float, headers: Mapping[str, str] | None = None) -> bytes:
     """POST JSON; DeliveryError for network errors and non-2xx answers (4xx other than 408/429 are final)."""
     body = json.dumps(payload).encode("utf-8")
-    request = urllib.request.Request(url, data=body, method="POST", headers={
+    request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310 - the user's URL
         "Content-Type": "application/json", "User-Agent": USER_AGENT, **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the user's URL

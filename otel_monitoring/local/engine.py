@@ -166,7 +166,7 @@ class AlertEngine:
             for rule in sorted(self.rules, key=lambda r: -SEVERITIES.index(r.severity)):
                 try:
                     values = self._rule_values(rule, by_name, now)
-                except Exception:  # noqa: BLE001 - one broken rule must not stop the others
+                except Exception:  # one broken rule must not stop the others
                     if rule.id not in self._failed_rules:
                         self._failed_rules.add(rule.id)
                         _logger.warning("otel-monitoring: alert rule %r failed to evaluate", rule.id, exc_info=True)
@@ -270,7 +270,7 @@ class AlertEngine:
             for listener in list(self.listeners):
                 try:
                     listener(event)
-                except Exception:  # noqa: BLE001 - a listener must not break the engine
+                except Exception:  # a listener must not break the engine
                     _logger.warning("otel-monitoring: alert listener %r failed", listener, exc_info=True)
 
     # --- rule values: {alert id: (group labels, value or None)} ---

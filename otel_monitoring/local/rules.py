@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Mapping
 
-import yaml
 
 from ..config import ALERT_SEVERITIES, ConfigError, parse_duration
 from ..userfiles import Document, load_file, parse_text

@@ -284,7 +284,7 @@ class SnapshotExporter(MetricExporter):
             try:
                 self.history.record_snapshot(snapshot)
                 self._last_history = now
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:  # noqa: BLE001 - a failing store must not stop the snapshots
                 self._log_once("history", "otel-monitoring: cannot append to %s (%s)", self.history.path, error)
         for hook in list(self.on_collection):
             try:
@@ -293,7 +293,7 @@ class SnapshotExporter(MetricExporter):
                 self._log_once(f"hook {hook!r}", "otel-monitoring: collection hook %r failed", hook, exc_info=True)
         try:  # after the hooks: the alert engine has written this process' alerts by now
             write_directory_totals(self.directory)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 - a failing store must not stop the snapshots
             self._log_once("totals", "otel-monitoring: cannot write the directory totals in %s (%s)",
                            self.directory, error)
         return result

@@ -113,7 +113,7 @@ class MetersComponent(Component):
                                    filesystems=filesystems)
         try:
             self.system.start()
-        except Exception:  # noqa: BLE001 - the contrib instrumentor failing must not cost the other meters
+        except Exception:  # the contrib instrumentor failing must not cost the other meters
             _logger.warning("otel-monitoring: the system metrics instrumentor failed to start", exc_info=True)
         self.host_health = HostHealth(self.settings.host_health_thresholds, filesystems)
         self.host_health.observe(provider)

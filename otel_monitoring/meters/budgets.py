@@ -227,5 +227,5 @@ def _announce(event: BudgetEvent) -> None:
     for listener in listeners:
         try:
             listener(event)
-        except Exception:  # noqa: BLE001 - a listener's bug must not reach the code that recorded the cost
+        except Exception:  # a listener's bug must not reach the code that recorded the cost
             _logger.warning("otel-monitoring: budget listener %r failed", listener, exc_info=True)

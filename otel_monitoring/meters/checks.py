@@ -69,7 +69,7 @@ def http_check(url: str, timeout: float = 5.0, expected_status: Callable[[int], 
     accept = expected_status or (lambda code: 200 <= code < 400)
 
     def check() -> tuple[bool, dict[str, Any]]:
-        request = urllib.request.Request(url, headers={"User-Agent": "otel-monitoring-health-check"})
+        request = urllib.request.Request(url, headers={"User-Agent": "otel-monitoring-health-check"})  # noqa: S310 - the user's URL
         with suppress_instrumentation():
             try:
                 with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - user's URL

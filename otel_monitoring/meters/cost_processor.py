@@ -142,7 +142,7 @@ class CostSpanProcessor(SpanProcessor):
             parent = span.parent
             if (parent is None or parent.is_remote) and trace_id in self._trace_costs:
                 self._root_ended(span, trace_id, attributes or {})
-        except Exception:  # noqa: BLE001 - pricing must never disturb the span pipeline
+        except Exception:  # pricing must never disturb the span pipeline
             if not self._failed_once:
                 self._failed_once = True
                 _logger.warning("otel-monitoring: could not price span %r", span.name, exc_info=True)

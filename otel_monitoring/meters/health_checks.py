@@ -221,7 +221,7 @@ class HealthRunner:
             try:
                 if self.registry.names():
                     self.registry.run()
-            except Exception:  # noqa: BLE001 - keep checking whatever one run did
+            except Exception:  # keep checking whatever one run did
                 _logger.warning("otel-monitoring: health check run failed", exc_info=True)
             self._stop.wait(self.interval)
 

@@ -22,7 +22,7 @@ def _handler(registry: HealthRegistry) -> type[BaseHTTPRequestHandler]:
     class HealthHandler(BaseHTTPRequestHandler):
         server_version = "otel-monitoring-health"
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:  # http.server's naming
             path = self.path.split("?", 1)[0].rstrip("/")
             if path not in ("/health", "/health/detailed"):
                 self._send(404, {"error": "not found; use /health or /health/detailed"})
@@ -46,7 +46,7 @@ def _handler(registry: HealthRegistry) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(payload)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+        def log_message(self, format: str, *args: Any) -> None:  # http.server's signature
             _logger.debug("health server: " + format, *args)
 
     return HealthHandler

@@ -84,5 +84,5 @@ def record_retrieval(scores: Sequence[float] = (), collection: str | None = None
     """Record one retrieval (never raises): ``record_retrieval([0.82, 0.4], collection="docs")``."""
     try:
         current_rag_kpis().record_retrieval(scores, collection, relevant)
-    except Exception:  # noqa: BLE001 - a KPI must never break the pipeline
+    except Exception:  # a KPI must never break the pipeline
         _logger.warning("otel-monitoring: record_retrieval failed", exc_info=True)

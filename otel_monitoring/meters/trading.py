@@ -180,7 +180,7 @@ class TradingKPIs:
         for source in sources:
             try:
                 rows = list(source())
-            except Exception:  # noqa: BLE001 - one broken feed must not hide the others
+            except Exception:  # one broken feed must not hide the others
                 _logger.warning("otel-monitoring: a market-data source failed", exc_info=True)
                 continue
             for symbol, exchange, updated, live, delayed in rows:
@@ -275,7 +275,7 @@ def record_cost_in_trace(trace_id: int, usd: float) -> None:
         strategy = _SIGNALS.cost(trace_id, float(usd))
         if strategy is not None:
             current_trading_kpis().record_signal_cost(strategy, float(usd))
-    except Exception:  # noqa: BLE001 - pricing must never disturb the span pipeline
+    except Exception:  # pricing must never disturb the span pipeline
         _logger.warning("otel-monitoring: recording a signal's cost failed", exc_info=True)
 
 
@@ -317,7 +317,7 @@ def _safely(method: str) -> Callable[..., None]:
     def call(*args: Any, **kwargs: Any) -> None:
         try:
             getattr(current_trading_kpis(), method)(*args, **kwargs)
-        except Exception:  # noqa: BLE001 - a KPI must never break the trading loop
+        except Exception:  # a KPI must never break the trading loop
             _logger.warning("otel-monitoring: %s failed", method, exc_info=True)
 
     call.__name__ = method

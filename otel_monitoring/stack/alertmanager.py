@@ -196,7 +196,7 @@ def post_test_alert(url: str, channel: str, timeout: float = 5.0) -> None:
                         "description": "Sent by `otel-monitoring alerts test`; nothing is wrong."},
         "startsAt": iso(now), "endsAt": iso(now + 60),
     }]
-    request = urllib.request.Request(f"{url.rstrip('/')}/api/v2/alerts", data=json.dumps(alert).encode(),
+    request = urllib.request.Request(f"{url.rstrip('/')}/api/v2/alerts", data=json.dumps(alert).encode(),  # noqa: S310 - the stack's Alertmanager
                                      method="POST", headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the stack's Alertmanager
         response.read()
@@ -207,5 +207,5 @@ def configured_receivers(url: str, timeout: float = 5.0) -> list[str]:
     import json
     import urllib.request
 
-    with urllib.request.urlopen(f"{url.rstrip('/')}/api/v2/receivers", timeout=timeout) as response:  # noqa: S310
+    with urllib.request.urlopen(f"{url.rstrip('/')}/api/v2/receivers", timeout=timeout) as response:  # noqa: S310 - the stack's Alertmanager
         return [r["name"] for r in json.loads(response.read()) if r["name"] != NULL_RECEIVER]

@@ -106,7 +106,7 @@ def logsql(query: str = "", service: str | None = None, level: str | None = None
 def query(url: str, expression: str, limit: int = 1000, timeout: float = 10.0) -> Iterator[dict[str, Any]]:
     """Records matching the LogsQL ``expression`` (VictoriaLogs answers one JSON object per line)."""
     body = urllib.parse.urlencode({"query": expression, "limit": str(limit)}).encode()
-    request = urllib.request.Request(f"{url.rstrip('/')}/select/logsql/query", data=body, method="POST")
+    request = urllib.request.Request(f"{url.rstrip('/')}/select/logsql/query", data=body, method="POST")  # noqa: S310 - the user's log store
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the user's log store
             text = response.read().decode("utf-8", "replace")

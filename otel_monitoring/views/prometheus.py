@@ -153,7 +153,7 @@ class PrometheusSource:
         for otel_name, family, unit in self._found("counter", exposed):
             # Metadata names the family; its samples carry _total. Counters are summed over instances.
             series = family if family.endswith("_" + COUNTER_SUFFIX) else f"{family}_{COUNTER_SUFFIX}"
-            rates = {json.dumps(l, sort_keys=True): v for l, v in
+            rates = {json.dumps(found, sort_keys=True): v for found, v in
                      self._vector(f"sum {AGGREGATED_AWAY} (rate({series}{self._selector()}[{RATE_WINDOW}]))")}
             points = [{"attributes": labels, "value": value, "rate_per_s": rates.get(json.dumps(labels, sort_keys=True))}
                       for labels, value in self._vector(f"sum {AGGREGATED_AWAY} ({series}{self._selector()})")
@@ -180,7 +180,7 @@ class PrometheusSource:
             def put(field: str, expression: str, factor: float = 1.0) -> None:
                 for labels, value in self._vector(expression):
                     key = json.dumps(labels, sort_keys=True)
-                    point = points.setdefault(key, {"attributes": labels})
+                    point = points.setdefault(key, {"attributes": labels})  # noqa: B023 - called in this iteration only
                     point[field] = None if value is None else value * factor
 
             put("count", f"sum {AGGREGATED_AWAY} ({prom_name}_count{selector})")

@@ -128,7 +128,7 @@ def render_trace(trace: dict[str, Any], width: int = 80, attributes: bool = True
     bar_cells = max(0, min(40, width - 64))
     name_width = width - 10 - 7 - (bar_cells + 1 if bar_cells else 0)
     for root in roots:
-        for depth, node, prefix, continuation in _with_prefixes(root):
+        for _depth, node, prefix, continuation in _with_prefixes(root):
             label = prefix + node.name + (" (parent missing)" if node.orphan else "")
             if len(label) > name_width:
                 label = label[: name_width - 1] + "…"

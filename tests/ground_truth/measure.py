@@ -12,7 +12,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 
-import truth as T  # noqa: E402
+import truth as T  # noqa: E402 - after the path set-up above
 
 
 def main(out: str) -> None:

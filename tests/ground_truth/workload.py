@@ -224,7 +224,7 @@ def main(out_dir: str, endpoint: str | None, prometheus_url: str | None = None) 
     try:
         # Two rounds: one call of each kind, then (once Prometheus has scraped the first values,
         # when there is a collector) the rest, so rates over a window see the second round.
-        for kind, call in calls.items():
+        for call in calls.values():
             call()
         if prometheus_url:
             _wait_for_first_round(monitoring, out_dir, prometheus_url)

@@ -232,7 +232,7 @@ class ApiInstrumentor(BaseInstrumentor):
             _logger.debug("otel-monitoring: %s is installed but %s is not", name, module_name, exc_info=True)
             self._retry_deferred(settings, kwargs)
             return
-        except Exception:  # noqa: BLE001 - an import of the user's must never fail because of us
+        except Exception:  # an import of the user's must never fail because of us
             _logger.warning("otel-monitoring: the %s instrumentation failed to start; continuing without it",
                             name, exc_info=True)
             self._retry_deferred(settings, kwargs)

@@ -50,7 +50,7 @@ def register_on_init(counts: "VectorCounts", name_of: Callable[[Any], str]) -> C
         if counts.enabled:
             try:
                 counts.register(name_of(instance), instance)
-            except Exception:  # noqa: BLE001 - creating a collection must never fail because of us
+            except Exception:  # creating a collection must never fail because of us
                 _logger.debug("otel-monitoring: registering a %s collection failed", counts.system, exc_info=True)
 
     return wrapper
@@ -103,7 +103,7 @@ class VectorCounts:
             try:
                 with suppress_instrumentation():  # counting is ours: no spans for it
                     value = int(self._count(collection))
-            except Exception:  # noqa: BLE001 - a closed or broken collection is skipped, not fatal
+            except Exception:  # a closed or broken collection is skipped, not fatal
                 if name not in self._failed:
                     self._failed.add(name)
                     _logger.debug("otel-monitoring: counting %s collection %r failed", self.system, name,

@@ -232,7 +232,7 @@ class LangchainInstrumentor(BaseInstrumentor):
                 super(base, cls).__init_subclass__(**kw)
             try:
                 wrap_class(cls)
-            except Exception:  # noqa: BLE001 - defining a class must never fail because of us
+            except Exception:  # defining a class must never fail because of us
                 _logger.debug("otel-monitoring: wrapping %s failed", cls, exc_info=True)
 
         base.__init_subclass__ = classmethod(__init_subclass__)  # type: ignore[assignment]

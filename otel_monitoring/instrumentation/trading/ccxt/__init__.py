@@ -340,7 +340,7 @@ class CcxtInstrumentor(BaseInstrumentor):
             with self._lock:
                 wrapped = self._pro.wrap_module(module)
             _logger.debug("otel-monitoring: wrapped %d ccxt.pro methods", wrapped)
-        except Exception:  # noqa: BLE001 - a ccxt version we do not know must not break the application
+        except Exception:  # a ccxt version we do not know must not break the application
             _logger.warning("otel-monitoring: instrumenting ccxt.pro failed; WebSocket feeds are not measured",
                             exc_info=True)
 
@@ -349,7 +349,7 @@ class CcxtInstrumentor(BaseInstrumentor):
             return  # uninstrumented since the hook was registered (wrapt hooks cannot be removed)
         try:
             self.wrap_module(module)
-        except Exception:  # noqa: BLE001 - a ccxt version we do not know must not break the application
+        except Exception:  # a ccxt version we do not know must not break the application
             _logger.warning("otel-monitoring: instrumenting %s failed; ccxt calls are not traced",
                             getattr(module, "__name__", module), exc_info=True)
 

@@ -24,7 +24,6 @@ import logging
 from typing import Any, Callable
 
 import wrapt
-from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ... import names
@@ -256,7 +255,7 @@ class ProWrapper:
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{error_type}: {error}"[:256]))
             span.end()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
             self._log_once(channel + " error")
 
     # --- un_watch_* and close: the streams end, nothing turns STALE for them ---
@@ -290,7 +289,7 @@ class ProWrapper:
             else:
                 symbols = args[0] if args else kwargs.get("symbols", kwargs.get("symbol"))
                 self.feeds.end(instance, unwatched_channels(name), unwatched_symbols(symbols))
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
             self._log_once(name)
         return result
 
@@ -304,7 +303,7 @@ class ProWrapper:
         result = await wrapped(*args, **kwargs)
         try:
             self._opened(client, started)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
             self._log_once("a WebSocket connection")
         return result
 
@@ -363,7 +362,7 @@ class ProWrapper:
                     reason = None if getattr(client, "_otel_monitoring_closing", False) else (
                         error_type_of(client.error) if getattr(client, "error", None) else "server_close")
                 self._down(client, reason)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
                 self._log_once("a WebSocket drop")
             return wrapped(*args, **kwargs)
 
@@ -374,6 +373,6 @@ class ProWrapper:
             if getattr(client, "error", None) is None:
                 client._otel_monitoring_closing = True  # the application (or ccxt for it) closes: no drop
                 self._down(client, None)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
             self._log_once("a WebSocket close")
         return await wrapped(*args, **kwargs)
