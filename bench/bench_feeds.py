@@ -42,8 +42,8 @@ def _ticker_event(ms: int) -> dict:
 def bench_ccxt(messages: int) -> float:
     import ccxt.pro
 
-    from examples.exchange_stub import ExchangeStub
-    from examples.exchange_ws_stub import point_ccxt_pro_at
+    from otel_monitoring.examples.exchange_stub import ExchangeStub
+    from otel_monitoring.examples.exchange_ws_stub import point_ccxt_pro_at
 
     async def run() -> float:
         with ExchangeStub() as rest:

@@ -187,7 +187,7 @@ def workloads() -> dict[str, Any]:
     store.add_texts([f"document {i} about markets" for i in range(20)])
     retriever = store.as_retriever(search_kwargs={"k": 2})
 
-    from otel_monitoring_examples.rag_models import HashEmbeddingFunction
+    from otel_monitoring.examples.rag_models import HashEmbeddingFunction
 
     client = chromadb.EphemeralClient(settings=chromadb.Settings(anonymized_telemetry=False))
     collection = client.get_or_create_collection("bench-peers", embedding_function=HashEmbeddingFunction())

@@ -125,6 +125,8 @@ def test_every_package_directory_is_listed_for_installation():
         if "__init__.py" in files and "__pycache__" not in root:
             found.add(os.path.relpath(root, REPO).replace(os.sep, "."))
     assert found - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
+    # Everything ships under otel_monitoring (the examples too): one top-level package.
+    assert {name.split(".")[0] for name in listed} == {"otel_monitoring"}
 
 
 def test_cli_version_and_doctor_report_an_unreachable_endpoint():

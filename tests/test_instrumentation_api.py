@@ -18,7 +18,7 @@ from otel_monitoring.instrumentation.api import ApiInstrumentor, fastapi_has_nat
 def api(telemetry):
     ApiInstrumentor().instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider,
                                  settings=load_settings())
-    from otel_monitoring_examples.api_service import ApiServer, create_app
+    from otel_monitoring.examples.api_service import ApiServer, create_app
 
     server = ApiServer(create_app()).start()  # the app is created after instrument(), as in an application
     yield server
@@ -105,7 +105,7 @@ def test_opentelemetry_instrument_serves_fastapi_once_in_the_stable_conventions(
     script.write_text(
         "import os, time, requests, otel_monitoring\n"
         "from fastapi import FastAPI\n"
-        "from otel_monitoring_examples.api_service import ApiServer\n"
+        "from otel_monitoring.examples.api_service import ApiServer\n"
         "print('OPT_IN', os.environ.get('OTEL_SEMCONV_STABILITY_OPT_IN'))\n"
         "app = FastAPI()\n"
         "@app.get('/quote')\n"

@@ -10,7 +10,7 @@ import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_monitoring.instrumentation.trading.ccxt import METHODS, CcxtInstrumentor, exchange_classes
-from otel_monitoring_examples.exchange_stub import ExchangeStub, point_ccxt_at
+from otel_monitoring.examples.exchange_stub import ExchangeStub, point_ccxt_at
 
 CONFIG = {"apiKey": "key", "secret": "c2VjcmV0LXNlY3JldA==", "enableRateLimit": False}
 

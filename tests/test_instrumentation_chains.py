@@ -17,8 +17,8 @@ from langchain_core.vectorstores import InMemoryVectorStore
 
 from otel_monitoring.config import load_settings
 from otel_monitoring.instrumentation.rag.langchain import LangchainInstrumentor
-from otel_monitoring_examples.llm_stub import OpenAIStub
-from otel_monitoring_examples.rag_models import HashEmbeddings, OpenAICompatibleChat
+from otel_monitoring.examples.llm_stub import OpenAIStub
+from otel_monitoring.examples.rag_models import HashEmbeddings, OpenAICompatibleChat
 
 DOCS = ["bitcoin order book depth is thin", "ethereum gas fees rose", "the fed held rates steady"]
 

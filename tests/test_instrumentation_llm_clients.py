@@ -16,7 +16,7 @@ from otel_monitoring.instrumentation.rag.langchain import LangchainInstrumentor
 from otel_monitoring.meters.cost import CostMeter
 from otel_monitoring.meters.cost_processor import CostSpanProcessor
 from otel_monitoring.meters.prices import load_prices
-from otel_monitoring_examples.llm_stub import OpenAIStub
+from otel_monitoring.examples.llm_stub import OpenAIStub
 
 PROMPT = "what moved the bitcoin order book today"
 GPT_4O_MINI = (Decimal("0.15"), Decimal("0.60"))  # USD per million input / output tokens (prices.yaml)
@@ -159,7 +159,7 @@ def test_configure_attaches_the_client_and_storage_instrumentations_on_import(tm
     code = f"""
     import sys
     import otel_monitoring
-    from otel_monitoring_examples.llm_stub import OpenAIStub
+    from otel_monitoring.examples.llm_stub import OpenAIStub
     m = otel_monitoring.configure(exporter="otlp_file", file_dir={str(tmp_path)!r}, system_metrics=False)
     assert "openai" not in sys.modules and "sqlalchemy" not in sys.modules
     import openai, sqlalchemy
@@ -246,7 +246,7 @@ def test_opentelemetry_instrument_langchain_over_the_client_counted_once(tmp_pat
     script = tmp_path / "app.py"
     script.write_text(
         "from langchain_openai import ChatOpenAI\n"
-        "from otel_monitoring_examples.llm_stub import OpenAIStub\n"
+        "from otel_monitoring.examples.llm_stub import OpenAIStub\n"
         "with OpenAIStub() as stub:\n"
         "    model = ChatOpenAI(model='gpt-4o-mini', base_url=stub.url, api_key='test-key', max_retries=0)\n"
         f"    message = model.invoke({PROMPT!r})\n"

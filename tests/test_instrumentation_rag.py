@@ -15,8 +15,8 @@ from opentelemetry.trace import StatusCode
 from otel_monitoring.config import load_settings
 from otel_monitoring.instrumentation.rag.chromadb import ChromadbInstrumentor
 from otel_monitoring.instrumentation.rag.langchain import LangchainInstrumentor
-from otel_monitoring_examples.llm_stub import OpenAIStub
-from otel_monitoring_examples.rag_models import HashEmbeddingFunction, HashEmbeddings, OpenAICompatibleChat
+from otel_monitoring.examples.llm_stub import OpenAIStub
+from otel_monitoring.examples.rag_models import HashEmbeddingFunction, HashEmbeddings, OpenAICompatibleChat
 
 DOCS = ["bitcoin order book depth is thin", "ethereum gas fees rose", "the fed held rates steady"]
 

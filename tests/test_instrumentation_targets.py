@@ -189,7 +189,7 @@ def test_opentelemetry_instrument_loads_targets_and_ccxt_entry_points(tmp_path, 
     path = write_targets(tmp_path, targets_for(module_name))
     after = textwrap.dedent("""
         import ccxt
-        from otel_monitoring_examples.exchange_stub import ExchangeStub, point_ccxt_at
+        from otel_monitoring.examples.exchange_stub import ExchangeStub, point_ccxt_at
         with ExchangeStub() as stub:
             exchange = point_ccxt_at(ccxt.binance({"enableRateLimit": False}), stub.url)
             exchange.fetch_ticker("BTC/USDT")

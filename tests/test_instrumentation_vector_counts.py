@@ -14,7 +14,7 @@ from otel_monitoring.config import load_settings
 from otel_monitoring.instrumentation.rag import vector_counts
 from otel_monitoring.instrumentation.rag.chromadb import ChromadbInstrumentor
 from otel_monitoring.instrumentation.rag.langchain import LangchainInstrumentor
-from otel_monitoring_examples.rag_models import HashEmbeddingFunction, HashEmbeddings
+from otel_monitoring.examples.rag_models import HashEmbeddingFunction, HashEmbeddings
 
 
 @pytest.fixture

@@ -313,7 +313,7 @@ def test_bad_budget_settings(text, message):
 def test_fees_of_a_real_ccxt_client_through_the_instrumentation(telemetry, cost):
     ccxt = pytest.importorskip("ccxt")
     from otel_monitoring.instrumentation.trading.ccxt import CcxtInstrumentor
-    from otel_monitoring_examples.exchange_stub import ExchangeStub, point_ccxt_at
+    from otel_monitoring.examples.exchange_stub import ExchangeStub, point_ccxt_at
 
     instrumentor = CcxtInstrumentor()
     instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)

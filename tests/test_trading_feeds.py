@@ -19,8 +19,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from examples.exchange_stub import ExchangeStub, point_ccxt_at
-from examples.exchange_ws_stub import BinanceStreamStub, point_ccxt_pro_at
+from otel_monitoring.examples.exchange_stub import ExchangeStub, point_ccxt_at
+from otel_monitoring.examples.exchange_ws_stub import BinanceStreamStub, point_ccxt_pro_at
 from otel_monitoring.config import load_settings
 from otel_monitoring.instrumentation.trading.ccxt import CcxtInstrumentor
 from otel_monitoring.local.engine import AlertEngine

@@ -112,7 +112,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 def _import_example(name: str, failures: dict[str, str]) -> Any:
     try:
-        return importlib.import_module(f"otel_monitoring_examples.{name}")
+        return importlib.import_module(f"otel_monitoring.examples.{name}")
     except Exception as error:  # one broken example must not hide the others' results
         logging.getLogger("otel_monitoring.demo").exception("example %s failed to import", name)
         failures[name] = f"{type(error).__name__}: {error}"

@@ -159,9 +159,9 @@ def main(out_dir: str, endpoint: str | None, prometheus_url: str | None = None) 
     import requests
     from langchain_core.vectorstores import InMemoryVectorStore
 
-    from examples.api_service import ApiServer
-    from examples.exchange_stub import ExchangeStub, point_ccxt_at
-    from examples.rag_models import HashEmbeddings
+    from otel_monitoring.examples.api_service import ApiServer
+    from otel_monitoring.examples.exchange_stub import ExchangeStub, point_ccxt_at
+    from otel_monitoring.examples.rag_models import HashEmbeddings
 
     truth: dict[str, Any] = {}
     server = ApiServer(_api()).start()

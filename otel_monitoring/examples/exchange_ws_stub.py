@@ -28,10 +28,7 @@ from typing import Any, Callable
 
 from aiohttp import WSMsgType, web
 
-try:
-    from .exchange_stub import point_ccxt_at
-except ImportError:  # run as a script
-    from exchange_stub import point_ccxt_at  # type: ignore[no-redef]
+from .exchange_stub import point_ccxt_at
 
 __all__ = ["BinanceStreamStub", "point_ccxt_pro_at"]
 

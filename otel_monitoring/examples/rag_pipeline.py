@@ -4,7 +4,7 @@ the answer, behind an OpenAI-compatible API on 127.0.0.1.
 Embeddings are deterministic (hashed words, no model download); the chat model speaks the OpenAI
 wire format to ``llm_stub.OpenAIStub``. The chromadb, langchain and httpx calls are traced by the
 instrumentors ``configure()`` enables; the pipeline step itself uses ``otel_monitoring.traced``.
-Run it alone with ``python examples/rag_pipeline.py``.
+Run it alone with ``python -m otel_monitoring.examples.rag_pipeline``.
 """
 
 from __future__ import annotations
@@ -20,12 +20,8 @@ from langchain_core.vectorstores import InMemoryVectorStore
 
 import otel_monitoring
 
-try:
-    from .llm_stub import OpenAIStub
-    from .rag_models import HashEmbeddingFunction, HashEmbeddings, OpenAICompatibleChat
-except ImportError:  # run as a script
-    from llm_stub import OpenAIStub  # type: ignore[no-redef]
-    from rag_models import HashEmbeddingFunction, HashEmbeddings, OpenAICompatibleChat  # type: ignore[no-redef]
+from .llm_stub import OpenAIStub
+from .rag_models import HashEmbeddingFunction, HashEmbeddings, OpenAICompatibleChat
 
 log = logging.getLogger("examples.rag_pipeline")
 

@@ -13,10 +13,7 @@ import json
 import time
 from typing import Any
 
-try:
-    from .stub_server import JsonHandler, StubServer
-except ImportError:  # run as a script
-    from stub_server import JsonHandler, StubServer  # type: ignore[no-redef]
+from .stub_server import JsonHandler, StubServer
 
 __all__ = ["OpenAIStub"]
 
@@ -77,10 +74,7 @@ def _chat_events(completion: dict[str, Any], include_usage: bool) -> list[dict[s
 
 
 def _embeddings(request: dict[str, Any]) -> dict[str, Any]:
-    try:
-        from .rag_models import hash_embedding
-    except ImportError:  # run as a script
-        from rag_models import hash_embedding  # type: ignore[no-redef]
+    from .rag_models import hash_embedding
 
     texts = request.get("input") or []
     texts = [texts] if isinstance(texts, str) else texts

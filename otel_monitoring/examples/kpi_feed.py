@@ -6,7 +6,7 @@ fill, unrealized PnL and exposure while open) and marks its market data as it ar
 symbol's feed stopped an hour ago, so it shows as STALE. A RAG service records each retrieval's
 relevance scores and, now and then, the user's feedback. A health check watches the price feed.
 
-Run it alone with ``python examples/kpi_feed.py``.
+Run it alone with ``python -m otel_monitoring.examples.kpi_feed``.
 """
 
 from __future__ import annotations

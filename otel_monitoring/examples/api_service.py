@@ -2,7 +2,7 @@
 
 The official contrib instrumentations (enabled by ``configure()``) trace both sides, so each
 client call and the request it serves share one trace; ``/health`` is polled too and, being a
-health probe, is not traced. Run it alone with ``python examples/api_service.py``.
+health probe, is not traced. Run it alone with ``python -m otel_monitoring.examples.api_service``.
 """
 
 from __future__ import annotations
@@ -19,12 +19,8 @@ from fastapi import FastAPI, HTTPException
 
 import otel_monitoring
 
-try:
-    from .llm_stub import OpenAIStub
-    from .rag_pipeline import QUESTIONS, RagPipeline
-except ImportError:  # run as a script
-    from llm_stub import OpenAIStub  # type: ignore[no-redef]
-    from rag_pipeline import QUESTIONS, RagPipeline  # type: ignore[no-redef]
+from .llm_stub import OpenAIStub
+from .rag_pipeline import QUESTIONS, RagPipeline
 
 PRICES = {"BTC-USDT": 65000.0, "ETH-USDT": 3200.0}
 

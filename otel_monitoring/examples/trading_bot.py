@@ -13,7 +13,7 @@ Binance and Kraken wire formats, so what you see is ccxt's own behaviour, errors
 an oversized order gets InsufficientFunds, a burst gets the exchange's rate-limit error.
 
 The ccxt calls are traced by the ccxt instrumentor that ``configure()`` enables; the bot's own
-steps use ``otel_monitoring.traced``. Run it alone with ``python examples/trading_bot.py``.
+steps use ``otel_monitoring.traced``. Run it alone with ``python -m otel_monitoring.examples.trading_bot``.
 """
 
 from __future__ import annotations
@@ -30,12 +30,8 @@ import ccxt.pro as ccxt_pro
 
 import otel_monitoring
 
-try:
-    from .exchange_stub import ExchangeStub, point_ccxt_at
-    from .exchange_ws_stub import BinanceStreamStub, point_ccxt_pro_at
-except ImportError:  # run as a script
-    from exchange_stub import ExchangeStub, point_ccxt_at  # type: ignore[no-redef]
-    from exchange_ws_stub import BinanceStreamStub, point_ccxt_pro_at  # type: ignore[no-redef]
+from .exchange_stub import ExchangeStub, point_ccxt_at
+from .exchange_ws_stub import BinanceStreamStub, point_ccxt_pro_at
 
 log = logging.getLogger("examples.trading_bot")
 

@@ -23,10 +23,7 @@ import time
 import urllib.parse
 from typing import Any
 
-try:
-    from .stub_server import JsonHandler, StubServer
-except ImportError:  # run as a script
-    from stub_server import JsonHandler, StubServer  # type: ignore[no-redef]
+from .stub_server import JsonHandler, StubServer
 
 __all__ = ["ExchangeStub", "point_ccxt_at"]
 
