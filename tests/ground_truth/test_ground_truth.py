@@ -106,8 +106,9 @@ def run(stack, tmp_path_factory) -> Run:
 # --- the SDK's OTLP/JSON files ---
 
 def test_one_logical_call_is_one_span(run):
-    counts = Counter(s.name for s in run.spans if s.name in T.EXPECTED_SPANS)
-    assert dict(counts) == T.EXPECTED_SPANS
+    expected = T.expected_spans(run.truth)
+    counts = Counter(s.name for s in run.spans if s.name in expected)
+    assert dict(counts) == expected
     errors = Counter(s.name for s in run.spans if s.error)
     assert {name: errors[name] for name in T.EXPECTED_ERRORS} == T.EXPECTED_ERRORS
     assert not [s for s in run.spans if "/health" in str(s.attributes.get("url.full") or s.attributes.get("http.route") or "")]
@@ -129,8 +130,16 @@ def _assert_sdk_histograms(points: dict[str, list[tuple[dict, list[float], list[
     holds the spans it counts, each in its duration's bucket; every such span is in some point."""
     for metric, (select, tolerance) in T.HISTOGRAM_TRUTH.items():
         assert points.get(metric), f"{where}: no {metric}"
-        counted = 0
+        # points of one name and attributes from several instrumentations count one set of spans
+        merged: dict[str, tuple[dict, list[float], list[float]]] = {}
         for attrs, bounds, counts in points[metric]:
+            key = repr(sorted(attrs.items()))
+            if key in merged:
+                assert merged[key][1] == list(bounds), f"{where} {metric} {attrs}: two bucket layouts"
+                counts = [a + b for a, b in zip(merged[key][2], counts)]
+            merged[key] = (attrs, list(bounds), list(counts))
+        counted = 0
+        for attrs, bounds, counts in merged.values():
             durations = [s.duration for s in select(spans, attrs)]
             T.assert_buckets(bounds, counts, durations, f"{where} {metric} {attrs}", tolerance)
             counted += len(durations)
@@ -213,13 +222,13 @@ def _expected_rows(run: Run) -> dict[tuple[str, str], int]:
         ("http.server", "GET /boom"): W.CALLS["boom"],
         ("langchain", "chat"): W.CALLS["chat"], ("langchain", "retriever"): W.CALLS["retrieve"],
         ("langchain", "embeddings"): W.CALLS["retrieve"] + 1,
-        ("ccxt", "fetch_ticker"): W.CALLS["ticker"], ("ccxt", "load_markets"): 1,
+        ("ccxt", "fetch_ticker"): W.CALLS["ticker"], ("ccxt", "load_markets"): 1 + W.CALLS["feed"],
         ("ccxt", "create_order"): W.CALLS["order"] + W.CALLS["order_refused"],
         ("jobs", "step"): W.CALLS["step"] + W.CALLS["step_fail"],
         # outgoing HTTP, one row per method and server: the API calls (no probes) and ccxt's requests
         **Counter(("http.client", f"{s.attributes['http.request.method']} {s.attributes['server.address']}:"
                                   f"{s.attributes['server.port']}")
-                  for s in run.spans if s.scope == "opentelemetry.instrumentation.requests"),
+                  for s in run.spans if s.scope in T.HTTP_CLIENT_SCOPES),
     }
 
 
@@ -277,6 +286,58 @@ def test_report_html_shows_the_true_figures(run, tmp_path):
     assert cards["Worst p95"].detail == "langchain chat"
     for row in data.latency:
         assert f"{row.operation}" in text
+
+
+# --- the WebSocket feed, on every path ---
+
+# A message's latency is its receipt time minus the event time the server stamped on it, which is
+# FEED_LATENCY_S before it sent it: never less than that (event times are whole milliseconds), more by
+# the delivery. Counts are exact: every message the server sent and the application received, in one
+# feed per round (each with its own client, so its intervals start afresh).
+FEED_FLOOR_S = W.FEED_LATENCY_S - 0.001
+FEED_MESSAGES = W.FEED_MESSAGES * W.CALLS["feed"]
+FEED_INTERVALS = (W.FEED_MESSAGES - 1) * W.CALLS["feed"]
+FEED_KEY = {"trading.exchange": "binance", "trading.market_data.channel": "watch_ticker", "trading.symbol": W.SYMBOL}
+
+
+def _assert_feed_latency(bounds: list[float], counts: list[float], where: str) -> None:
+    assert sum(counts) == FEED_MESSAGES, where
+    below = sum(c for b, c in zip(bounds, counts) if b < FEED_FLOOR_S)
+    assert below == 0, f"{where}: {below} messages counted under the {FEED_FLOOR_S} s they took at least"
+
+
+def test_feed_messages_and_latency_in_the_files_snapshots_and_views(run):
+    def one(points: list, what: str) -> Any:
+        found = [p for a, p, _ in points if a == FEED_KEY]
+        assert len(found) == 1, (what, [a for a, _, _ in points])
+        return found[0]
+
+    assert one(run.metrics["trading.market_data.messages"], "messages").as_int == FEED_MESSAGES
+    latency = one(run.metrics["trading.market_data.latency"], "latency")
+    _assert_feed_latency(list(latency.explicit_bounds), list(latency.bucket_counts), "metrics.jsonl")
+    assert latency.sum >= FEED_MESSAGES * FEED_FLOOR_S
+    assert one(run.metrics["trading.market_data.interval"], "interval").count == FEED_INTERVALS
+    assert run.metrics["trading.websocket.connections"][0][1].as_double == 0  # closed by the application
+    with open(os.path.join(run.snapshot_dir, "metrics_live.json"), encoding="utf-8") as handle:
+        live = json.load(handle)
+    assert [e["value"] for e in live["counters"]["trading.market_data.messages"]
+            if e["attributes"] == FEED_KEY] == [FEED_MESSAGES]
+    [entry] = [e for e in live["histograms"]["trading.market_data.latency"] if e["attributes"] == FEED_KEY]
+    _assert_feed_latency(entry["bounds"], entry["counts"], "metrics_live.json")
+    # what top's and the report's FEEDS section reads
+    [feed] = build_overview(read_snapshot_dir(run.snapshot_dir)).feeds
+    assert (feed.exchange, feed.channel, feed.symbol, feed.messages) == ("binance", "watch_ticker", W.SYMBOL,
+                                                                         FEED_MESSAGES)
+    assert feed.p95 >= FEED_FLOOR_S
+
+
+def test_feed_in_prometheus(run, prom):
+    selector = f'job="{JOB}", trading_symbol="{W.SYMBOL}", trading_market_data_channel="watch_ticker"'
+    assert _scalar(prom, f"sum(trading_market_data_messages_total{{{selector}}})") == FEED_MESSAGES
+    [le_counts] = _le_buckets(prom, "trading_market_data_latency_seconds", selector, []).values()
+    assert le_counts[math.inf] == FEED_MESSAGES
+    assert max(c for le, c in le_counts.items() if le < FEED_FLOOR_S) == 0
+    assert _scalar(prom, f"sum(trading_market_data_interval_seconds_count{{{selector}}})") == FEED_INTERVALS
 
 
 # --- the real collector -> Prometheus ---
@@ -354,8 +415,8 @@ def test_span_metrics_count_each_span_in_its_duration_bucket(run, prom):
     slow = buckets[("GET /slow", "SPAN_KIND_SERVER", "STATUS_CODE_UNSET")]
     assert 0.1 in slow and 0.2 in slow and slow[0.1] == 0
     calls = _prom_value(prom, f'sum by (span_name) (traces_span_metrics_calls_total{{service_name="{JOB}"}})')
-    assert {k[0][1]: v for k, v in calls.items() if k[0][1] in T.EXPECTED_SPANS} == {
-        k: float(v) for k, v in T.EXPECTED_SPANS.items()}
+    expected = T.expected_spans(run.truth)
+    assert {k[0][1]: v for k, v in calls.items() if k[0][1] in expected} == {k: float(v) for k, v in expected.items()}
 
 
 def test_prometheus_sdk_histograms_tokens_and_cost(run, prom):
@@ -466,9 +527,10 @@ EMPTY_PANELS = {
                                                           "(only its exporter: the otel-collector job)",
     "GenAI errors by type": "no GenAI call failed",
     "Cost per signal by strategy": "the workload's signals are not in traces with priced spans",
-    **{title: "the workload trades over REST; WebSocket feeds (ccxt.pro) are not part of it yet" for title in (
-        "Feed errors by ccxt error class", "Feed latency p95", "Feed messages per second",
-        "Gaps and streams under their minimum rate", "WebSocket connections, reconnects, disconnects")},
+    "Feed errors by ccxt error class": "no feed failed",
+    "Gaps and streams under their minimum rate": "no gap, and no minimum rate configured",
+    "WebSocket connections, reconnects, disconnects": "the connections query answers (0 open: closed by the "
+                                                      "application); no connection dropped or reconnected",
 }
 
 
@@ -531,11 +593,11 @@ def test_every_grafana_panel_query_returns_the_workload(run, prom):
 # Documented metrics the workload does not produce, and why.
 NOT_PRODUCED = {
     "otel_monitoring.cost.unpriced": "every cost of the workload is priced",
-    **{name: "the workload trades over REST; WebSocket feeds (ccxt.pro) are not part of it yet" for name in (
-        "trading.market_data.messages", "trading.market_data.latency", "trading.market_data.interval",
-        "trading.market_data.gaps", "trading.market_data.rate", "trading.market_data.below_min_rate",
-        "trading.websocket.connections", "trading.websocket.reconnects", "trading.websocket.disconnects",
-        "trading.websocket.errors", "trading.order.partial_fills")},
+    **{name: "no minimum message rate is configured for the feed" for name in (
+        "trading.market_data.rate", "trading.market_data.below_min_rate")},
+    **{name: "the feed's connections end by the application's close(): none drops or fails" for name in (
+        "trading.websocket.reconnects", "trading.websocket.disconnects", "trading.websocket.errors")},
+    "trading.order.partial_fills": "the stub fills market orders whole",
     "trading.signal.cost": "the workload's signals are not in traces with priced spans",
     "traces.span.metrics.calls": "made by the collector: checked against Prometheus below",
     "traces.span.metrics.duration": "made by the collector: checked against Prometheus below",

@@ -12,7 +12,9 @@ What it does (the constants below are the truth the tests assert):
 - a chat model (a fake with a known usage: 100 input + 10 output tokens per call, model gpt-4o);
 - retrievals through a langchain retriever over an in-memory vector store (one span each);
 - a ccxt market order with a fee against the local exchange stub, and one refused order;
-- a traced job step (30 ms) and its failing variant.
+- a traced job step (30 ms) and its failing variant;
+- a ccxt.pro WebSocket ticker feed against the local Binance stream stub: a known number of
+  messages, each sent with an event time FEED_LATENCY_S before the server's clock.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 SERVICE = "ground-truth"
 SLOW_S, FAST_S, STEP_S, CHAT_S = 0.120, 0.005, 0.030, 0.020
 CALLS = {"slow": 5, "fast": 10, "boom": 2, "health": 3, "chat": 20, "retrieve": 4, "step": 6, "step_fail": 1,
-         "order": 2, "order_refused": 1, "ticker": 3, "signal": 4, "outcome": 4, "trade": 2, "position": 1, "fill": 2}
+         "order": 2, "order_refused": 1, "ticker": 3, "signal": 4, "outcome": 4, "trade": 2, "position": 1, "fill": 2,
+         "feed": 2}
 # KPIs recorded through the public API, with known values.
 RETRIEVAL_SCORES = [[0.9, 0.2], [0.3], [0.85], [0.95, 0.5]]  # best scores 0.9, 0.3, 0.85, 0.95: 3 hits of 4 (threshold 0.7)
 SIGNAL_OUTCOMES = [True, True, False, True]                  # accuracy 0.75
@@ -45,6 +48,9 @@ CHAT_COST_USD = CALLS["chat"] * (INPUT_TOKENS * PRICE_INPUT_PER_TOKEN + OUTPUT_T
 # A daily budget for model inference that the chat calls overrun: its alert must fire.
 MODEL_BUDGET_USD = 0.005
 ORDER_AMOUNT_BTC = 0.01
+# The WebSocket feed: this many ticker messages for one symbol, each stamped this long before it is
+# sent (so every measured latency is at least that, plus the delivery).
+FEED_MESSAGES, FEED_LATENCY_S = 12, 0.04
 DOCS = ["order book depth of BTC/USDT", "gas fees on ethereum", "funding rates of perpetual swaps",
         "latency of the matching engine"]
 
@@ -74,6 +80,52 @@ def _chat_model() -> Any:
             return ChatResult(generations=[ChatGeneration(message=message)])
 
     return KnownUsageChat()
+
+
+def _feed(rest_url: str, truth: dict[str, Any]) -> None:
+    """An application's ticker loop over ccxt.pro: subscribe, take FEED_MESSAGES updates (each one
+    sent once the previous arrived, so none is merged), close. Records the connections the server
+    accepted."""
+    import asyncio
+
+    import ccxt.pro
+
+    from examples.exchange_ws_stub import BinanceStreamStub, point_ccxt_pro_at
+
+    streams = BinanceStreamStub(latency=FEED_LATENCY_S).start()
+
+    async def run() -> None:
+        exchange = point_ccxt_pro_at(ccxt.pro.binance({"enableRateLimit": False}), rest_url, streams.url)
+        updates: list[Any] = []
+
+        async def consume() -> None:
+            while True:
+                updates.append(await exchange.watch_ticker(SYMBOL))
+
+        async def until(condition: Any, what: str) -> None:
+            for _ in range(3000):  # a generous bound (30 s) on what takes milliseconds
+                if condition():
+                    return
+                await asyncio.sleep(0.01)
+            raise RuntimeError(f"the feed: timed out waiting for {what}")
+
+        task = asyncio.ensure_future(consume())
+        await until(lambda: streams.subscribed("btcusdt@") == 1, "the subscription")
+        for sent in range(1, FEED_MESSAGES + 1):
+            assert await asyncio.to_thread(streams.publish_ticker, "BTCUSDT") == 1
+            await until(lambda: len(updates) == sent, f"ticker {sent}")
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        await exchange.close()
+
+    try:
+        asyncio.run(run())
+        truth["feed_connections"] = truth.get("feed_connections", 0) + len(streams.connection_log)
+    finally:
+        streams.stop()
 
 
 def _api() -> Any:
@@ -220,6 +272,7 @@ def main(out_dir: str, endpoint: str | None, prometheus_url: str | None = None) 
         "trade": lambda: otel_monitoring.record_trade(STRATEGY, SYMBOL, next(trades)),
         "position": position,
         "fill": lambda: otel_monitoring.record_fill(SYMBOL, "buy", exchange="binance", **FILL),
+        "feed": lambda: _feed(stub.url, truth),
     }
     try:
         # Two rounds: one call of each kind, then (once Prometheus has scraped the first values,
