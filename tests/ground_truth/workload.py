@@ -90,7 +90,7 @@ def _feed(rest_url: str, truth: dict[str, Any]) -> None:
 
     import ccxt.pro
 
-    from examples.exchange_ws_stub import BinanceStreamStub, point_ccxt_pro_at
+    from otel_monitoring.examples.exchange_ws_stub import BinanceStreamStub, point_ccxt_pro_at
 
     streams = BinanceStreamStub(latency=FEED_LATENCY_S).start()
 
