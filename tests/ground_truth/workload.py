@@ -113,7 +113,7 @@ def _feed(rest_url: str, truth: dict[str, Any]) -> None:
         await until(lambda: streams.subscribed("btcusdt@") == 1, "the subscription")
         for sent in range(1, FEED_MESSAGES + 1):
             assert await asyncio.to_thread(streams.publish_ticker, "BTCUSDT") == 1
-            await until(lambda: len(updates) == sent, f"ticker {sent}")
+            await until(lambda expected=sent: len(updates) == expected, f"ticker {sent}")
         task.cancel()
         try:
             await task
