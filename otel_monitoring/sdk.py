@@ -223,6 +223,9 @@ def _sdk_provider_already_set() -> bool:
 
 
 def _build(settings: Settings) -> Monitoring:
+    from .instrumentation.core import refresh_globals
+
+    refresh_globals()  # decorators applied before configure() look at the environment again
     if settings.disabled:
         return Monitoring(settings, trace.get_tracer_provider(), metrics.get_meter_provider(),
                           get_logger_provider(), owns_providers=False)

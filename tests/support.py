@@ -43,6 +43,9 @@ def reset_otel_globals() -> None:
     from otel_monitoring import sdk
 
     sdk._monitoring = None
+    from otel_monitoring.instrumentation.core import refresh_globals
+
+    refresh_globals()
 
 
 @dataclass

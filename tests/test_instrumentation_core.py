@@ -389,3 +389,51 @@ def test_coroutine_errors_and_generator_send_throw_pass_through(telemetry):
     poll_span, echo_span = telemetry.spans()
     assert poll_span.attributes["error.type"] == "TimeoutError"
     assert echo_span.status.status_code is StatusCode.UNSET
+
+
+def test_disabled_sdk_calls_read_no_global_state(monkeypatch):
+    """OTEL_SDK_DISABLED=true (the user's path: no providers set): after the first call a
+    decorated function neither asks the API for its providers nor reads the environment."""
+    from support import reset_otel_globals
+    from otel_monitoring.instrumentation import core
+
+    reset_otel_globals()
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    core.refresh_globals()
+
+    @otel_monitoring.traced("plain", "disabled")
+    def call(x):
+        return trace.get_current_span(), x
+
+    assert call(1) == (trace.INVALID_SPAN, 1)
+    asked = []
+    monkeypatch.setattr(core.trace, "get_tracer_provider", lambda: asked.append("tracer"))
+    monkeypatch.setattr(core.metrics, "get_meter_provider", lambda: asked.append("meter"))
+    monkeypatch.setattr(core, "_sdk_disabled", lambda: asked.append("environment"))
+    for x in range(5):
+        assert call(x) == (trace.INVALID_SPAN, x)
+    assert asked == []
+    monkeypatch.undo()
+    reset_otel_globals()
+
+
+def test_unset_providers_are_not_looked_up_per_call(monkeypatch):
+    """Before configure(): one lookup when the wrapper first runs, then only when a provider is set."""
+    from support import reset_otel_globals
+    from otel_monitoring.instrumentation import core
+
+    reset_otel_globals()
+
+    @otel_monitoring.traced("plain", "unset")
+    def call():
+        return trace.get_current_span()
+
+    assert call() is trace.INVALID_SPAN
+    asked = []
+    real = core.trace.get_tracer_provider
+    monkeypatch.setattr(core.trace, "get_tracer_provider", lambda: asked.append(1) or real())
+    for _ in range(5):
+        call()
+    assert asked == []
+    monkeypatch.undo()
+    reset_otel_globals()

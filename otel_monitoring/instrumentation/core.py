@@ -30,6 +30,7 @@ import importlib
 import inspect
 import itertools
 import logging
+import os
 import pickle
 import sys
 import threading
@@ -40,6 +41,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import wrapt
 from opentelemetry import metrics, trace
+from opentelemetry import trace as _trace_api
+from opentelemetry.metrics import _internal as _metrics_api_internal
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, create_key, detach, get_current, set_value
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
@@ -270,28 +273,58 @@ class Telemetry:
                  and type(self.meter_provider).__name__ == "_ProxyMeterProvider")
         self.enabled = not (noop or unset)
         self.instruments = instruments_for(self.meter_provider, scope) if self.enabled else None
+        self.sdk_disabled = False
 
     def current(self) -> "Telemetry":
         return self
 
 
+def _sdk_disabled() -> bool:
+    """``OTEL_SDK_DISABLED``, read as the SDK reads it (its providers are no-ops then)."""
+    return os.environ.get("OTEL_SDK_DISABLED", "false").strip().lower() == "true"
+
+
+_global_telemetries: "weakref.WeakSet[GlobalTelemetry]" = weakref.WeakSet()
+
+
+def refresh_globals() -> None:
+    """Make every ``GlobalTelemetry`` look at the environment and the global providers again
+    (``configure()`` calls it; so can a test that changes ``OTEL_SDK_DISABLED``)."""
+    for telemetry in list(_global_telemetries):
+        telemetry._current = None
+
+
 class GlobalTelemetry:
-    """Follows the global providers: for decorators applied at import time, before ``configure()``."""
+    """Follows the global providers: for decorators applied at import time, before ``configure()``.
+
+    Per call it reads two module attributes (the API's provider slots), never ``os.environ`` as the
+    API's getters do while no provider is set; with ``OTEL_SDK_DISABLED=true`` (read once) it reads
+    nothing at all: the SDK's providers are no-ops then, whoever sets them.
+    """
 
     def __init__(self, scope: str):
         self.scope = scope
         self._current: Telemetry | None = None
+        self._slots: tuple[Any, Any] = (None, None)
         self._lock = threading.Lock()
+        _global_telemetries.add(self)
 
     def current(self) -> Telemetry:
         current = self._current
-        tracer_provider = trace.get_tracer_provider()
-        meter_provider = metrics.get_meter_provider()
-        if (current is None or current.tracer_provider is not tracer_provider
-                or current.meter_provider is not meter_provider):
-            with self._lock:
-                current = self._current = Telemetry(self.scope, tracer_provider, meter_provider,
-                                                    follow_globals=True)
+        if current is not None:
+            if current.sdk_disabled:
+                return current
+            if (_trace_api._TRACER_PROVIDER is self._slots[0]
+                    and _metrics_api_internal._METER_PROVIDER is self._slots[1]):
+                return current
+        with self._lock:
+            slots = (_trace_api._TRACER_PROVIDER, _metrics_api_internal._METER_PROVIDER)
+            current = Telemetry(self.scope, trace.get_tracer_provider(), metrics.get_meter_provider(),
+                                follow_globals=True)
+            current.sdk_disabled = _sdk_disabled()
+            if current.sdk_disabled:
+                current.enabled = False
+            self._current, self._slots = current, slots
         return current
 
 
@@ -488,7 +521,11 @@ def _function_wrapper(target: Target) -> Callable:
 
     nesting_key = target.nesting_key
 
+    state = target.state
+
     def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        if not state().enabled:  # no SDK, or OTEL_SDK_DISABLED: straight through, nothing read
+            return wrapped(*args, **kwargs)
         ctx = get_current()
         if ctx.get(_SUPPRESS_KEY) or ctx.get(_SUPPRESS_KEY_PLAIN) or (
                 nesting_key is not None and ctx.get(_ACTIVE_OPERATION_KEY) == nesting_key):
@@ -537,7 +574,7 @@ def _coroutine_wrapper(target: Target) -> Callable:
         return result
 
     def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        if _passes_through(target):
+        if not target.state().enabled or _passes_through(target):
             return wrapped(*args, **kwargs)
         return traced_call(wrapped, instance, args, kwargs)
 
@@ -591,7 +628,7 @@ def _generator_wrapper(target: Target) -> Callable:
 
     def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         generator = wrapped(*args, **kwargs)
-        if _passes_through(target):
+        if not target.state().enabled or _passes_through(target):
             return generator
         return traced_stream(generator, get_current(), instance, args, kwargs)
 
@@ -649,7 +686,7 @@ def _async_generator_wrapper(target: Target) -> Callable:
 
     def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         generator = wrapped(*args, **kwargs)
-        if _passes_through(target):
+        if not target.state().enabled or _passes_through(target):
             return generator
         return traced_stream(generator, get_current(), instance, args, kwargs)
 
