@@ -47,6 +47,8 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, create_
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
+from .. import preaggregation
+from ..preaggregation import AggregatedHistogram, HistogramSeries
 from ..version import __version__
 from . import names
 
@@ -172,16 +174,19 @@ def _count_value(counter: itertools.count) -> int:
 class _Series:
     """One low-cardinality metric attribute set of one target, with its call tallies per outcome."""
 
-    __slots__ = ("base", "ok_attributes", "ok_calls", "errors", "_lock")
+    __slots__ = ("base", "ok_attributes", "ok_calls", "ok_duration", "errors", "_lock", "_duration")
 
-    def __init__(self, base: dict[str, Any], lock: threading.Lock):
+    def __init__(self, base: dict[str, Any], lock: threading.Lock, duration: AggregatedHistogram):
         self.base = base
         self.ok_attributes = {**base, names.OUTCOME: names.OUTCOME_SUCCESS}
         self.ok_calls = itertools.count()
-        self.errors: dict[str, tuple[dict[str, Any], itertools.count]] = {}
+        self.ok_duration = duration.series(self.ok_attributes)
+        self.errors: dict[str, tuple[dict[str, Any], itertools.count, HistogramSeries]] = {}
         self._lock = lock
+        self._duration = duration
 
-    def error(self, error_type: str) -> tuple[dict[str, Any], itertools.count]:
+    def error(self, error_type: str) -> tuple[dict[str, Any], itertools.count, HistogramSeries]:
+        """The attributes, call tally and duration series of one ``error.type``."""
         entry = self.errors.get(error_type)
         if entry is None:
             with self._lock:
@@ -190,19 +195,22 @@ class _Series:
                 entry = self.errors.get(error_type)
                 if entry is None:
                     attributes = {**self.base, names.OUTCOME: names.OUTCOME_ERROR, names.ERROR_TYPE: error_type}
-                    entry = self.errors[error_type] = (attributes, itertools.count())
+                    entry = self.errors[error_type] = (attributes, itertools.count(),
+                                                       self._duration.series(attributes))
         return entry
 
 
 class Instruments:
     """The RED instruments of one meter and the tallies its observable counters report."""
 
-    def __init__(self, meter: metrics.Meter):
-        self.duration = meter.create_histogram(
-            names.OPERATION_DURATION, unit="s",
+    def __init__(self, meter_provider: Any, scope: str):
+        # Aggregated here and handed to the readers at collection time (see preaggregation).
+        self.duration = preaggregation.histogram(
+            meter_provider, scope, names.OPERATION_DURATION, unit="s", version=__version__,
             description="Duration of instrumented operations (trading, RAG, API, custom calls).",
-            explicit_bucket_boundaries_advisory=list(names.DURATION_BUCKETS),
+            boundaries=names.DURATION_BUCKETS,
         )
+        meter = meter_provider.get_meter(scope, __version__)
         self._series: list[_Series] = []
         self._lock = threading.Lock()
         meter.create_observable_counter(
@@ -215,7 +223,7 @@ class Instruments:
         )
 
     def new_series(self, base: dict[str, Any]) -> _Series:
-        series = _Series(base, self._lock)
+        series = _Series(base, self._lock, self.duration)
         with self._lock:
             self._series.append(series)
         return series
@@ -227,14 +235,14 @@ class Instruments:
             calls = _count_value(series.ok_calls)
             if calls:
                 yield Observation(calls, series.ok_attributes)
-            for attributes, counter in list(series.errors.values()):
+            for attributes, counter, _ in list(series.errors.values()):
                 yield Observation(_count_value(counter), attributes)
 
     def _observe_errors(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
             series_list = list(self._series)
         for series in series_list:
-            for attributes, counter in list(series.errors.values()):
+            for attributes, counter, _ in list(series.errors.values()):
                 yield Observation(_count_value(counter), attributes)
 
 
@@ -249,7 +257,7 @@ def instruments_for(meter_provider: Any, scope: str) -> Instruments:
         by_scope = _instruments.setdefault(meter_provider, {})
         found = by_scope.get(scope)
         if found is None:
-            found = by_scope[scope] = Instruments(meter_provider.get_meter(scope, __version__))
+            found = by_scope[scope] = Instruments(meter_provider, scope)
         return found
 
 
@@ -451,6 +459,7 @@ class Target:
         try:
             if error is None:
                 attributes = series.ok_attributes
+                duration_series = series.ok_duration
                 next(series.ok_calls)
                 if self.result_attributes is not None and span.is_recording():
                     try:
@@ -462,7 +471,7 @@ class Target:
                 error_type = None
             else:
                 error_type = error_type_of(error)
-                attributes, counter = series.error(error_type)
+                attributes, counter, duration_series = series.error(error_type)
                 next(counter)
                 if span.is_recording():
                     span.set_attribute(names.ERROR_TYPE, error_type)
@@ -472,8 +481,8 @@ class Target:
             # One truth for a call's duration: the span's own (as Jaeger, the files and the
             # span-metrics show it), so every histogram puts the call in that duration's bucket.
             duration = _span_seconds(span, duration)
-            # Recorded in the span's context, so a sampled span becomes this measurement's exemplar.
-            state.duration.record(duration, attributes, ctx)
+            # With the span, so a sampled span becomes this measurement's exemplar.
+            duration_series.record(duration, span)
             if self.on_finish is not None:
                 self.on_finish(Finished(duration, error_type, attributes, result, instance, args, kwargs, span))
         except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application

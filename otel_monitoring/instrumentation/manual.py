@@ -170,13 +170,13 @@ def record_operation(component: str, operation: str, duration_s: float, success:
         key = tuple(sorted((str(k), _metric_value(v)) for k, v in attributes.items()))
         series = target.series_for_key(state, key)
         if success:
-            metric_attributes = series.ok_attributes
+            duration_series = series.ok_duration
             next(series.ok_calls)
         else:
             error_type = error_type or "error"
-            metric_attributes, counter = series.error(error_type)
+            _, counter, duration_series = series.error(error_type)
             next(counter)
-        state.duration.record(duration, metric_attributes)
+        duration_series.record(duration)
         end = time.time_ns()
         span = state.tracer.start_span(target.span_name, kind=SpanKind.INTERNAL,
                                        attributes={**target.span_attributes, **dict(key)},
