@@ -1,8 +1,9 @@
 """The ``otlp_file`` exporter: OTLP/JSON lines in a directory, rotated by size.
 
-Encoding is OpenTelemetry's own (``opentelemetry-exporter-otlp-json-file``, which writes one
+The format is OpenTelemetry's (``opentelemetry-exporter-otlp-json-file``: one
 ``Export{Trace,Metrics,Logs}ServiceRequest`` per line, as the collector's file exporter and the
-"OTLP File" spec do). What this module adds is where the lines go: ``traces.jsonl``,
+"OTLP File" spec do); spans, the bulk of the data, are encoded by ``otlp_json`` into the same lines
+several times faster, metrics and logs by the library. What this module adds is where the lines go: ``traces.jsonl``,
 ``metrics.jsonl`` and ``logs.jsonl`` under one directory, rotated by size into
 ``traces-2026-11-22T05-15-00.123.jsonl`` (the collector's naming), keeping ``max_backups``.
 
@@ -22,16 +23,23 @@ from __future__ import annotations
 import errno
 import fcntl
 import glob
+import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.exporter.otlp.json.file._log_exporter import FileLogExporter
 from opentelemetry.exporter.otlp.json.file.metric_exporter import FileMetricExporter
 from opentelemetry.exporter.otlp.json.file.trace_exporter import FileSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from ..config import ConfigError, load_settings
+from .otlp_json import spans_line
+
+_logger = logging.getLogger("otel_monitoring.exporters")
 
 __all__ = [
     "RotatingJsonlFile",
@@ -97,7 +105,11 @@ class RotatingJsonlFile:
         self._fd = self._lock_fd = None
 
     def write(self, text: str) -> int:
-        data = text.encode("utf-8")
+        self.write_bytes(text.encode("utf-8"))
+        return len(text)
+
+    def write_bytes(self, data: bytes) -> None:
+        """Write one whole line of UTF-8 bytes (see the module docstring)."""
         with self._thread_lock:
             if self._closed:
                 raise ValueError("write to a closed telemetry file")
@@ -120,7 +132,6 @@ class RotatingJsonlFile:
                     raise
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-        return len(text)
 
     def _follow_rotation(self) -> None:
         """Another process may have rotated the file since we opened it: write to the new one."""
@@ -201,13 +212,29 @@ def _stream_for(signal: str, directory: str | None, max_bytes: int | None, max_b
 
 
 class OtlpFileSpanExporter(FileSpanExporter):
-    """Spans as OTLP/JSON lines in ``<directory>/traces.jsonl``."""
+    """Spans as OTLP/JSON lines in ``<directory>/traces.jsonl``, encoded by ``otlp_json`` (the same
+    lines as the library's encoder, several times faster)."""
 
     def __init__(self, directory: str | None = None, max_bytes: int | None = None, max_backups: int | None = None):
         self.file = _stream_for("traces", directory, max_bytes, max_backups)
         super().__init__(stream=self.file)  # type: ignore[arg-type]
+        self._shut_down = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shut_down:
+            _logger.warning("Exporter already shutdown, ignoring call")
+            return SpanExportResult.FAILURE
+        try:
+            line = spans_line(spans)
+            if line is not None:
+                self.file.write_bytes(line)
+        except Exception as error:  # noqa: BLE001 - reported as a failed batch, as the library does
+            _logger.exception("Failed to write spans batch to stream: %s: %s", type(error).__name__, error)
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._shut_down = True
         super().shutdown()
         self.file.close()
 
