@@ -263,7 +263,7 @@ class _Seam:
         data = self._consumer_collect(reader, timeout_millis=timeout_millis)
         try:
             return self._merge(data, reader)
-        except Exception:  # noqa: BLE001 - the SDK's own metrics still go out
+        except Exception:  # the SDK's own metrics still go out
             _logger.warning("otel-monitoring: adding pre-aggregated histograms to a collection failed",
                             exc_info=True)
             return data

@@ -228,7 +228,7 @@ class OtlpFileSpanExporter(FileSpanExporter):
             line = spans_line(spans)
             if line is not None:
                 self.file.write_bytes(line)
-        except Exception as error:  # noqa: BLE001 - reported as a failed batch, as the library does
+        except Exception as error:  # reported as a failed batch, as the library does
             _logger.exception("Failed to write spans batch to stream: %s: %s", type(error).__name__, error)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS

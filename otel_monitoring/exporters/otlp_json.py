@@ -70,7 +70,7 @@ def _attributes(attributes: Any) -> list[dict[str, Any]]:
     for key, value in attributes.items():
         try:
             encoded.append(_key_value(key, value))
-        except Exception as error:  # noqa: BLE001 - as the reference encoder: skip the attribute
+        except Exception as error:  # as the reference encoder: skip the attribute
             _logger.exception("Failed to encode key %s: %s", key, error)
     return encoded
 

@@ -455,7 +455,7 @@ class Target:
                instance: Any, args: tuple, kwargs: dict) -> None:
         """End the span and record the metrics. Never raises."""
         duration = perf_counter() - started[4]
-        span, ctx, series, state = started[0], started[1], started[2], started[3]
+        span, series = started[0], started[2]
         try:
             if error is None:
                 attributes = series.ok_attributes
