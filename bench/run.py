@@ -19,8 +19,8 @@ Groups:
 - histogram: one RED duration measurement: the SDK's ``histogram.record`` (4 attributes, in a
   sampled span's context, so with an exemplar offer) vs the pre-aggregated series' ``record``.
 - export: per span, the OTLP/JSON file exporter (ours, and the library's for reference) vs the
-  OTLP gRPC exporter encoding and sending the same batches to a receiver in another process;
-  target: ours <= 1.5x gRPC.
+  SDK's OTLP gRPC exporter encoding and sending the same batches to a receiver in another process;
+  target: ours <= 1.5x gRPC. Also the gRPC exporter with our wire encoder (what configure() uses).
 - meters: CPU of one collection of the default system meters + host health, fresh reads
   (bench/bench_system_meters.py's "hot" case); target <= 2 ms.
 - e2e (``--e2e``, needs the stack's collector: eval "$(scripts/build-stack.sh --print-env)"):
@@ -255,12 +255,18 @@ def group_export(rounds: int) -> dict[str, list[float]]:
         def per_span(exporter: Any) -> Callable[[], float]:
             return lambda: _cpu_per_call(lambda: exporter.export(batch), batches, time.process_time) / len(batch)
 
+        from otel_monitoring.exporters.otlp_proto import grpc_span_exporter_class
+
+        fast_grpc = grpc_span_exporter_class()(endpoint=f"127.0.0.1:{port}", insecure=True)
+        fast_grpc.export(batch)
         samples = _interleave({
             "OTLP gRPC encode + send": per_span(grpc_exporter),
+            "OTLP gRPC encode + send (our encoder)": per_span(fast_grpc),
             "file exporter (ours)": per_span(ours),
             "file exporter (library encoder)": per_span(library),
         }, rounds)
         grpc_exporter.shutdown()
+        fast_grpc.shutdown()
         ours.shutdown()
         library.shutdown()
         for name in os.listdir(directory):
@@ -291,7 +297,10 @@ receivers:
       grpc:
         endpoint: 127.0.0.1:{grpc}
 exporters:
-  nop: {{}}
+  debug:
+    verbosity: basic
+    sampling_initial: 1
+    sampling_thereafter: 1000
 processors:
   batch: {{}}
 service:
@@ -307,7 +316,7 @@ service:
     traces:
       receivers: [otlp]
       processors: [batch]
-      exporters: [nop]
+      exporters: [debug]
 """
 
 _PRODUCER = r"""
@@ -372,14 +381,17 @@ def run_e2e(spans: int, rounds: int) -> dict[str, list[float]]:
     config = os.path.join(directory, "collector.yaml")
     with open(config, "w") as handle:
         handle.write(_COLLECTOR_CONFIG.format(grpc=grpc_port, metrics=metrics_port))
-    process = subprocess.Popen([collector, "--config", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = open(os.path.join(directory, "collector.log"), "w")
+    process = subprocess.Popen([collector, "--config", config], stdout=log, stderr=subprocess.STDOUT)
     samples: dict[str, list[float]] = {}
     try:
-        for _ in range(100):
+        for _ in range(300):
             try:
                 _accepted_spans(metrics_port)
                 break
             except OSError:
+                if process.poll() is not None:
+                    raise SystemExit(f"the collector exited: see {log.name}") from None
                 time.sleep(0.2)
         env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{grpc_port}",
                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
@@ -448,6 +460,8 @@ RATIOS = [  # (label, numerator, denominator, target)
     ("pre-aggregated / SDK histogram.record", "pre-aggregated record", "SDK histogram.record", None, "histogram"),
     ("file exporter (ours) / OTLP gRPC", "file exporter (ours)", "OTLP gRPC encode + send", 1.5, "export"),
     ("file exporter (library) / OTLP gRPC", "file exporter (library encoder)", "OTLP gRPC encode + send", None,
+     "export"),
+    ("OTLP gRPC, our encoder / the SDK's", "OTLP gRPC encode + send (our encoder)", "OTLP gRPC encode + send", None,
      "export"),
 ]
 

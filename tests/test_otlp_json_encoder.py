@@ -26,7 +26,9 @@ ODD_VALUES = {
 
 def _spans():
     exporter = InMemorySpanExporter()
-    resources = [Resource.create({"service.name": "a", "n": 1}), Resource({"service.name": "b"}, "https://s")]
+    # the third is a different object equal to the second: its spans join the second's group
+    resources = [Resource.create({"service.name": "a", "n": 1}), Resource({"service.name": "b"}, "https://s"),
+                 Resource({"service.name": "b"}, "https://s")]
     for resource in resources:
         provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -57,6 +59,7 @@ def test_same_document_as_the_reference_encoder():
     assert json.dumps(mine, sort_keys=False) == json.dumps(reference, sort_keys=False)  # same keys, same order
     assert json.loads(otlp_json.spans_line(spans)) == json.loads(json.dumps(reference))
     assert otlp_json.encode_spans([]) is None and _encode_spans_to_dict([]) is None
+    assert len(mine["resourceSpans"]) == 2
 
 
 def test_the_line_parses_as_an_otlp_request(tmp_path):

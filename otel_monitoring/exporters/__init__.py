@@ -62,9 +62,10 @@ def _otlp_exporter(settings: Settings, signal: str) -> tuple[Any, str]:
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        cls = {"traces": OTLPSpanExporter, "metrics": OTLPMetricExporter, "logs": OTLPLogExporter}[signal]
+        from .otlp_proto import grpc_span_exporter_class
+
+        cls = {"traces": grpc_span_exporter_class(), "metrics": OTLPMetricExporter, "logs": OTLPLogExporter}[signal]
         insecure = settings.insecure if settings.insecure is not None else endpoint.startswith("http://")
         return cls(endpoint=endpoint, insecure=insecure, headers=dict(headers), timeout=timeout), endpoint
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
