@@ -35,7 +35,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 
 from otel_monitoring.instrumentation.core import Operation, Telemetry, wrap
-from otel_monitoring.instrumentation import names
+from otel_monitoring import names
 
 ATTRIBUTES = {names.SPAN_COMPONENT: "bench", names.SPAN_OPERATION: "call"}
 METRIC_ATTRIBUTES = {"domain": "custom", "component": "bench", "operation": "call", "outcome": "success"}

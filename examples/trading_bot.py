@@ -29,6 +29,7 @@ import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 
 import otel_monitoring
+from otel_monitoring import names
 
 from .exchange_stub import ExchangeStub, point_ccxt_at
 from .exchange_ws_stub import BinanceStreamStub, point_ccxt_pro_at
@@ -51,7 +52,7 @@ def compute_signal(ticker: dict, book: dict, rng: random.Random) -> str | None:
 
 
 def tick(exchange: ccxt.Exchange, symbol: str, rng: random.Random) -> None:
-    with otel_monitoring.traced("bot", "tick", domain="trading", attributes={"trading.symbol": symbol}):
+    with otel_monitoring.traced("bot", "tick", domain="trading", attributes={names.TRADING_SYMBOL: symbol}):
         ticker = exchange.fetch_ticker(symbol)
         book = exchange.fetch_order_book(symbol, 5)
         side = compute_signal(ticker, book, rng)
@@ -69,7 +70,7 @@ def tick(exchange: ccxt.Exchange, symbol: str, rng: random.Random) -> None:
 
 
 async def async_tick(exchange: ccxt_async.Exchange, symbol: str, rng: random.Random) -> None:
-    with otel_monitoring.traced("bot", "tick_async", domain="trading", attributes={"trading.symbol": symbol}):
+    with otel_monitoring.traced("bot", "tick_async", domain="trading", attributes={names.TRADING_SYMBOL: symbol}):
         ticker, book = await asyncio.gather(exchange.fetch_ticker(symbol), exchange.fetch_order_book(symbol, 5))
         side = compute_signal(ticker, book, rng)
         if side is not None:

@@ -36,6 +36,7 @@ import threading
 import uuid
 import weakref
 from typing import TYPE_CHECKING, Any
+from . import names
 
 if TYPE_CHECKING:
     from .sdk import Monitoring
@@ -260,12 +261,12 @@ def _refresh_identity(monitoring: Monitoring) -> None:
     if resource is None:
         return
     attributes = dict(resource.attributes)
-    if "process.pid" not in attributes and "service.instance.id" not in attributes:
+    if names.PROCESS_PID not in attributes and names.SERVICE_INSTANCE_ID not in attributes:
         return
-    attributes["process.pid"] = os.getpid()
-    attributes["process.parent_pid"] = os.getppid()
-    if _generated_instance_id is not None and attributes.get("service.instance.id") == _generated_instance_id:
-        attributes["service.instance.id"] = new_instance_id()
+    attributes[names.PROCESS_PID] = os.getpid()
+    attributes[names.PROCESS_PARENT_PID] = os.getppid()
+    if _generated_instance_id is not None and attributes.get(names.SERVICE_INSTANCE_ID) == _generated_instance_id:
+        attributes[names.SERVICE_INSTANCE_ID] = new_instance_id()
     from opentelemetry.attributes import BoundedAttributes
 
     resource._attributes = BoundedAttributes(attributes=attributes, immutable=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import sys
 from typing import Any, Iterable, Mapping
+from . import names as telemetry_names
 
 __all__ = ["REDACTED", "SECRET_NAMES", "Redactor", "collector_block", "default_redactor"]
 
@@ -43,7 +44,7 @@ SECRET_NAMES: tuple[str, ...] = (
 )
 # Whole keys of our own trading namespace that hold an account identifier. (Not the last-part rule:
 # "account.id" would also match the semantic conventions' cloud.account.id.)
-SECRET_KEYS: tuple[str, ...] = ("trading.account.id", "trading.account.number")
+SECRET_KEYS: tuple[str, ...] = (telemetry_names.TRADING_ACCOUNT_ID, telemetry_names.TRADING_ACCOUNT_NUMBER)
 PARAMETER_ONLY_NAMES: tuple[str, ...] = ("key", "sig", "auth", "x_amz_signature", "x_amz_credential",
                                          "x_goog_signature", "awsaccesskeyid")
 

@@ -12,35 +12,36 @@ from opentelemetry.sdk.resources import Resource
 from .config import Settings
 from .lifecycle import new_instance_id
 from .version import __version__
+from . import names
 
 
 def build_resource(settings: Settings) -> Resource:
     executable = os.path.basename(sys.executable) or "python"
     detected = {
-        "host.name": socket.gethostname(),
-        "host.arch": platform.machine().lower(),
-        "os.type": sys.platform if sys.platform != "win32" else "windows",
-        "process.pid": os.getpid(),
-        "process.executable.name": executable,
+        names.HOST_NAME: socket.gethostname(),
+        names.HOST_ARCH: platform.machine().lower(),
+        names.OS_TYPE: sys.platform if sys.platform != "win32" else "windows",
+        names.PROCESS_PID: os.getpid(),
+        names.PROCESS_EXECUTABLE_NAME: executable,
         # Only the program name: full command lines can carry secrets (API keys as arguments).
-        "process.command": os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else executable,
-        "process.runtime.name": sys.implementation.name,
-        "process.runtime.version": platform.python_version(),
-        "telemetry.distro.name": "otel-monitoring",
-        "telemetry.distro.version": __version__,
+        names.PROCESS_COMMAND: os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else executable,
+        names.PROCESS_RUNTIME_NAME: sys.implementation.name,
+        names.PROCESS_RUNTIME_VERSION: platform.python_version(),
+        names.TELEMETRY_DISTRO_NAME: "otel-monitoring",
+        names.TELEMETRY_DISTRO_VERSION: __version__,
     }
     explicit = dict(settings.resource_attributes)
     if settings.service_name:
-        explicit["service.name"] = settings.service_name
-    elif "service.name" not in explicit:
-        explicit["service.name"] = f"unknown_service:{executable}"
-    if "service.instance.id" not in explicit:
+        explicit[names.SERVICE_NAME] = settings.service_name
+    elif names.SERVICE_NAME not in explicit:
+        explicit[names.SERVICE_NAME] = f"unknown_service:{executable}"
+    if names.SERVICE_INSTANCE_ID not in explicit:
         # One per process (a forked child gets a new one, see lifecycle): tells apart the workers
         # of one service on one host.
-        explicit["service.instance.id"] = new_instance_id()
+        explicit[names.SERVICE_INSTANCE_ID] = new_instance_id()
     if settings.service_version:
-        explicit["service.version"] = settings.service_version
+        explicit[names.SERVICE_VERSION] = settings.service_version
     if settings.environment:
-        explicit["deployment.environment.name"] = settings.environment
+        explicit[names.DEPLOYMENT_ENVIRONMENT_NAME] = settings.environment
     # Resource.create adds the SDK's telemetry.sdk.* attributes; our explicit values win over detected ones.
     return Resource.create({**detected, **explicit})

@@ -14,6 +14,8 @@ import json
 import os
 import sys
 
+from .. import names
+
 URL_ENV = "OTEL_MONITORING_LOGS_URL"
 
 
@@ -26,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "first, with their trace ids (open one with `otel-monitoring traces TRACE_ID`).")
     parser.add_argument("query", nargs="?", default="",
                         help="LogsQL: words match the message, field:value a field (e.g. 'refused exchange')")
-    parser.add_argument("--service", help="service.name")
+    parser.add_argument("--service", help=names.SERVICE_NAME)
     parser.add_argument("--level", help="this severity and above: trace, debug, info, warn, error, fatal")
     parser.add_argument("--logger", help="logger name (the record's instrumentation scope)")
     parser.add_argument("--trace", dest="trace_id", metavar="ID", help="trace id (32 hex digits)")
@@ -85,7 +87,7 @@ def format_record(record: dict) -> str:
         when = when[:23] + "Z"  # milliseconds are enough to read
     level = record.get("severity_text") or "-"
     trace = f" trace={record['trace_id']}" if record.get("trace_id") else ""
-    line = f"{when} {level:<5} {record.get('service.name', '-')}{trace}  {record.get('_msg', '')}"
-    if record.get("exception.type"):
-        line += f"  [{record['exception.type']}: {record.get('exception.message', '')}]"
+    line = f"{when} {level:<5} {record.get(names.SERVICE_NAME, '-')}{trace}  {record.get('_msg', '')}"
+    if record.get(names.EXCEPTION_TYPE):
+        line += f"  [{record[names.EXCEPTION_TYPE]}: {record.get(names.EXCEPTION_MESSAGE, '')}]"
     return line

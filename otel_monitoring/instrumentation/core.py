@@ -50,7 +50,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_contex
 from .. import preaggregation
 from ..preaggregation import AggregatedHistogram, HistogramSeries
 from ..version import __version__
-from . import names
+from .. import names
 
 __all__ = [
     "Operation",

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 from opentelemetry.context import attach, detach
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 
-from . import names
+from .. import names
 from .core import GlobalTelemetry, Operation, Target, instrumentation_suppressed, wrap
 
 __all__ = ["traced", "record_operation", "Traced"]

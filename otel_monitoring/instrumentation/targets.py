@@ -39,6 +39,7 @@ from .. import policy
 from ..config import ConfigError
 from ..userfiles import load_file
 from .core import Operation, Patcher, Telemetry, settings_from
+from .. import names
 
 __all__ = ["TargetsInstrumentor", "TargetEntry", "load_targets", "TargetError"]
 
@@ -294,7 +295,7 @@ def _operation(entry: TargetEntry, owner: Any, raw: Any, source: str) -> Operati
     default_component = name[-2] if len(name) > 1 else entry.module.rpartition(".")[2]
     return Operation(
         domain=entry.domain, component=entry.component or default_component, operation=entry.operation or name[-1],
-        kind=entry.kind, span_attributes={"code.function.name": f"{entry.module}.{entry.qualname}"},
+        kind=entry.kind, span_attributes={names.CODE_FUNCTION_NAME: f"{entry.module}.{entry.qualname}"},
         call_attributes=call_attributes if call_readers else None,
         result_attributes=result_attributes if result_readers else None,
         call_metric_attributes=metric_attributes if metric_readers else None,

@@ -17,6 +17,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..components import Component
+from .. import names
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricReader
@@ -30,7 +31,7 @@ _logger = logging.getLogger("otel_monitoring.local")
 
 ALERTS_FILE = "alerts.json"
 DEFAULT_ROUTES = {"log": "info", "webhook": "info", "slack": "warning", "discord": "warning", "email": "critical"}
-BUDGET_METRIC = "otel_monitoring.cost.budget.utilization"
+BUDGET_METRIC = names.COST_BUDGET_UTILIZATION
 NOTIFIER_SHUTDOWN_S = 2.0
 
 
@@ -73,7 +74,7 @@ class LocalComponent(Component):
         history = HistoryStore(directory, retention_s=settings.history_retention)
         # The service name as the resource will have it, known before the first collection: it
         # names this process' files in the (possibly shared) directory.
-        service_name = (settings.service_name or dict(settings.resource_attributes).get("service.name")
+        service_name = (settings.service_name or dict(settings.resource_attributes).get(names.SERVICE_NAME)
                         or f"unknown_service:{os.path.basename(sys.executable) or 'python'}")
         self.exporter = SnapshotExporter(directory, settings.snapshot_interval, history,
                                          history_interval_s=max(settings.history_interval, settings.snapshot_interval),
@@ -113,11 +114,11 @@ class LocalComponent(Component):
         from .notifier import Notifier
 
         attributes = dict(getattr(monitoring.resource, "attributes", {}) or {})
-        self.exporter.service = {"name": attributes.get("service.name"),
-                                 "instance_id": attributes.get("service.instance.id"),
-                                 "host": attributes.get("host.name") or socket.gethostname()}
+        self.exporter.service = {"name": attributes.get(names.SERVICE_NAME),
+                                 "instance_id": attributes.get(names.SERVICE_INSTANCE_ID),
+                                 "host": attributes.get(names.HOST_NAME) or socket.gethostname()}
         self.exporter.resource = monitoring.resource
-        service = attributes.get("service.name")
+        service = attributes.get(names.SERVICE_NAME)
         settings = self.settings
         self.notifier = Notifier(self._routes(service), timeout=settings.alert_notify_timeout,
                                  retries=settings.alert_notify_retries, queue_size=settings.alert_queue_size,
@@ -201,7 +202,7 @@ class LocalComponent(Component):
         try:
             if self.engine is None:
                 return
-            attributes = {"otel_monitoring.budget.name": event.budget, "otel_monitoring.budget.period": event.period}
+            attributes = {names.BUDGET_NAME: event.budget, names.BUDGET_PERIOD: event.period}
             matching = [rule for rule in self.engine.rules
                         if rule.selector.metric == BUDGET_METRIC and rule.kind == "value"
                         and rule.selector.matches(attributes) and rule.breached(event.utilization)]
@@ -236,7 +237,7 @@ def _budget_rule(event: Any) -> Any:
     percent = f"{event.threshold:.0%}"
     return Rule(id="budget", name=f"Cost budget at {percent}", kind="value", selector=Selector(BUDGET_METRIC),
                 op=">=", threshold=float(event.threshold), severity=event.severity,
-                group_by=("otel_monitoring.budget.name",),
+                group_by=(names.BUDGET_NAME,),
                 annotations={"summary": f"Budget {event.budget}: {event.spent_usd:.2f} of {event.limit_usd:.2f} USD "
                                         f"spent this {'day' if event.period == 'daily' else 'month'} ({percent})"})
 

@@ -17,6 +17,7 @@ from email.message import EmailMessage
 from typing import Any, Callable, Mapping, Sequence
 
 from .engine import AlertEvent
+from .. import names
 
 __all__ = ["CallbackChannel", "Channel", "DeliveryError", "DiscordChannel", "EmailChannel", "LogChannel",
            "SlackChannel", "WebhookChannel", "channels_from_settings"]
@@ -74,7 +75,7 @@ class LogChannel(Channel):
     def send(self, event: AlertEvent, timeout: float) -> None:
         level = logging.INFO if event.kind == "resolved" else LOG_LEVELS.get(event.alert["severity"], logging.WARNING)
         _alert_logger.log(level, "%s %s", headline(event), _summary(event),
-                          extra={"alert.id": event.alert["id"], "alert.event": event.kind})
+                          extra={names.ALERT_ID: event.alert["id"], names.ALERT_EVENT: event.kind})
 
 
 def post_json(url: str, payload: Any, timeout: float, headers: Mapping[str, str] | None = None) -> bytes:

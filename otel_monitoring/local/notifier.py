@@ -22,12 +22,13 @@ from typing import Any, Iterable
 from .channels import CallbackChannel, Channel, DeliveryError
 from .engine import AlertEvent
 from .rules import SEVERITIES
+from .. import names
 
 __all__ = ["ChannelRoute", "Notifier"]
 
 _logger = logging.getLogger("otel_monitoring.local")
 
-NOTIFICATIONS_METRIC = "otel_monitoring.alert.notifications"
+NOTIFICATIONS_METRIC = names.ALERT_NOTIFICATIONS
 _STOP = object()
 
 

@@ -35,6 +35,7 @@ from opentelemetry.sdk.metrics.export import (
 from .files import atomic_write_json
 from .history import HistoryStore
 from .processes import live_file, process_key, write_directory_totals
+from .. import names
 
 __all__ = ["LIVE_FILE", "Point", "SnapshotExporter", "bucket_quantile", "iso_time", "make_snapshot_reader",
            "points_from_metrics_data"]
@@ -258,8 +259,8 @@ class SnapshotExporter(MetricExporter):
         """Who wrote the snapshot; re-read each time, as a forked worker gets its own pid and id."""
         service = dict(self.service or {})
         attributes = getattr(self.resource, "attributes", None) or {}
-        if "service.instance.id" in attributes:
-            service["instance_id"] = attributes["service.instance.id"]
+        if names.SERVICE_INSTANCE_ID in attributes:
+            service["instance_id"] = attributes[names.SERVICE_INSTANCE_ID]
         service["pid"] = os.getpid()
         return service
 

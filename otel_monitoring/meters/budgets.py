@@ -25,12 +25,13 @@ from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 from ..version import __version__
 from .locks import ForkSafeLock
 from .settings import BudgetSpec
+from .. import names
 
 _logger = logging.getLogger("otel_monitoring.budgets")
 
 SCOPE = "otel_monitoring.meters.cost"
 THRESHOLDS = (Decimal("0.8"), Decimal("0.9"), Decimal("1"))
-EVENT_NAME = "otel_monitoring.budget.threshold_crossed"
+EVENT_NAME = names.BUDGET_THRESHOLD_CROSSED
 
 
 @dataclass(frozen=True)
@@ -53,19 +54,19 @@ class BudgetEvent:
 
     def attributes(self) -> dict[str, Any]:
         attributes: dict[str, Any] = {
-            "event.name": EVENT_NAME,
-            "otel_monitoring.budget.name": self.budget,
-            "otel_monitoring.budget.period": self.period,
-            "otel_monitoring.budget.threshold": self.threshold,
-            "otel_monitoring.budget.spent": self.spent_usd,
-            "otel_monitoring.budget.limit": self.limit_usd,
-            "otel_monitoring.budget.utilization": self.utilization,
-            "otel_monitoring.budget.period_start": self.period_start.isoformat(),
+            names.EVENT_NAME: EVENT_NAME,
+            names.BUDGET_NAME: self.budget,
+            names.BUDGET_PERIOD: self.period,
+            names.BUDGET_THRESHOLD: self.threshold,
+            names.BUDGET_SPENT: self.spent_usd,
+            names.BUDGET_LIMIT: self.limit_usd,
+            names.BUDGET_UTILIZATION: self.utilization,
+            names.BUDGET_PERIOD_START: self.period_start.isoformat(),
         }
         if self.cost_type:
-            attributes["cost.type"] = self.cost_type
+            attributes[names.COST_TYPE] = self.cost_type
         if self.category:
-            attributes["cost.category"] = self.category
+            attributes[names.COST_CATEGORY] = self.category
         return attributes
 
 
@@ -209,8 +210,8 @@ class BudgetTracker:
     def _observer(self, key: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
             for row in self.status():
-                yield Observation(row[key], {"otel_monitoring.budget.name": row["budget"],
-                                             "otel_monitoring.budget.period": row["period"]})
+                yield Observation(row[key], {names.BUDGET_NAME: row["budget"],
+                                             names.BUDGET_PERIOD: row["period"]})
 
         return observe
 

@@ -21,13 +21,14 @@ from .current import Current
 from .locks import ForkSafeLock
 from .prices import MILLION, PriceTable, load_prices
 from .settings import COST_TYPES
+from .. import names
 
 _logger = logging.getLogger(__name__)
 
 SCOPE = "otel_monitoring.meters.cost"
 OTHER = "_other"
 # Histogram, USD: the summed cost of the priced calls under one root operation, by operation.
-COST_PER_OPERATION = "otel_monitoring.cost.per_operation"
+COST_PER_OPERATION = names.COST_PER_OPERATION
 # From a fraction of a cent (one embedding) to tens of dollars (a long agent run).
 COST_PER_OPERATION_BUCKETS = (0.00001, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 50.0)
 OPERATION_LIMIT = 100  # distinct root operation names on the histogram before _other
@@ -45,11 +46,11 @@ DEFAULT_CATEGORIES = {
 
 # record_cost keywords that stand for a semantic-convention attribute.
 FRIENDLY_KEYS = {
-    "model": "gen_ai.request.model",
-    "provider": "gen_ai.provider.name",
-    "token_type": "gen_ai.token.type",
-    "exchange": "trading.exchange",
-    "host": "server.address",
+    "model": names.GEN_AI_REQUEST_MODEL,
+    "provider": names.GEN_AI_PROVIDER_NAME,
+    "token_type": names.GEN_AI_TOKEN_TYPE,
+    "exchange": names.TRADING_EXCHANGE,
+    "host": names.SERVER_ADDRESS,
 }
 
 
@@ -89,16 +90,16 @@ class CostMeter:
         self._user_guard = CardinalityGuard(user_attribute or "user", user_limit)
         meter = get_meter(SCOPE, __version__, meter_provider)
         self._cost = meter.create_counter(
-            "otel_monitoring.cost", unit="USD",
+            names.COST, unit="USD",
             description="Money spent, by cost.type and cost.category (and model, exchange or host).")
         self._per_operation = meter.create_histogram(
             COST_PER_OPERATION, unit="USD",
             description="Cost of the LLM, embedding, trading and paid API calls made under one root operation "
                         "(an API request, a RAG query), recorded when it ends.",
             explicit_bucket_boundaries_advisory=list(COST_PER_OPERATION_BUCKETS))
-        self._operation_guard = CardinalityGuard("operation", OPERATION_LIMIT)
+        self._operation_guard = CardinalityGuard(names.OPERATION, OPERATION_LIMIT)
         self._unpriced = meter.create_counter(
-            "otel_monitoring.cost.unpriced", unit="{event}",
+            names.COST_UNPRICED, unit="{event}",
             description="Costs that could not be priced (unknown model, exchange or currency): never a silent zero.")
         self._warned: set[tuple[str, str]] = set()
         self._lock = ForkSafeLock()
@@ -110,7 +111,7 @@ class CostMeter:
         """Add ``amount`` USD. ``attributes`` are semantic-convention keys (model, exchange, host ...)."""
         amount = amount if isinstance(amount, Decimal) else Decimal(repr(float(amount)))
         category = category or DEFAULT_CATEGORIES.get(cost_type, "other")
-        attrs: dict[str, Any] = {"cost.type": cost_type, "cost.category": category}
+        attrs: dict[str, Any] = {names.COST_TYPE: cost_type, names.COST_CATEGORY: category}
         attrs.update({k: v for k, v in (attributes or {}).items() if v is not None})
         if user is not None:
             if self.user_attribute:
@@ -120,7 +121,7 @@ class CostMeter:
                            "OTEL_MONITORING_COST_ATTRIBUTE names no attribute for it (e.g. tenant.id); it is "
                            "recorded without one")
         self._cost.add(float(amount), attrs)
-        source = next((str(attrs[k]) for k in ("gen_ai.request.model", "trading.exchange", "server.address")
+        source = next((str(attrs[k]) for k in (names.GEN_AI_REQUEST_MODEL, names.TRADING_EXCHANGE, names.SERVER_ADDRESS)
                        if k in attrs), category)
         with self._lock:
             self.totals[(cost_type, source)] += amount
@@ -128,14 +129,14 @@ class CostMeter:
 
     def record_operation(self, amount: Decimal, operation: str, user: Any = None) -> None:
         """One root operation's summed cost (``otel_monitoring.cost.per_operation``)."""
-        attrs: dict[str, Any] = {"operation": self._operation_guard(operation)}
+        attrs: dict[str, Any] = {names.OPERATION: self._operation_guard(operation)}
         if user is not None and self.user_attribute:
             attrs[self.user_attribute] = self._user_guard(user)
         self._per_operation.record(float(amount), attrs)
 
     def unpriced(self, cost_type: str, reason: str, name: str, attributes: Mapping[str, Any] | None = None) -> None:
         """Count a cost with no price; warn once per (reason, name) with the fix."""
-        attrs = {"cost.type": cost_type, "otel_monitoring.cost.unpriced.reason": reason, **(attributes or {})}
+        attrs = {names.COST_TYPE: cost_type, names.COST_UNPRICED_REASON: reason, **(attributes or {})}
         self._unpriced.add(1, attrs)
         key = (reason, name)
         with self._lock:
@@ -154,11 +155,11 @@ class CostMeter:
                    user: Any = None) -> Decimal | None:
         """Price one model call. Input tokens include the cached ones (as the GenAI conventions count them)."""
         resolved = self.prices.resolve_model(model)
-        base = {"gen_ai.provider.name": provider}
+        base = {names.GEN_AI_PROVIDER_NAME: provider}
         if resolved is None:
-            self.unpriced("model_inference", "unknown_model", model, {**base, "gen_ai.request.model": model})
+            self.unpriced("model_inference", "unknown_model", model, {**base, names.GEN_AI_REQUEST_MODEL: model})
             return None
-        base["gen_ai.request.model"] = resolved
+        base[names.GEN_AI_REQUEST_MODEL] = resolved
         if resolved in self.prices.embeddings and (operation == "embeddings" or resolved not in self.prices.llm):
             parts = {"input": input_tokens * self.prices.embeddings[resolved] / MILLION}
         else:
@@ -174,7 +175,7 @@ class CostMeter:
         total = Decimal(0)
         for token_type, amount in parts.items():
             if amount:
-                self.record(amount, "model_inference", attributes={**base, "gen_ai.token.type": token_type}, user=user)
+                self.record(amount, "model_inference", attributes={**base, names.GEN_AI_TOKEN_TYPE: token_type}, user=user)
                 total += amount
         return total
 
@@ -187,7 +188,7 @@ class CostMeter:
         price = self.prices.api_call_price(host, path)
         if price is None:
             return None
-        self.record(price, "external_api", attributes={"server.address": host.lower()}, user=user)
+        self.record(price, "external_api", attributes={names.SERVER_ADDRESS: host.lower()}, user=user)
         return price
 
 

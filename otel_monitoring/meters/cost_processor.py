@@ -29,13 +29,14 @@ from opentelemetry.trace import SpanKind
 
 from .cost import CostMeter
 from .locks import ForkSafeLock
+from .. import names
 
 _logger = logging.getLogger(__name__)
 
-_INPUT_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
-_OUTPUT_KEYS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
+_INPUT_KEYS = (names.GEN_AI_USAGE_INPUT_TOKENS, names.GEN_AI_USAGE_PROMPT_TOKENS)
+_OUTPUT_KEYS = (names.GEN_AI_USAGE_OUTPUT_TOKENS, names.GEN_AI_USAGE_COMPLETION_TOKENS)
 # A span without any of these costs nothing: one set test keeps the common case at about a microsecond.
-_PRICED_KEYS = frozenset((*_INPUT_KEYS, *_OUTPUT_KEYS, "trading.exchange", "server.address"))
+_PRICED_KEYS = frozenset((*_INPUT_KEYS, *_OUTPUT_KEYS, names.TRADING_EXCHANGE, names.SERVER_ADDRESS))
 _MEMORY = 4096  # span ids and order ids remembered (bounded: a long-running process stays flat)
 
 
@@ -126,9 +127,9 @@ class CostSpanProcessor(SpanProcessor):
             if attributes and not _PRICED_KEYS.isdisjoint(attributes):
                 if _first(attributes, _INPUT_KEYS) is not None or _first(attributes, _OUTPUT_KEYS) is not None:
                     amount = self._genai(span, attributes)
-                elif "trading.exchange" in attributes:
+                elif names.TRADING_EXCHANGE in attributes:
                     amount = self._trading(attributes)
-                elif span.kind is SpanKind.CLIENT and "server.address" in attributes and self.cost.prices.external_apis:
+                elif span.kind is SpanKind.CLIENT and names.SERVER_ADDRESS in attributes and self.cost.prices.external_apis:
                     amount = self._api_call(attributes)
             if span.context is None:
                 return
@@ -151,9 +152,9 @@ class CostSpanProcessor(SpanProcessor):
         total = self._trace_costs.pop(trace_id)
         if total is None:
             return
-        route = attributes.get("http.route")
+        route = attributes.get(names.HTTP_ROUTE)
         if route:
-            method = attributes.get("http.request.method") or attributes.get("http.method")
+            method = attributes.get(names.HTTP_REQUEST_METHOD) or attributes.get(names.HTTP_METHOD)
             operation = f"{method} {route}" if method else str(route)
         else:
             operation = span.name
@@ -170,7 +171,7 @@ class CostSpanProcessor(SpanProcessor):
             if parent_id is not None:
                 self._priced_children.put(parent_id)
             return None
-        model = attributes.get("gen_ai.response.model") or attributes.get("gen_ai.request.model")
+        model = attributes.get(names.GEN_AI_RESPONSE_MODEL) or attributes.get(names.GEN_AI_REQUEST_MODEL)
         if not model:
             self.cost.unpriced("model_inference", "missing_model", span.name)
             return None
@@ -178,10 +179,10 @@ class CostSpanProcessor(SpanProcessor):
             str(model),
             input_tokens=int(_first(attributes, _INPUT_KEYS) or 0),
             output_tokens=int(_first(attributes, _OUTPUT_KEYS) or 0),
-            cached_input_tokens=int(attributes.get("gen_ai.usage.cache_read.input_tokens") or 0),
-            cache_write_tokens=int(attributes.get("gen_ai.usage.cache_creation.input_tokens") or 0),
-            operation=attributes.get("gen_ai.operation.name"),
-            provider=attributes.get("gen_ai.provider.name") or attributes.get("gen_ai.system"),
+            cached_input_tokens=int(attributes.get(names.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) or 0),
+            cache_write_tokens=int(attributes.get(names.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS) or 0),
+            operation=attributes.get(names.GEN_AI_OPERATION_NAME),
+            provider=attributes.get(names.GEN_AI_PROVIDER_NAME) or attributes.get(names.GEN_AI_SYSTEM),
             user=self._user(attributes),
         )
         if parent_id is not None:
@@ -189,62 +190,62 @@ class CostSpanProcessor(SpanProcessor):
         return amount
 
     def _trading(self, attributes: Any) -> Decimal | None:
-        exchange = str(attributes["trading.exchange"]).lower()
-        symbol = attributes.get("trading.symbol")
-        filled = _decimal(attributes.get("trading.order.filled"))
-        reported = _decimal(attributes.get("trading.order.fee"))
+        exchange = str(attributes[names.TRADING_EXCHANGE]).lower()
+        symbol = attributes.get(names.TRADING_SYMBOL)
+        filled = _decimal(attributes.get(names.TRADING_ORDER_FILLED))
+        reported = _decimal(attributes.get(names.TRADING_ORDER_FEE))
         if reported is None and not filled:
             return None  # not a fill (a quote, an order book, an unfilled order): nothing was spent
         fee = self._fee_usd(exchange, symbol, attributes, reported, filled)
         if fee is None:
             return None
-        order_id = attributes.get("trading.order.id")
+        order_id = attributes.get(names.TRADING_ORDER_ID)
         if order_id is not None:
             # Atomic, so create_order and fetch_order ending at once in two threads count the fee once.
             counted = self._order_fees.raise_to((exchange, str(order_id)), fee) or Decimal(0)
             fee -= counted
             if fee <= 0:
                 return None
-        self.cost.record(fee, "execution", attributes={"trading.exchange": exchange}, user=self._user(attributes))
+        self.cost.record(fee, "execution", attributes={names.TRADING_EXCHANGE: exchange}, user=self._user(attributes))
         return fee
 
     def _fee_usd(self, exchange: str, symbol: Any, attributes: Any, reported: Decimal | None,
                  filled: Decimal | None) -> Decimal | None:
         quote = quote_currency(symbol)
         if reported is not None:
-            currency = str(attributes.get("trading.order.fee_currency") or quote or "").upper()
+            currency = str(attributes.get(names.TRADING_ORDER_FEE_CURRENCY) or quote or "").upper()
             usd = self.cost.to_usd(reported, currency)
             if usd is None and currency and symbol and currency == str(symbol).split("/", 1)[0].upper():
                 # Fee charged in the base asset: worth fee x fill price in the quote currency.
-                price = _decimal(attributes.get("trading.order.average_price") or attributes.get("trading.order.price"))
+                price = _decimal(attributes.get(names.TRADING_ORDER_AVERAGE_PRICE) or attributes.get(names.TRADING_ORDER_PRICE))
                 usd = self.cost.to_usd(reported * price, quote) if price is not None else None
             if usd is None:
-                self.cost.unpriced("execution", "unknown_currency", currency or "?", {"trading.exchange": exchange})
+                self.cost.unpriced("execution", "unknown_currency", currency or "?", {names.TRADING_EXCHANGE: exchange})
             return usd
-        notional = _decimal(attributes.get("trading.order.cost"))
+        notional = _decimal(attributes.get(names.TRADING_ORDER_COST))
         if notional is None:
-            price = _decimal(attributes.get("trading.order.average_price") or attributes.get("trading.order.price"))
+            price = _decimal(attributes.get(names.TRADING_ORDER_AVERAGE_PRICE) or attributes.get(names.TRADING_ORDER_PRICE))
             notional = filled * price if filled is not None and price is not None else None
-        rate = _decimal(attributes.get("trading.order.fee_rate"))
+        rate = _decimal(attributes.get(names.TRADING_ORDER_FEE_RATE))
         if rate is None:
             rates = self.cost.prices.exchanges.get(exchange)
             if rates is None:
-                self.cost.unpriced("execution", "unknown_exchange", exchange, {"trading.exchange": exchange})
+                self.cost.unpriced("execution", "unknown_exchange", exchange, {names.TRADING_EXCHANGE: exchange})
                 return None
             rate = rates.get("taker", rates.get("maker"))
         if notional is None:
-            self.cost.unpriced("execution", "missing_notional", exchange, {"trading.exchange": exchange})
+            self.cost.unpriced("execution", "missing_notional", exchange, {names.TRADING_EXCHANGE: exchange})
             return None
         usd = self.cost.to_usd(notional * rate, quote)
         if usd is None:
-            self.cost.unpriced("execution", "unknown_currency", quote or "?", {"trading.exchange": exchange})
+            self.cost.unpriced("execution", "unknown_currency", quote or "?", {names.TRADING_EXCHANGE: exchange})
         return usd
 
     def _api_call(self, attributes: Any) -> Decimal | None:
-        if "http.request.method" not in attributes and "http.method" not in attributes:
+        if names.HTTP_REQUEST_METHOD not in attributes and names.HTTP_METHOD not in attributes:
             return None
-        path = attributes.get("http.route") or attributes.get("url.path")
-        return self.cost.record_api_call(str(attributes["server.address"]), str(path) if path else None,
+        path = attributes.get(names.HTTP_ROUTE) or attributes.get(names.URL_PATH)
+        return self.cost.record_api_call(str(attributes[names.SERVER_ADDRESS]), str(path) if path else None,
                                   user=self._user(attributes))
 
     def shutdown(self) -> None:

@@ -26,11 +26,12 @@ from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
 from ..version import __version__
 from .locks import ForkSafeLock
+from .. import names as telemetry_names
 
 _logger = logging.getLogger(__name__)
 
 SCOPE = "otel_monitoring.meters.health"
-NAME_ATTRIBUTE = "otel_monitoring.health.check.name"
+NAME_ATTRIBUTE = telemetry_names.HEALTH_CHECK_NAME
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -185,9 +186,9 @@ class HealthRegistry:
     def observe(self, meter_provider: Any = None) -> None:
         meter = get_meter(SCOPE, __version__, meter_provider)
         self._duration = meter.create_histogram(
-            "otel_monitoring.health.check.duration", unit="s", explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            telemetry_names.HEALTH_CHECK_DURATION, unit="s", explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
             description="Time one health check took.")
-        meter.create_observable_gauge("otel_monitoring.health.check.status", [self._observe_status], unit="1",
+        meter.create_observable_gauge(telemetry_names.HEALTH_CHECK_STATUS, [self._observe_status], unit="1",
                                       description="1 if the health check passed on its last run, 0 if it failed.")
 
     def _observe_status(self, options: CallbackOptions) -> Iterable[Observation]:

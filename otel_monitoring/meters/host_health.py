@@ -23,6 +23,7 @@ from ..version import __version__
 from .locks import ForkSafeLock
 from .settings import DEFAULT_HEALTH_THRESHOLDS
 from .system import FilesystemList, filesystem_usage, shared_psutil
+from .. import names
 
 SCOPE = "otel_monitoring.meters.host_health"
 STATES = ("EXCELLENT", "GOOD", "WARNING", "CRITICAL")
@@ -143,13 +144,13 @@ class HostHealth:
     def observe(self, meter_provider: Any = None) -> None:
         meter = get_meter(SCOPE, __version__, meter_provider)
         meter.create_observable_gauge(
-            "otel_monitoring.host.health.score", [self._score], unit="{score}",
+            names.HOST_HEALTH_SCORE, [self._score], unit="{score}",
             description="Host health from 0 to 100: the worst of CPU, memory and disk against their thresholds.")
         meter.create_observable_gauge(
-            "otel_monitoring.host.health.status", [self._status], unit="1",
+            names.HOST_HEALTH_STATUS, [self._status], unit="1",
             description="1 for the current host health state (EXCELLENT, GOOD, WARNING, CRITICAL), 0 for the others.")
         meter.create_observable_gauge(
-            "otel_monitoring.host.resource.utilization", [self._utilization], unit="1",
+            names.HOST_RESOURCE_UTILIZATION, [self._utilization], unit="1",
             description="CPU busy, memory used (1 - available/total) and fullest-disk fractions the score uses.")
 
     def _score(self, options: CallbackOptions) -> Iterable[Observation]:
@@ -158,8 +159,8 @@ class HostHealth:
     def _status(self, options: CallbackOptions) -> Iterable[Observation]:
         state = self.read().state
         for name in STATES:
-            yield Observation(1 if name == state else 0, {"otel_monitoring.host.health.state": name})
+            yield Observation(1 if name == state else 0, {names.HOST_HEALTH_STATE: name})
 
     def _utilization(self, options: CallbackOptions) -> Iterable[Observation]:
         for resource, value in self.read().utilization.items():
-            yield Observation(value, {"otel_monitoring.host.resource": resource})
+            yield Observation(value, {names.HOST_RESOURCE: resource})

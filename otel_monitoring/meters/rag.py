@@ -16,6 +16,7 @@ from ..version import __version__
 from .current import Current
 from .locks import ForkSafeLock
 from .windows import OutcomeWindows
+from .. import names
 
 _logger = logging.getLogger(__name__)
 
@@ -40,14 +41,14 @@ class RagKPIs:
         self.counts: dict[str, int] = {"hit": 0, "miss": 0, "empty": 0}
         self._lock = ForkSafeLock()
         meter = get_meter(SCOPE, __version__, meter_provider)
-        self._retrievals = meter.create_counter("rag.retrievals", unit="{retrieval}",
+        self._retrievals = meter.create_counter(names.RAG_RETRIEVALS, unit="{retrieval}",
                                                 description="Retrievals by outcome (hit, miss, empty).")
         self._relevance = meter.create_histogram(
-            "rag.retrieval.relevance", unit="1", explicit_bucket_boundaries_advisory=RELEVANCE_BUCKETS,
+            names.RAG_RETRIEVAL_RELEVANCE, unit="1", explicit_bucket_boundaries_advisory=RELEVANCE_BUCKETS,
             description="Best relevance score of each retrieval that returned results.")
-        meter.create_observable_gauge("rag.retrieval.hit_rate", [self._observe(self.hits)], unit="1",
+        meter.create_observable_gauge(names.RAG_RETRIEVAL_HIT_RATE, [self._observe(self.hits)], unit="1",
                                       description="Hits / retrievals over the last KPI window, per collection.")
-        meter.create_observable_gauge("rag.retrieval.empty_rate", [self._observe(self.empties)], unit="1",
+        meter.create_observable_gauge(names.RAG_RETRIEVAL_EMPTY_RATE, [self._observe(self.empties)], unit="1",
                                       description="Empty results / retrievals over the last KPI window, per collection.")
 
     def record_retrieval(self, scores: Sequence[float] = (), collection: str | None = None,
@@ -56,8 +57,8 @@ class RagKPIs:
         collection = collection or DEFAULT_COLLECTION
         scores = [float(s) for s in scores]
         outcome = retrieval_outcome(scores, self.threshold, relevant)
-        attrs = {"rag.collection": collection}
-        self._retrievals.add(1, {**attrs, "rag.retrieval.outcome": outcome})
+        attrs = {names.RAG_COLLECTION: collection}
+        self._retrievals.add(1, {**attrs, names.RAG_RETRIEVAL_OUTCOME: outcome})
         if scores:
             self._relevance.record(max(0.0, max(scores)), attrs)  # histograms take no negatives (cosine can be)
         self.hits.add(collection, outcome == "hit")
@@ -70,7 +71,7 @@ class RagKPIs:
     def _observe(windows: OutcomeWindows) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
             for collection, rate in windows.rates().items():
-                yield Observation(rate, {"rag.collection": collection})
+                yield Observation(rate, {names.RAG_COLLECTION: collection})
 
         return observe
 

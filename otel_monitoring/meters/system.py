@@ -20,6 +20,7 @@ from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
 from ..version import __version__
 from .locks import ForkSafeLock
+from .. import names
 
 _logger = logging.getLogger(__name__)
 
@@ -32,12 +33,12 @@ SCOPE = "otel_monitoring.meters.system"
 # in OTEL_MONITORING_SYSTEM_METRICS_EXTRA; the deprecated process.runtime.* and system.thread_count
 # are never reported. Keeping the default lean keeps one collection near 2 ms of CPU.
 DEFAULT_CONTRIB_METRICS = (
-    "system.cpu.time", "system.cpu.utilization", "system.memory.usage", "system.memory.utilization",
-    "system.swap.usage", "system.swap.utilization", "system.disk.io", "system.network.io",
-    "process.cpu.time", "process.cpu.utilization", "process.memory.usage", "process.memory.virtual",
-    "process.thread.count", "process.open_file_descriptor.count",
+    names.SYSTEM_CPU_TIME, names.SYSTEM_CPU_UTILIZATION, names.SYSTEM_MEMORY_USAGE, names.SYSTEM_MEMORY_UTILIZATION,
+    names.SYSTEM_SWAP_USAGE, names.SYSTEM_SWAP_UTILIZATION, names.SYSTEM_DISK_IO, names.SYSTEM_NETWORK_IO,
+    names.PROCESS_CPU_TIME, names.PROCESS_CPU_UTILIZATION, names.PROCESS_MEMORY_USAGE, names.PROCESS_MEMORY_VIRTUAL,
+    names.PROCESS_THREAD_COUNT, names.PROCESS_OPEN_FILE_DESCRIPTOR_COUNT,
 )
-_NEVER = ("process.runtime.*", "system.thread_count")
+_NEVER = ("process.runtime.*", names.SYSTEM_THREAD_COUNT)
 _EXCLUDED_METRICS_ENV = "OTEL_PYTHON_SYSTEM_METRICS_EXCLUDED_METRICS"
 
 
@@ -137,11 +138,11 @@ class Filesystem:
 
     @property
     def attributes(self) -> dict[str, str]:
-        attributes = {"system.filesystem.mountpoint": self.mountpoint, "system.filesystem.mode": self.mode}
+        attributes = {names.SYSTEM_FILESYSTEM_MOUNTPOINT: self.mountpoint, names.SYSTEM_FILESYSTEM_MODE: self.mode}
         if self.device:
-            attributes["system.device"] = self.device
+            attributes[names.SYSTEM_DEVICE] = self.device
         if self.fstype:
-            attributes["system.filesystem.type"] = self.fstype
+            attributes[names.SYSTEM_FILESYSTEM_TYPE] = self.fstype
         return attributes
 
 
@@ -233,22 +234,22 @@ class SystemMeters:
     def _observe_additions(self) -> None:
         meter = get_meter(SCOPE, __version__, self._meter_provider)
         meter.create_observable_up_down_counter(
-            "system.filesystem.usage", [self._filesystem_usage], unit="By",
+            names.SYSTEM_FILESYSTEM_USAGE, [self._filesystem_usage], unit="By",
             description="Filesystem space by state (used, free, reserved); the states add up to the size.")
         meter.create_observable_gauge(
-            "system.filesystem.utilization", [self._filesystem_utilization], unit="1",
+            names.SYSTEM_FILESYSTEM_UTILIZATION, [self._filesystem_utilization], unit="1",
             description="Fraction of filesystem bytes used: used / (used + free), as df shows it.")
         for minutes, index in (("1m", 0), ("5m", 1), ("15m", 2)):
             meter.create_observable_gauge(
                 f"system.cpu.load_average.{minutes}", [self._load_average(index)], unit="{thread}",
                 description=f"Average CPU load over the last {minutes[:-1]} minute(s).")
         meter.create_observable_gauge(
-            "system.uptime", [self._system_uptime], unit="s", description="The time the system has been running.")
+            names.SYSTEM_UPTIME, [self._system_uptime], unit="s", description="The time the system has been running.")
         meter.create_observable_up_down_counter(
-            "system.process.count", [self._process_count], unit="{process}",
+            names.SYSTEM_PROCESS_COUNT, [self._process_count], unit="{process}",
             description="Number of processes on the host.")
         meter.create_observable_gauge(
-            "process.uptime", [self._process_uptime], unit="s", description="The time the process has been running.")
+            names.PROCESS_UPTIME, [self._process_uptime], unit="s", description="The time the process has been running.")
 
     # --- callbacks: each catches its own errors so one unreadable source never hides the others ---
 
@@ -259,7 +260,7 @@ class SystemMeters:
             except OSError:
                 continue
             for state in ("used", "free", "reserved"):
-                yield Observation(getattr(usage, state), {**fs.attributes, "system.filesystem.state": state})
+                yield Observation(getattr(usage, state), {**fs.attributes, names.SYSTEM_FILESYSTEM_STATE: state})
 
     def _filesystem_utilization(self, options: CallbackOptions) -> Iterable[Observation]:
         for fs in self.filesystems.get():

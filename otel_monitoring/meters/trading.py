@@ -20,6 +20,7 @@ from ..version import __version__
 from .current import Current
 from .locks import ForkSafeLock
 from .windows import OutcomeWindows
+from .. import names
 
 _logger = logging.getLogger(__name__)
 
@@ -64,41 +65,41 @@ class TradingKPIs:
         self.market_data: dict[tuple[str, str | None], float] = {}  # (symbol, exchange) -> last update, unix s
         self.signal_count = 0
         meter = get_meter(SCOPE, __version__, meter_provider)
-        self._signals = meter.create_counter("trading.signals", unit="{signal}",
+        self._signals = meter.create_counter(names.TRADING_SIGNALS, unit="{signal}",
                                              description="Trading signals generated.")
-        self._outcomes = meter.create_counter("trading.signal.outcomes", unit="{signal}",
+        self._outcomes = meter.create_counter(names.TRADING_SIGNAL_OUTCOMES, unit="{signal}",
                                               description="Signals judged correct or incorrect.")
         self._signal_cost = meter.create_counter(
-            "trading.signal.cost", unit="USD",
+            names.TRADING_SIGNAL_COST, unit="USD",
             description="Cost of the orders and paid calls in signals' traces, per strategy; "
                         "/ trading.signals is the cost per signal.")
-        self._trades = meter.create_counter("trading.trades", unit="{trade}", description="Closed trades by outcome.")
-        self._pnl = meter.create_up_down_counter("trading.pnl.realized", unit="USD", description="Realized PnL.")
-        self._unrealized = meter.create_gauge("trading.pnl.unrealized", unit="USD", description="Unrealized PnL.")
-        self._exposure = meter.create_gauge("trading.exposure", unit="USD", description="Open position value.")
+        self._trades = meter.create_counter(names.TRADING_TRADES, unit="{trade}", description="Closed trades by outcome.")
+        self._pnl = meter.create_up_down_counter(names.TRADING_PNL_REALIZED, unit="USD", description="Realized PnL.")
+        self._unrealized = meter.create_gauge(names.TRADING_PNL_UNREALIZED, unit="USD", description="Unrealized PnL.")
+        self._exposure = meter.create_gauge(names.TRADING_EXPOSURE, unit="USD", description="Open position value.")
         self._slippage = meter.create_histogram(
-            "trading.order.slippage", unit="{bp}", explicit_bucket_boundaries_advisory=SLIPPAGE_BUCKETS_BP,
+            names.TRADING_ORDER_SLIPPAGE, unit="{bp}", explicit_bucket_boundaries_advisory=SLIPPAGE_BUCKETS_BP,
             description="Distance of the fill from the expected price in basis points; see trading.slippage.direction.")
         self._fill_ratio = meter.create_histogram(
-            "trading.order.fill_ratio", unit="1", explicit_bucket_boundaries_advisory=FILL_RATIO_BUCKETS,
+            names.TRADING_ORDER_FILL_RATIO, unit="1", explicit_bucket_boundaries_advisory=FILL_RATIO_BUCKETS,
             description="Filled amount / ordered amount, per order.")
-        meter.create_observable_gauge("trading.signal.accuracy", [self._observe_accuracy], unit="1",
+        meter.create_observable_gauge(names.TRADING_SIGNAL_ACCURACY, [self._observe_accuracy], unit="1",
                                       description="Correct / judged signals over the last KPI window, per strategy.")
-        meter.create_observable_gauge("trading.win_rate", [self._observe_win_rate], unit="1",
+        meter.create_observable_gauge(names.TRADING_WIN_RATE, [self._observe_win_rate], unit="1",
                                       description="Winning / (winning + losing) trades, per strategy.")
-        meter.create_observable_gauge("trading.profit_factor", [self._observe_profit_factor], unit="1",
+        meter.create_observable_gauge(names.TRADING_PROFIT_FACTOR, [self._observe_profit_factor], unit="1",
                                       description="Gross profit / gross loss, per strategy (once there is a loss).")
-        meter.create_observable_gauge("trading.market_data.staleness", [self._observe_staleness], unit="s",
+        meter.create_observable_gauge(names.TRADING_MARKET_DATA_STALENESS, [self._observe_staleness], unit="s",
                                       description="Seconds since the last market-data update, per symbol.")
-        meter.create_observable_gauge("trading.market_data.status", [self._observe_status], unit="1",
+        meter.create_observable_gauge(names.TRADING_MARKET_DATA_STATUS, [self._observe_status], unit="1",
                                       description="1 for the symbol's market-data state (LIVE, DELAYED, STALE), 0 for the others.")
 
     # --- recording ---
 
     def record_signal(self, strategy: str, symbol: str, direction: str) -> None:
         direction = _DIRECTIONS.get(str(direction).lower(), "other")
-        self._signals.add(1, {"trading.strategy": strategy, "trading.symbol": symbol,
-                              "trading.signal.direction": direction})
+        self._signals.add(1, {names.TRADING_STRATEGY: strategy, names.TRADING_SYMBOL: symbol,
+                              names.TRADING_SIGNAL_DIRECTION: direction})
         with self._lock:
             self.signal_count += 1
         context = trace.get_current_span().get_span_context()
@@ -108,18 +109,18 @@ class TradingKPIs:
                 self.record_signal_cost(strategy, pending)
 
     def record_signal_cost(self, strategy: str, usd: float) -> None:
-        self._signal_cost.add(float(usd), {"trading.strategy": strategy})
+        self._signal_cost.add(float(usd), {names.TRADING_STRATEGY: strategy})
 
     def record_signal_outcome(self, strategy: str, symbol: str, correct: bool) -> None:
-        self._outcomes.add(1, {"trading.strategy": strategy, "trading.symbol": symbol,
-                               "trading.signal.outcome": "correct" if correct else "incorrect"})
+        self._outcomes.add(1, {names.TRADING_STRATEGY: strategy, names.TRADING_SYMBOL: symbol,
+                               names.TRADING_SIGNAL_OUTCOME: "correct" if correct else "incorrect"})
         self.accuracy.add(strategy, bool(correct))
 
     def record_trade(self, strategy: str, symbol: str, pnl_usd: float) -> None:
         pnl = Decimal(repr(float(pnl_usd)))
         outcome = "win" if pnl > 0 else "loss" if pnl < 0 else "breakeven"
-        attrs = {"trading.strategy": strategy, "trading.symbol": symbol}
-        self._trades.add(1, {**attrs, "trading.trade.outcome": outcome})
+        attrs = {names.TRADING_STRATEGY: strategy, names.TRADING_SYMBOL: symbol}
+        self._trades.add(1, {**attrs, names.TRADING_TRADE_OUTCOME: outcome})
         self._pnl.add(float(pnl), attrs)
         with self._lock:
             results = self.results[strategy]
@@ -138,15 +139,15 @@ class TradingKPIs:
 
     def record_fill(self, symbol: str, side: str, expected_price: float | None = None, fill_price: float | None = None,
                     amount: float | None = None, filled: float | None = None, exchange: str | None = None) -> None:
-        attrs = {"trading.symbol": symbol}
+        attrs = {names.TRADING_SYMBOL: symbol}
         if exchange:
-            attrs["trading.exchange"] = exchange
+            attrs[names.TRADING_EXCHANGE] = exchange
         if expected_price and fill_price is not None:
             # Histograms take no negative values: the size in bp, and which way it went.
             bp = slippage_bp(side, expected_price, fill_price)
             direction = "adverse" if bp > 0 else "favorable" if bp < 0 else "none"
-            self._slippage.record(abs(bp), {**attrs, "trading.order.side": str(side).lower(),
-                                            "trading.slippage.direction": direction})
+            self._slippage.record(abs(bp), {**attrs, names.TRADING_ORDER_SIDE: str(side).lower(),
+                                            names.TRADING_SLIPPAGE_DIRECTION: direction})
         if amount and filled is not None:
             self._fill_ratio.record(min(1.0, max(0.0, float(filled) / float(amount))), attrs)
 
@@ -208,17 +209,17 @@ class TradingKPIs:
 
     def _observe_accuracy(self, options: CallbackOptions) -> Iterable[Observation]:
         for strategy, rate in self.accuracy.rates().items():
-            yield Observation(rate, {"trading.strategy": strategy})
+            yield Observation(rate, {names.TRADING_STRATEGY: strategy})
 
     def _observe_win_rate(self, options: CallbackOptions) -> Iterable[Observation]:
         for strategy, row in self.strategy_results().items():
             if row["win_rate"] is not None:
-                yield Observation(row["win_rate"], {"trading.strategy": strategy})
+                yield Observation(row["win_rate"], {names.TRADING_STRATEGY: strategy})
 
     def _observe_profit_factor(self, options: CallbackOptions) -> Iterable[Observation]:
         for strategy, row in self.strategy_results().items():
             if row["profit_factor"] is not None:
-                yield Observation(row["profit_factor"], {"trading.strategy": strategy})
+                yield Observation(row["profit_factor"], {names.TRADING_STRATEGY: strategy})
 
     def _observe_staleness(self, options: CallbackOptions) -> Iterable[Observation]:
         for (symbol, exchange), (age, _state) in self.staleness().items():
@@ -228,7 +229,7 @@ class TradingKPIs:
         for (symbol, exchange), (_age, state) in self.staleness().items():
             for name in MARKET_DATA_STATES:
                 yield Observation(1 if name == state else 0,
-                                  {**_market_attributes(symbol, exchange), "trading.market_data.state": name})
+                                  {**_market_attributes(symbol, exchange), names.TRADING_MARKET_DATA_STATE: name})
 
 
 class _SignalTraces:
@@ -299,11 +300,11 @@ def remove_market_data_source(source: MarketDataSource) -> None:
 
 
 def _position_attributes(symbol: str, strategy: str | None) -> dict[str, str]:
-    return {"trading.symbol": symbol, **({"trading.strategy": strategy} if strategy else {})}
+    return {names.TRADING_SYMBOL: symbol, **({names.TRADING_STRATEGY: strategy} if strategy else {})}
 
 
 def _market_attributes(symbol: str, exchange: str | None) -> dict[str, str]:
-    return {"trading.symbol": symbol, **({"trading.exchange": exchange} if exchange else {})}
+    return {names.TRADING_SYMBOL: symbol, **({names.TRADING_EXCHANGE: exchange} if exchange else {})}
 
 
 # --- the process' instance and the public functions ---

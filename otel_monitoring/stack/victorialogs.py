@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, Iterator
 
-from ..instrumentation import names
+from .. import names
 from .process import ProcessSpec
 
 DEFAULT_URL = "http://127.0.0.1:9428"

@@ -1,5 +1,5 @@
 """Reads a running Prometheus into a Snapshot, so ``top`` shows the collector stack the same way
-it shows a snapshot directory. Names are mapped from the OpenTelemetry ones (views/names.py) to
+it shows a snapshot directory. Names are mapped from the OpenTelemetry ones (views/readings.py) to
 what the collector's prometheus exporter exposes: dots to underscores, a unit suffix (``_ratio``,
 ``_seconds``, ``_USD``...) and ``_total`` on counters; labels keep the attributes with
 underscores (views/snapshot.get_attr compares them loosely)."""
@@ -15,9 +15,10 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from . import names
+from . import readings
 from .snapshot import Snapshot
 from .terminal import safe_tree
+from .. import names
 
 # Suffixes the exporter appends for units and counters; a name is ours if only these follow.
 UNIT_SUFFIXES = {"ratio": "1", "seconds": "s", "milliseconds": "ms", "bytes": "By", "USD": "USD", "percent": "%"}
@@ -28,19 +29,19 @@ SCRAPE_LABELS = {"__name__", "job", "instance", "otel_scope_name", "otel_scope_v
 AGGREGATED_AWAY = "without (job, instance, otel_scope_name, otel_scope_version)"
 # RED from traces: the collector's spanmetrics connector.
 SPANMETRICS_PREFIX = "traces_span_metrics_duration"
-SPANMETRICS_NAME = "traces.span.metrics.duration"
+SPANMETRICS_NAME = names.TRACES_SPAN_METRICS_DURATION
 RATE_WINDOW = "1m"
 QUANTILE_WINDOW = "5m"
 
 WANTED = {
-    "gauge": (names.CPU_UTILIZATION + names.MEMORY_UTILIZATION + names.FILESYSTEM_UTILIZATION + names.LOAD_AVERAGE_1M
-              + names.HOST_HEALTH_SCORE + names.HEALTH_CHECK_STATUS + names.BUDGET_UTILIZATION + names.BUDGET_SPENT
-              + names.BUDGET_LIMIT + names.PNL_REALIZED + names.PNL_UNREALIZED + names.SIGNAL_ACCURACY
-              + names.MARKET_DATA_STALENESS + names.MARKET_DATA_STATUS + names.RAG_HIT_RATE + names.RAG_EMPTY_RATE
-              + names.FEED_RATE + names.FEED_BELOW_MIN_RATE + names.ORDER_SUCCESS_RATE),
-    "counter": names.COST + names.CALL_COUNTERS + names.FEED_MESSAGES + names.FEED_GAPS + names.WEBSOCKET_DISCONNECTS,
-    "histogram": (names.DURATION_HISTOGRAMS + names.GENAI_TOKEN_USAGE + names.FILL_RATIO + names.RAG_RELEVANCE
-                  + names.FEED_LATENCY),
+    "gauge": (readings.CPU_UTILIZATION + readings.MEMORY_UTILIZATION + readings.FILESYSTEM_UTILIZATION + readings.LOAD_AVERAGE_1M
+              + readings.HOST_HEALTH_SCORE + readings.HEALTH_CHECK_STATUS + readings.BUDGET_UTILIZATION + readings.BUDGET_SPENT
+              + readings.BUDGET_LIMIT + readings.PNL_REALIZED + readings.PNL_UNREALIZED + readings.SIGNAL_ACCURACY
+              + readings.MARKET_DATA_STALENESS + readings.MARKET_DATA_STATUS + readings.RAG_HIT_RATE + readings.RAG_EMPTY_RATE
+              + readings.FEED_RATE + readings.FEED_BELOW_MIN_RATE + readings.ORDER_SUCCESS_RATE),
+    "counter": readings.COST + readings.CALL_COUNTERS + readings.FEED_MESSAGES + readings.FEED_GAPS + readings.WEBSOCKET_DISCONNECTS,
+    "histogram": (readings.DURATION_HISTOGRAMS + readings.GENAI_TOKEN_USAGE + readings.FILL_RATIO + readings.RAG_RELEVANCE
+                  + readings.FEED_LATENCY),
 }
 
 
@@ -190,7 +191,7 @@ class PrometheusSource:
             for field, quantile in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
                 put(field, f"histogram_quantile({quantile}, {buckets})", scale)
             kept = [p for p in points.values() if p.get("count")]
-            sdk_red = sdk_red or bool(kept and otel_name in names.DURATION_HISTOGRAMS)
+            sdk_red = sdk_red or bool(kept and otel_name in readings.DURATION_HISTOGRAMS)
             if kept:
                 snapshot.histograms.setdefault(otel_name, []).extend(kept)
                 snapshot.units[otel_name] = "s" if unit in ("s", "ms") else unit

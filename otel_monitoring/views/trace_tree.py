@@ -9,10 +9,11 @@ from typing import Any
 from rich.text import Text
 
 from . import formatting as fmt
+from .. import names
 
 KEY_ATTRIBUTE_PREFIXES = ("trading.", "gen_ai.", "http.", "url.", "db.", "rpc.", "server.")
-ALWAYS_SHOWN = ("error.type", "otel.status_description", "exception.type", "exception.message")
-HIDDEN = ("otel.status_code", "span.kind", "otel.scope.name", "otel.scope.version", "internal.span.format")
+ALWAYS_SHOWN = (names.ERROR_TYPE, names.OTEL_STATUS_DESCRIPTION, names.EXCEPTION_TYPE, names.EXCEPTION_MESSAGE)
+HIDDEN = (names.OTEL_STATUS_CODE, names.SPAN_KIND, names.OTEL_SCOPE_NAME, names.OTEL_SCOPE_VERSION, names.INTERNAL_SPAN_FORMAT)
 
 
 @dataclass
@@ -58,7 +59,7 @@ def _tags(items: list[dict[str, Any]] | None) -> dict[str, Any]:
 def _node(span: dict[str, Any], processes: dict[str, Any]) -> SpanNode:
     tags = _tags(span.get("tags"))
     parent = next((ref.get("spanID") for ref in span.get("references") or [] if ref.get("refType") == "CHILD_OF"), None)
-    status = str(tags.get("otel.status_code") or "").upper()
+    status = str(tags.get(names.OTEL_STATUS_CODE) or "").upper()
     if not status:
         status = "ERROR" if tags.get("error") in (True, "true") else "UNSET"
     service = (processes.get(span.get("processID"), {}) or {}).get("serviceName", "?")
@@ -66,11 +67,11 @@ def _node(span: dict[str, Any], processes: dict[str, Any]) -> SpanNode:
     for log in span.get("logs") or []:  # span events: a recorded exception says what went wrong
         fields = _tags(log.get("fields"))
         if fields.get("event") == "exception":
-            for key in ("exception.type", "exception.message"):
+            for key in (names.EXCEPTION_TYPE, names.EXCEPTION_MESSAGE):
                 if key in fields:
                     attributes.setdefault(key, fields[key])
     return SpanNode(span["spanID"], parent, span.get("operationName", "?"), service, int(span.get("startTime", 0)),
-                    int(span.get("duration", 0)), status, str(tags.get("span.kind") or "internal"), attributes)
+                    int(span.get("duration", 0)), status, str(tags.get(names.SPAN_KIND) or "internal"), attributes)
 
 
 def build_tree(trace: dict[str, Any]) -> list[SpanNode]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from .. import names
+from ... import names
 from ..contrib import ContribBundle, Member
 from ..rag.genai import mark_delegated
 from .package import _instruments_any

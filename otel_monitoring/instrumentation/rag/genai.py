@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from typing import Any, Callable, Mapping
 
-from .. import names
+from ... import names
 from ..core import Finished, Telemetry
 
 MAX_CAPTURED_CHARS = 4096  # per captured attribute: enough to read, bounded for the exporters

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from .. import names
+from ... import names
 
 __all__ = ["VectorCounts", "MAX_COLLECTIONS", "vector_counts_for", "register_on_init"]
 

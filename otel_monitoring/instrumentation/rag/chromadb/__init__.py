@@ -20,7 +20,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import SpanKind
 
-from ... import names
+from .... import names
 from ...core import Operation, Patcher, Telemetry, settings_from
 from ..genai import GenAIMetrics, as_json, genai_metric_key
 from ..vector_counts import register_on_init, vector_counts_for
@@ -34,8 +34,8 @@ SCOPE = "otel_monitoring.instrumentation.chromadb"
 METHODS: dict[str, str | None] = {
     "add": "ids", "upsert": "ids", "update": "ids", "delete": "ids", "get": "ids", "query": None,
 }
-TOP_DISTANCE = "otel_monitoring.retrieval.top_distance"
-BATCH_SIZE = "db.operation.batch.size"
+TOP_DISTANCE = names.RETRIEVAL_TOP_DISTANCE
+BATCH_SIZE = names.DB_OPERATION_BATCH_SIZE
 
 
 def _collection_name(instance: Any) -> str:
@@ -105,7 +105,7 @@ class ChromadbInstrumentor(BaseInstrumentor):
                 return {}
             ids = result["ids"]
             if not is_query:
-                return {"otel_monitoring.db.result.count": len(ids)}
+                return {names.DB_RESULT_COUNT: len(ids)}
             attributes: dict[str, Any] = {names.RETRIEVAL_DOCUMENTS_COUNT: sum(len(row) for row in ids)}
             distances = result.get("distances")
             if distances and distances[0]:

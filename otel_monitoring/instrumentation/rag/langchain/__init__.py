@@ -35,7 +35,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import SpanKind
 
-from ... import names
+from .... import names
 from ...core import Operation, Patcher, Telemetry, settings_from
 from ..genai import GenAIMetrics, as_json, genai_metric_key, truncate, usage_attributes
 from ..vector_counts import register_on_init, vector_counts_for
@@ -401,7 +401,7 @@ class LangchainInstrumentor(BaseInstrumentor):
                 attributes[names.GEN_AI_REQUEST_MODEL] = model
             texts = _first(args, kwargs, "texts" if "documents" in method else "text")
             if isinstance(texts, list):
-                attributes["otel_monitoring.embeddings.input.count"] = len(texts)
+                attributes[names.EMBEDDINGS_INPUT_COUNT] = len(texts)
             if capture and texts is not None:
                 attributes[names.GEN_AI_INPUT_MESSAGES] = as_json(texts)
             return attributes

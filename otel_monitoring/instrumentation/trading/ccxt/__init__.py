@@ -27,7 +27,7 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.trace import SpanKind
 
-from ... import names
+from .... import names
 from ...core import Finished, Operation, Patcher, Telemetry, settings_from
 from .feeds import Feeds
 from .orders import OrderLifecycle, _number

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from ... import names
+from .... import names
 
 _logger = logging.getLogger("otel_monitoring.instrumentation")
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from ... import names
+from .... import names
 
 PENDING_LIMIT = 10_000  # open orders remembered; the oldest are forgotten first
 

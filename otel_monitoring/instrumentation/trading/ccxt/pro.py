@@ -26,7 +26,7 @@ from typing import Any, Callable
 import wrapt
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from ... import names
+from .... import names
 from ...core import error_type_of, instrumentation_suppressed
 from .feeds import Feeds
 
