@@ -20,6 +20,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from . import thresholds
+
 __all__ = ["ConfigError", "Option", "OPTIONS", "Settings", "load_settings"]
 
 
@@ -392,7 +394,7 @@ OPTIONS: tuple[Option, ...] = (
            "physical filesystems psutil lists, plus /.", "/,/data", section="meters"),
     Option("host_health_thresholds", "OTEL_MONITORING_HOST_HEALTH_THRESHOLDS",
            _meters_parser("parse_health_thresholds"),
-           {"cpu": (70.0, 90.0), "memory": (80.0, 95.0), "disk": (85.0, 95.0)},
+           dict(thresholds.HOST_RESOURCE_THRESHOLDS),
            "Warning:critical utilization in percent per resource (cpu, memory, disk) for the host "
            "health score; resources not named keep their default.", "cpu=70:90,memory=80:95,disk=85:95",
            section="meters"),
@@ -414,14 +416,16 @@ OPTIONS: tuple[Option, ...] = (
            "Outcomes in the sliding window of signal accuracy and RAG hit and empty rates.", "100",
            section="meters"),
     Option("market_data_live_seconds", "OTEL_MONITORING_MARKET_DATA_LIVE_SECONDS", parse_seconds(0.001),
-           600.0, "Market data younger than this is LIVE.", "600", section="meters"),
+           thresholds.MARKET_DATA_LIVE_SECONDS, "Market data younger than this is LIVE.", "600", section="meters"),
     Option("market_data_delayed_seconds", "OTEL_MONITORING_MARKET_DATA_DELAYED_SECONDS",
-           parse_seconds(0.001), 3600.0,
+           parse_seconds(0.001), thresholds.MARKET_DATA_DELAYED_SECONDS,
            "Market data younger than this (and not LIVE) is DELAYED; older is STALE.", "3600", section="meters"),
-    Option("stream_live_seconds", "OTEL_MONITORING_STREAM_LIVE_SECONDS", parse_seconds(0.001), 10.0,
+    Option("stream_live_seconds", "OTEL_MONITORING_STREAM_LIVE_SECONDS", parse_seconds(0.001),
+           thresholds.STREAM_LIVE_SECONDS,
            "A WebSocket market-data stream (ccxt.pro watch_*) silent for less than this is LIVE.", "10",
            section="meters"),
-    Option("stream_stale_seconds", "OTEL_MONITORING_STREAM_STALE_SECONDS", parse_seconds(0.001), 60.0,
+    Option("stream_stale_seconds", "OTEL_MONITORING_STREAM_STALE_SECONDS", parse_seconds(0.001),
+           thresholds.STREAM_STALE_SECONDS,
            "A WebSocket market-data stream silent for this long is STALE (DELAYED in between).", "60",
            section="meters"),
     Option("stream_gap_factor", "OTEL_MONITORING_STREAM_GAP_FACTOR", parse_float(minimum=1.0, maximum=1e6), 10.0,
@@ -464,12 +468,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("history_interval", "OTEL_MONITORING_HISTORY_INTERVAL", parse_duration, 60.0,
            "Time between two history rows of a series (at least one snapshot interval).", "60s",
            section="local"),
+    Option("logs_url", "OTEL_MONITORING_LOGS_URL", parse_endpoint, None,
+           "VictoriaLogs base URL `otel-monitoring logs` queries (default: the running stack's, else "
+           "http://127.0.0.1:9428).", "http://127.0.0.1:9428", section="local"),
     Option("alert_rules", "OTEL_MONITORING_ALERT_RULES", parse_str, "default",
            "Alert rules file (docs/alerting.md): `default` for the packaged rules, `none` for no rules.",
            "/etc/myapp/alert_rules.yaml", section="local"),
     Option("alert_routes", "OTEL_MONITORING_ALERT_ROUTES", parse_alert_routes, {},
            "Lowest severity each notification channel receives; unnamed channels keep the defaults "
-           "log=info, webhook=info, slack=warning, discord=warning, email=critical.",
+           + ", ".join(f"{channel}={severity}" for channel, severity in thresholds.ALERT_ROUTES.items()) + ".",
            "slack=critical,email=emergency", section="local"),
     Option("alert_webhook_url", "OTEL_MONITORING_ALERT_WEBHOOK_URL", parse_endpoint, None,
            "Generic JSON webhook receiving alert notifications.", "https://hooks.example.com/alerts",

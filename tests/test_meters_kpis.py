@@ -9,7 +9,8 @@ from meters_support import read_metrics
 from otel_monitoring.meters import rag as rag_module
 from otel_monitoring.meters import trading as trading_module
 from otel_monitoring.meters.rag import RagKPIs, retrieval_outcome
-from otel_monitoring.meters.trading import TradingKPIs, market_data_state, slippage_bp
+from otel_monitoring.meters.trading import TradingKPIs, slippage_bp
+from otel_monitoring.thresholds import freshness
 
 
 class Clock:
@@ -36,7 +37,7 @@ def kpis(telemetry, clock):
     (0, "LIVE"), (599.999, "LIVE"), (600, "DELAYED"), (3599.999, "DELAYED"), (3600, "STALE"), (86400, "STALE"),
 ])
 def test_market_data_state_edges(age, state):
-    assert market_data_state(age, 600, 3600) == state
+    assert freshness(age, 600, 3600) == state
 
 
 def test_market_data_staleness_and_status_per_symbol(telemetry, kpis, clock):

@@ -10,7 +10,8 @@ import psutil
 import pytest
 from meters_support import read_metrics
 
-from otel_monitoring.meters.host_health import HostHealth, classify, evaluate, resource_score
+from otel_monitoring.meters.host_health import HostHealth, evaluate, resource_score
+from otel_monitoring.thresholds import health_state
 from otel_monitoring.meters.system import DEFAULT_CONTRIB_METRICS, FilesystemList, SystemMeters, contrib_config
 
 
@@ -104,7 +105,7 @@ def test_resource_score_bands(percent, expected):
     (50, "WARNING"), (49.99, "CRITICAL"), (0, "CRITICAL"),
 ])
 def test_classify_edges(score, state):
-    assert classify(score) == state
+    assert health_state(score) == state
 
 
 def test_host_state_follows_the_worst_resource_at_the_thresholds():
@@ -126,7 +127,7 @@ def test_host_health_metrics_report_one_current_state(telemetry):
     states = {p.attributes["otel_monitoring.host.health.state"]: p.value for p in status.points}
     assert sorted(states) == sorted(["EXCELLENT", "GOOD", "WARNING", "CRITICAL"])
     assert sum(states.values()) == 1
-    assert states[classify(score.points[0].value)] == 1
+    assert states[health_state(score.points[0].value)] == 1
     utilization = metrics["otel_monitoring.host.resource.utilization"]
     by_resource = {p.attributes["otel_monitoring.host.resource"]: p.value for p in utilization.points}
     assert set(by_resource) == {"cpu", "memory", "disk"}

@@ -80,8 +80,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
+def _settings() -> Any:
+    """The settings (the only reader of the environment): the same paths, ``~`` expanded, as ``top``."""
+    from ..config import load_settings
+
+    return load_settings()
+
+
 def _directory(args: argparse.Namespace) -> str | None:
-    directory = args.dir or os.environ.get(SNAPSHOT_DIR_ENV)
+    directory = os.path.expanduser(args.dir) if args.dir else _settings().snapshot_dir
     if not directory:
         print(f"otel-monitoring alerts: no snapshot directory; pass --dir or set {SNAPSHOT_DIR_ENV}", file=sys.stderr)
         return None
@@ -93,7 +100,7 @@ def _directory(args: argparse.Namespace) -> str | None:
 
 
 def _rules_source(args: argparse.Namespace) -> str:
-    return args.rules or os.environ.get(RULES_ENV) or "default"
+    return args.rules or _settings().alert_rules
 
 
 def _alerts(directory: str) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
@@ -205,7 +212,7 @@ def run_ack(args: argparse.Namespace) -> int:
         return 1
     from ..local.control import MAX_NAME_LENGTH
 
-    by = (args.by if args.by is not None else os.environ.get("USER") or os.environ.get("LOGNAME") or "").strip() or None
+    by = (args.by if args.by is not None else _login_name()).strip() or None
     if by is not None and (not by.isprintable() or len(by) > MAX_NAME_LENGTH):
         print(f"otel-monitoring alerts ack: --by takes a name of printable characters, at most {MAX_NAME_LENGTH} "
               "(e.g. --by maria)", file=sys.stderr)
@@ -240,11 +247,21 @@ def run_silence(args: argparse.Namespace) -> int:
     return 0
 
 
+def _login_name() -> str:
+    """Who runs the command, as the operating system names them ("" when it cannot tell)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name (no USER/LOGNAME and no passwd entry) is not an error here
+        return ""
+
+
 def _rule_ids() -> set[str]:
     from ..local.rules import RuleError, load_rules
 
     try:
-        return {rule.id for rule in load_rules(os.environ.get(RULES_ENV) or "default", strict=False).rules}
+        return {rule.id for rule in load_rules(_settings().alert_rules, strict=False).rules}
     except RuleError:
         return set()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from .. import names
@@ -48,7 +47,9 @@ def _url(args: argparse.Namespace) -> str:
     from ..stack.runner import running_stack_url
     from ..stack.victorialogs import DEFAULT_URL
 
-    return args.url or os.environ.get(URL_ENV) or running_stack_url("victorialogs") or DEFAULT_URL
+    from ..config import load_settings
+
+    return args.url or load_settings().logs_url or running_stack_url("victorialogs") or DEFAULT_URL
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..components import Component
 from .. import names
+from ..thresholds import ALERT_ROUTES
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricReader
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 _logger = logging.getLogger("otel_monitoring.local")
 
 ALERTS_FILE = "alerts.json"
-DEFAULT_ROUTES = {"log": "info", "webhook": "info", "slack": "warning", "discord": "warning", "email": "critical"}
 BUDGET_METRIC = names.COST_BUDGET_UTILIZATION
 NOTIFIER_SHUTDOWN_S = 2.0
 
@@ -135,7 +135,7 @@ class LocalComponent(Component):
         from .channels import channels_from_settings
         from .notifier import ChannelRoute
 
-        levels = {**DEFAULT_ROUTES, **self.settings.alert_routes}
+        levels = {**ALERT_ROUTES, **self.settings.alert_routes}
         return [ChannelRoute(channel, levels[channel.name]) for channel in channels_from_settings(self.settings, service)]
 
     def add_callback(self, callback: Callable[[AlertEvent], Any], min_severity: str) -> None:

@@ -67,6 +67,7 @@ class MetersComponent(Component):
         from .budgets import BudgetTracker
 
         from .. import policy
+        from ..thresholds import MARKET_DATA_DELAYED_SECONDS, MARKET_DATA_LIVE_SECONDS
 
         settings = self.settings
         live, delayed = settings.market_data_live_seconds, settings.market_data_delayed_seconds
@@ -74,11 +75,12 @@ class MetersComponent(Component):
             problem = ConfigError(
                 "OTEL_MONITORING_MARKET_DATA_DELAYED_SECONDS must be above OTEL_MONITORING_MARKET_DATA_LIVE_SECONDS "
                 f"(got {delayed:g} <= {live:g}). "
-                "Example: OTEL_MONITORING_MARKET_DATA_LIVE_SECONDS=600 OTEL_MONITORING_MARKET_DATA_DELAYED_SECONDS=3600")
+                f"Example: OTEL_MONITORING_MARKET_DATA_LIVE_SECONDS={MARKET_DATA_LIVE_SECONDS:g} "
+                f"OTEL_MONITORING_MARKET_DATA_DELAYED_SECONDS={MARKET_DATA_DELAYED_SECONDS:g}")
             if "argument" in (settings.source("market_data_live_seconds"), settings.source("market_data_delayed_seconds")):
                 raise problem
-            policy.report(str(problem), strict=settings.strict, consequence="The defaults 600 and 3600 apply.")
-            live, delayed = 600.0, 3600.0
+            policy.report(str(problem), strict=settings.strict, consequence=f"The defaults {MARKET_DATA_LIVE_SECONDS:g} and {MARKET_DATA_DELAYED_SECONDS:g} apply.")
+            live, delayed = MARKET_DATA_LIVE_SECONDS, MARKET_DATA_DELAYED_SECONDS
         provider = monitoring.meter_provider
 
         ledger = None

@@ -21,9 +21,9 @@ from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
 from ..version import __version__
 from .locks import ForkSafeLock
-from .settings import DEFAULT_HEALTH_THRESHOLDS
 from .system import FilesystemList, filesystem_usage, shared_psutil
 from .. import names
+from ..thresholds import HOST_RESOURCE_THRESHOLDS, health_state
 
 SCOPE = "otel_monitoring.meters.host_health"
 STATES = ("EXCELLENT", "GOOD", "WARNING", "CRITICAL")
@@ -38,16 +38,6 @@ def resource_score(percent: float, warning: float, critical: float) -> float:
     return 49.0 * (100.0 - percent) / (100.0 - critical) if critical < 100 else 0.0
 
 
-def classify(score: float) -> str:
-    if score >= 90:
-        return "EXCELLENT"
-    if score >= 75:
-        return "GOOD"
-    if score >= 50:
-        return "WARNING"
-    return "CRITICAL"
-
-
 @dataclass(frozen=True)
 class HostHealthReading:
     score: float
@@ -59,7 +49,7 @@ def evaluate(utilization: Mapping[str, float], thresholds: Mapping[str, tuple[fl
     """Score the given utilization fractions (resources without a reading are left out)."""
     scores = [resource_score(value * 100.0, *thresholds[name]) for name, value in utilization.items()]
     score = round(min(scores), 2) if scores else 100.0
-    return HostHealthReading(score, classify(score), dict(utilization))
+    return HostHealthReading(score, health_state(score), dict(utilization))
 
 
 class CpuBusy:
@@ -113,7 +103,7 @@ class HostHealth:
 
     def __init__(self, thresholds: Mapping[str, tuple[float, float]] | None = None,
                  filesystems: FilesystemList | None = None, max_age: float = 0.25):
-        self.thresholds = dict(thresholds or DEFAULT_HEALTH_THRESHOLDS)
+        self.thresholds = dict(thresholds or HOST_RESOURCE_THRESHOLDS)
         self.filesystems = filesystems or FilesystemList()
         self.cpu = CpuBusy()
         self._max_age = max_age

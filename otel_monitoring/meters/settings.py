@@ -10,17 +10,13 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-# cost.type values (the issue's list); the category defaults per type are in cost.py.
+from ..thresholds import HOST_RESOURCE_THRESHOLDS
+
+# cost.type values; the category defaults per type are in cost.py.
 COST_TYPES = (
     "compute", "storage", "network", "api_call", "model_inference", "training", "execution", "external_api",
 )
-HEALTH_RESOURCES = ("cpu", "memory", "disk")
-DEFAULT_HEALTH_THRESHOLDS: dict[str, tuple[float, float]] = {
-    # percent, warning then critical (the reference documents' production defaults)
-    "cpu": (70.0, 90.0),
-    "memory": (80.0, 95.0),
-    "disk": (85.0, 95.0),
-}
+HEALTH_RESOURCES = tuple(HOST_RESOURCE_THRESHOLDS)
 BUDGET_PERIODS = ("daily", "monthly")
 
 
@@ -35,7 +31,7 @@ def parse_health_thresholds(value: Any) -> dict[str, tuple[float, float]]:
 
     As an argument: ``{"cpu": (70, 90)}``.
     """
-    result = dict(DEFAULT_HEALTH_THRESHOLDS)
+    result = dict(HOST_RESOURCE_THRESHOLDS)
     if isinstance(value, Mapping):
         items = [(str(k), v) for k, v in value.items()]
     else:

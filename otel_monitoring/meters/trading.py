@@ -21,23 +21,14 @@ from .current import Current
 from .locks import ForkSafeLock
 from .windows import OutcomeWindows
 from .. import names
+from ..thresholds import MARKET_DATA_DELAYED_SECONDS, MARKET_DATA_LIVE_SECONDS, MARKET_DATA_STATES, freshness
 
 _logger = logging.getLogger(__name__)
 
 SCOPE = "otel_monitoring.meters.trading"
-MARKET_DATA_STATES = ("LIVE", "DELAYED", "STALE")
 SLIPPAGE_BUCKETS_BP = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
 FILL_RATIO_BUCKETS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 _DIRECTIONS = {"long": "long", "buy": "long", "short": "short", "sell": "short", "flat": "flat", "hold": "flat"}
-
-
-def market_data_state(age_seconds: float, live_seconds: float = 600.0, delayed_seconds: float = 3600.0) -> str:
-    """LIVE when younger than ``live_seconds``, DELAYED when younger than ``delayed_seconds``, else STALE."""
-    if age_seconds < live_seconds:
-        return "LIVE"
-    if age_seconds < delayed_seconds:
-        return "DELAYED"
-    return "STALE"
 
 
 def slippage_bp(side: str, expected_price: float, fill_price: float) -> float:
@@ -55,8 +46,8 @@ class _Results:
 
 
 class TradingKPIs:
-    def __init__(self, meter_provider: Any = None, window: int = 100, live_seconds: float = 600.0,
-                 delayed_seconds: float = 3600.0, clock: Callable[[], float] = time.time):
+    def __init__(self, meter_provider: Any = None, window: int = 100,
+                 live_seconds: float = MARKET_DATA_LIVE_SECONDS, delayed_seconds: float = MARKET_DATA_DELAYED_SECONDS, clock: Callable[[], float] = time.time):
         self.live_seconds, self.delayed_seconds = live_seconds, delayed_seconds
         self._clock = clock
         self._lock = ForkSafeLock()
@@ -192,7 +183,7 @@ class TradingKPIs:
         result = {}
         for key, (updated, live, delayed) in latest.items():
             age = max(0.0, now - updated)
-            result[key] = (age, market_data_state(age, live, delayed))
+            result[key] = (age, freshness(age, live, delayed))
         return result
 
     def strategy_results(self) -> dict[str, dict[str, float | None]]:

@@ -22,10 +22,12 @@ import yaml
 
 from ..local.rules import INHIBIT_LABEL, SEVERITIES, RuleSet
 from ..local.prometheus import label_name
+from ..thresholds import ALERT_ROUTES
 from .process import ProcessSpec
 
 # Receivers named as the local channels, so `alerts test --channel slack` means the same on both paths.
-DEFAULT_ROUTES = {"webhook": "info", "slack": "warning", "discord": "warning", "email": "critical"}
+# The log channel is the local engine's own; Alertmanager has the others.
+DEFAULT_ROUTES = {channel: level for channel, level in ALERT_ROUTES.items() if channel != "log"}
 NULL_RECEIVER = "none"
 # `otel-monitoring alerts test` posts an alert carrying this label; it goes to that channel only.
 TEST_LABEL = "otel_monitoring_test"

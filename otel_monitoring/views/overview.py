@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import formatting as fmt
-from . import readings
+from . import catalog
 from .snapshot import Snapshot, get_attr
-from .states import (SEVERITY_ORDER, SEVERITY_STATE, STALENESS_DELAYED_S, STALENESS_LIVE_S, THRESHOLDS,
+from .states import (SEVERITY_ORDER, SEVERITY_STATE, THRESHOLDS,
                      State, Threshold, worst)
-from .. import names
+from .. import names, thresholds
 
 # p95 latency thresholds (s) by row family: model calls take seconds, the rest is held to the
 # reference documents' 100/150 ms.
@@ -138,19 +138,19 @@ def _first_value(snapshot: Snapshot, candidates: tuple[str, ...]) -> tuple[str |
 def cpu_percent(snapshot: Snapshot) -> tuple[float | None, int]:
     """Busy CPU in % averaged over the CPUs, and the number of CPUs seen.
     The contrib meter reports a ratio per (cpu, state): busy = 1 - idle."""
-    name, points = snapshot.find("gauges", readings.CPU_UTILIZATION)
+    name, points = snapshot.find("gauges", catalog.CPU_UTILIZATION)
     if not points:
         return None, 0
     unit = snapshot.unit(name)
     by_cpu: dict[str, dict[str, float]] = defaultdict(dict)
     for point in points:
         attrs = point.get("attributes", {})
-        by_cpu[str(get_attr(attrs, "cpu", names.SYSTEM_CPU_LOGICAL_NUMBER))][str(get_attr(attrs, *readings.STATE))] = float(point["value"])
+        by_cpu[str(get_attr(attrs, "cpu", names.SYSTEM_CPU_LOGICAL_NUMBER))][str(get_attr(attrs, *catalog.STATE))] = float(point["value"])
     busy = []
     for states in by_cpu.values():
-        if readings.CPU_STATE_IDLE in states:
+        if catalog.CPU_STATE_IDLE in states:
             full = 100.0 if unit == "%" else 1.0
-            busy.append(full - states[readings.CPU_STATE_IDLE])
+            busy.append(full - states[catalog.CPU_STATE_IDLE])
         else:
             busy.append(sum(states.values()))
     return as_percent(sum(busy) / len(busy), unit), len(by_cpu)
@@ -160,7 +160,7 @@ def _used_percent(snapshot: Snapshot, candidates: tuple[str, ...]) -> list[tuple
     """(attributes, % used) for each 'used' point (or each point when there is no state)."""
     name, points = snapshot.find("gauges", candidates)
     unit = snapshot.unit(name)
-    used = [p for p in points if get_attr(p.get("attributes", {}), *readings.STATE) in (None, "used")]
+    used = [p for p in points if get_attr(p.get("attributes", {}), *catalog.STATE) in (None, "used")]
     return [(p.get("attributes", {}), as_percent(float(p["value"]), unit)) for p in used if p.get("value") is not None]
 
 
@@ -168,27 +168,27 @@ def system_readings(snapshot: Snapshot) -> list[Reading]:
     readings = []
     cpu, cpus = cpu_percent(snapshot)
     readings.append(Reading("CPU", cpu, "%", THRESHOLDS["cpu"].state(cpu), f"{cpus} cpu" if cpus else ""))
-    memory = _used_percent(snapshot, readings.MEMORY_UTILIZATION)
+    memory = _used_percent(snapshot, catalog.MEMORY_UTILIZATION)
     mem = sum(v for _, v in memory) if memory else None
     readings.append(Reading("Memory", mem, "%", THRESHOLDS["memory"].state(mem)))
-    disks = _used_percent(snapshot, readings.FILESYSTEM_UTILIZATION)
+    disks = _used_percent(snapshot, catalog.FILESYSTEM_UTILIZATION)
     if disks:
         attrs, disk = max(disks, key=lambda item: item[1])
-        mount = str(get_attr(attrs, *readings.MOUNTPOINT) or "")
+        mount = str(get_attr(attrs, *catalog.MOUNTPOINT) or "")
     else:
         disk, mount = None, ""
     readings.append(Reading("Disk", disk, "%", THRESHOLDS["disk"].state(disk), mount))
-    _, load = _first_value(snapshot, readings.LOAD_AVERAGE_1M)
+    _, load = _first_value(snapshot, catalog.LOAD_AVERAGE_1M)
     if load is not None:
         # More runnable tasks than CPUs is saturation; twice as many is critical.
         load_state = Threshold(cpus, 2 * cpus).state(load) if cpus else State.UNKNOWN
         readings.append(Reading("Load 1m", load, "", load_state))
-    _, score = _first_value(snapshot, readings.HOST_HEALTH_SCORE)
+    _, score = _first_value(snapshot, catalog.HOST_HEALTH_SCORE)
     if score is not None:
         readings.append(Reading("Health", score, "", THRESHOLDS["health_score"].state(score)))
-    checks = snapshot.find("gauges", readings.HEALTH_CHECK_STATUS)[1]
+    checks = snapshot.find("gauges", catalog.HEALTH_CHECK_STATUS)[1]
     if checks:
-        failing = sorted(str(get_attr(p.get("attributes", {}), readings.HEALTH_CHECK_NAME) or "?")
+        failing = sorted(str(get_attr(p.get("attributes", {}), catalog.HEALTH_CHECK_NAME) or "?")
                          for p in checks if p.get("value") != 1)
         readings.append(Reading("Checks", float(len(checks) - len(failing)), "",
                                 State.CRITICAL if failing else State.OK,
@@ -199,10 +199,10 @@ def system_readings(snapshot: Snapshot) -> list[Reading]:
 # --- RED ---
 
 def _is_error(attrs: dict[str, Any]) -> bool:
-    outcome = get_attr(attrs, readings.OUTCOME)
+    outcome = get_attr(attrs, catalog.OUTCOME)
     if outcome is not None:
         return str(outcome).lower() in ("error", "failure", "failed")
-    if get_attr(attrs, readings.ERROR_TYPE):
+    if get_attr(attrs, catalog.ERROR_TYPE):
         return True
     if str(get_attr(attrs, names.STATUS_CODE) or "") == "STATUS_CODE_ERROR":  # spanmetrics
         return True
@@ -212,19 +212,19 @@ def _is_error(attrs: dict[str, Any]) -> bool:
 
 def _row_identity(metric: str, attrs: dict[str, Any]) -> tuple[str, str]:
     """(component, operation) naming the row a point belongs to."""
-    component = get_attr(attrs, readings.COMPONENT)
-    operation = get_attr(attrs, readings.OPERATION)
+    component = get_attr(attrs, catalog.COMPONENT)
+    operation = get_attr(attrs, catalog.OPERATION)
     if component or operation:
         return str(component or metric), str(operation or "")
-    if metric in readings.OUTGOING_HISTOGRAMS:  # one row per method and server called
-        method, address, port = (get_attr(attrs, k) for k in readings.OUTGOING_ROW_KEYS)
+    if metric in catalog.OUTGOING_HISTOGRAMS:  # one row per method and server called
+        method, address, port = (get_attr(attrs, k) for k in catalog.OUTGOING_ROW_KEYS)
         server = f"{address}:{port}" if address is not None and port is not None else address
         return "http.client", " ".join(str(v) for v in (method, server) if v is not None)
     span_name = get_attr(attrs, names.SPAN_NAME)
     if span_name is not None:  # the spanmetrics connector: RED per service and span name
         return str(get_attr(attrs, names.SERVICE_NAME) or metric), str(span_name)
-    family = readings.SUPERSEDED_BY.get(metric, metric)  # old and stable HTTP rows have one name
-    for keys in readings.ROW_KEYS[1:]:
+    family = catalog.SUPERSEDED_BY.get(metric, metric)  # old and stable HTTP rows have one name
+    for keys in catalog.ROW_KEYS[1:]:
         values = [str(get_attr(attrs, k)) for k in keys if get_attr(attrs, k) is not None]
         if values:
             return family.rsplit(".", 2)[0] if family.count(".") >= 2 else family, " ".join(values)
@@ -268,26 +268,26 @@ def merged_quantile(points: list[dict[str, Any]], q: float) -> float | None:
 
 def _duration_unit(snapshot: Snapshot, metric: str) -> str:
     """The unit of a duration histogram; the old HTTP ones are in ms when the data says nothing."""
-    return snapshot.unit(metric) or ("ms" if metric in readings.SUPERSEDED_BY else "s")
+    return snapshot.unit(metric) or ("ms" if metric in catalog.SUPERSEDED_BY else "s")
 
 
 def _duration_histograms(snapshot: Snapshot) -> list[str]:
     """The histograms shown as operations, each call in one of them only."""
-    known = [n for n in readings.DURATION_HISTOGRAMS if snapshot.histograms.get(n)]
-    known = [n for n in known if not snapshot.histograms.get(readings.SUPERSEDED_BY.get(n, ""))]
-    if readings.GENAI_DURATION in known and any(
-            get_attr(p.get("attributes", {}), readings.DOMAIN) == readings.GENAI_RED_DOMAIN
-            for p in snapshot.histograms.get(readings.DURATION_HISTOGRAMS[0], [])):
-        known.remove(readings.GENAI_DURATION)
+    known = [n for n in catalog.DURATION_HISTOGRAMS if snapshot.histograms.get(n)]
+    known = [n for n in known if not snapshot.histograms.get(catalog.SUPERSEDED_BY.get(n, ""))]
+    if catalog.GENAI_DURATION in known and any(
+            get_attr(p.get("attributes", {}), catalog.DOMAIN) == catalog.GENAI_RED_DOMAIN
+            for p in snapshot.histograms.get(catalog.DURATION_HISTOGRAMS[0], [])):
+        known.remove(catalog.GENAI_DURATION)
     others = sorted(n for n in snapshot.histograms
-                    if n not in readings.DURATION_HISTOGRAMS and n not in readings.NOT_OPERATIONS
+                    if n not in catalog.DURATION_HISTOGRAMS and n not in catalog.NOT_OPERATIONS
                     and snapshot.unit(n) in ("s", "ms"))
-    return [n for n in known + others if _duration_unit(snapshot, n) in readings.SECONDS_PER_UNIT]
+    return [n for n in known + others if _duration_unit(snapshot, n) in catalog.SECONDS_PER_UNIT]
 
 
 def is_model_call(metric: str, operation: str) -> bool:
     """A model call (chat, embeddings...), held to seconds rather than the 100/150 ms of the rest."""
-    return metric.startswith("gen_ai.") or operation.split(" ")[0] in readings.MODEL_OPERATIONS
+    return metric.startswith("gen_ai.") or operation.split(" ")[0] in catalog.MODEL_OPERATIONS
 
 
 def _scaled(value: float | None, scale: float) -> float | None:
@@ -306,7 +306,7 @@ def red_rows(snapshot: Snapshot, previous: Snapshot | None = None,
         for (component, operation), points in groups.items():
             count = sum(float(p.get("count") or 0) for p in points)
             errors = sum(float(p.get("count") or 0) for p in points if _is_error(p.get("attributes", {})))
-            scale = readings.SECONDS_PER_UNIT[_duration_unit(snapshot, metric)]
+            scale = catalog.SECONDS_PER_UNIT[_duration_unit(snapshot, metric)]
             p50, p95, p99 = (_scaled(merged_quantile(points, q), scale) if q in quantiles else None
                              for q in (0.50, 0.95, 0.99))
             rate = _rate(snapshot, previous, metric, component, operation, count)
@@ -314,7 +314,7 @@ def red_rows(snapshot: Snapshot, previous: Snapshot | None = None,
             family = LATENCY_THRESHOLDS["gen_ai"] if is_model_call(metric, operation) else DEFAULT_LATENCY
             rows.append(RedRow(component, operation, count, rate, error_pct, p50, p95, p99,
                                THRESHOLDS["error_rate"].state(error_pct), family.state(p95),
-                               outgoing=metric in readings.OUTGOING_HISTOGRAMS))
+                               outgoing=metric in catalog.OUTGOING_HISTOGRAMS))
     rows.sort(key=lambda r: (-int(r.state), -r.count, r.component, r.operation))
     return rows
 
@@ -323,8 +323,8 @@ def _rate(snapshot: Snapshot, previous: Snapshot | None, metric: str, component:
           count: float) -> float | None:
     """Calls per second: the call counter's rate when there is one, else the histogram count's
     change since the previous reading."""
-    wanted = {readings.COMPONENT: component, readings.OPERATION: operation}
-    calls = snapshot.points("counters", readings.CALL_COUNTERS, wanted)
+    wanted = {catalog.COMPONENT: component, catalog.OPERATION: operation}
+    calls = snapshot.points("counters", catalog.CALL_COUNTERS, wanted)
     rates = [float(p["rate_per_s"]) for p in calls if p.get("rate_per_s") is not None]
     if rates:
         return sum(rates)
@@ -357,22 +357,22 @@ def _worst_ratio(snapshot: Snapshot, candidates: tuple[str, ...], threshold: Thr
 
 
 def cost_readings(snapshot: Snapshot) -> tuple[float | None, list[Reading], list[Reading]]:
-    name, points = snapshot.find("counters", readings.COST)
+    name, points = snapshot.find("counters", catalog.COST)
     by_type: dict[str, float] = defaultdict(float)
     for point in points:
-        by_type[str(get_attr(point.get("attributes", {}), readings.COST_TYPE) or "other")] += float(point.get("value") or 0)
+        by_type[str(get_attr(point.get("attributes", {}), catalog.COST_TYPE) or "other")] += float(point.get("value") or 0)
     costs = [Reading(t, v, "USD") for t, v in sorted(by_type.items(), key=lambda item: -item[1])]
     total = sum(by_type.values()) if points else None
-    budget_name, budget_points = snapshot.find("gauges", readings.BUDGET_UTILIZATION)
+    budget_name, budget_points = snapshot.find("gauges", catalog.BUDGET_UTILIZATION)
     unit = snapshot.unit(budget_name)
     spent = {json.dumps(p.get("attributes", {}), sort_keys=True): p.get("value")
-             for p in snapshot.find("gauges", readings.BUDGET_SPENT)[1]}
+             for p in snapshot.find("gauges", catalog.BUDGET_SPENT)[1]}
     limits = {json.dumps(p.get("attributes", {}), sort_keys=True): p.get("value")
-              for p in snapshot.find("gauges", readings.BUDGET_LIMIT)[1]}
+              for p in snapshot.find("gauges", catalog.BUDGET_LIMIT)[1]}
     budgets = []
     for point in budget_points:
         attrs = point.get("attributes", {})
-        label = " ".join(str(v) for v in (get_attr(attrs, *readings.BUDGET_NAME), get_attr(attrs, *readings.BUDGET_PERIOD)) if v)
+        label = " ".join(str(v) for v in (get_attr(attrs, *catalog.BUDGET_NAME), get_attr(attrs, *catalog.BUDGET_PERIOD)) if v)
         pct = as_percent(float(point["value"]), unit)
         key = json.dumps(attrs, sort_keys=True)
         detail = f"{fmt.usd(spent[key])} of {fmt.usd(limits[key])}" if spent.get(key) is not None and limits.get(key) else ""
@@ -384,22 +384,22 @@ def cost_readings(snapshot: Snapshot) -> tuple[float | None, list[Reading], list
 def freshness(age_s: float | None, declared: Any = None) -> tuple[str, State]:
     """LIVE / DELAYED / STALE as the meters declared it, else from the age with the default limits."""
     label = str(declared).upper() if declared else None
-    if label not in ("LIVE", "DELAYED", "STALE"):
+    if label not in thresholds.MARKET_DATA_STATES:
         if age_s is None:
             return "UNKNOWN", State.UNKNOWN
-        label = "LIVE" if age_s < STALENESS_LIVE_S else "DELAYED" if age_s < STALENESS_DELAYED_S else "STALE"
+        label = thresholds.freshness(age_s, thresholds.MARKET_DATA_LIVE_SECONDS, thresholds.MARKET_DATA_DELAYED_SECONDS)
     return label, {"LIVE": State.OK, "DELAYED": State.WARNING, "STALE": State.CRITICAL}[label]
 
 
 def _symbol_key(attrs: dict[str, Any]) -> tuple[str, str]:
-    return str(get_attr(attrs, *readings.SYMBOL) or "?"), str(get_attr(attrs, readings.EXCHANGE) or "")
+    return str(get_attr(attrs, *catalog.SYMBOL) or "?"), str(get_attr(attrs, catalog.EXCHANGE) or "")
 
 
 def symbol_freshness(snapshot: Snapshot) -> list[SymbolFreshness]:
-    declared = {_symbol_key(p.get("attributes", {})): get_attr(p.get("attributes", {}), readings.STALENESS_STATE)
-                for p in snapshot.find("gauges", readings.MARKET_DATA_STATUS)[1] if p.get("value") == 1}
+    declared = {_symbol_key(p.get("attributes", {})): get_attr(p.get("attributes", {}), catalog.STALENESS_STATE)
+                for p in snapshot.find("gauges", catalog.MARKET_DATA_STATUS)[1] if p.get("value") == 1}
     symbols = []
-    for point in snapshot.find("gauges", readings.MARKET_DATA_STALENESS)[1]:
+    for point in snapshot.find("gauges", catalog.MARKET_DATA_STALENESS)[1]:
         key = _symbol_key(point.get("attributes", {}))
         age = None if point.get("value") is None else float(point["value"])
         label, state = freshness(age, declared.get(key))
@@ -409,16 +409,16 @@ def symbol_freshness(snapshot: Snapshot) -> list[SymbolFreshness]:
 
 
 def _feed_key(attrs: dict[str, Any]) -> tuple[str, str, str]:
-    return (str(get_attr(attrs, readings.EXCHANGE) or ""), str(get_attr(attrs, readings.CHANNEL) or ""),
-            str(get_attr(attrs, *readings.SYMBOL) or "-"))
+    return (str(get_attr(attrs, catalog.EXCHANGE) or ""), str(get_attr(attrs, catalog.CHANNEL) or ""),
+            str(get_attr(attrs, *catalog.SYMBOL) or "-"))
 
 
 def feed_rows(snapshot: Snapshot) -> list[FeedRow]:
     """One row per stream that delivered messages: rate, latency p95, gaps and its symbol's state."""
     values: dict[str, dict[tuple[str, str, str], Any]] = {}
-    for label, kind, candidates in (("messages", "counters", readings.FEED_MESSAGES), ("rate", "gauges", readings.FEED_RATE),
-                                    ("gaps", "counters", readings.FEED_GAPS),
-                                    ("below", "gauges", readings.FEED_BELOW_MIN_RATE)):
+    for label, kind, candidates in (("messages", "counters", catalog.FEED_MESSAGES), ("rate", "gauges", catalog.FEED_RATE),
+                                    ("gaps", "counters", catalog.FEED_GAPS),
+                                    ("below", "gauges", catalog.FEED_BELOW_MIN_RATE)):
         table: dict[tuple[str, str, str], Any] = {}
         for point in snapshot.find(kind, candidates)[1]:
             if point.get("value") is not None:
@@ -426,10 +426,10 @@ def feed_rows(snapshot: Snapshot) -> list[FeedRow]:
                 table[key] = table.get(key, 0.0) + float(point["value"])
         values[label] = table
     latency: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for point in snapshot.find("histograms", readings.FEED_LATENCY)[1]:
+    for point in snapshot.find("histograms", catalog.FEED_LATENCY)[1]:
         latency[_feed_key(point.get("attributes", {}))].append(point)
-    declared = {_symbol_key(p.get("attributes", {})): get_attr(p.get("attributes", {}), readings.STALENESS_STATE)
-                for p in snapshot.find("gauges", readings.MARKET_DATA_STATUS)[1] if p.get("value") == 1}
+    declared = {_symbol_key(p.get("attributes", {})): get_attr(p.get("attributes", {}), catalog.STALENESS_STATE)
+                for p in snapshot.find("gauges", catalog.MARKET_DATA_STATUS)[1] if p.get("value") == 1}
     rows = []
     for key in sorted(values["messages"]):
         exchange, channel, symbol = key
@@ -446,28 +446,28 @@ def feed_rows(snapshot: Snapshot) -> list[FeedRow]:
 
 def trading_readings(snapshot: Snapshot, red: list[RedRow]) -> tuple[list[Reading], list[SymbolFreshness]]:
     readings = []
-    order_rows = [r for r in red if r.operation in readings.ORDER_OPERATIONS]
+    order_rows = [r for r in red if r.operation in catalog.ORDER_OPERATIONS]
     if order_rows:
         orders = sum(r.count for r in order_rows)
         failed = sum(r.count * (r.error_pct or 0) / 100 for r in order_rows)
         readings.append(Reading("Orders", orders, "", THRESHOLDS["error_rate"].state(failed / orders * 100 if orders else None),
                                 f"({failed:.0f} failed)" if failed else ""))
-    name, fill = _histogram_mean(snapshot, readings.FILL_RATIO)
+    name, fill = _histogram_mean(snapshot, catalog.FILL_RATIO)
     if fill is not None:
         readings.append(Reading("Fill ratio", as_percent(fill, snapshot.unit(name)), "%", State.OK))
-    for label, candidates in (("PnL realized", readings.PNL_REALIZED), ("PnL unrealized", readings.PNL_UNREALIZED)):
+    for label, candidates in (("PnL realized", catalog.PNL_REALIZED), ("PnL unrealized", catalog.PNL_UNREALIZED)):
         _, pnl = _first_value(snapshot, candidates)
         if pnl is not None:
             readings.append(Reading(label, pnl, "USD", State.OK if pnl >= 0 else State.WARNING))
-    accuracy = _worst_ratio(snapshot, readings.SIGNAL_ACCURACY, THRESHOLDS["signal_accuracy"])
+    accuracy = _worst_ratio(snapshot, catalog.SIGNAL_ACCURACY, THRESHOLDS["signal_accuracy"])
     if accuracy is not None:
         readings.append(Reading("Signal acc.", accuracy, "%", THRESHOLDS["signal_accuracy"].state(accuracy)))
-    _, success_points = snapshot.find("gauges", readings.ORDER_SUCCESS_RATE)
+    _, success_points = snapshot.find("gauges", catalog.ORDER_SUCCESS_RATE)
     success = [as_percent(float(p["value"]), "1") for p in success_points if p.get("value") is not None]
     if success:
         worst_rate = min(success)
         readings.append(Reading("Order success", worst_rate, "%", THRESHOLDS["order_success"].state(worst_rate)))
-    disconnects = snapshot.total("counters", readings.WEBSOCKET_DISCONNECTS)
+    disconnects = snapshot.total("counters", catalog.WEBSOCKET_DISCONNECTS)
     if disconnects is not None:
         readings.append(Reading("WS disconnects", disconnects, "", State.WARNING if disconnects > 3 else State.OK,
                                 "since start"))
@@ -481,18 +481,18 @@ def trading_readings(snapshot: Snapshot, red: list[RedRow]) -> tuple[list[Readin
 
 def rag_readings(snapshot: Snapshot) -> list[Reading]:
     readings = []
-    for label, candidates, threshold in (("Hit rate", readings.RAG_HIT_RATE, THRESHOLDS["hit_rate"]),
-                                         ("Empty results", readings.RAG_EMPTY_RATE, THRESHOLDS["empty_rate"])):
+    for label, candidates, threshold in (("Hit rate", catalog.RAG_HIT_RATE, THRESHOLDS["hit_rate"]),
+                                         ("Empty results", catalog.RAG_EMPTY_RATE, THRESHOLDS["empty_rate"])):
         value = _worst_ratio(snapshot, candidates, threshold)
         if value is not None:
             readings.append(Reading(label, value, "%", threshold.state(value)))
-    _, relevance = _histogram_mean(snapshot, readings.RAG_RELEVANCE)
+    _, relevance = _histogram_mean(snapshot, catalog.RAG_RELEVANCE)
     if relevance is not None:
         readings.append(Reading("Relevance", relevance, "", State.OK))
-    _, token_points = snapshot.find("histograms", readings.GENAI_TOKEN_USAGE)
+    _, token_points = snapshot.find("histograms", catalog.GENAI_TOKEN_USAGE)
     tokens: dict[str, float] = defaultdict(float)
     for point in token_points:
-        tokens[str(get_attr(point.get("attributes", {}), readings.TOKEN_TYPE) or "total")] += float(point.get("sum") or 0)
+        tokens[str(get_attr(point.get("attributes", {}), catalog.TOKEN_TYPE) or "total")] += float(point.get("sum") or 0)
     for token_type, total in sorted(tokens.items()):
         readings.append(Reading(f"Tokens {token_type}", total, "", State.OK))
     return readings

@@ -1,5 +1,5 @@
 """Reads a running Prometheus into a Snapshot, so ``top`` shows the collector stack the same way
-it shows a snapshot directory. Names are mapped from the OpenTelemetry ones (views/readings.py) to
+it shows a snapshot directory. Names are mapped from the OpenTelemetry ones (views/catalog.py) to
 what the collector's prometheus exporter exposes: dots to underscores, a unit suffix (``_ratio``,
 ``_seconds``, ``_USD``...) and ``_total`` on counters; labels keep the attributes with
 underscores (views/snapshot.get_attr compares them loosely)."""
@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from . import readings
+from . import catalog
 from .snapshot import Snapshot
 from .terminal import safe_tree
 from .. import names
@@ -34,14 +34,14 @@ RATE_WINDOW = "1m"
 QUANTILE_WINDOW = "5m"
 
 WANTED = {
-    "gauge": (readings.CPU_UTILIZATION + readings.MEMORY_UTILIZATION + readings.FILESYSTEM_UTILIZATION + readings.LOAD_AVERAGE_1M
-              + readings.HOST_HEALTH_SCORE + readings.HEALTH_CHECK_STATUS + readings.BUDGET_UTILIZATION + readings.BUDGET_SPENT
-              + readings.BUDGET_LIMIT + readings.PNL_REALIZED + readings.PNL_UNREALIZED + readings.SIGNAL_ACCURACY
-              + readings.MARKET_DATA_STALENESS + readings.MARKET_DATA_STATUS + readings.RAG_HIT_RATE + readings.RAG_EMPTY_RATE
-              + readings.FEED_RATE + readings.FEED_BELOW_MIN_RATE + readings.ORDER_SUCCESS_RATE),
-    "counter": readings.COST + readings.CALL_COUNTERS + readings.FEED_MESSAGES + readings.FEED_GAPS + readings.WEBSOCKET_DISCONNECTS,
-    "histogram": (readings.DURATION_HISTOGRAMS + readings.GENAI_TOKEN_USAGE + readings.FILL_RATIO + readings.RAG_RELEVANCE
-                  + readings.FEED_LATENCY),
+    "gauge": (catalog.CPU_UTILIZATION + catalog.MEMORY_UTILIZATION + catalog.FILESYSTEM_UTILIZATION + catalog.LOAD_AVERAGE_1M
+              + catalog.HOST_HEALTH_SCORE + catalog.HEALTH_CHECK_STATUS + catalog.BUDGET_UTILIZATION + catalog.BUDGET_SPENT
+              + catalog.BUDGET_LIMIT + catalog.PNL_REALIZED + catalog.PNL_UNREALIZED + catalog.SIGNAL_ACCURACY
+              + catalog.MARKET_DATA_STALENESS + catalog.MARKET_DATA_STATUS + catalog.RAG_HIT_RATE + catalog.RAG_EMPTY_RATE
+              + catalog.FEED_RATE + catalog.FEED_BELOW_MIN_RATE + catalog.ORDER_SUCCESS_RATE),
+    "counter": catalog.COST + catalog.CALL_COUNTERS + catalog.FEED_MESSAGES + catalog.FEED_GAPS + catalog.WEBSOCKET_DISCONNECTS,
+    "histogram": (catalog.DURATION_HISTOGRAMS + catalog.GENAI_TOKEN_USAGE + catalog.FILL_RATIO + catalog.RAG_RELEVANCE
+                  + catalog.FEED_LATENCY),
 }
 
 
@@ -191,7 +191,7 @@ class PrometheusSource:
             for field, quantile in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
                 put(field, f"histogram_quantile({quantile}, {buckets})", scale)
             kept = [p for p in points.values() if p.get("count")]
-            sdk_red = sdk_red or bool(kept and otel_name in readings.DURATION_HISTOGRAMS)
+            sdk_red = sdk_red or bool(kept and otel_name in catalog.DURATION_HISTOGRAMS)
             if kept:
                 snapshot.histograms.setdefault(otel_name, []).extend(kept)
                 snapshot.units[otel_name] = "s" if unit in ("s", "ms") else unit

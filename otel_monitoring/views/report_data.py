@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import readings
+from . import catalog
 from .overview import Overview, Reading, RedRow, build_overview, is_model_call, red_rows, system_readings
 from .snapshot import Snapshot, get_attr, read_snapshot_dir
 from .states import SEVERITY_ORDER, THRESHOLDS, State, Threshold
@@ -103,7 +103,7 @@ def history_snapshots(store: Any, metrics: dict[str, tuple[str, ...]], since: fl
                 snapshot = by_time.setdefault(when, Snapshot(timestamp_unix=when))
                 getattr(snapshot, kind).setdefault(metric, []).append(point)
                 if kind == "histograms":  # the old HTTP histograms are in ms (the views convert)
-                    snapshot.units[metric] = "ms" if metric in readings.SUPERSEDED_BY else "s"
+                    snapshot.units[metric] = "ms" if metric in catalog.SUPERSEDED_BY else "s"
     return [by_time[t] for t in sorted(by_time)]
 
 
@@ -141,7 +141,7 @@ def red_trends(snapshots: list[Snapshot]) -> list[Trend]:
         rows = [r for r in red_rows(snapshot, quantiles=(0.95,)) if not r.outgoing]
         if not rows:
             continue
-        non_model = [r.p95 for r in rows if r.p95 is not None and r.count >= readings.MIN_CALLS_FOR_P95
+        non_model = [r.p95 for r in rows if r.p95 is not None and r.count >= catalog.MIN_CALLS_FOR_P95
                      and not is_model_call(r.component, r.operation)]
         if non_model:
             p95.points.append((snapshot.timestamp_unix, max(non_model)))
@@ -167,7 +167,7 @@ def cost_baselines(store: Any, since: float) -> dict[str, float]:
     """Each cost series' last value before the window (looked for in the hour before it), by its
     attributes. A series without one began inside the window: all of its value was spent there."""
     baselines: dict[str, float] = {}
-    for metric in readings.COST:
+    for metric in catalog.COST:
         for _, attributes, value in store.series(metric, field="value", since=since - BASELINE_LOOKBACK_S, until=since):
             baselines[json.dumps(attributes, sort_keys=True)] = value  # oldest first: the last one stays
     return baselines
@@ -180,7 +180,7 @@ def cost_in_window(snapshots: list[Snapshot], baselines: dict[str, float] | None
     one started from zero inside the window."""
     by_series: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for snapshot in snapshots:
-        for point in snapshot.find("counters", readings.COST)[1]:
+        for point in snapshot.find("counters", catalog.COST)[1]:
             by_series[json.dumps(point.get("attributes", {}), sort_keys=True)].append(
                 (snapshot.timestamp_unix, float(point.get("value") or 0)))
     if not by_series:
@@ -192,7 +192,7 @@ def cost_in_window(snapshots: list[Snapshot], baselines: dict[str, float] | None
         for (_, before), (when, after) in zip([start] + values, values):
             step = after - before if after >= before else after   # a drop is a restart from zero
             steps[when] += step
-            by_type[str(get_attr(json.loads(key), readings.COST_TYPE) or "other")] += step
+            by_type[str(get_attr(json.loads(key), catalog.COST_TYPE) or "other")] += step
     cumulative, running = [], 0.0
     for when in sorted(steps):
         running += steps[when]
@@ -205,8 +205,8 @@ def budget_trend(snapshots: list[Snapshot], cumulative_cost: list[tuple[float, f
     """The daily budget's utilization over time when the meters report it, else the spend."""
     points = []
     for snapshot in snapshots:
-        name, found = snapshot.find("gauges", readings.BUDGET_UTILIZATION)
-        daily = [p for p in found if get_attr(p.get("attributes", {}), *readings.BUDGET_PERIOD) in (None, "daily", "day")]
+        name, found = snapshot.find("gauges", catalog.BUDGET_UTILIZATION)
+        daily = [p for p in found if get_attr(p.get("attributes", {}), *catalog.BUDGET_PERIOD) in (None, "daily", "day")]
         if daily:
             value = max(float(p["value"]) for p in daily)
             points.append((snapshot.timestamp_unix, value if snapshot.unit(name) == "%" else value * 100))
@@ -244,7 +244,7 @@ def status_cards(overview: Overview) -> list[Reading]:
         pct = errors / total * 100 if total else None
         cards.append(Reading("Error rate", pct, "%", THRESHOLDS["error_rate"].state(pct)))
         # Rows with too few calls for a p95 (a start-up call made once) are not candidates.
-        enough = [r for r in rows if r.count >= readings.MIN_CALLS_FOR_P95 and r.p95 is not None]
+        enough = [r for r in rows if r.count >= catalog.MIN_CALLS_FOR_P95 and r.p95 is not None]
         if enough:
             worst_row = max(enough, key=lambda r: (int(r.latency_state), r.p95 or 0))
             cards.append(Reading("Worst p95", worst_row.p95, "s", worst_row.latency_state,
@@ -261,9 +261,9 @@ def status_cards(overview: Overview) -> list[Reading]:
 
 
 TREND_METRICS = {
-    "gauges": readings.CPU_UTILIZATION + readings.MEMORY_UTILIZATION + readings.FILESYSTEM_UTILIZATION + readings.BUDGET_UTILIZATION,
-    "counters": readings.COST + readings.CALL_COUNTERS,
-    "histograms": readings.DURATION_HISTOGRAMS,
+    "gauges": catalog.CPU_UTILIZATION + catalog.MEMORY_UTILIZATION + catalog.FILESYSTEM_UTILIZATION + catalog.BUDGET_UTILIZATION,
+    "counters": catalog.COST + catalog.CALL_COUNTERS,
+    "histograms": catalog.DURATION_HISTOGRAMS,
 }
 
 

@@ -1,10 +1,12 @@
-"""States (ok / warning / critical) for values, with the thresholds the reference documents use,
-and the colours both the dashboard and the report show them in."""
+"""States (ok / warning / critical) for values, by the shared thresholds (otel_monitoring.thresholds,
+the levels of the packaged alert rules), and the colours both the dashboard and the report show them in."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
+from .. import thresholds as levels
 
 
 class State(enum.IntEnum):
@@ -41,25 +43,19 @@ class Threshold:
         return State.WARNING if value <= self.warning else State.OK
 
 
-# Percentages (0-100) unless noted. CPU, memory and disk as the meters' host-health defaults;
-# error rate, latency, cost and accuracy as the reference documents' alert tables.
+# Percentages (0-100) unless noted: the host-health defaults and the packaged alert rules' levels.
 THRESHOLDS = {
-    "cpu": Threshold(70, 90),
-    "memory": Threshold(80, 95),
-    "disk": Threshold(85, 95),
-    "error_rate": Threshold(3, 5),
-    "latency_p95_s": Threshold(0.100, 0.150),
-    "budget": Threshold(80, 100),
-    "health_score": Threshold(75, 50, higher_is_worse=False),
-    "signal_accuracy": Threshold(75, 70, higher_is_worse=False),
-    "order_success": Threshold(90, 80, higher_is_worse=False),
-    "hit_rate": Threshold(80, 60, higher_is_worse=False),
-    "empty_rate": Threshold(10, 25),
+    **{resource: Threshold(*pair) for resource, pair in levels.HOST_RESOURCE_THRESHOLDS.items()},
+    "error_rate": Threshold(*levels.ERROR_RATE_PERCENT),
+    "latency_p95_s": Threshold(*levels.LATENCY_P95_SECONDS),
+    "budget": Threshold(*levels.BUDGET_PERCENT),
+    # The host score turns WARNING below GOOD and CRITICAL below WARNING.
+    "health_score": Threshold(levels.HEALTH_SCORE_GOOD, levels.HEALTH_SCORE_WARNING, higher_is_worse=False),
+    "signal_accuracy": Threshold(*levels.SIGNAL_ACCURACY_PERCENT, higher_is_worse=False),
+    "order_success": Threshold(*levels.ORDER_SUCCESS_PERCENT, higher_is_worse=False),
+    "hit_rate": Threshold(*levels.RETRIEVAL_HIT_RATE_PERCENT, higher_is_worse=False),
+    "empty_rate": Threshold(*levels.RETRIEVAL_EMPTY_RATE_PERCENT),
 }
-
-# Market-data staleness classes (seconds), as the trading KPIs classify them.
-STALENESS_LIVE_S = 600
-STALENESS_DELAYED_S = 3600
 
 SEVERITY_STATE = {"info": State.OK, "warning": State.WARNING, "critical": State.CRITICAL,
                   "emergency": State.CRITICAL}

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Mapping
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from .... import names
+from ....thresholds import STREAM_LIVE_SECONDS, STREAM_STALE_SECONDS, freshness
 
 _logger = logging.getLogger("otel_monitoring.instrumentation")
 
@@ -82,8 +83,8 @@ class Stream:
 class Feeds:
     """The streams and WebSocket connections of one instrumentor, and the instruments that read them."""
 
-    def __init__(self, meter: Any, clock: Callable[[], float] = time.time, live_seconds: float = 10.0,
-                 stale_seconds: float = 60.0, gap_factor: float = 10.0,
+    def __init__(self, meter: Any, clock: Callable[[], float] = time.time, live_seconds: float = STREAM_LIVE_SECONDS,
+                 stale_seconds: float = STREAM_STALE_SECONDS, gap_factor: float = 10.0,
                  min_rates: Mapping[str, float] | None = None):
         self.clock = clock
         if stale_seconds <= live_seconds:
@@ -276,8 +277,7 @@ class Feeds:
         """LIVE / DELAYED / STALE of a market stream by its own thresholds (None for account streams)."""
         if not stream.market:
             return None
-        silent = now - stream.last
-        return "LIVE" if silent < stream.live else "DELAYED" if silent < stream.stale else "STALE"
+        return freshness(now - stream.last, stream.live, stream.stale)
 
     def market_data_source(self) -> Iterable[tuple[str, str | None, float, float, float]]:
         """For the trading meters: the last message of every market stream, with its thresholds."""
