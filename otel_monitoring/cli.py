@@ -21,13 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"otel-monitoring {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"otel_monitoring.commands.{name}")
-        except ModuleNotFoundError as error:
-            if error.name == f"otel_monitoring.commands.{name}":
-                continue  # not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"otel_monitoring.commands.{name}").register(subparsers)
     return parser
 
 

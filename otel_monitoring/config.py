@@ -257,7 +257,7 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    # --- core: resource, exporters, sampling, lifecycle (issue 2) ---
+    # --- core: resource, exporters, sampling, lifecycle ---
     Option("service_name", "OTEL_SERVICE_NAME", parse_str, None,
            "service.name of the resource. Default: unknown_service:<executable>.", "trading-bot"),
     Option("service_version", "OTEL_MONITORING_SERVICE_VERSION", parse_str, None,
@@ -362,7 +362,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("instrument", "OTEL_MONITORING_INSTRUMENT", parse_bool, True,
            "configure() enables the installed instrumentors, each when its library is imported "
            "(under opentelemetry-instrument, the otel-monitoring distro does the same).", "false"),
-    # --- instrumentation (issue 3) ---
+    # --- instrumentation ---
     Option("targets", "OTEL_MONITORING_TARGETS", parse_path, None,
            "YAML file naming your own functions to trace (package.module:Class.method); see "
            "docs/instrumentation.md.", "/etc/myapp/otel-targets.yaml", section="instrumentation"),
@@ -381,7 +381,7 @@ OPTIONS: tuple[Option, ...] = (
            r"/(healthz?|readyz?|livez?)/?(\?|$)",
            "Comma-separated regular expressions of URLs the HTTP instrumentations do not trace "
            "(default: health, ready and live probes).", "/healthz,/metrics", section="instrumentation"),
-    # --- meters (issue 4) ---
+    # --- meters ---
     Option("system_metrics", "OTEL_MONITORING_SYSTEM_METRICS", parse_bool, True,
            "System and process metrics (contrib system-metrics instrumentation plus filesystem, load, "
            "uptime, process count) and the host health score.", "false", section="meters"),
@@ -450,7 +450,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("health_default_checks", "OTEL_MONITORING_HEALTH_DEFAULT_CHECKS", parse_bool, True,
            "Register the disk, memory and CPU checks (failing at the critical thresholds).", "false",
            section="meters"),
-    # --- local monitoring (issue 6) ---
+    # --- local monitoring ---
     Option("snapshot_dir", "OTEL_MONITORING_SNAPSHOT_DIR", parse_path, None,
            "Directory of the local mode (docs/snapshots.md): metrics_live.json and alerts.json every "
            "snapshot_interval, history.sqlite, and the in-process alert rules. Default: off.",

@@ -138,7 +138,7 @@ TRADING_MARKET_DATA_CHANNEL = "trading.market_data.channel"  # the watch method:
 TRADING_WEBSOCKET_REASON = "trading.websocket.reason"  # server_close | the ccxt error class of the drop
 TRADING_WEBSOCKET_RECONNECT = "trading.websocket.reconnect"  # span: the connection replaces a dropped one
 TRADING_WEBSOCKET_URL = "trading.websocket.url"  # span only
-# A healthy feed delivers within tens of milliseconds; the reference alert is a p95 above 100 ms.
+# A healthy feed delivers within tens of milliseconds; its alert rule fires on a p95 above 100 ms.
 MARKET_DATA_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # From order-book diffs every 100 ms to quiet markets whose tickers come once a minute.
 MARKET_DATA_INTERVAL_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)

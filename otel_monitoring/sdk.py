@@ -320,12 +320,3 @@ def _start_components(monitoring: Monitoring, components: list[Component]) -> No
             continue
         monitoring.components.append(component)
 
-
-def _reset_for_tests() -> None:
-    """Forget the process' handle (tests only; the global providers are reset by the test fixture)."""
-    global _monitoring
-    with _configure_lock:
-        if _monitoring is not None:
-            _monitoring.shutdown(timeout=_monitoring.settings.shutdown_timeout)
-        _monitoring = None
-

@@ -60,7 +60,7 @@ def test_jaeger_config_passes_jaegers_validate():
 
 
 def test_built_collector_has_every_component_of_the_manifest():
-    """The distribution really contains what the issue asks for (names as of the pinned version)."""
+    """The distribution really contains the components the configs use (names as of the pinned version)."""
     result = _run([require_binary("otelcol"), "components"])
     assert result.returncode == 0, result.stderr
     components = yaml.safe_load(result.stdout)

@@ -1,6 +1,6 @@
 """The manual API: ``traced`` (decorator and context manager) and ``record_operation``.
 
-They replace the home-made monitors of the reference systems (``@monitor_performance``,
+They replace home-made monitors (``@monitor_performance``,
 ``track_latency``, ``record_metric(duration, success)``) with the same span and RED metrics the
 automatic instrumentation produces, so dashboards and alert rules treat both alike.
 

@@ -249,10 +249,6 @@ def register_health_check(name: str, check: Callable[[], Any], timeout: float | 
     registry.register(name, check, timeout, critical)
 
 
-def unregister_health_check(name: str) -> None:
-    registry.unregister(name)
-
-
 def run_health_checks() -> dict[str, Any]:
     """Run every check now: ``{"status": "healthy"|"unhealthy", "checks": {name: {...}}}``."""
     results = registry.run()

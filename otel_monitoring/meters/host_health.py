@@ -8,7 +8,7 @@ and critical ``c`` thresholds:
 - ``u >= c``: 49 down to 0 (0 at 100 %): CRITICAL.
 
 The host scores as its worst resource. States: EXCELLENT >= 90, GOOD >= 75, WARNING >= 50,
-CRITICAL below (the reference documents' bands).
+CRITICAL below (otel_monitoring.thresholds).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ _logger = logging.getLogger(__name__)
 
 SCOPE = "otel_monitoring.meters.system"
 
-# The contrib metrics on by default: what the issue asks for (CPU, memory, swap, disk and network
+# The contrib metrics on by default: what a host's health needs (CPU, memory, swap, disk and network
 # I/O, process CPU, memory, threads and file descriptors). The rest of the contrib's set (disk
 # operations and time, network packets, errors and drops, context switches, process disk I/O,
 # cpython.gc.*, and system.network.connections, ~9 ms per collection) is opt-in by name or glob

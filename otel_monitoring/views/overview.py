@@ -18,7 +18,7 @@ from .states import (SEVERITY_ORDER, SEVERITY_STATE, THRESHOLDS,
 from .. import names, thresholds
 
 # p95 latency thresholds (s) by row family: model calls take seconds, the rest is held to the
-# reference documents' 100/150 ms.
+# packaged alert rules' levels (otel_monitoring.thresholds).
 LATENCY_THRESHOLDS = {"gen_ai": Threshold(5.0, 10.0)}
 DEFAULT_LATENCY = THRESHOLDS["latency_p95_s"]
 

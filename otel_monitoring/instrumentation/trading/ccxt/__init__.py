@@ -155,7 +155,7 @@ def _result_attributes(kind: str) -> Callable[[Any, Any, tuple, dict], Mapping[s
 
 
 def _mark_market_data(result: Any, data_type: str, exchange: str) -> None:
-    """Feed the market-data freshness KPI (trading.market_data.staleness / status, issue 4's meters)."""
+    """Feed the market-data freshness KPI (trading.market_data.staleness / status, the trading meters)."""
     try:
         from ....meters.trading import mark_market_data
     except ImportError:
