@@ -198,3 +198,22 @@ def test_a_streamed_chat_is_one_span(telemetry, instrumented, llm):
     assert span.attributes["gen_ai.response.finish_reasons"] == ("stop",)
     tokens = {p.attributes["gen_ai.token.type"]: p.sum for p in telemetry.metrics()["gen_ai.client.token.usage"]}
     assert tokens["input"] == 2
+
+
+def test_genai_duration_exemplar_points_at_the_calls_own_span(telemetry, instrumented, llm):
+    # The duration is recorded in the call's context: its exemplar links to the chat span, not to
+    # the caller's span around it (which is what a trace-based exemplar after detaching would name).
+    chat = OpenAICompatibleChat(base_url=llm.url, model="gpt-4o-mini")
+    tracer = telemetry.tracer_provider.get_tracer("test")
+    with tracer.start_as_current_span("handle request") as parent:
+        chat.invoke("What is the order book depth of BTC/USDT?")
+    (span,) = by_name(telemetry)["chat gpt-4o-mini"]
+    assert span.parent.span_id == parent.get_span_context().span_id
+    collected = telemetry.metrics()  # once: a collection hands the exemplars out and resets them
+    points = collected["gen_ai.client.operation.duration"]
+    assert [p.count for p in points] == [1]
+    exemplars = points[0].exemplars
+    assert [(e.trace_id, e.span_id) for e in exemplars] == [
+        (span.context.trace_id, span.context.span_id)]
+    tokens = collected["gen_ai.client.token.usage"]
+    assert {e.span_id for p in tokens for e in p.exemplars} == {span.context.span_id}

@@ -37,7 +37,7 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 import wrapt
 from opentelemetry import metrics, trace
@@ -126,6 +126,19 @@ class Finished:
     args: tuple
     kwargs: dict
     span: Any
+    # The call's context (its span current): metrics recorded in it take the call's span as exemplar.
+    context: Any = None
+
+
+class Started(NamedTuple):
+    """A started call, from ``Target.start`` to ``Target.finish``."""
+
+    span: Any
+    context: Any  # the caller's context with the span (and the nesting key) set; attached around the call
+    series: Any  # the RED metric series the call is counted in
+    state: Any  # the target's providers and instruments
+    start_time: float  # perf_counter() at the start
+
 
 
 @dataclass(frozen=True)
@@ -419,9 +432,8 @@ class Target:
 
     # -- the call --
 
-    def start(self, instance: Any, args: tuple, kwargs: dict, parent: Any = None) -> tuple | None:
-        """Start the span (not attached). Returns (span, context, series, state, start time), or
-        None when there is nothing to record (no-op providers)."""
+    def start(self, instance: Any, args: tuple, kwargs: dict, parent: Any = None) -> Started | None:
+        """Start the span (not attached), or None when there is nothing to record (no-op providers)."""
         state = self._state if self._fixed else self.state()
         if not state.enabled:
             return None
@@ -449,13 +461,13 @@ class Target:
         ctx = set_span_in_context(span, parent)
         if self.nesting_key is not None:
             ctx = set_value(_ACTIVE_OPERATION_KEY, self.nesting_key, ctx)
-        return span, ctx, series, state, perf_counter()
+        return Started(span, ctx, series, state, perf_counter())
 
-    def finish(self, started: tuple, error: BaseException | None, result: Any,
+    def finish(self, started: Started, error: BaseException | None, result: Any,
                instance: Any, args: tuple, kwargs: dict) -> None:
         """End the span and record the metrics. Never raises."""
-        duration = perf_counter() - started[4]
-        span, series = started[0], started[2]
+        duration = perf_counter() - started.start_time
+        span, series = started.span, started.series
         try:
             if error is None:
                 attributes = series.ok_attributes
@@ -484,7 +496,8 @@ class Target:
             # With the span, so a sampled span becomes this measurement's exemplar.
             duration_series.record(duration, span)
             if self.on_finish is not None:
-                self.on_finish(Finished(duration, error_type, attributes, result, instance, args, kwargs, span))
+                self.on_finish(Finished(duration, error_type, attributes, result, instance, args, kwargs, span,
+                                        started.context))
         except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
             self.log_once("finish", "recording the call failed")
 
@@ -541,7 +554,7 @@ def _function_wrapper(target: Target) -> Callable:
             return wrapped(*args, **kwargs)
         try:
             started = start(instance, args, kwargs)
-            token = attach(started[1]) if started is not None else None
+            token = attach(started.context) if started is not None else None
         except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
             target.log_once("start", "starting the span failed")
             return wrapped(*args, **kwargs)
@@ -566,7 +579,7 @@ def _coroutine_wrapper(target: Target) -> Callable:
     async def traced_call(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         try:
             started = start(instance, args, kwargs)
-            token = attach(started[1]) if started is not None else None
+            token = attach(started.context) if started is not None else None
         except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
             target.log_once("start", "starting the span failed")
             return await wrapped(*args, **kwargs)
@@ -599,7 +612,7 @@ def _generator_wrapper(target: Target) -> Callable:
             started = None
         if started is None:
             return (yield from generator)
-        ctx = started[1]
+        ctx = started.context
         reduce = target.reduce if target.stream_reducer is not None else None
         result: Any = None
         to_send: Any = None
@@ -655,7 +668,7 @@ def _async_generator_wrapper(target: Target) -> Callable:
             async for item in generator:  # untraced (a consumer's send/throw are not forwarded here)
                 yield item
             return
-        ctx = started[1]
+        ctx = started.context
         reduce = target.reduce if target.stream_reducer is not None else None
         result: Any = None
         to_send: Any = None

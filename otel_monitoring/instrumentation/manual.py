@@ -82,7 +82,7 @@ class Traced:
             return INVALID_SPAN
         try:
             started = self.target.start(None, (), {})
-            token = attach(started[1]) if started is not None else None
+            token = attach(started.context) if started is not None else None
         except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
             self.target.log_once("start", "starting the span failed")
             started = None
@@ -90,7 +90,7 @@ class Traced:
             stack.append(None)
             return INVALID_SPAN
         stack.append((started, token))
-        return started[0]
+        return started.span
 
     def __exit__(self, exc_type: Any, error: BaseException | None, traceback: Any) -> None:
         entry = self._local.stack.pop()

@@ -82,13 +82,14 @@ class GenAIMetrics:
                                           if k in finished.metric_attributes}
             if finished.error_type is not None:
                 attributes[names.ERROR_TYPE] = finished.error_type
-            self.duration.record(finished.duration, attributes)
+            # In the call's context, so a sampled call's span is the exemplar (not its parent's).
+            self.duration.record(finished.duration, attributes, finished.context)
             if usage is None or finished.error_type is not None:
                 return
             input_tokens, output_tokens = usage(finished.result)
             for token_type, count in (("input", input_tokens), ("output", output_tokens)):
                 if count is not None:
-                    self.tokens.record(count, {**attributes, names.GEN_AI_TOKEN_TYPE: token_type})
+                    self.tokens.record(count, {**attributes, names.GEN_AI_TOKEN_TYPE: token_type}, finished.context)
 
         return record
 
