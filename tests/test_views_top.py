@@ -187,7 +187,7 @@ def test_frame_fits_80x24_with_values_and_colours(overview):
                      "375ms", "ETH/USDT", "High CPU usage", "CRITICAL", "WARNING", "Hit rate 85.0%"):
         assert expected in text, expected
     assert colour_of(lines, "93.2%") == "red"
-    assert colour_of(lines, "375ms") == "red"      # create_order's p95 over 150 ms
+    assert colour_of(lines, "375ms") == "yellow"   # create_order's p95: over the trading rule's 150 ms, under 500
     assert colour_of(lines, "6.7%") == "red"       # and its error rate over 5 %
     assert colour_of(lines, " 50ms") == "green"    # retrieve's p95
     assert colour_of(lines, "45.2%") == "green"
@@ -350,5 +350,5 @@ def test_genai_rows_are_not_shown_beside_the_red_rows_of_the_same_calls():
                "trading.market_data.age": "s"})
     rows = build_overview(snapshot, now=NOW).red
     assert [(r.component, r.operation, r.count) for r in rows] == [("langchain", "chat", 20)]
-    # a model call is held to the model thresholds (5 s / 10 s), not the 150 ms of the rest
+    # a model call is held to the model thresholds (5 s / 10 s), not the milliseconds of the rest
     assert rows[0].latency_state == State.OK

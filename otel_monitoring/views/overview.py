@@ -19,7 +19,7 @@ from .. import names, thresholds
 
 # p95 latency thresholds (s) by row family: model calls take seconds, the rest is held to the
 # packaged alert rules' levels (otel_monitoring.thresholds).
-LATENCY_THRESHOLDS = {"gen_ai": Threshold(5.0, 10.0)}
+LATENCY_THRESHOLDS = {"gen_ai": Threshold(5.0, 10.0), "trading": Threshold(*thresholds.TRADING_LATENCY_P95_SECONDS)}
 DEFAULT_LATENCY = THRESHOLDS["latency_p95_s"]
 
 
@@ -286,7 +286,7 @@ def _duration_histograms(snapshot: Snapshot) -> list[str]:
 
 
 def is_model_call(metric: str, operation: str) -> bool:
-    """A model call (chat, embeddings...), held to seconds rather than the 100/150 ms of the rest."""
+    """A model call (chat, embeddings...), held to seconds rather than the milliseconds of the rest."""
     return metric.startswith("gen_ai.") or operation.split(" ")[0] in catalog.MODEL_OPERATIONS
 
 
@@ -311,7 +311,12 @@ def red_rows(snapshot: Snapshot, previous: Snapshot | None = None,
                              for q in (0.50, 0.95, 0.99))
             rate = _rate(snapshot, previous, metric, component, operation, count)
             error_pct = errors / count * 100.0 if count else None
-            family = LATENCY_THRESHOLDS["gen_ai"] if is_model_call(metric, operation) else DEFAULT_LATENCY
+            if is_model_call(metric, operation):
+                family = LATENCY_THRESHOLDS["gen_ai"]
+            elif points[0].get("attributes", {}).get(catalog.DOMAIN) == "trading":
+                family = LATENCY_THRESHOLDS["trading"]
+            else:
+                family = DEFAULT_LATENCY
             rows.append(RedRow(component, operation, count, rate, error_pct, p50, p95, p99,
                                THRESHOLDS["error_rate"].state(error_pct), family.state(p95),
                                outgoing=metric in catalog.OUTGOING_HISTOGRAMS))
