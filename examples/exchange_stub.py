@@ -58,6 +58,14 @@ class _Book:
         # The order book's update id in depth snapshots (None: the time in ms), so a WebSocket
         # stream's diffs can continue a snapshot as Binance's do.
         self.depth_update_id: int | None = None
+        # Listen keys handed out for user data streams (POST /fapi/v1/listenKey, /api/v3/userDataStream):
+        # the WebSocket stub accepts a private connection for any key, the tests read which were issued.
+        self.listen_keys: list[str] = []
+        # USDⓈ-M perpetuals in /fapi/v1/exchangeInfo: off by default, because their market ids equal the
+        # spot ones and ccxt.pro tells a spot stream by Binance's host name (stream.binance.com), which
+        # the local WebSocket stub does not have.
+        self.futures = False
+        self.positions: list[dict[str, Any]] = []  # USDⓈ-M futures positions, in /fapi/v3/positionRisk's format
 
     def price(self, base: str) -> float:
         with self.lock:
@@ -182,6 +190,22 @@ def _binance_market(symbol: str, base: str, quote: str) -> dict[str, Any]:
     }
 
 
+def _binance_perpetual(symbol: str, base: str, quote: str) -> dict[str, Any]:
+    """A USDⓈ-M perpetual of /fapi/v1/exchangeInfo (what user data streams of futures accounts trade)."""
+    return {
+        "symbol": symbol, "pair": symbol, "contractType": "PERPETUAL", "deliveryDate": 4133404800000,
+        "onboardDate": 1569398400000, "status": "TRADING", "baseAsset": base, "quoteAsset": quote,
+        "marginAsset": quote, "pricePrecision": 2, "quantityPrecision": 3, "baseAssetPrecision": 8,
+        "quotePrecision": 8, "underlyingType": "COIN", "settlePlan": 0, "triggerProtect": "0.0500",
+        "orderTypes": ["LIMIT", "MARKET"], "timeInForce": ["GTC"],
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": "0.10", "maxPrice": "1000000", "tickSize": "0.10"},
+            {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "1000", "stepSize": "0.001"},
+            {"filterType": "MIN_NOTIONAL", "notional": "5"},
+        ],
+    }
+
+
 def _binance_order(order: dict[str, Any], symbol: str) -> dict[str, Any]:
     status = {"open": "NEW", "closed": "FILLED", "canceled": "CANCELED"}[order["status"]]
     result = {
@@ -208,8 +232,25 @@ def _binance(stub: ExchangeStub, method: str, path: str, params: dict[str, str])
     if path == "/api/v3/exchangeInfo":
         return 200, {"timezone": "UTC", "serverTime": now, "rateLimits": [], "exchangeFilters": [],
                      "symbols": [_binance_market(s, b, q) for s, (b, q) in _BINANCE_SYMBOLS.items()]}
-    if path in ("/fapi/v1/exchangeInfo", "/dapi/v1/exchangeInfo"):
+    if path == "/fapi/v1/exchangeInfo":
+        return 200, {"timezone": "UTC", "serverTime": now, "rateLimits": [], "exchangeFilters": [], "assets": [],
+                     "symbols": [_binance_perpetual(s, b, q) for s, (b, q) in _BINANCE_SYMBOLS.items()] if book.futures else []}
+    if path == "/dapi/v1/exchangeInfo":
         return 200, {"timezone": "UTC", "serverTime": now, "rateLimits": [], "exchangeFilters": [], "assets": [], "symbols": []}
+    if path in ("/fapi/v1/listenKey", "/api/v3/userDataStream"):
+        # A user data stream's key: POST opens one, PUT keeps it alive (Binance answers {} then).
+        if method == "POST":
+            key = f"stubListenKey{len(book.listen_keys) + 1}"
+            book.listen_keys.append(key)
+            return 200, {"listenKey": key}
+        return 200, {}
+    if path == "/fapi/v1/leverageBracket":
+        return 200, [{"symbol": s, "brackets": [{"bracket": 1, "initialLeverage": 125, "notionalCap": 50000,
+                                                 "notionalFloor": 0, "maintMarginRatio": 0.004, "cum": 0.0}]}
+                     for s in _BINANCE_SYMBOLS]
+    if path == "/fapi/v3/positionRisk":
+        with book.lock:
+            return 200, [dict(p) for p in book.positions]
     if path == "/api/v3/time":
         return 200, {"serverTime": now}
     if path.startswith("/sapi/") and method == "GET":  # margin pairs, currency configs: none here

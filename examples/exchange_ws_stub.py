@@ -14,7 +14,10 @@ The server sends only what it is told to: ``publish_ticker`` / ``publish_trade``
 send one event to every subscriber (with an event time ``latency`` seconds before the server's
 clock), ``publish_order`` sends an ``executionReport`` to the user data stream of the WebSocket API
 (``userDataStream.subscribe.signature``, what ccxt's ``watch_orders`` uses for spot), ``feed(interval)`` publishes tickers of every subscribed symbol in the background,
-``freeze(symbol)`` keeps the connection open but stops that symbol's events, and
+``publish_balance`` sends an ``outboundAccountPosition`` there (``watch_balance``),
+``publish_account_update`` an ``ACCOUNT_UPDATE`` to futures connections opened with a listenKey
+(``?listenKey=`` from the HTTP stub's ``POST /fapi/v1/listenKey``: ``watch_positions``, futures
+``watch_balance``), ``freeze(symbol)`` keeps the connection open but stops that symbol's events, and
 ``drop_connections()`` closes every connection from the server side.
 """
 
@@ -34,6 +37,7 @@ __all__ = ["BinanceStreamStub", "point_ccxt_pro_at"]
 
 _SYMBOLS = {"BTCUSDT": 65000.0, "ETHUSDT": 3200.0}
 USER_DATA = "userData"  # the pseudo-stream of a connection subscribed to the user data stream
+FUTURES_USER_DATA = "futuresUserData"  # the pseudo-stream of a futures connection opened with a listenKey
 
 
 def point_ccxt_pro_at(exchange: Any, rest_url: str, ws_url: str) -> Any:
@@ -56,6 +60,7 @@ class BinanceStreamStub:
         self.connections: list[tuple[web.WebSocketResponse, set[str]]] = []
         self.connects = 0
         self.connection_log: list[str] = []  # the path of every connection accepted
+        self.listen_keys: list[str] = []  # the listenKey of every futures user-data connection
         self.sent = 0
         self.frozen: set[str] = set()
         self._trade_id = 0
@@ -129,6 +134,12 @@ class BinanceStreamStub:
         self.connections.append(entry)
         self.connects += 1
         self.connection_log.append(request.path)
+        listen_key = request.query.get("listenKey")
+        if listen_key:
+            # USDⓈ-M futures user data: the key from POST /fapi/v1/listenKey is in the URL, and the
+            # account's events flow without a subscription (the stub checks no key).
+            streams.add(FUTURES_USER_DATA)
+            self.listen_keys.append(listen_key)
         try:
             async for message in ws:
                 if message.type != WSMsgType.TEXT:
@@ -235,6 +246,26 @@ class BinanceStreamStub:
                  "M": False, "O": event_ms, "Z": f"{filled * price:.8f}", "Y": f"{filled * price:.8f}",
                  "Q": "0.00000000", "W": event_ms, "V": "NONE"}
         return self._call(self._send((USER_DATA,), {"subscriptionId": 0, "event": event}))
+
+    def publish_balance(self, balances: dict[str, tuple[float, float]], latency: float | None = None) -> int:
+        """An ``outboundAccountPosition`` of the spot user data stream: ``{asset: (free, locked)}``."""
+        event_ms = self._event_ms(latency)
+        event = {"e": "outboundAccountPosition", "E": event_ms, "u": event_ms,
+                 "B": [{"a": asset, "f": f"{free:.8f}", "l": f"{locked:.8f}"} for asset, (free, locked) in balances.items()]}
+        return self._call(self._send((USER_DATA,), {"subscriptionId": 0, "event": event}))
+
+    def publish_account_update(self, balances: dict[str, float], positions: list[tuple[str, float, float, float]],
+                               reason: str = "ORDER", latency: float | None = None) -> int:
+        """An ``ACCOUNT_UPDATE`` of the futures user data stream: wallet balances ``{asset: balance}``
+        and positions ``(market_id, amount, entry price, unrealized PnL)``."""
+        event_ms = self._event_ms(latency)
+        event = {"e": "ACCOUNT_UPDATE", "E": event_ms, "T": event_ms - 1, "a": {
+            "m": reason,
+            "B": [{"a": asset, "wb": f"{amount:.8f}", "cw": f"{amount:.8f}", "bc": "0"} for asset, amount in balances.items()],
+            "P": [{"s": market_id, "pa": f"{amount:.3f}", "ep": f"{entry:.2f}", "cr": "0", "up": f"{pnl:.8f}",
+                   "mt": "cross", "iw": "0.00000000", "ps": "BOTH", "ma": "USDT"}
+                  for market_id, amount, entry, pnl in positions]}}
+        return self._call(self._send((FUTURES_USER_DATA,), event))
 
     def drop_connections(self) -> int:
         """Close every connection from the server side (as an exchange does on maintenance)."""

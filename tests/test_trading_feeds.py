@@ -20,7 +20,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_monitoring.examples.exchange_stub import ExchangeStub, point_ccxt_at
-from otel_monitoring.examples.exchange_ws_stub import BinanceStreamStub, point_ccxt_pro_at
+from otel_monitoring.examples.exchange_ws_stub import (
+    FUTURES_USER_DATA,
+    USER_DATA,
+    BinanceStreamStub,
+    point_ccxt_pro_at,
+)
 from otel_monitoring.config import load_settings
 from otel_monitoring.instrumentation.trading.ccxt import CcxtInstrumentor
 from otel_monitoring.local.engine import AlertEngine
@@ -116,8 +121,9 @@ class Consumer:
     """An application's loop: watch, keep the update, watch again; a dropped connection raises
     ccxt's NetworkError into the loop, which watches again (ccxt reconnects)."""
 
-    def __init__(self, exchange: Any, method: str, symbol: str):
+    def __init__(self, exchange: Any, method: str, symbol: str | None = None):
         self.exchange, self.method, self.symbol = exchange, method, symbol
+        self.args = () if symbol is None else (symbol,)  # account streams: watch_balance(), watch_positions()
         self.updates: list[Any] = []
         self.errors: list[BaseException] = []
         self.task = asyncio.ensure_future(self._run())
@@ -125,7 +131,7 @@ class Consumer:
     async def _run(self) -> None:
         while True:
             try:
-                self.updates.append(await getattr(self.exchange, self.method)(self.symbol))
+                self.updates.append(await getattr(self.exchange, self.method)(*self.args))
             except ccxt.NetworkError as error:
                 self.errors.append(error)
 
@@ -147,6 +153,13 @@ async def publish(env: Env, consumer: Consumer, market_id: str, kind: str = "tic
 
 async def subscribed(env: Env, prefix: str) -> None:
     await until(lambda: env.streams.subscribed(prefix) == 1, f"subscription {prefix}")
+
+
+async def awaiting(exchange: Any, message_hash: str) -> None:
+    """Until ccxt waits for ``message_hash`` on one of its connections: an account event sent
+    before that would be dropped by ccxt (it resolves only the futures it holds)."""
+    await until(lambda: any(message_hash in client.futures for client in list(exchange.clients.values())),
+                f"ccxt waiting for {message_hash}")
 
 
 def test_messages_counted_exactly_latency_in_its_bucket_and_spans_only_for_operations(env):
@@ -424,6 +437,7 @@ def test_order_filled_as_watch_orders_shows_it(env):
         await subscribed(env, "userData")
         for seconds, filled in ((1.0, 0.004), (2.0, 0.01)):
             env.clock.advance(seconds)
+            await awaiting(exchange, "orders:BTC/USDT")
             before = len(orders.updates)
             assert await asyncio.to_thread(env.streams.publish_order, int(order["id"]), "BTCUSDT", "buy", "limit",
                                            0.01, 60000.0, filled) == 1
@@ -488,3 +502,122 @@ def test_a_model_call_before_the_signal_is_charged_to_it(env):
     cost = {p.attributes["trading.strategy"]: p.value for p in env.metrics()["trading.signal.cost"]}
     usd = {p.attributes.get("gen_ai.token.type"): p.value for p in env.metrics()["otel_monitoring.cost"]}
     assert cost == {"llm_momentum": pytest.approx(sum(usd.values()))} and cost["llm_momentum"] > 0
+
+
+def _account_exchange(env: Env) -> Any:
+    return point_ccxt_pro_at(ccxt.pro.binance({"apiKey": "k", "secret": "s", "enableRateLimit": False}),
+                             env.rest.url, env.streams.url)
+
+
+async def _account_event(env: Env, exchange: Any, consumer: Consumer, message_hash: str, publish: Any,
+                         *args: Any, **kwargs: Any) -> Any:
+    """Send one account event once ccxt waits for it, and wait until the application has it."""
+    await awaiting(exchange, message_hash)
+    before = len(consumer.updates)
+    assert await asyncio.to_thread(publish, *args, **kwargs) == 1
+    await until(lambda: len(consumer.updates) == before + 1, message_hash)
+    return consumer.updates[-1]
+
+
+def _by_stream(points: list[Any]) -> dict[tuple[str | None, str], Any]:
+    return {(p.attributes.get("trading.symbol"), p.attributes["trading.market_data.channel"]): p for p in points}
+
+
+def test_balance_and_my_trades_of_the_spot_user_data_stream(env):
+    """Spot account streams: the WebSocket API's signed user-data subscription, then
+    outboundAccountPosition and executionReport (a fill is a trade of mine) events."""
+    async def main() -> None:
+        exchange = _account_exchange(env)
+        await exchange.load_markets()
+        balance = Consumer(exchange, "watch_balance")
+        trades = Consumer(exchange, "watch_my_trades", "BTC/USDT")
+        await subscribed(env, USER_DATA)
+        for free, latency in ((900.0, 0.3), (850.0, 0.3), (800.0, 0.3)):
+            env.clock.advance(1.0)
+            update = await _account_event(env, exchange, balance, "spot:balance", env.streams.publish_balance,
+                                          {"USDT": (free, 100.0), "BTC": (1.5, 0.0)}, latency=latency)
+            # What the application reads is ccxt's own parse, unchanged by the instrumentation.
+            assert (update["USDT"]["free"], update["USDT"]["used"], update["USDT"]["total"]) == (free, 100.0, free + 100)
+        for order_id in (501, 502):
+            env.clock.advance(1.0)
+            update = await _account_event(env, exchange, trades, "myTrades:BTC/USDT", env.streams.publish_order,
+                                          order_id, "BTCUSDT", "buy", "limit", 0.01, 60000.0, 0.01, latency=0.04)
+            assert [(t["order"], t["amount"]) for t in update] == [(str(order_id), 0.01)]
+        await balance.stop()
+        await trades.stop()
+        await exchange.close()
+
+    asyncio.run(main())
+    metrics = env.metrics()
+    messages = {key: p.value for key, p in _by_stream(metrics["trading.market_data.messages"]).items()}
+    assert messages == {(None, "watch_balance"): 3, ("BTC/USDT", "watch_my_trades"): 2}
+    latency = _by_stream(metrics["trading.market_data.latency"])
+    bounds = list(latency[None, "watch_balance"].explicit_bounds)
+    # Event times 300 ms (balances) and 40 ms (trades) before the clock the receipts are read on.
+    assert latency[None, "watch_balance"].count == 3
+    assert latency[None, "watch_balance"].bucket_counts[bounds.index(0.5)] == 3
+    assert latency[None, "watch_balance"].sum == pytest.approx(0.9, abs=0.003)
+    assert latency["BTC/USDT", "watch_my_trades"].count == 2
+    assert latency["BTC/USDT", "watch_my_trades"].bucket_counts[bounds.index(0.05)] == 2
+    # Intervals between messages of one stream: 1 s and 1 s of the clock (balances), 1 s (trades).
+    interval = _by_stream(metrics["trading.market_data.interval"])
+    assert (interval[None, "watch_balance"].count, interval[None, "watch_balance"].sum) == (2, pytest.approx(2.0))
+    assert (interval["BTC/USDT", "watch_my_trades"].count, interval["BTC/USDT", "watch_my_trades"].sum) == (
+        1, pytest.approx(1.0))
+    # Account streams speak only when something happens: no staleness, rate or gaps for them.
+    assert not metrics.get("trading.market_data.status")
+    assert not metrics.get("trading.market_data.gaps") and not metrics.get("trading.market_data.rate")
+    # One span per subscription (its first message), one per connection; none per message.
+    spans = [s for s in env.spans.get_finished_spans() if s.name.startswith(("ccxt.watch", "ccxt.websocket"))]
+    assert sorted(s.name for s in spans) == ["ccxt.watch_balance", "ccxt.watch_my_trades", "ccxt.websocket.connect"]
+    assert env.streams.connection_log == ["/ws"]  # both streams on the WebSocket API connection
+    first = {s.name: s for s in spans}
+    assert first["ccxt.watch_my_trades"].attributes["trading.symbol"] == "BTC/USDT"
+    assert "trading.symbol" not in first["ccxt.watch_balance"].attributes
+    assert all(s.attributes["trading.exchange"] == "binance" for s in spans)
+
+
+def test_positions_of_the_futures_user_data_stream_over_a_listen_key(env):
+    """USDⓈ-M futures: ccxt gets a listenKey over REST, loads the positions snapshot over REST,
+    then connects to the private stream with the key and reads ACCOUNT_UPDATE events."""
+    env.rest.book.futures = True  # the perpetuals the positions are in
+
+    async def main() -> None:
+        exchange = _account_exchange(env)
+        await exchange.load_markets()
+        positions = Consumer(exchange, "watch_positions")
+        # The first call returns the REST snapshot (no position open); the next one connects.
+        await until(lambda: len(positions.updates) == 1, "the positions snapshot")
+        assert positions.updates[0] == []
+        await subscribed(env, FUTURES_USER_DATA)
+        for amount, pnl in ((0.01, 1.5), (0.03, -2.25)):
+            env.clock.advance(2.0)
+            update = await _account_event(env, exchange, positions, "linear:positions",
+                                          env.streams.publish_account_update, {"USDT": 1000.0},
+                                          [("BTCUSDT", amount, 65000.0, pnl), ("ETHUSDT", -0.5, 3200.0, 4.0)],
+                                          latency=0.12)
+            assert [(p["symbol"], p["contracts"], p["side"], p["unrealizedPnl"]) for p in update] == [
+                ("BTC/USDT:USDT", amount, "long", pnl), ("ETH/USDT:USDT", 0.5, "short", 4.0)]
+        await positions.stop()
+        await exchange.close()
+
+    asyncio.run(main())
+    # One key handed out over REST, and the one private connection made with it.
+    assert env.rest.book.listen_keys == ["stubListenKey1"] and env.streams.listen_keys == ["stubListenKey1"]
+    assert ("POST", "/fapi/v1/listenKey") in env.rest.requests and ("GET", "/fapi/v3/positionRisk") in env.rest.requests
+    metrics = env.metrics()
+    # The snapshot and two updates: three messages of one stream (the symbols inside are not streams).
+    messages = {key: p.value for key, p in _by_stream(metrics["trading.market_data.messages"]).items()}
+    assert messages == {(None, "watch_positions"): 3}
+    latency = _by_stream(metrics["trading.market_data.latency"])[None, "watch_positions"]
+    bounds = list(latency.explicit_bounds)
+    # The snapshot carries no event time; the two updates were stamped 120 ms before receipt.
+    assert latency.count == 2 and latency.bucket_counts[bounds.index(0.25)] == 2
+    assert latency.sum == pytest.approx(0.24, abs=0.003)
+    assert not metrics.get("trading.market_data.status")
+    spans = [s for s in env.spans.get_finished_spans() if s.name.startswith(("ccxt.watch", "ccxt.websocket"))]
+    assert sorted(s.name for s in spans) == ["ccxt.watch_positions", "ccxt.websocket.connect"]
+    (connect,) = [s for s in spans if s.name == "ccxt.websocket.connect"]
+    # The URL on the span keeps no listenKey (a credential of the account).
+    assert "stubListenKey1" not in str(connect.attributes.get("trading.websocket.url"))
+    assert [p.value for p in metrics["trading.websocket.connections"]] == [0]

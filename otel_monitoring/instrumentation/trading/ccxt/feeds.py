@@ -286,7 +286,8 @@ class Feeds:
                 yield stream.symbol, stream.exchange, stream.last, stream.live, stream.stale
 
     def _remember_ended(self, stream: Stream) -> None:
-        for what, value in (("messages", stream.count), ("gaps", stream.gaps)):
+        counts = (("messages", stream.count), ("gaps", stream.gaps)) if stream.market else (("messages", stream.count),)
+        for what, value in counts:  # account streams have no gaps, ended or not
             ended = self._ended[what]
             key = tuple(stream.attributes.items())
             count, attributes = ended.get(key, (0, stream.attributes))

@@ -28,7 +28,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .... import names
 from ...core import error_type_of, instrumentation_suppressed
-from .feeds import Feeds
+from .feeds import ACCOUNT_CHANNELS, Feeds
 
 _logger = logging.getLogger("otel_monitoring.instrumentation")
 
@@ -47,6 +47,18 @@ def _symbol_argument(args: tuple, kwargs: dict) -> str | None:
 
 def _timestamp(item: Any) -> Any:
     return item.get("timestamp") if isinstance(item, dict) else None
+
+
+def _without_credentials(url: str, owner: Any) -> str:
+    """The connection's URL without the query and without the listenKey of a user data stream
+    (``.../ws/<listenKey>``, ``...?listenKey=``): the key gives access to the account's events."""
+    base = url.split("?", 1)[0]
+    options = getattr(owner, "options", None)
+    keys = {value.get("listenKey") for value in options.values()
+            if isinstance(value, dict) and isinstance(value.get("listenKey"), str)} if isinstance(options, dict) else set()
+    if keys:
+        base = "/".join("{listenKey}" if part in keys else part for part in base.split("/"))
+    return base
 
 
 def unwatched_channels(name: str) -> set[str]:
@@ -206,7 +218,12 @@ class ProWrapper:
                 feeds.message(stream, now, result.get("timestamp"))
                 return
         exchange = None
-        if isinstance(result, dict) and "symbol" not in result and channel != "watch_balance":
+        if channel in ACCOUNT_CHANNELS:
+            # An account stream is the subscription the application made (its symbol argument, or
+            # none): positions or trades of several symbols in one update are one message of it.
+            item = result[-1] if isinstance(result, list) and result else result
+            items = [(_symbol_argument(args, kwargs), item)]
+        elif isinstance(result, dict) and "symbol" not in result:
             # {symbol: ticker} (watch_tickers, bids/asks, mark prices) or {symbol: {timeframe: candles}}
             items = [(symbol, value) for symbol, value in result.items() if isinstance(symbol, str)]
         elif isinstance(result, dict):
@@ -314,10 +331,11 @@ class ProWrapper:
         owner = self._owner(client)
         exchange = _exchange_id(owner) if owner is not None else "unknown"
         url = str(getattr(client, "url", ""))
+        shown_url = _without_credentials(url, owner)
         connected = getattr(client, "connection", None) is not None and not client.closed()
         drops = getattr(owner, "_otel_monitoring_ws_drops", None) if owner is not None else None
         reason = drops.pop(url, None) if isinstance(drops, dict) else None
-        attributes = {names.TRADING_EXCHANGE: exchange, names.TRADING_WEBSOCKET_URL: url,
+        attributes = {names.TRADING_EXCHANGE: exchange, names.TRADING_WEBSOCKET_URL: shown_url,
                       names.TRADING_WEBSOCKET_RECONNECT: reason is not None}
         if reason is not None:
             attributes[names.TRADING_WEBSOCKET_REASON] = reason
