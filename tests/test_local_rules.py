@@ -83,6 +83,7 @@ def test_default_rules_cover_the_reference_thresholds():
     assert levels["error_rate"] == {"warning": 0.01, "critical": 0.05}
     assert levels["uptime"] == {"warning": 0.999, "critical": 0.995}
     assert levels["signal_accuracy"] == {"warning": 0.75, "critical": 0.70}
+    assert levels["market_data_stale"] == {"warning": 300, "critical": 1}  # age over 300 s; state STALE
     assert all(set(pair) == {"warning", "critical"} for pair in levels.values()), levels
 
 

@@ -621,3 +621,44 @@ def test_positions_of_the_futures_user_data_stream_over_a_listen_key(env):
     # The URL on the span keeps no listenKey (a credential of the account).
     assert "stubListenKey1" not in str(connect.attributes.get("trading.websocket.url"))
     assert [p.value for p in metrics["trading.websocket.connections"]] == [0]
+
+
+def test_one_stale_symbol_notifies_one_critical_alert(env):
+    """The age rule (warning, > 300 s) and the STALE rule (critical) share one condition: a frozen
+    stream is one critical notification; a polled symbol merely old is one warning."""
+    rules = [rule for rule in load_rules().rules if rule.labels.get("condition") == "market_data_stale"]
+    assert sorted((rule.id, rule.severity) for rule in rules) == [
+        ("market_data_stale", "critical"), ("stale_market_data", "warning")]
+    engine = AlertEngine(rules, clock=env.clock)
+    notified: list[tuple[str, str, str, str]] = []
+
+    def evaluate() -> None:
+        for event in engine.evaluate(points_from_metrics_data(env.reader.get_metrics_data())):
+            if event.notify:
+                notified.append((event.kind, event.alert["rule_id"], event.alert["labels"]["trading.symbol"],
+                                 event.alert["severity"]))
+
+    async def main() -> None:
+        exchange = env.exchange()
+        await exchange.load_markets()
+        btc = Consumer(exchange, "watch_ticker", "BTC/USDT")
+        await subscribed(env, "btcusdt@")
+        await publish(env, btc, "BTCUSDT")
+        trading.mark_market_data("ETH/USDT", "binance")  # polled once over REST, then not again
+        evaluate()
+        # BTC's stream goes silent (STALE after 5 s here); ETH ages by the one-hour limit of polled data.
+        for _ in range(43):
+            env.clock.advance(10.0)
+            evaluate()
+        # 430 s on: BTC STALE by its stream's limit; ETH still LIVE by the 10-minute limit of polled data.
+        assert _states(env) == {"BTC/USDT": "STALE", "ETH/USDT": "LIVE"}
+        await btc.stop()
+        await exchange.close()
+
+    asyncio.run(main())
+    assert notified == [("firing", "market_data_stale", "BTC/USDT", "critical"),
+                        ("firing", "stale_market_data", "ETH/USDT", "warning")]
+    # BTC's age warning holds too (it is over 5 minutes old), but its critical silences it.
+    firing = sorted((a["rule_id"], a["labels"]["trading.symbol"]) for a in engine.alerts() if a["state"] == "firing")
+    assert firing == [("market_data_stale", "BTC/USDT"), ("stale_market_data", "BTC/USDT"),
+                      ("stale_market_data", "ETH/USDT")]
