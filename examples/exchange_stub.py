@@ -167,6 +167,7 @@ class ExchangeStub(StubServer):
     def __init__(self, port: int = 0, latency: float = 0.0):
         super().__init__(port, latency)
         self.book = _Book()
+        self.clock = time.time  # the server's clock for Binance's timestamps (tickers, server time)
 
 
 # --- Binance spot (https://api.binance.com/api/v3) ---
@@ -226,7 +227,7 @@ def _binance(stub: ExchangeStub, method: str, path: str, params: dict[str, str])
     if stub.take_failure():
         return 429, {"code": -1003, "msg": "Too many requests; current limit is 6000 request weight per 1 MINUTE."}
     book = stub.book
-    now = int(time.time() * 1000)
+    now = int(stub.clock() * 1000)
     symbol = params.get("symbol", "BTCUSDT")
     base, quote = _BINANCE_SYMBOLS.get(symbol, ("BTC", "USDT"))
     if path == "/api/v3/exchangeInfo":

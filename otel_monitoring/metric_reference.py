@@ -123,6 +123,8 @@ METRICS: tuple[MetricDoc, ...] = (
               "Messages per second of a stream over the last minute."),
     MetricDoc(names.TRADING_MARKET_DATA_BELOW_MIN_RATE, "gauge", "1", FEED, CCXT_FEEDS,
               "1 while a stream with a configured minimum rate is under it."),
+    MetricDoc(names.TRADING_MARKET_DATA_STREAM_STATUS, "gauge", "1", (*FEED, names.TRADING_MARKET_DATA_STATE),
+              CCXT_FEEDS, "1 for the stream's own state by its thresholds; the symbol's is trading.market_data.status."),
     MetricDoc(names.TRADING_WEBSOCKET_CONNECTIONS, "updowncounter", "{connection}", (names.TRADING_EXCHANGE,), CCXT_FEEDS,
               "Open WebSocket connections."),
     MetricDoc(names.TRADING_WEBSOCKET_RECONNECTS, "counter", "{reconnect}", (names.TRADING_EXCHANGE, names.TRADING_WEBSOCKET_REASON),

@@ -130,6 +130,8 @@ TRADING_MARKET_DATA_INTERVAL = "trading.market_data.interval"  # histogram, s: b
 TRADING_MARKET_DATA_GAPS = "trading.market_data.gaps"  # counter, {gap}
 TRADING_MARKET_DATA_RATE = "trading.market_data.rate"  # gauge, {message}/s over the rate window
 TRADING_MARKET_DATA_BELOW_MIN_RATE = "trading.market_data.below_min_rate"  # gauge, 1 when under the stream's minimum
+# gauge, 1 for the stream's own LIVE/DELAYED/STALE (trading.market_data.status is the symbol's, from its freshest source)
+TRADING_MARKET_DATA_STREAM_STATUS = "trading.market_data.stream.status"
 TRADING_WEBSOCKET_CONNECTIONS = "trading.websocket.connections"  # up-down counter, {connection}
 TRADING_WEBSOCKET_RECONNECTS = "trading.websocket.reconnects"  # counter, {reconnect}
 TRADING_WEBSOCKET_DISCONNECTS = "trading.websocket.disconnects"  # counter, {disconnect}

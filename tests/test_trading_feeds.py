@@ -662,3 +662,63 @@ def test_one_stale_symbol_notifies_one_critical_alert(env):
     firing = sorted((a["rule_id"], a["labels"]["trading.symbol"]) for a in engine.alerts() if a["state"] == "firing")
     assert firing == [("market_data_stale", "BTC/USDT"), ("stale_market_data", "BTC/USDT"),
                       ("stale_market_data", "ETH/USDT")]
+
+
+def test_a_frozen_stream_of_a_symbol_also_polled_over_rest_is_stale_as_a_stream_and_live_as_a_symbol(env, tmp_path):
+    """Two questions, two answers that say which they are: the symbol's data is fresh (REST polls
+    keep it LIVE: KPIs, its status, the STALE alert), the stream is not (STALE in the feeds rows,
+    with the symbol's state beside it, a warning rather than a critical)."""
+    env.rest.clock = env.clock  # the REST tickers' timestamps on the test's clock
+    rules = [rule for rule in load_rules().rules if rule.labels.get("condition") == "market_data_stale"]
+    engine = AlertEngine(rules, clock=env.clock)
+
+    def stream_states() -> dict[str, str]:
+        return {p.attributes["trading.symbol"]: p.attributes["trading.market_data.state"]
+                for p in env.metrics().get("trading.market_data.stream.status", []) if p.value == 1}
+
+    async def main() -> None:
+        exchange = env.exchange()
+        await exchange.load_markets()
+        btc = Consumer(exchange, "watch_ticker", "BTC/USDT")
+        await subscribed(env, "btcusdt@")
+        for _ in range(4):
+            env.clock.advance(0.5)
+            await publish(env, btc, "BTCUSDT")
+            await exchange.fetch_ticker("BTC/USDT")  # the application also polls it over REST
+        assert (_states(env), stream_states()) == ({"BTC/USDT": "LIVE"}, {"BTC/USDT": "LIVE"})
+        # The stream freezes; the REST polls go on every half second.
+        for _ in range(12):
+            env.clock.advance(0.5)
+            await exchange.fetch_ticker("BTC/USDT")
+            engine.evaluate(points_from_metrics_data(env.reader.get_metrics_data()))
+        assert _states(env) == {"BTC/USDT": "LIVE"}
+        assert stream_states() == {"BTC/USDT": "STALE"}  # silent 6 s, STALE after 5 s
+        assert [a for a in engine.alerts() if a["state"] == "firing"] == []  # the symbol's data is fresh
+        overview = _overview(env, tmp_path)
+        (feed,) = overview.feeds
+        assert (feed.symbol, feed.freshness, feed.symbol_freshness, feed.state.name) == (
+            "BTC/USDT", "STALE", "LIVE", "WARNING")
+        assert [(s.symbol, s.freshness) for s in overview.symbols] == [("BTC/USDT", "LIVE")]
+        from rich.console import Console
+
+        from otel_monitoring.views.dashboard import render_frame
+
+        console = Console(width=120, height=None, force_terminal=False)
+        with console.capture() as captured:
+            console.print(render_frame(overview, 120, None))
+        assert "BTC/USDT ticker" in captured.get() and "STALE (symbol LIVE)" in captured.get()
+        from otel_monitoring.views.html_report import render_html
+        from otel_monitoring.views.report_data import gather_report
+
+        page = render_html(gather_report(str(tmp_path), now=env.clock()))
+        assert "<th>Stream state</th><th>Symbol state</th>" in page
+        assert '<td class="name">STALE</td><td class="name">LIVE</td>' in page
+        # The demo's summary says the same in words.
+        from otel_monitoring.instrumentation.trading.ccxt import feed_summary_lines
+
+        (line,) = [line for line in feed_summary_lines() if "watch_ticker BTC/USDT" in line]
+        assert "stream STALE now" in line and "symbol LIVE from another source" in line
+        await btc.stop()
+        await exchange.close()
+
+    asyncio.run(main())

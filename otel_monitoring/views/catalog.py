@@ -76,6 +76,7 @@ FEED_RATE = (names.TRADING_MARKET_DATA_RATE,)                   # gauge, message
 FEED_LATENCY = (names.TRADING_MARKET_DATA_LATENCY,)             # histogram, s
 FEED_GAPS = (names.TRADING_MARKET_DATA_GAPS,)                   # counter
 FEED_BELOW_MIN_RATE = (names.TRADING_MARKET_DATA_BELOW_MIN_RATE,)  # gauge, 1 when under its minimum
+FEED_STATUS = (names.TRADING_MARKET_DATA_STREAM_STATUS,)  # 1 for the stream's own state (MARKET_DATA_STATUS: the symbol's)
 WEBSOCKET_DISCONNECTS = (names.TRADING_WEBSOCKET_DISCONNECTS,)  # counter
 ORDER_SUCCESS_RATE = (names.TRADING_ORDER_SUCCESS_RATE,)        # ratio per exchange
 CHANNEL = names.TRADING_MARKET_DATA_CHANNEL

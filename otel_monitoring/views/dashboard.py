@@ -114,6 +114,8 @@ def feed_lines(ov: Overview, width: int) -> list[Text]:
             text += f" p95 {fmt.duration(feed.p95)}"
         if feed.freshness and feed.freshness != "LIVE":
             text += f" {feed.freshness}"
+            if feed.symbol_freshness and feed.symbol_freshness != feed.freshness:
+                text += f" (symbol {feed.symbol_freshness})"  # fresher through another source
         if feed.gaps:
             text += f" {feed.gaps:.0f} gaps"
         parts.append(Text(text, style=_style(feed.state)))

@@ -72,8 +72,11 @@ class FeedRow:
     rate: float | None       # messages/s over the last minute
     p95: float | None        # feed latency, s
     gaps: float | None
-    freshness: str           # the symbol's LIVE / DELAYED / STALE, or "" when not known
+    freshness: str           # the stream's own LIVE / DELAYED / STALE, or "" when not known
     state: State
+    # The symbol's state, from its freshest source (the KPIs' and the STALE alert's): it differs
+    # from the stream's when the application also polls the symbol, e.g. over REST.
+    symbol_freshness: str = ""
 
 
 @dataclass
@@ -435,18 +438,32 @@ def feed_rows(snapshot: Snapshot) -> list[FeedRow]:
         latency[_feed_key(point.get("attributes", {}))].append(point)
     declared = {_symbol_key(p.get("attributes", {})): get_attr(p.get("attributes", {}), catalog.STALENESS_STATE)
                 for p in snapshot.find("gauges", catalog.MARKET_DATA_STATUS)[1] if p.get("value") == 1}
+    own = {_feed_key(p.get("attributes", {})): get_attr(p.get("attributes", {}), catalog.STALENESS_STATE)
+           for p in snapshot.find("gauges", catalog.FEED_STATUS)[1] if p.get("value") == 1}
     rows = []
     for key in sorted(values["messages"]):
         exchange, channel, symbol = key
         p95 = merged_quantile(latency[key], 0.95) if latency.get(key) else None
-        label = str(declared.get((symbol, exchange)) or "")
+        symbol_label = str(declared.get((symbol, exchange)) or "")
+        label = str(own.get(key) or symbol_label)  # a snapshot without stream states: the symbol's
         state = worst(DEFAULT_LATENCY.state(p95) if p95 is not None else State.OK,
-                      State.WARNING if values["below"].get(key) else State.OK,
-                      {"DELAYED": State.WARNING, "STALE": State.CRITICAL}.get(label, State.OK))
+                      State.WARNING if values["below"].get(key) else State.OK, _stream_state(label, symbol_label))
         rows.append(FeedRow(exchange, channel, symbol, values["messages"][key], values["rate"].get(key), p95,
-                            values["gaps"].get(key), label, state))
+                            values["gaps"].get(key), label, state, symbol_label))
     rows.sort(key=lambda r: (-int(r.state), r.exchange, r.symbol, r.channel))
     return rows
+
+
+_FRESHNESS_RANK = {state: rank for rank, state in enumerate(thresholds.MARKET_DATA_STATES)}
+
+
+def _stream_state(stream: str, symbol: str) -> State:
+    """A stream behind its symbol's state (the symbol fresh from another source) is a warning:
+    the feed is broken, the data is not. Critical only when the symbol itself is STALE."""
+    by_stream = {"DELAYED": State.WARNING, "STALE": State.CRITICAL}.get(stream, State.OK)
+    if symbol in _FRESHNESS_RANK and stream in _FRESHNESS_RANK and _FRESHNESS_RANK[symbol] < _FRESHNESS_RANK[stream]:
+        return State.WARNING
+    return by_stream
 
 
 def trading_readings(snapshot: Snapshot, red: list[RedRow]) -> tuple[list[Reading], list[SymbolFreshness]]:

@@ -119,6 +119,11 @@ def _feed(rest_url: str, truth: dict[str, Any]) -> None:
             await task
         except asyncio.CancelledError:
             pass
+        # One collection while the stream is open: its own state (trading.market_data.stream.status)
+        # is read from open streams only, and a periodic export may or may not fall inside the feed.
+        from opentelemetry import metrics
+
+        await asyncio.to_thread(metrics.get_meter_provider().force_flush)
         await exchange.close()
 
     try:

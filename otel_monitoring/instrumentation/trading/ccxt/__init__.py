@@ -400,14 +400,24 @@ def feed_summary_lines() -> list[str]:
     rows = [(stream, now, feeds.state(stream, now), False) for stream in list(feeds.streams.values())]
     rows += [(stream, ended, state, True) for stream, ended, state in list(feeds.ended_streams)]
     rows.sort(key=lambda row: (row[0].exchange, row[0].channel, str(row[0].symbol)))
-    lines = [f"WebSocket feeds: {len(rows)} streams"]
+    from ....meters.trading import current_trading_kpis
+
+    try:  # the symbol's state from its freshest source, as the KPIs show it
+        symbols = {key: state for key, (_age, state) in current_trading_kpis().staleness().items()}
+    except Exception:  # noqa: BLE001 - a summary line is not worth failing the demo's exit
+        symbols = {}
+    lines = [f"WebSocket feeds: {len(rows)} streams (each stream's own state; a symbol also polled over REST "
+             "can be fresher)"]
     for stream, at, state, ended in rows:
         rate = (stream.count - 1) / (stream.last - stream.first) if stream.last > stream.first else None
+        symbol_state = symbols.get((stream.symbol, stream.exchange)) if not ended else None
         lines.append(f"  {stream.exchange} {stream.channel} {stream.symbol or '-'}: {stream.count} messages"
                      + (f", {rate:.1f}/s" if rate is not None else "")
                      + f", {stream.gaps} gaps"
-                     + (f", {state} {'when it ended' if ended else 'now'} (silent {at - stream.last:.1f} s; "
-                        f"STALE after {stream.stale:g} s)" if state else ""))
+                     + (f", stream {state} {'when it ended' if ended else 'now'} (silent {at - stream.last:.1f} s; "
+                        f"STALE after {stream.stale:g} s)" if state else "")
+                     + (f"; symbol {symbol_state} from another source" if state and symbol_state
+                        and symbol_state != state else ""))
     rates = instrumentor.orders.success_rates()
     for exchange, rate in sorted(rates.items()):
         lines.append(f"  orders on {exchange}: {rate * 100:.0f} % of placed orders filled")

@@ -8,8 +8,10 @@ the instruments read them when the metrics are collected:
 - ``trading.market_data.latency`` / ``.interval`` are histograms whose values wait in a small
   per-stream list and are recorded when a reader collects (the callback of the counter runs first),
   or as soon as a list is full, so the application's event loop pays for an append, not a record;
-- staleness and the LIVE/DELAYED/STALE state are read from the streams by the trading meters
-  (one source of truth per symbol: ``TradingKPIs.add_market_data_source``);
+- staleness and the LIVE/DELAYED/STALE state of a symbol are read from the streams by the trading
+  meters (one series per symbol, from its freshest source: ``add_market_data_source``), and each
+  stream's own state is ``trading.market_data.stream.status``: a frozen stream is STALE there even
+  while the application polls its symbol over REST and the symbol stays LIVE;
 - gaps (a pause far above the stream's usual interval) and the message rate against a per-stream
   minimum are computed from the same numbers.
 
@@ -28,7 +30,7 @@ from typing import Any, Callable, Iterable, Mapping
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from .... import names
-from ....thresholds import STREAM_LIVE_SECONDS, STREAM_STALE_SECONDS, freshness
+from ....thresholds import MARKET_DATA_STATES, STREAM_LIVE_SECONDS, STREAM_STALE_SECONDS, freshness
 
 _logger = logging.getLogger("otel_monitoring.instrumentation")
 
@@ -117,6 +119,10 @@ class Feeds:
         meter.create_observable_gauge(
             names.TRADING_MARKET_DATA_RATE, [self._observe_rate], unit="{message}/s",
             description="Messages per second of a market-data stream over the last minute.")
+        meter.create_observable_gauge(
+            names.TRADING_MARKET_DATA_STREAM_STATUS, [self._observe_stream_status], unit="1",
+            description="1 for the stream's own state (LIVE, DELAYED, STALE) by its thresholds, 0 for the others; "
+                        "trading.market_data.status is the symbol's, from its freshest source.")
         meter.create_observable_gauge(
             names.TRADING_MARKET_DATA_BELOW_MIN_RATE, [self._observe_below_min], unit="1",
             description="1 while a stream with a configured minimum rate is under it, else 0.")
@@ -271,6 +277,15 @@ class Feeds:
                 rate = stream.rate(now)
                 if rate is not None:
                     yield Observation(1 if rate < stream.min_rate else 0, stream.attributes)
+
+    def _observe_stream_status(self, options: CallbackOptions) -> Iterable[Observation]:
+        now = self.clock()
+        for stream in list(self.streams.values()):
+            state = self.state(stream, now)
+            if state is not None:
+                for name in MARKET_DATA_STATES:
+                    yield Observation(1 if name == state else 0,
+                                      {**stream.attributes, names.TRADING_MARKET_DATA_STATE: name})
 
     @staticmethod
     def state(stream: Stream, now: float) -> str | None:
