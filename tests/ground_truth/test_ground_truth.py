@@ -318,6 +318,10 @@ def test_feed_messages_and_latency_in_the_files_snapshots_and_views(run):
     assert latency.sum >= FEED_MESSAGES * FEED_FLOOR_S
     assert one(run.metrics["trading.market_data.interval"], "interval").count == FEED_INTERVALS
     assert run.metrics["trading.websocket.connections"][0][1].as_double == 0  # closed by the application
+    # The stream's own state, collected while it was open, a moment after its last message: LIVE.
+    states = {a["trading.market_data.state"]: p.as_int for a, p, _ in run.metrics["trading.market_data.stream.status"]
+              if {k: v for k, v in a.items() if k != "trading.market_data.state"} == FEED_KEY}
+    assert states == {"LIVE": 1, "DELAYED": 0, "STALE": 0}
     with open(os.path.join(run.snapshot_dir, "metrics_live.json"), encoding="utf-8") as handle:
         live = json.load(handle)
     assert [e["value"] for e in live["counters"]["trading.market_data.messages"]
