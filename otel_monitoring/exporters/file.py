@@ -39,7 +39,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from ..config import ConfigError, load_settings
 from .otlp_json import spans_line
 
-_logger = logging.getLogger("otel_monitoring.exporters")
+# The library's own logger: its failures are what the delivery report captures and words for the user.
+_logger = logging.getLogger("opentelemetry.exporter.otlp.json.file.trace_exporter")
 
 __all__ = [
     "RotatingJsonlFile",

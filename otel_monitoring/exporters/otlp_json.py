@@ -28,7 +28,7 @@ from .otlp_proto import canonical
 
 __all__ = ["encode_spans", "spans_line"]
 
-_logger = logging.getLogger("otel_monitoring.exporters")
+_logger = logging.getLogger("opentelemetry.exporter.otlp.json.common._internal")  # where the SDK encoder logs the same failures
 
 _KIND = {kind: kind.value + 1 for kind in SpanKind}  # OTLP's SpanKind is the SDK's + 1
 _HAS_IS_REMOTE = 0x100

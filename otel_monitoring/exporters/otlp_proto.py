@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 __all__ = ["canonical", "encode_spans", "encode_spans_bytes", "grpc_span_exporter_class"]
 
-_logger = logging.getLogger("otel_monitoring.exporters")
+_logger = logging.getLogger("opentelemetry.exporter.otlp.proto.common._internal")  # where the SDK encoder logs the same failures
 
 _FIXED64 = struct.Struct("<Q").pack
 _FIXED32 = struct.Struct("<I").pack
