@@ -218,6 +218,9 @@ METRICS: tuple[MetricDoc, ...] = (
     MetricDoc(names.TRACES_SPAN_METRICS_DURATION, "histogram", "s", SPANMETRICS_DIMENSIONS, SPANMETRICS,
               "Span durations (buckets written as durations: 500us ... 60s).",
               prometheus="traces_span_metrics_duration_seconds"),
+    MetricDoc(names.TRACES_SPAN_METRICS_DURATION_MS, "histogram", "ms", SPANMETRICS_DIMENSIONS, SPANMETRICS,
+              "The same histogram in milliseconds, in Prometheus only: what Jaeger's Monitor tab reads "
+              "(its UI shows latencies as ms).", prometheus="traces_span_metrics_duration_milliseconds"),
     MetricDoc(names.LOG_RECORDS, "counter", "", (names.SERVICE_NAME,), "collector: count connector",
               "Log records received by the agent.", prometheus="otel_monitoring_log_records_total"),
     MetricDoc(names.LOG_RECORDS_ERROR, "counter", "", (names.SERVICE_NAME,), "collector: count connector",

@@ -304,6 +304,8 @@ TELEMETRY_DISTRO_VERSION = _telemetry_attributes.TELEMETRY_DISTRO_VERSION
 # traces.*
 TRACES_SPAN_METRICS_CALLS = "traces.span.metrics.calls"
 TRACES_SPAN_METRICS_DURATION = "traces.span.metrics.duration"
+# The same histogram in milliseconds, for Jaeger's Monitor tab (collector-config/agent.yaml).
+TRACES_SPAN_METRICS_DURATION_MS = "traces.span.metrics.duration.milliseconds"
 # trading.*
 TRADING_ACCOUNT_ID = "trading.account.id"
 TRADING_ACCOUNT_NUMBER = "trading.account.number"

@@ -4,6 +4,7 @@ span metrics from the stack's Prometheus, no self-tracing loop, and the UI asset
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -14,8 +15,8 @@ from datetime import datetime
 import pytest
 
 from otel_monitoring.stack.jaeger_ui import JaegerUIError, resolve_assets
-from stackprocs import (AGENT_CONFIG, JAEGER_CONFIG, http_get_json, start_collector, start_jaeger,
-                        start_prometheus, wait_until)
+from stackprocs import (AGENT_CONFIG, JAEGER_CONFIG, JAEGER_UI_ASSETS, http_get_json, require_jaeger_ui, start_collector,
+                        start_jaeger, start_prometheus, wait_until)
 from support import clean_env, free_port
 
 SERVICE = "spm-probe"
@@ -32,14 +33,19 @@ endpoint, service, plan = sys.argv[1], sys.argv[2], sys.argv[3]
 provider = TracerProvider(resource=Resource.create({"service.name": service}))
 provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True), max_queue_size=4096, max_export_batch_size=4096))
 tracer = provider.get_tracer("spm-test")
-for item in plan.split(","):
-    name, count, millis, status = item.split(":")
-    for _ in range(int(count)):
-        start = time.time_ns()
-        span = tracer.start_span(name, kind=SpanKind.SERVER, start_time=start)
-        if status == "error":
-            span.set_status(Status(StatusCode.ERROR))
-        span.end(end_time=start + int(millis) * 1_000_000)
+for number, round_plan in enumerate(plan.split("|")):
+    if number:  # the next round when the test says so (one process, as a long-running server is)
+        print("sent", flush=True)
+        sys.stdin.readline()
+    for item in round_plan.split(","):
+        name, count, millis, status = item.split(":")
+        for _ in range(int(count)):
+            start = time.time_ns()
+            span = tracer.start_span(name, kind=SpanKind.SERVER, start_time=start)
+            if status == "error":
+                span.set_status(Status(StatusCode.ERROR))
+            span.end(end_time=start + int(millis) * 1_000_000)
+    provider.force_flush()
 provider.shutdown()
 """
 
@@ -48,6 +54,26 @@ def _send(endpoint: str, service: str, plan: str) -> None:
     result = subprocess.run([sys.executable, "-c", SEND, endpoint, service, plan], env=clean_env(),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+class _Rounds:
+    """One sending process for a plan of rounds separated by "|": ``next()`` sends the next round."""
+
+    def __init__(self, endpoint: str, service: str, plan: str) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", SEND, endpoint, service, plan], env=clean_env(),
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True)
+        self._wait_sent()
+
+    def _wait_sent(self) -> None:
+        line = self.process.stdout.readline()
+        assert line == "sent\n", self.process.stderr.read()[-3000:]
+
+    def last(self) -> None:
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        out, err = self.process.communicate(timeout=120)
+        assert self.process.returncode == 0, err[-3000:]
 
 
 def _by_operation(family: dict) -> dict[str, list[dict]]:
@@ -126,6 +152,89 @@ def test_monitor_tab_rates_are_prometheus_rates_of_the_span_metrics(tmp_path):
         expected = prometheus.api("query", query=f"sum(rate({series}[1m]))", time=f"{at:.3f}")["result"]
     assert point["gaugeValue"]["doubleValue"] == pytest.approx(float(expected[0]["value"][1]), rel=1e-9)
     assert point["gaugeValue"]["doubleValue"] > 0
+
+
+LATENCY_SERVICE = "spm-latency"
+
+
+@pytest.fixture(scope="module")
+def latency_stack(tmp_path_factory):
+    """Jaeger (with its UI when the assets are here), the agent and Prometheus, after one process sent
+    120 ms and 30 ms server spans in two rounds. Yields (jaeger, prometheus)."""
+    root = tmp_path_factory.mktemp("latency")
+    prometheus_port = free_port()
+    with start_jaeger(root, ui_assets=JAEGER_UI_ASSETS, prometheus=prometheus_port) as jaeger, \
+            start_collector(AGENT_CONFIG, root, jaeger_endpoint=jaeger.otlp_grpc_endpoint) as collector, \
+            start_prometheus(root, [collector.prometheus_target], prometheus=prometheus_port) as prometheus:
+        count = f'sum(traces_span_metrics_duration_milliseconds_count{{service_name="{LATENCY_SERVICE}"}})'
+
+        def counted() -> float:
+            result = prometheus.query(count)
+            return float(result[0]["value"][1]) if result else 0.0
+
+        # Two rounds from one process (one series per bucket, as a server's), in the same 1:3
+        # proportion: rate() over the window then scales every bucket series by the same factor, so
+        # the quantiles are exact. (A histogram series born with its whole count has no increase to
+        # rate; the second round gives it one.)
+        rounds = _Rounds(collector.otlp_grpc_endpoint, LATENCY_SERVICE,
+                         "GET /slow:3:120:ok,GET /fast:1:30:ok|GET /slow:30:120:ok,GET /fast:10:30:ok")
+        wait_until(lambda: counted() == 4, 60, what="the first round in Prometheus")
+        rounds.last()
+        wait_until(lambda: counted() == 44, 60, what="the second round in Prometheus")
+        time.sleep(2)  # one more scrape at the final values
+        yield jaeger, prometheus
+
+
+def _latencies(jaeger, quantile: float, by_operation: bool) -> dict[str, float]:
+    # The UI's own window: a 10 minute rate, so the first round's sample is inside it however long
+    # the second took on a loaded machine.
+    query = urllib.parse.urlencode({
+        "service": LATENCY_SERVICE, "quantile": quantile, "groupByOperation": str(by_operation).lower(),
+        "spanKind": "server", "endTs": int(time.time() * 1000), "lookback": 60_000, "step": 5_000,
+        "ratePer": 600_000})
+    family = http_get_json(f"{jaeger.query_url}/api/metrics/latencies?{query}")
+    if not by_operation:
+        return {"": family["metrics"][0]["metricPoints"][-1]["gaugeValue"]["doubleValue"]}
+    return {operation: points[-1]["gaugeValue"]["doubleValue"] for operation, points in _by_operation(family).items()}
+
+
+def test_monitor_tab_latencies_are_the_spans_durations_in_milliseconds(latency_stack):
+    """The Monitor tab takes /api/metrics/latencies as milliseconds; the span metrics are in seconds.
+    120 ms and 30 ms spans, all in one bucket each ((100, 200] ms and (25, 50] ms), give Prometheus'
+    histogram_quantile values exactly: p50 and p95 of the 120 ms operation are 150 and 195 ms, of the
+    30 ms one 37.5 and 48.75 ms (the seconds histogram would read 0.15 and 0.195)."""
+    jaeger, _ = latency_stack
+    p50, p95 = _latencies(jaeger, 0.5, True), _latencies(jaeger, 0.95, True)
+    service_p95 = _latencies(jaeger, 0.95, False)[""]
+
+    assert p50 == {"GET /slow": pytest.approx(150.0), "GET /fast": pytest.approx(37.5)}
+    assert p95 == {"GET /slow": pytest.approx(195.0), "GET /fast": pytest.approx(48.75)}
+    # The bucket sense: each value lies in the bucket of the spans' true duration.
+    assert 100 < p50["GET /slow"] <= 200 and 100 < p95["GET /slow"] <= 200
+    assert 25 < p50["GET /fast"] <= 50 and 25 < p95["GET /fast"] <= 50
+    # Service-wide: 10 of 40 calls at 30 ms, 30 at 120 ms; rank 38 of 40 is the 28th of the 30 in (100, 200].
+    assert service_p95 == pytest.approx(100 + 100 * 28 / 30)
+
+
+def test_monitor_tab_in_headless_chromium_shows_the_operations_p95_in_ms(latency_stack, tmp_path):
+    """The Monitor tab as a person opens it: the operations table's "P95 Latency" column (the mean of
+    the p95 points in its time frame, formatted by the UI) reads 195ms and 48.75ms."""
+    from test_views_top import require_tool
+
+    require_jaeger_ui()
+    chromium = require_tool("chromium")
+    jaeger, _ = latency_stack
+    url = f"{jaeger.query_url}/monitor?service={urllib.parse.quote(LATENCY_SERVICE)}"
+    done = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1600,2000",
+                           "--virtual-time-budget=20000", "--dump-dom", url],
+                          capture_output=True, text=True, timeout=180)
+    dom = done.stdout
+    assert "GET /slow" in dom and "GET /fast" in dom, dom[-3000:] + done.stderr[-2000:]
+    assert "Latency (ms)" in dom  # the service chart's unit
+    cells = re.findall(r">(\d+(?:\.\d+)?)(ms|μs|s)<", dom)
+    assert ("195", "ms") in cells and ("48.75", "ms") in cells, cells
 
 
 def _query_jaeger_a_few_times(jaeger) -> None:
