@@ -214,3 +214,24 @@ def test_up_names_unusable_jaeger_ui_assets(tmp_path):
     assert result.returncode == 1
     assert "nothing.tar.gz" in result.stdout and "no such file" in result.stdout
     assert not os.path.exists(tmp_path / "state" / "jaeger.pid")
+
+
+def test_a_health_probe_answered_by_a_non_http1_server_is_unhealthy_not_a_crash():
+    # A gRPC server's HTTP/2 frames on the probed port (the program waited for has not bound it yet)
+    # raised http.client.BadStatusLine out of `stack up`.
+    import socket
+    import threading
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+
+        def answer() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(1024)
+                connection.sendall(b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x05\x00\x00@\x00")  # HTTP/2 SETTINGS
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        assert http_ok(f"http://127.0.0.1:{server.getsockname()[1]}/") is False
+        thread.join(timeout=30)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import subprocess
@@ -28,7 +29,9 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (127.0.0.1 only)
             return 200 <= response.status < 300
-    except (urllib.error.URLError, OSError, ValueError):
+    # HTTPException: something that is not an HTTP/1.1 server answered on the port (a gRPC server's
+    # HTTP/2 frames, while the program we wait for has not bound it yet): not healthy, not a crash.
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
         return False
 
 
