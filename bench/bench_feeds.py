@@ -66,8 +66,8 @@ def bench_watch(messages: int, instrumented: bool) -> tuple[float, float]:
     from otel_monitoring.instrumentation.trading.ccxt.pro import ProWrapper
 
     reader = InMemoryMetricReader()
-    meter = MeterProvider(metric_readers=[reader]).get_meter("bench")
-    feeds = Feeds(meter)
+    provider = MeterProvider(metric_readers=[reader])
+    feeds = Feeds(provider.get_meter("bench"), meter_provider=provider, scope="bench")
     tracer = TracerProvider().get_tracer("bench")
     ticker = {"symbol": "BTC/USDT", "timestamp": int(time.time() * 1000), "last": 65000.0}
 

@@ -315,7 +315,8 @@ class CcxtInstrumentor(BaseInstrumentor):
         meter = self._telemetry.meter
         self.orders = OrderLifecycle(meter, clock)
         self.feeds = Feeds(meter, clock, settings.stream_live_seconds, settings.stream_stale_seconds,
-                           settings.stream_gap_factor, settings.stream_min_rates)
+                           settings.stream_gap_factor, settings.stream_min_rates,
+                           meter_provider=self._telemetry.meter_provider, scope=self._telemetry.scope)
         from ....meters.trading import add_market_data_source
 
         add_market_data_source(self.feeds.market_data_source)

@@ -5,9 +5,10 @@ through a ``watch_*`` call counts here; the hot path only updates plain numbers 
 the instruments read them when the metrics are collected:
 
 - ``trading.market_data.messages`` is an observable counter over the streams' counts;
-- ``trading.market_data.latency`` / ``.interval`` are histograms whose values wait in a small
-  per-stream list and are recorded when a reader collects (the callback of the counter runs first),
-  or as soon as a list is full, so the application's event loop pays for an append, not a record;
+- ``trading.market_data.latency`` / ``.interval`` are histograms aggregated here (``preaggregation``:
+  bucket counts per stream, handed to every reader at collection time); their values wait in a small
+  per-stream list and are added when a reader collects (the callback of the counter runs first), or
+  as soon as a list is full, so the application's event loop pays for an append, not a record;
 - staleness and the LIVE/DELAYED/STALE state of a symbol are read from the streams by the trading
   meters (one series per symbol, from its freshest source: ``add_market_data_source``), and each
   stream's own state is ``trading.market_data.stream.status``: a frozen stream is STALE there even
@@ -29,7 +30,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from .... import names
+from .... import names, preaggregation
+from ....version import __version__
 from ....thresholds import MARKET_DATA_STATES, STREAM_LIVE_SECONDS, STREAM_STALE_SECONDS, freshness
 
 _logger = logging.getLogger("otel_monitoring.instrumentation")
@@ -52,7 +54,7 @@ class Stream:
 
     __slots__ = ("exchange", "symbol", "channel", "market", "attributes", "count", "first", "last",
                  "usual", "intervals_seen", "gaps", "window_start", "window_count", "last_rate",
-                 "latencies", "intervals", "live", "stale", "min_rate")
+                 "latencies", "intervals", "live", "stale", "min_rate", "latency_series", "interval_series")
 
     def __init__(self, exchange: str, symbol: str | None, channel: str, now: float,
                  live: float, stale: float, min_rate: float | None):
@@ -70,6 +72,8 @@ class Stream:
         self.window_start, self.window_count, self.last_rate = now, 0, None
         self.latencies: list[float] = []
         self.intervals: list[float] = []
+        self.latency_series: Any = None  # the stream's series of the aggregated histograms
+        self.interval_series: Any = None
         self.live, self.stale, self.min_rate = live, stale, min_rate
 
     def rate(self, now: float) -> float | None:
@@ -87,7 +91,7 @@ class Feeds:
 
     def __init__(self, meter: Any, clock: Callable[[], float] = time.time, live_seconds: float = STREAM_LIVE_SECONDS,
                  stale_seconds: float = STREAM_STALE_SECONDS, gap_factor: float = 10.0,
-                 min_rates: Mapping[str, float] | None = None):
+                 min_rates: Mapping[str, float] | None = None, *, meter_provider: Any, scope: str):
         self.clock = clock
         if stale_seconds <= live_seconds:
             _logger.warning("otel-monitoring: stream_stale_seconds (%g) must exceed stream_live_seconds (%g); "
@@ -102,14 +106,15 @@ class Feeds:
         self._ended: dict[str, dict[tuple, tuple[int, dict]]] = {"messages": {}, "gaps": {}}
         # The last streams that ended (un_watch_*, close) and the state they ended in, for summaries.
         self.ended_streams: deque[tuple[Stream, float, str | None]] = deque(maxlen=100)
-        self.latency = meter.create_histogram(
-            names.TRADING_MARKET_DATA_LATENCY, unit="s",
+        # ``meter`` is ``scope``'s meter of ``meter_provider``: the histograms join its other instruments.
+        self.latency = preaggregation.histogram(
+            meter_provider, scope, names.TRADING_MARKET_DATA_LATENCY, unit="s", version=__version__,
             description="Receipt time of a WebSocket message minus the exchange's timestamp on it.",
-            explicit_bucket_boundaries_advisory=list(names.MARKET_DATA_LATENCY_BUCKETS))
-        self.interval = meter.create_histogram(
-            names.TRADING_MARKET_DATA_INTERVAL, unit="s",
+            boundaries=names.MARKET_DATA_LATENCY_BUCKETS)
+        self.interval = preaggregation.histogram(
+            meter_provider, scope, names.TRADING_MARKET_DATA_INTERVAL, unit="s", version=__version__,
             description="Time between two messages of one market-data stream.",
-            explicit_bucket_boundaries_advisory=list(names.MARKET_DATA_INTERVAL_BUCKETS))
+            boundaries=names.MARKET_DATA_INTERVAL_BUCKETS)
         meter.create_observable_counter(
             names.TRADING_MARKET_DATA_MESSAGES, [self._observe_messages], unit="{message}",
             description="WebSocket messages received through ccxt.pro watch_* calls, per stream.")
@@ -159,6 +164,8 @@ class Feeds:
                     symbols.add(symbol)
             min_rate = self.min_rates.get(f"{symbol}@{channel}", self.min_rates.get(channel))
             stream = Stream(exchange, shown, channel, self.clock(), self.live_seconds, self.stale_seconds, min_rate)
+            stream.latency_series = self.latency.series(stream.attributes)
+            stream.interval_series = self.interval.series(stream.attributes)
             self.streams[key] = stream
             return stream, True
 
@@ -222,11 +229,12 @@ class Feeds:
     def _flush(self, stream: Stream) -> None:
         latencies, stream.latencies = stream.latencies, []
         intervals, stream.intervals = stream.intervals, []
-        attributes = stream.attributes
+        record = stream.latency_series.record
         for value in latencies:
-            self.latency.record(value, attributes)
+            record(value)
+        record = stream.interval_series.record
         for value in intervals:
-            self.interval.record(value, attributes)
+            record(value)
 
     def flush(self) -> None:
         for stream in list(self.streams.values()):
