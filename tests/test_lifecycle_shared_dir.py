@@ -139,3 +139,108 @@ def test_budget_spend_survives_restarts_and_adds_up_across_processes(tmp_path):
         assert json.loads(out.strip().splitlines()[-1]) == []
     ledger = json.loads((directory / "budgets.json").read_text())
     assert [entry["spent_usd"] for entry in ledger.values()] == ["12.0"]
+
+
+HISTORY_WORKER = """
+import os, sys, time
+import otel_monitoring
+service, first, cost, directory, rules = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
+otel_monitoring.configure(service_name=service, exporter="none", system_metrics=False, snapshot_interval=0.5,
+                          alert_rules=rules, alert_routes="log=info")
+from opentelemetry import metrics
+orders = metrics.get_meter("app").create_counter("app.orders", unit="{order}")
+errors = metrics.get_meter("app").create_counter("app.errors", unit="{error}")
+orders.add(first, {"side": "buy"})
+errors.add(1)
+otel_monitoring.record_cost(cost, "model_inference")
+print("ready", flush=True)
+more = False
+while not os.path.exists(os.path.join(directory, f"stop-{service}")):
+    if not more and os.path.exists(os.path.join(directory, f"more-{service}")):
+        more = True
+        orders.add(3, {"side": "buy"})
+        otel_monitoring.record_cost(0.125, "model_inference")
+        print("more", flush=True)
+    time.sleep(0.1)
+"""
+
+
+def _poll(predicate, what: str, limit: float = 120.0):
+    import time
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"never happened: {what}")
+
+
+def test_history_keeps_two_processes_apart_and_adds_them_up(tmp_path):
+    """Two real processes append to one history.sqlite: each row carries its process, the total a
+    reader gets never goes down (a stopped process keeps what it counted), the report's cost is
+    both processes' spend, and an alert both fire is in the alert history once."""
+    from otel_monitoring.local.history import HistoryStore
+
+    directory = tmp_path / "snapshots"
+    directory.mkdir()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(textwrap.dedent(RULES))
+    environment = dict(env(), OTEL_MONITORING_SNAPSHOT_DIR=str(directory), OTEL_MONITORING_HISTORY_INTERVAL="0.5")
+    workers = {service: subprocess.Popen([sys.executable, "-c", textwrap.dedent(HISTORY_WORKER), service, str(first),
+                                          str(cost), str(directory), str(rules)],
+                                         env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for service, first, cost in (("bot", 7, 0.25), ("api", 5, 0.5))}
+    store = HistoryStore(str(directory))
+    try:
+        for worker in workers.values():
+            assert worker.stdout.readline().strip() == "ready"
+
+        def own_last(service: str):
+            rows = [r for r in store.process_series("app.orders")
+                    if r[1] in {p["key"] for p in store.processes() if p["service"] == service}]
+            return rows[-1][3] if rows else None
+
+        _poll(lambda: own_last("bot") == 7 and own_last("api") == 5, "both processes' first rows")
+        (directory / "more-api").touch()  # the api counts 3 more and spends $0.125 more...
+        assert workers["api"].stdout.readline().strip() == "more"
+        (directory / "stop-bot").touch()  # ...while the bot stops
+        workers["bot"].communicate(timeout=120)
+        _poll(lambda: own_last("api") == 8, "the api's later row")
+        _poll(lambda: len([r for r in store.series("app.orders") if r[2] == 15]) >= 2,
+              "the total after the bot stopped")
+        (directory / "stop-api").touch()
+        workers["api"].communicate(timeout=120)
+    finally:
+        for worker in workers.values():
+            if worker.poll() is None:
+                worker.kill()
+                worker.communicate()
+
+    processes = store.processes()
+    assert sorted(p["service"] for p in processes) == ["api", "bot"]
+    assert sorted(p["pid"] for p in processes) == sorted(w.pid for w in workers.values())
+    assert len({p["key"] for p in processes}) == 2  # each its own service.instance.id
+    key_of = {p["service"]: p["key"] for p in processes}
+    by_process = store.process_series("app.orders")
+    assert {value for _t, key, _a, value in by_process if key == key_of["bot"]} == {7.0}
+    api = [value for _t, key, _a, value in by_process if key == key_of["api"]]
+    assert api == sorted(api) and set(api) == {5.0, 8.0}
+    # The directory's total: never down (rows of the two used to interleave: 7, 5, 7, 5...), the
+    # bot's 7 still in it after it stopped, 15 in the end.
+    total = [value for _t, _a, value in store.series("app.orders")]
+    assert total == sorted(total) and total[-1] == 15.0 and set(total) <= {5.0, 7.0, 12.0, 15.0}, total
+    # Every reader of the history: the report's spend in the window is both processes' ($0.25 + $0.5 + $0.125).
+    page = tmp_path / "report.html"
+    report = subprocess.run([os.path.join(BIN, "otel-monitoring"), "report", "--html", str(page), "--dir", str(directory)],
+                            env=env(), capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    assert "Spent in the last 24 hours: <b>$0.875</b>" in page.read_text()
+    # The alert both processes fired is in the history once, recorded by one of them.
+    firing = [e for e in store.alert_events() if e["alert_id"] == "app_errors" and e["event"] == "firing"]
+    assert len(firing) == 1 and firing[0]["process"] in key_of.values(), firing
+    listing = subprocess.run([os.path.join(BIN, "otel-monitoring"), "alerts", "list", "--dir", str(directory),
+                              "--history", "1h"], env=env(), capture_output=True, text=True, timeout=60)
+    history = listing.stdout.split("Alert events of the last 1h:")[1]
+    assert len([line for line in history.splitlines() if "firing" in line and "app_errors" in line]) == 1, history

@@ -59,7 +59,8 @@ def test_alert_events_and_retention(tmp_path):
     events = HistoryStore(str(tmp_path)).alert_events()
     assert [e["event"] for e in events] == ["pending", "firing", "acknowledged"]
     assert events[1] == {"time": 1100.0, "alert_id": "high_cpu", "rule_id": "high_cpu", "name": "High CPU",
-                         "severity": "warning", "event": "firing", "value": 0.95, "by": None}
+                         "severity": "warning", "event": "firing", "value": 0.95, "by": None,
+                         "process": None}
     assert events[2]["by"] == "maria"
     assert [e["event"] for e in store.alert_events(since=1100)] == ["firing", "acknowledged"]
     store.prune(now=1150.0)

@@ -181,7 +181,9 @@ def run_list(args: argparse.Namespace) -> int:
         for event in events:
             value = "" if event["value"] is None else f" value {event['value']:.4g}"
             by = f" by {event['by']}" if event.get("by") else ""
-            print(f"  {iso_time(event['time'])}  {event['event']:<12} {event['severity']:<9} {event['alert_id']}{value}{by}")
+            seen = f"  (process {event['process']})" if event.get("process") else ""
+            print(f"  {iso_time(event['time'])}  {event['event']:<12} {event['severity']:<9} {event['alert_id']}{value}{by}"
+                  f"{seen}")
     return 0
 
 

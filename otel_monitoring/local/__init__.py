@@ -83,7 +83,7 @@ class LocalComponent(Component):
                                                   "host": socket.gethostname()})
         self.engine = AlertEngine(self._load_rules(), control_dir=directory,
                                   resolved_visible_s=settings.snapshot_interval)
-        self.engine.listeners.append(self._record_event)
+        self.engine.listeners.append(self._on_event)
         self.exporter.on_collection.append(self._evaluate)
         # The reader drives the scrubbing wrapper, which hands the exporter (and so metrics_live.json,
         # the history and alerts.json) data points with their secrets replaced.
@@ -125,7 +125,6 @@ class LocalComponent(Component):
                                  meter=monitoring.meter())
         for callback, min_severity in alerts.registered_callbacks():
             self.add_callback(callback, min_severity)
-        self.engine.listeners.append(self._notify_once)
         notifier = self.notifier
         monitoring.add_loss_counter(lambda: {"notifications": notifier.undelivered()})
         alerts.attach(self)
@@ -164,24 +163,29 @@ class LocalComponent(Component):
         atomic_write_json(alerts_file(self.exporter.directory, self.exporter.process_key),
                           self.engine.alerts_document(now))
 
-    def _notify_once(self, event: AlertEvent) -> None:
-        """Notify through the channels only if no other process sharing the directory notified the
-        same event just now; in-process callbacks always hear it."""
-        from .processes import claim_notification
+    def _on_event(self, event: AlertEvent) -> None:
+        """Record and notify an alert event only if no other process sharing the directory did so
+        for the same event just now (every process evaluates the rules on its own metrics); the
+        in-process callbacks always hear it."""
+        from .processes import claim_notification, process_identity
 
-        assert self.notifier is not None and self.exporter is not None
+        assert self.exporter is not None
         window = max(30.0, 3 * self.settings.snapshot_interval)
-        first = claim_notification(self.exporter.directory, event.alert["id"], event.kind, event.time, window)
-        self.notifier.notify(event, callbacks_only=not first)
+        owner = process_identity(self.exporter.service_info())
+        first = claim_notification(self.exporter.directory, event.alert["id"], event.kind, event.time, window, owner)
+        if first:
+            self._record_event(event, owner)
+        if self.notifier is not None:
+            self.notifier.notify(event, callbacks_only=not first)
 
-    def _record_event(self, event: AlertEvent) -> None:
+    def _record_event(self, event: AlertEvent, process: str | None = None) -> None:
         if self.exporter is None or self.exporter.history is None:
             return
         alert = event.alert
         try:
             self.exporter.history.record_alert_event(
                 event.time, alert["id"], alert["rule_id"], alert["name"], alert["severity"], event.kind, alert["value"],
-                alert.get("acknowledged_by") if event.kind == "acknowledged" else None)
+                alert.get("acknowledged_by") if event.kind == "acknowledged" else None, process)
         except Exception as error:  # noqa: BLE001 - history is best effort
             _logger.debug("otel-monitoring: alert event not recorded in the history: %s", error)
 

@@ -22,7 +22,7 @@ import os
 import re
 from typing import Any
 
-__all__ = ["LIVE_PREFIX", "ALERTS_PREFIX", "process_key", "live_file", "alerts_file", "process_files",
+__all__ = ["LIVE_PREFIX", "ALERTS_PREFIX", "process_key", "process_identity", "combine_rule", "live_file", "alerts_file", "process_files",
            "claim_notification", "merge_snapshots", "merge_alerts", "write_directory_totals"]
 
 LIVE_PREFIX = "metrics_live"
@@ -36,6 +36,26 @@ def process_key(service_name: str | None, pid: int | None = None) -> str:
     """``<service>.<pid>``: file-name safe, unique among the live processes of one host."""
     service = _UNSAFE.sub("_", service_name or "unknown_service").strip("._") or "unknown_service"
     return f"{service}.{os.getpid() if pid is None else pid}"
+
+
+def process_identity(service: dict[str, Any] | Any) -> str:
+    """Who wrote a history row: the process' ``service.instance.id`` (new in every process, also
+    after fork), else ``<service>.<pid>``."""
+    service = dict(service or {})
+    return str(service.get("instance_id") or process_key(service.get("name"), service.get("pid")))
+
+
+def combine_rule(metric: str, field: str = "value") -> str:
+    """How one series' readings from several processes make the directory's reading: "sum",
+    "max" (percentiles cannot be added; every process reads the same shared budget spend) or
+    "newest" (a host gauge: every process measures the same host)."""
+    if metric.startswith("system."):
+        return "newest"
+    if field in ("p50", "p95", "p99"):
+        return "max"
+    if "budget" in metric:
+        return "max"
+    return "sum"
 
 
 def live_file(directory: str, key: str) -> str:
@@ -60,10 +80,13 @@ def process_files(directory: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def claim_notification(directory: str, alert_id: str, kind: str, when: float, window_s: float) -> bool:
-    """True if this process is the one to notify ``kind`` (firing, resolved...) of ``alert_id``:
-    no process of the directory has notified that same event within ``window_s`` seconds.
-    On any trouble with the ledger it answers True: a duplicate beats a lost notification."""
+def claim_notification(directory: str, alert_id: str, kind: str, when: float, window_s: float,
+                       owner: str | None = None) -> bool:
+    """True if this process is the one to notify (and record) ``kind`` (firing, resolved...) of
+    ``alert_id``: no other process of the directory has claimed that same event within
+    ``window_s`` seconds. ``owner`` names this process: its own repeated events (an alert that
+    fires again after resolving) are always its to notify. On any trouble with the ledger it
+    answers True: a duplicate beats a lost notification."""
     try:
         lock_fd = os.open(os.path.join(directory, _LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError:
@@ -79,12 +102,12 @@ def claim_notification(directory: str, alert_id: str, kind: str, when: float, wi
         except (OSError, ValueError):
             ledger = {}
         entry = f"{alert_id}\x1f{kind}"
-        last = ledger.get(entry)
-        if isinstance(last, (int, float)) and abs(when - last) < window_s:
+        last, last_owner = _claim(ledger.get(entry))
+        if last is not None and abs(when - last) < window_s and (owner is None or last_owner != owner):
             return False
-        ledger[entry] = when
+        ledger[entry] = [when, owner]
         # Keep the ledger small: entries older than a day cannot suppress anything useful.
-        ledger = {k: v for k, v in ledger.items() if isinstance(v, (int, float)) and when - v < 86400}
+        ledger = {k: v for k, v in ledger.items() if _claim(v)[0] is not None and when - _claim(v)[0] < 86400}
         temporary = f"{path}.{os.getpid()}.tmp"
         with open(temporary, "w", encoding="utf-8") as handle:
             json.dump(ledger, handle)
@@ -94,6 +117,15 @@ def claim_notification(directory: str, alert_id: str, kind: str, when: float, wi
         return True
     finally:
         os.close(lock_fd)  # closing releases the flock
+
+
+def _claim(value: Any) -> tuple[float | None, str | None]:
+    """(time, owner) of a ledger entry: ``[time, owner]``, or a bare time written by an earlier version."""
+    if isinstance(value, (int, float)):
+        return float(value), None
+    if isinstance(value, list) and len(value) == 2 and isinstance(value[0], (int, float)):
+        return float(value[0]), value[1] if isinstance(value[1], str) else None
+    return None, None
 
 
 # --- the directory's total ---
@@ -136,9 +168,9 @@ def merge_snapshots(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, An
 
     Same series (name and attributes) in several processes: counters and their rates add up;
     histograms add counts and sums, keep the extreme min and max, and take the highest
-    percentile of any process (percentiles cannot be added); host gauges (``system.*``) come from
+    percentile of any process (percentiles cannot be added); host readings (``system.*``) come from
     the newest document, budget utilizations take the highest (every process reads the same
-    shared spend), other gauges add up."""
+    shared spend), other gauges add up (``combine_rule``)."""
     live, newest = _live(documents)
     merged: dict[str, Any] = {}
     for section in ("counters", "gauges", "histograms"):
@@ -149,8 +181,8 @@ def merge_snapshots(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, An
                 for point in points:
                     k = _attributes_key(point)
                     seen = series.get(k)
-                    if seen is None:
-                        series[k] = dict(point)
+                    if seen is None or combine_rule(name) == "newest":
+                        series[k] = dict(point)  # a host reading: the newest document's
                     elif section == "counters":
                         seen["value"] = _add(seen.get("value"), point.get("value"))
                         seen["rate_per_s"] = _add(seen.get("rate_per_s"), point.get("rate_per_s"))
@@ -161,9 +193,7 @@ def merge_snapshots(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, An
                         seen["max"] = _pick([seen.get("max"), point.get("max")], max)
                         for label in ("p50", "p95", "p99"):
                             seen[label] = _pick([seen.get(label), point.get(label)], max)
-                    elif name.startswith("system."):
-                        series[k] = dict(point)  # the newest document's reading of the host
-                    elif "budget" in name:
+                    elif combine_rule(name) == "max":
                         seen["value"] = _pick([seen.get("value"), point.get("value")], max)
                     else:
                         seen["value"] = _add(seen.get("value"), point.get("value"))

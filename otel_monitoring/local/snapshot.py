@@ -283,7 +283,7 @@ class SnapshotExporter(MetricExporter):
             result = MetricExportResult.FAILURE
         if self.history is not None and now - self._last_history >= self.history_interval_s:
             try:
-                self.history.record_snapshot(snapshot)
+                self.history.record_snapshot(snapshot, self.history_interval_s)
                 self._last_history = now
             except Exception as error:  # noqa: BLE001 - a failing store must not stop the snapshots
                 self._log_once("history", "otel-monitoring: cannot append to %s (%s)", self.history.path, error)
