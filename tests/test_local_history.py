@@ -114,3 +114,61 @@ def test_rollup_keeps_the_last_day_whole_and_older_hours_as_one_row(tmp_path):
     # Retention applies to rolled-up rows too.
     store.prune(now=start + 30 * 86400 + 7200)
     assert HistoryStore(str(tmp_path)).series("system.cpu.utilization")[0][0] >= start + 7200
+
+
+def process_snapshot(when: float, name: str, instance: str, orders: float, queue: float, p95: float) -> dict:
+    return {"schema": 1, "timestamp_unix": when, "service": {"name": name, "instance_id": instance, "pid": 1},
+            "counters": {"orders": [{"attributes": {}, "value": orders, "rate_per_s": 1.0}]},
+            "gauges": {"queue.depth": [{"attributes": {}, "value": queue}],
+                       "system.cpu.utilization": [{"attributes": {}, "value": queue / 100}]},
+            "histograms": {"latency": [{"attributes": {}, "count": orders, "sum": orders, "p95": p95}]}}
+
+
+def test_rows_of_several_processes_combine_into_the_directory_total(tmp_path):
+    """Two writers (10 s history interval): counters and histogram counts add up and keep a stopped
+    process' count; gauges add up over the live processes only; percentiles take the highest; a
+    host gauge is the newest reading, not a sum."""
+    store = HistoryStore(str(tmp_path))
+    store.record_snapshot(process_snapshot(1000, "bot", "a", 10, 4, 0.2), interval_s=10)
+    store.record_snapshot(process_snapshot(1005, "api", "b", 3, 1, 0.5), interval_s=10)
+    store.record_snapshot(process_snapshot(1010, "bot", "a", 12, 6, 0.2), interval_s=10)  # the bot's last row
+    store.record_snapshot(process_snapshot(1015, "api", "b", 5, 2, 0.4), interval_s=10)
+    store.record_snapshot(process_snapshot(1060, "api", "b", 9, 3, 0.1), interval_s=10)   # bot stopped > 30 s ago
+    reader = HistoryStore(str(tmp_path))
+    assert [p["service"] for p in reader.processes()] == ["bot", "api"]
+    assert [v for _t, _a, v in reader.series("orders")] == [10, 13, 15, 17, 21]
+    assert [v for _t, _a, v in reader.series("latency", field="count")] == [10, 13, 15, 17, 21]
+    assert [v for _t, _a, v in reader.series("queue.depth")] == [4, 5, 7, 8, 3]
+    assert [v for _t, _a, v in reader.series("latency", field="p95")] == [0.2, 0.5, 0.5, 0.4, 0.1]
+    assert [v for _t, _a, v in reader.series("system.cpu.utilization")] == [0.04, 0.01, 0.06, 0.02, 0.03]
+    assert [v for _t, _a, v in reader.series("orders", field="rate_per_s")] == [1, 2, 2, 2, 1]
+    # A window opening after the bot stopped still counts what the bot did.
+    assert [v for _t, _a, v in reader.series("orders", since=1050)] == [21]
+    assert [(t, k, v) for t, k, _a, v in reader.process_series("orders")] == [
+        (1000, "a", 10), (1005, "b", 3), (1010, "a", 12), (1015, "b", 5), (1060, "b", 9)]
+
+
+def test_a_file_of_the_earlier_schema_is_migrated_and_its_rows_kept(tmp_path):
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / HISTORY_FILE)
+    conn.executescript("""
+        CREATE TABLE series (id INTEGER PRIMARY KEY, metric TEXT NOT NULL, attributes TEXT NOT NULL,
+                             UNIQUE (metric, attributes));
+        CREATE TABLE samples (time REAL NOT NULL, series_id INTEGER NOT NULL, value REAL, rate_per_s REAL,
+                              count REAL, sum REAL, p50 REAL, p95 REAL, p99 REAL);
+        CREATE TABLE alert_events (time REAL NOT NULL, alert_id TEXT NOT NULL, rule_id TEXT NOT NULL,
+                                   name TEXT NOT NULL, severity TEXT NOT NULL, event TEXT NOT NULL, value REAL);
+        INSERT INTO series VALUES (1, 'orders', '{}');
+        INSERT INTO samples (time, series_id, value) VALUES (900, 1, 4);
+        INSERT INTO alert_events VALUES (901, 'x', 'x', 'X', 'warning', 'firing', 1);
+    """)
+    conn.commit()
+    conn.close()
+    assert [v for _t, _a, v in HistoryStore(str(tmp_path)).series("orders")] == [4]  # read as it is
+    writer = HistoryStore(str(tmp_path))
+    writer.record_snapshot(process_snapshot(1000, "bot", "a", 10, 4, 0.2), interval_s=10)
+    reader = HistoryStore(str(tmp_path))
+    assert [(t, k, v) for t, k, _a, v in reader.process_series("orders")] == [(900, "", 4), (1000, "a", 10)]
+    assert [v for _t, _a, v in reader.series("orders")] == [4, 14]
+    assert reader.alert_events()[0]["process"] is None
