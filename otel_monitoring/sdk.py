@@ -143,6 +143,7 @@ class Monitoring:
                 return True
             self._shutdown_done = True
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        diversion = _ExitDiversion.install()
         worker = threading.Thread(target=self._shutdown_all, name="otel-monitoring-shutdown", daemon=True)
         try:
             worker.start()
@@ -150,7 +151,8 @@ class Monitoring:
             # Python 3.12+ refuses new threads in atexit callbacks: flush in this thread (bounded by
             # each exporter's own timeout rather than by ``timeout``).
             self._shutdown_all()
-            _report_exit_losses(self, reason, timeout, True)
+            diversion.remove()
+            _report_exit_losses(self, reason, timeout, True, diversion.last)
             return True
         worker.join(min(timeout, QUICK_FLUSH_S))
         if worker.is_alive() and at_exit:
@@ -159,7 +161,9 @@ class Monitoring:
         elif worker.is_alive():
             worker.join(max(0.0, timeout - (time.monotonic() - started)))
         finished = not worker.is_alive()
-        _report_exit_losses(self, reason, timeout, finished)
+        if finished:  # else the flush's threads may still log: they must not reach the app's handlers
+            diversion.remove()
+        _report_exit_losses(self, reason, timeout, finished, diversion.last)
         return finished
 
     def _exit(self) -> None:
@@ -197,7 +201,48 @@ def _queued(processor: Any) -> int:
         return 0
 
 
-def _report_exit_losses(monitoring: Monitoring, reason: str, timeout: float, finished: bool) -> None:
+class _ExitDiversion(logging.Filter):
+    """While the pipeline shuts down, the exporters' and this package's records logged by other
+    threads than the one shutting down (the flush's threads) skip the application's handlers: a
+    slow or stuck handler would hold its lock past the bound, and the exit message (then
+    ``logging.shutdown``) would wait for it. The last such message joins the exit message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.owner = threading.get_ident()
+        self.last: str | None = None
+        self.handlers: list[logging.Handler] = []
+
+    @classmethod
+    def install(cls) -> _ExitDiversion:
+        diversion = cls()
+        loggers = [logging.getLogger()] + [item for item in list(logging.Logger.manager.loggerDict.values())
+                                           if isinstance(item, logging.Logger)]
+        for logger in loggers:
+            for handler in list(logger.handlers):
+                if handler not in diversion.handlers:
+                    handler.addFilter(diversion)
+                    diversion.handlers.append(handler)
+        return diversion
+
+    def remove(self) -> None:
+        for handler in self.handlers:
+            handler.removeFilter(self)
+        self.handlers = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if threading.get_ident() == self.owner or not record.name.startswith(("opentelemetry", "otel_monitoring")):
+            return True
+        if record.levelno >= logging.WARNING:
+            try:
+                self.last = record.getMessage()
+            except Exception:  # noqa: BLE001 - a bad format must not break the exit
+                self.last = str(record.msg)
+        return False
+
+
+def _report_exit_losses(monitoring: Monitoring, reason: str, timeout: float, finished: bool,
+                        problem: str | None = None) -> None:
     """One message at the end of a shutdown, counting everything not delivered in this process."""
     from .exporters.delivery import dropped_totals
 
@@ -220,6 +265,8 @@ def _report_exit_losses(monitoring: Monitoring, reason: str, timeout: float, fin
         return
     why = ("" if finished else f"; the flush did not finish within {timeout:.1f}s (a destination is slow or "
            "unreachable; raise OTEL_MONITORING_SHUTDOWN_TIMEOUT to wait longer)")
+    if problem:
+        why += f". Last problem reported while flushing: {problem}"
     _logger.warning("otel-monitoring: at %s, telemetry not delivered by this process: %s%s",
                     reason, summary or "nothing counted", why)
 

@@ -296,3 +296,52 @@ def test_process_pool_workers_flush_traced_functions(tmp_path, method):
     spans = [(resource, span) for resource, span in file_spans(directory) if span.name == "pool.square"]
     assert len(spans) == 30
     assert os.getpid() not in {resource["process.pid"] for resource, _ in spans}
+
+
+# --- the flush's threads and the application's log handlers at exit ---
+
+STUCK_HANDLER = """
+import logging, sys, threading
+import otel_monitoring
+otel_monitoring.configure(service_name="stuck-handler", shutdown_timeout=3)
+from opentelemetry import trace
+
+class Stuck(logging.Handler):
+    # A log sink that never returns for records of other threads once the program has returned
+    # (a remote handler whose server stopped reading): it holds its lock from then on.
+    exiting = False
+    def emit(self, record):
+        if self.exiting and threading.current_thread() is not threading.main_thread():
+            threading.Event().wait()
+        sys.stderr.write("app log: " + record.getMessage() + "\\n")
+
+handler = Stuck()
+logging.getLogger().addHandler(handler)
+tracer = trace.get_tracer("workload")
+for _ in range(50):
+    with tracer.start_as_current_span("op"):
+        pass
+Stuck.exiting = True
+print("returning", flush=True)
+"""
+
+
+def test_a_stuck_log_handler_does_not_hold_the_exit(tmp_path):
+    """The OTLP endpoint is closed, so the flush's threads log warnings while the program exits:
+    they must not reach the application's stuck handler (its lock would then block the exit
+    message and logging.shutdown for ever)."""
+    environment = clean_env(PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+                            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
+                            OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+                            OTEL_MONITORING_SYSTEM_METRICS="false")
+    process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(STUCK_HANDLER)], env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = process.communicate(timeout=90)  # a hang, not a speed limit
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        raise AssertionError(f"the process never ended; stderr: {err[-2000:]}")
+    assert process.returncode == 0, err
+    exit_message = [line for line in err.splitlines() if "telemetry not delivered" in line]
+    assert len(exit_message) == 1 and "50 spans" in exit_message[0], err
