@@ -155,8 +155,11 @@ def install_signal_flush() -> None:
             _patched = True
     if threading.current_thread() is not threading.main_thread():
         # Only the main thread may set handlers; the next SIG_DFL set from it installs ours.
-        _logger.debug("otel-monitoring: configure() ran outside the main thread; signal flush waits "
-                      "for the next handler change")
+        _logger.warning("otel-monitoring: configure() ran outside the main thread (%s), where Python cannot "
+                        "set signal handlers: until the main thread sets a handler, SIGTERM/SIGHUP end the "
+                        "process without flushing its telemetry. Call otel_monitoring.configure() (or "
+                        "otel_monitoring.lifecycle.install_signal_flush()) from the main thread.",
+                        threading.current_thread().name)
         return
     for number in sorted(_flushed):
         try:

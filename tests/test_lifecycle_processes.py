@@ -345,3 +345,37 @@ def test_a_stuck_log_handler_does_not_hold_the_exit(tmp_path):
     assert process.returncode == 0, err
     exit_message = [line for line in err.splitlines() if "telemetry not delivered" in line]
     assert len(exit_message) == 1 and "50 spans" in exit_message[0], err
+
+
+OFF_MAIN = """
+import os, sys, threading, time
+import otel_monitoring
+from opentelemetry import trace
+threading.Thread(target=lambda: otel_monitoring.configure(service_name="off-main")).start()
+time.sleep(0)
+for t in threading.enumerate():
+    if t is not threading.current_thread() and not t.daemon:
+        t.join()
+if os.environ.get("FROM_MAIN"):
+    otel_monitoring.lifecycle.install_signal_flush()  # the fix the warning names
+tracer = trace.get_tracer("workload")
+for i in range(25):
+    with tracer.start_as_current_span(f"work-{i}"):
+        pass
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("from_main", [False, True])
+def test_configure_off_the_main_thread_warns_and_the_named_fix_flushes_on_sigterm(tmp_path, from_main):
+    directory = str(tmp_path / "telemetry")
+    extra = {"FROM_MAIN": "1"} if from_main else {}
+    process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(OFF_MAIN)], env=env_for(directory, **extra),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_line(process, "ready")
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGTERM
+    assert "configure() ran outside the main thread" in err
+    assert len(file_spans(directory)) == (25 if from_main else 0)
