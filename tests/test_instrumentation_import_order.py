@@ -88,3 +88,49 @@ def test_instrumentor_attaches_in_any_import_order(tmp_path, library, mode):
     lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
     assert lines["preloaded"] == "[]"  # configure() / the distro imported none of the libraries
     assert lines["attached"] == "True"
+
+
+CONCURRENT = """
+import importlib, importlib.util, threading
+import otel_monitoring
+otel_monitoring.configure(service_name="threads", exporter="none", system_metrics=False)
+# wrapt's import-hook finder marks a module "in progress" in one table shared by all threads while
+# it looks the module up; a thread probing for a library (importlib.util.find_spec, as optional-
+# dependency checks do) while others import it must not make those imports skip the hook.
+stop = threading.Event()
+def probe():
+    while not stop.is_set():
+        for name in ("requests", "httpx", "ccxt"):
+            importlib.util.find_spec(name)
+probes = [threading.Thread(target=probe) for _ in range(2)]
+for t in probes:
+    t.start()
+start = threading.Barrier(3)
+def load(name):
+    start.wait()
+    importlib.import_module(name)
+loaders = [threading.Thread(target=load, args=(name,)) for name in ("requests", "httpx", "ccxt")]
+for t in loaders:
+    t.start()
+for t in loaders:
+    t.join()
+stop.set()
+for t in probes:
+    t.join()
+from opentelemetry.instrumentation.requests import RequestsInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from otel_monitoring.instrumentation.trading.ccxt import CcxtInstrumentor
+print(RequestsInstrumentor().is_instrumented_by_opentelemetry, HTTPXClientInstrumentor().is_instrumented_by_opentelemetry,
+      CcxtInstrumentor().is_instrumented_by_opentelemetry)
+"""
+
+
+def test_libraries_imported_concurrently_while_other_threads_probe_them_are_instrumented():
+    """Real threads: three libraries imported at once after configure(), two more threads asking
+    importlib for the same names all along. (CPython calls every meta-path finder under its global
+    import lock, so wrapt's shared in-progress table is never seen half-way by another thread.)"""
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(CONCURRENT)],
+                            env=clean_env(PYTHONPATH=REPO, OTEL_TRACES_EXPORTER="none"),
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "True"], result.stdout + result.stderr
