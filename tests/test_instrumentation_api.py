@@ -132,6 +132,8 @@ def test_opentelemetry_instrument_serves_fastapi_once_in_the_stable_conventions(
     servers = [(scope.name, span.name) for _r, scope, span in found if span.kind == 2]
     expected_scope = "fastapi" if fastapi_has_native_telemetry() else "opentelemetry.instrumentation.fastapi"
     assert servers == [(expected_scope, "GET /quote")]  # one server span; /health not traced
+    # The same settings as under configure(): FastAPI's internal ASGI send/receive spans are left out.
+    assert not [span.name for _r, _s, span in found if span.name.endswith((" http send", " http receive"))]
     points = []
     for request in read_otlp_file(out / "metrics.jsonl", "metrics"):
         for resource_metrics in request.resource_metrics:

@@ -94,13 +94,13 @@ time.sleep(120)
 """
 
 
-def run_and_term(tmp_path, **extra: str) -> tuple[int, str, list]:
+def run_and_term(tmp_path, signum: int = signal.SIGTERM, **extra: str) -> tuple[int, str, list]:
     directory = str(tmp_path / "telemetry")
     process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(SCRIPT)], env=env_for(directory, **extra),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_line(process, "ready")
     if not extra.get("SIGNAL_FROM_THREAD"):
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
     out, err = process.communicate(timeout=60)
     return process.returncode, out + err, file_spans(directory)
 
@@ -109,6 +109,12 @@ def test_sigterm_flushes_then_ends_by_the_signal(tmp_path):
     returncode, _output, spans = run_and_term(tmp_path)
     assert returncode == -signal.SIGTERM  # ended exactly as without instrumentation
     assert sorted(span.name for _r, span in spans) == sorted(f"work-{i}" for i in range(25))
+
+
+def test_sighup_flushes_then_ends_by_the_signal(tmp_path):
+    returncode, _output, spans = run_and_term(tmp_path, signal.SIGHUP)
+    assert returncode == -signal.SIGHUP
+    assert len(spans) == 25
 
 
 def test_signal_flush_can_be_turned_off(tmp_path):
