@@ -347,7 +347,7 @@ def test_a_stuck_log_handler_does_not_hold_the_exit(tmp_path):
     except subprocess.TimeoutExpired:
         process.kill()
         out, err = process.communicate()
-        raise AssertionError(f"the process never ended; stderr: {err[-2000:]}")
+        raise AssertionError(f"the process never ended; stderr: {err[-2000:]}") from None
     assert process.returncode == 0, err
     exit_message = [line for line in err.splitlines() if "telemetry not delivered" in line]
     assert len(exit_message) == 1 and "50 spans" in exit_message[0], err
