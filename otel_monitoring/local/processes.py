@@ -11,7 +11,9 @@ process is live (then the last state of each is shown, as for a stopped single p
 
 Every process evaluates the alert rules on its own metrics, so the same alert (same id) can start
 or end in several of them within one evaluation interval; ``claim_notification`` lets the first
-one notify and the others skip, through a small ledger (``notified.json``) under an ``flock``.
+one notify (and record the event in the history) and the others skip, through a small ledger
+(``notified.json``) under an ``flock``. A process' own later event of the same kind (an alert that
+fires again after resolving) is never skipped.
 """
 
 from __future__ import annotations
