@@ -385,3 +385,76 @@ def test_configure_off_the_main_thread_warns_and_the_named_fix_flushes_on_sigter
     assert process.returncode == -signal.SIGTERM
     assert "configure() ran outside the main thread" in err
     assert len(file_spans(directory)) == (25 if from_main else 0)
+
+
+# --- notifications still on their way at exit are counted ---
+
+NOTIFYING = """
+import os, sys, time
+import otel_monitoring
+otel_monitoring.configure(service_name="notifier", exporter="none", system_metrics=False, snapshot_interval=0.5,
+                          alert_rules=sys.argv[1], alert_routes="webhook=info", alert_webhook_url=sys.argv[2],
+                          alert_notify_timeout=60, shutdown_timeout=5)
+from opentelemetry import metrics
+metrics.get_meter("app").create_counter("app.errors", unit="{error}").add(1)
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.1)
+print("returning", flush=True)
+"""
+
+ERROR_RULE = """
+metrics:
+  app.errors: {type: counter, unit: "{error}"}
+rules:
+  - id: app_errors
+    name: Application errors
+    expr:
+      metric: app.errors
+    op: ">="
+    threshold: 1
+    severity: warning
+"""
+
+
+def test_a_notification_still_being_delivered_at_exit_is_counted_in_the_exit_message(tmp_path):
+    """The webhook accepts the connection and never answers: the alert's notification is in flight
+    when the program returns; the exit message counts it (it used to count queued ones only)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    accepted = threading.Event()
+    held = []
+
+    def hold() -> None:
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            held.append(connection)
+            accepted.set()
+
+    threading.Thread(target=hold, daemon=True).start()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(textwrap.dedent(ERROR_RULE))
+    go = tmp_path / "go"
+    environment = env_for(str(tmp_path / "telemetry"), OTEL_MONITORING_SNAPSHOT_DIR=str(tmp_path / "snapshots"))
+    process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(NOTIFYING), str(rules),
+                                f"http://127.0.0.1:{server.getsockname()[1]}/hook", str(go)],
+                               env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert accepted.wait(120), "the alert never reached the webhook"
+        go.touch()
+        _out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        server.close()
+        for connection in held:
+            connection.close()
+    assert process.returncode == 0, err
+    exit_message = [line for line in err.splitlines() if "telemetry not delivered" in line]
+    assert len(exit_message) == 1 and "1 notifications" in exit_message[0], err

@@ -59,6 +59,7 @@ class _Worker:
         self.route = route
         self.queue: queue.Queue = queue.Queue(maxsize=notifier.queue_size)
         self.stats = DeliveryStats()
+        self.in_flight = 0  # 1 while a delivery runs: at exit, it is lost if the thread is left behind
         self.thread = threading.Thread(target=self._run, name=f"otel-monitoring-notify-{route.channel.name}",
                                        daemon=True)
         self.thread.start()
@@ -69,8 +70,10 @@ class _Worker:
             try:
                 if item is _STOP:
                     return
+                self.in_flight = 1
                 self._deliver(item)
             finally:
+                self.in_flight = 0
                 self.queue.task_done()
 
     def _deliver(self, event: AlertEvent) -> None:
@@ -186,7 +189,7 @@ class Notifier:
         total = 0
         for worker in list(self._workers):
             queued = sum(1 for item in list(worker.queue.queue) if item is not _STOP)
-            total += queued + worker.stats.dropped + worker.stats.failed
+            total += queued + worker.in_flight + worker.stats.dropped + worker.stats.failed
         return total
 
     def wait_idle(self, timeout: float) -> bool:
@@ -206,23 +209,30 @@ class Notifier:
         with self._lock:
             workers = list(self._workers)
         for worker in workers:
-            _put_stop(worker.queue)
+            if _put_stop(worker.queue):
+                with worker.stats.lock:
+                    worker.stats.dropped += 1
         for worker in workers:
             worker.thread.join(max(0.0, deadline - time.monotonic()))
         self.stopping.set()  # cut retries short for anything still running
 
 
-def _put_stop(q: queue.Queue) -> None:
+def _put_stop(q: queue.Queue) -> bool:
+    """Queue the stop; True if the oldest queued notification had to make room for it."""
     try:
         q.put_nowait(_STOP)
+        return False
     except queue.Full:
         # Make room: the stop matters more than the oldest queued notification.
+        made_room = False
         try:
             q.get_nowait()
             q.task_done()
+            made_room = True
         except queue.Empty:
             pass
         try:
             q.put_nowait(_STOP)
         except queue.Full:
             pass
+        return made_room
