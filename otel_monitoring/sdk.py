@@ -88,6 +88,8 @@ class Monitoring:
         self._loss_counters: list[Callable[[], dict[str, int]]] = []
         self._shutdown_done = False
         self._lock = threading.Lock()
+        self._standby: threading.Thread | None = None
+        self._standby_go = threading.Event()
 
     @property
     def resource(self) -> Any:
@@ -143,17 +145,26 @@ class Monitoring:
                 return True
             self._shutdown_done = True
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        if self._logging_handler is not None:
+            logging.getLogger().removeHandler(self._logging_handler)
+            # logging.shutdown still flushes every handler alive; this one's pipeline is being shut
+            # down (and its flush starts a thread, which Python 3.12+ refuses at exit).
+            self._logging_handler.flush = lambda: None  # type: ignore[method-assign]
         diversion = _ExitDiversion.install()
-        worker = threading.Thread(target=self._shutdown_all, name="otel-monitoring-shutdown", daemon=True)
-        try:
-            worker.start()
-        except RuntimeError:
-            # Python 3.12+ refuses new threads in atexit callbacks: flush in this thread (bounded by
-            # each exporter's own timeout rather than by ``timeout``).
-            self._shutdown_all()
-            diversion.remove()
-            _report_exit_losses(self, reason, timeout, True, diversion.last)
-            return True
+        worker = self._standby
+        if worker is not None and worker.is_alive():
+            self._standby_go.set()  # Python 3.12+ refuses new threads at exit: the thread started early
+        else:
+            worker = threading.Thread(target=self._shutdown_all, name="otel-monitoring-shutdown", daemon=True)
+            try:
+                worker.start()
+            except RuntimeError:
+                # No thread to bound it (a Python that refuses threads here, no standby thread):
+                # flush in this thread, bounded by each exporter's own timeout.
+                self._shutdown_all()
+                diversion.remove()
+                _report_exit_losses(self, reason, timeout, True, diversion.last)
+                return True
         worker.join(min(timeout, QUICK_FLUSH_S))
         if worker.is_alive() and at_exit:
             reserve = _teardown_reserve(timeout)
@@ -173,14 +184,32 @@ class Monitoring:
     def _after_fork_in_child(self) -> None:
         # A thread of the parent may have held the lock at fork(); the child has no such thread.
         self._lock = threading.Lock()
+        if self._standby is not None:  # the parent's standby thread did not come along
+            self.start_standby()
+
+    def start_standby(self) -> None:
+        """From Python 3.12 an atexit callback cannot start a thread, so the thread that bounds the
+        exit flush is started now and waits (one idle thread per process)."""
+        if sys.version_info < (3, 12):
+            return
+        self._standby_go = threading.Event()
+        go = self._standby_go
+
+        def run() -> None:
+            go.wait()
+            self._shutdown_all()
+
+        self._standby = threading.Thread(target=run, name="otel-monitoring-shutdown", daemon=True)
+        try:
+            self._standby.start()
+        except RuntimeError:  # configure() itself running at interpreter shutdown
+            self._standby = None
 
     def _shutdown_all(self) -> None:
         for hook in reversed(self._shutdown_hooks):
             _call_quietly(hook, "shutdown hook")
         for component in reversed(self.components):
             _call_quietly(component.shutdown, f"component {component.name} shutdown")
-        if self._logging_handler is not None:
-            logging.getLogger().removeHandler(self._logging_handler)
         if not self.owns_providers:
             self.force_flush()
             return
@@ -330,6 +359,7 @@ def _build(settings: Settings) -> Monitoring:
                 monitoring.tracer_provider.add_span_processor(processor)
         _start_components(monitoring, components)
         atexit.register(monitoring._exit)
+        monitoring.start_standby()
         _install_lifecycle(monitoring)
         return monitoring
 
@@ -377,6 +407,7 @@ def _build(settings: Settings) -> Monitoring:
     if settings.logging_bridge and exporters.logs:
         monitoring._logging_handler = logging_bridge.install(logger_provider, settings.log_level)
     atexit.register(monitoring._exit)
+    monitoring.start_standby()
     _start_components(monitoring, components)
     _install_lifecycle(monitoring)
     return monitoring
