@@ -221,7 +221,7 @@ def test_history_keeps_two_processes_apart_and_adds_them_up(tmp_path):
     processes = store.processes()
     assert sorted(p["service"] for p in processes) == ["api", "bot"]
     assert sorted(p["pid"] for p in processes) == sorted(w.pid for w in workers.values())
-    assert len({p["key"] for p in processes}) == 2  # each its own service.instance.id
+    assert len({p["instance_id"] for p in processes}) == 2  # each its own service.instance.id
     key_of = {p["service"]: p["key"] for p in processes}
     by_process = store.process_series("app.orders")
     assert {value for _t, key, _a, value in by_process if key == key_of["bot"]} == {7.0}

@@ -145,7 +145,7 @@ def test_rows_of_several_processes_combine_into_the_directory_total(tmp_path):
     # A window opening after the bot stopped still counts what the bot did.
     assert [v for _t, _a, v in reader.series("orders", since=1050)] == [21]
     assert [(t, k, v) for t, k, _a, v in reader.process_series("orders")] == [
-        (1000, "a", 10), (1005, "b", 3), (1010, "a", 12), (1015, "b", 5), (1060, "b", 9)]
+        (1000, "a.1", 10), (1005, "b.1", 3), (1010, "a.1", 12), (1015, "b.1", 5), (1060, "b.1", 9)]
 
 
 def test_a_file_of_the_earlier_schema_is_migrated_and_its_rows_kept(tmp_path):
@@ -169,6 +169,6 @@ def test_a_file_of_the_earlier_schema_is_migrated_and_its_rows_kept(tmp_path):
     writer = HistoryStore(str(tmp_path))
     writer.record_snapshot(process_snapshot(1000, "bot", "a", 10, 4, 0.2), interval_s=10)
     reader = HistoryStore(str(tmp_path))
-    assert [(t, k, v) for t, k, _a, v in reader.process_series("orders")] == [(900, "", 4), (1000, "a", 10)]
+    assert [(t, k, v) for t, k, _a, v in reader.process_series("orders")] == [(900, "", 4), (1000, "a.1", 10)]
     assert [v for _t, _a, v in reader.series("orders")] == [4, 14]
     assert reader.alert_events()[0]["process"] is None

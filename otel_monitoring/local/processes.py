@@ -41,10 +41,13 @@ def process_key(service_name: str | None, pid: int | None = None) -> str:
 
 
 def process_identity(service: dict[str, Any] | Any) -> str:
-    """Who wrote a history row: the process' ``service.instance.id`` (new in every process, also
-    after fork), else ``<service>.<pid>``."""
+    """Who wrote a history row: ``<service.instance.id>.<pid>`` (the id is new in every process
+    unless the user set one, e.g. a pod name shared by a server's workers: the pid tells those
+    apart), else ``<service>.<pid>``."""
     service = dict(service or {})
-    return str(service.get("instance_id") or process_key(service.get("name"), service.get("pid")))
+    if service.get("instance_id"):
+        return f"{service['instance_id']}.{service.get('pid') or os.getpid()}"
+    return process_key(service.get("name"), service.get("pid"))
 
 
 def combine_rule(metric: str, field: str = "value") -> str:
