@@ -46,8 +46,6 @@ __all__ = ["Monitoring", "configure", "get_monitoring"]
 _logger = logging.getLogger("otel_monitoring")
 
 INSTRUMENTATION_SCOPE = "otel_monitoring"
-# A flush done within this needs no room for the interpreter's teardown (most exits).
-QUICK_FLUSH_S = 0.1
 # After atexit, CPython's finalization runs full garbage collections over every object left and
 # frees them all: measured 1.2-1.4 s of teardown where one collection took 0.25-0.3 s (71k
 # objects, a loaded machine, the flush's thread still running).
@@ -57,13 +55,13 @@ TEARDOWN_COLLECTIONS = 5.0
 def _teardown_reserve(timeout: float) -> float:
     """Seconds to keep for the interpreter's teardown: a few times what one full collection costs
     now (timed on a collection done here, which the teardown would have done anyway), at most
-    four fifths of the bound so the flush keeps some of it."""
+    two fifths of the bound."""
     began = time.monotonic()
     gc.collect()
     spent = time.monotonic() - began
     if os.environ.get("OTEL_MONITORING_DEBUG_EXIT"):
         sys.stderr.write(f"otel-monitoring: one collection {spent:.3f}s, teardown reserve {TEARDOWN_COLLECTIONS * spent:.3f}s\n")
-    return min(timeout * 0.8, TEARDOWN_COLLECTIONS * spent)
+    return min(timeout * 0.4, TEARDOWN_COLLECTIONS * spent)
 
 class Monitoring:
     """The handle ``configure()`` returns: providers, tracer/meter access, flush and shutdown."""
@@ -136,7 +134,7 @@ class Monitoring:
         caller (often the interpreter at exit) goes on. What was not delivered (dropped by a
         failing destination, or still queued when time ran out) is counted in one message.
         ``at_exit``: the interpreter's own teardown follows and is part of the bound, so a flush
-        that is still running after a moment leaves room for it (``_teardown_reserve``).
+        still running after half the bound leaves room for it (``_teardown_reserve``).
         Returns True if everything finished.
         """
         started = time.monotonic()
@@ -165,7 +163,9 @@ class Monitoring:
                 diversion.remove()
                 _report_exit_losses(self, reason, timeout, True, diversion.last)
                 return True
-        worker.join(min(timeout, QUICK_FLUSH_S))
+        # The first half of the bound is the flush's alone (a slow machine needs it); only a flush
+        # still running then is cut short for the interpreter's teardown.
+        worker.join(timeout / 2 if at_exit else timeout)
         if worker.is_alive() and at_exit:
             reserve = _teardown_reserve(timeout)
             worker.join(max(0.0, timeout - (time.monotonic() - started) - reserve))
