@@ -71,9 +71,7 @@ _capture_filter = _CaptureExporterLogs()
 def _install_capture_filter() -> None:
     # Logger filters see only records logged on that very logger, so attach to each exporter module's.
     for name in list(logging.Logger.manager.loggerDict):
-        # (our own file exporters log their write failures on otel_monitoring.exporters)
-        if name.startswith(("opentelemetry.exporter.otlp", "opentelemetry.exporter.http_transport",
-                            "otel_monitoring.exporters")):
+        if name.startswith(("opentelemetry.exporter.otlp", "opentelemetry.exporter.http_transport")):
             logger = logging.getLogger(name)
             if _capture_filter not in logger.filters:
                 logger.addFilter(_capture_filter)
