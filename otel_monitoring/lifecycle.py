@@ -74,6 +74,11 @@ def new_instance_id() -> str:
     return _generated_instance_id
 
 
+def current_instance_id() -> str | None:
+    """The ``service.instance.id`` this package generated for this process (None if the user set one)."""
+    return _generated_instance_id
+
+
 def _current() -> Monitoring | None:
     from .sdk import get_monitoring
 

@@ -76,10 +76,15 @@ class LocalComponent(Component):
         # names this process' files in the (possibly shared) directory.
         service_name = (settings.service_name or dict(settings.resource_attributes).get(names.SERVICE_NAME)
                         or f"unknown_service:{os.path.basename(sys.executable) or 'python'}")
+        # Likewise its instance id (the user's, or the one the resource was just given): the history
+        # tells processes apart by it from the first row on.
+        from ..lifecycle import current_instance_id
+
+        instance_id = dict(settings.resource_attributes).get(names.SERVICE_INSTANCE_ID) or current_instance_id()
         self.exporter = SnapshotExporter(directory, settings.snapshot_interval, history,
                                          history_interval_s=max(settings.history_interval, settings.snapshot_interval),
                                          percentile_window_s=settings.percentile_window,
-                                         service={"name": service_name, "instance_id": None,
+                                         service={"name": service_name, "instance_id": instance_id,
                                                   "host": socket.gethostname()})
         self.engine = AlertEngine(self._load_rules(), control_dir=directory,
                                   resolved_visible_s=settings.snapshot_interval)
