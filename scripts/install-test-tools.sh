@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the programs the operator-view tests drive as a person would: Debian's chromium (the
 # HTML report is opened and screenshotted headless) and tmux (`otel-monitoring top` runs in a real
-# terminal), and redis-server (the storage instrumentation is tested against a real Redis on
-# 127.0.0.1). Each is installed only when missing; needs root or sudo for apt-get.
+# terminal), redis-server and postgresql (the storage instrumentation is tested against a real Redis
+# and a throwaway PostgreSQL cluster on 127.0.0.1; Debian keeps initdb/postgres in
+# /usr/lib/postgresql/<major>/bin, off PATH). Each is installed only when missing; needs root or
+# sudo for apt-get.
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 [ "${#missing[@]}" -eq 0 ] && exit 0
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then

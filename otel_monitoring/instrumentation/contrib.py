@@ -73,4 +73,10 @@ class ContribBundle(BaseInstrumentor):
 
     def _uninstrument(self, **kwargs: Any) -> None:
         while self._enabled:
-            self._enabled.pop().uninstrument()
+            instrumentor = self._enabled.pop()
+            try:
+                instrumentor.uninstrument()
+            except Exception:  # noqa: BLE001 - a member failing to stop must not raise into the app
+                _logger.warning("otel-monitoring: instrumentation %s failed to stop cleanly",
+                                type(instrumentor).__name__, exc_info=True)
+                instrumentor._is_instrumented_by_opentelemetry = False  # so a later instrument() runs
