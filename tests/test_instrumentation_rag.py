@@ -135,6 +135,57 @@ def test_content_is_captured_only_when_switched_on(telemetry, capturing, llm):
     assert "fed held rates" in search.attributes["gen_ai.output.messages"]
 
 
+def test_a_streamed_chat_captures_the_whole_answer_when_switched_on(telemetry, capturing, llm):
+    chunks = list(OpenAICompatibleChat(base_url=llm.url, model="gpt-4o-mini").stream("stream please"))
+    (chat,) = [s for s in telemetry.spans() if s.name.startswith("chat")]
+    answer = "".join(str(c.content) for c in chunks)
+    assert answer.startswith("Based on the documents")
+    assert json.loads(chat.attributes["gen_ai.output.messages"]) == [{"role": "assistant", "content": answer}]
+    assert chat.attributes["gen_ai.usage.output_tokens"] == sum(
+        c.usage_metadata["output_tokens"] for c in chunks if c.usage_metadata)
+
+
+def test_embedding_model_names_from_fields_properties_or_none(telemetry, instrumented):
+    """The model name is read from a pydantic field, from a property, or is absent (span "embeddings")."""
+    from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
+    from pydantic import BaseModel
+
+    class FieldModelEmbeddings(BaseModel, Embeddings):  # as the provider packages define theirs
+        model: str = "text-embedding-3-small"
+
+        def embed_documents(self, texts):
+            return [[1.0, 0.0] for _ in texts]
+
+        def embed_query(self, text):
+            return [1.0, 0.0]
+
+    class PropertyModelEmbeddings(Embeddings):
+        @property
+        def deployment_name(self) -> str:
+            return "embed-deployment"
+
+        def embed_documents(self, texts):
+            return [[1.0, 0.0] for _ in texts]
+
+        def embed_query(self, text):
+            return [1.0, 0.0]
+
+    FieldModelEmbeddings().embed_query("a")
+    PropertyModelEmbeddings().embed_query("b")
+    for _ in range(2):  # the second call reads what the first one learned about the class
+        DeterministicFakeEmbedding(size=4).embed_query("c")
+    spans = [s for s in telemetry.spans() if s.name.startswith("embeddings")]
+    assert [(s.name, s.attributes.get("gen_ai.request.model"), s.attributes["gen_ai.provider.name"]) for s in spans] == [
+        ("embeddings text-embedding-3-small", "text-embedding-3-small", "fieldmodel"),
+        ("embeddings embed-deployment", "embed-deployment", "propertymodel"),
+        ("embeddings", None, "deterministicfakeembedding"),
+        ("embeddings", None, "deterministicfakeembedding"),
+    ]
+    counts = {str(p.attributes.get("gen_ai.request.model")): p.count
+              for p in telemetry.metrics()["gen_ai.client.operation.duration"]}
+    assert counts == {"None": 2, "embed-deployment": 1, "text-embedding-3-small": 1}
+
+
 def test_chromadb_collection_operations(telemetry, instrumented):
     client = chromadb.EphemeralClient(settings=chromadb.Settings(anonymized_telemetry=False))
     collection = client.get_or_create_collection("notes-test", embedding_function=HashEmbeddingFunction())

@@ -76,7 +76,7 @@ class ContribBundle(BaseInstrumentor):
             instrumentor = self._enabled.pop()
             try:
                 instrumentor.uninstrument()
-            except Exception:  # noqa: BLE001 - a member failing to stop must not raise into the app
+            except Exception:  # a member failing to stop must not raise into the app
                 _logger.warning("otel-monitoring: instrumentation %s failed to stop cleanly",
                                 type(instrumentor).__name__, exc_info=True)
                 instrumentor._is_instrumented_by_opentelemetry = False  # so a later instrument() runs

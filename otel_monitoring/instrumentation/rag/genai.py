@@ -13,6 +13,10 @@ from ..core import Finished, Telemetry
 MAX_CAPTURED_CHARS = 4096  # per captured attribute: enough to read, bounded for the exporters
 
 GENAI_METRIC_KEYS = (names.GEN_AI_OPERATION_NAME, names.GEN_AI_PROVIDER_NAME, names.GEN_AI_REQUEST_MODEL)
+GENAI_ATTRIBUTE_KEYS = (*GENAI_METRIC_KEYS, names.ERROR_TYPE)
+# Past this many RED attribute sets per hook, GenAI attribute sets are built per call (never wrong,
+# only slower): the core bounds its series, this bounds the cache beside them.
+MAX_DERIVED_ATTRIBUTE_SETS = 1024
 
 
 # Span id -> operation of a GenAI client span (another instrumentation's) that ran as its child.
@@ -75,21 +79,36 @@ class GenAIMetrics:
     def hook(self, usage: Callable[[Any], tuple[int | None, int | None]] | None = None) -> Callable[[Finished], None]:
         """An ``on_finish`` hook recording both metrics; ``usage(result)`` gives (input, output) tokens."""
 
+        # The RED attribute set of a call (one dict per series, reused by the core) -> the GenAI
+        # attribute sets derived from it: built once per series, not on every call.
+        derived: dict[int, tuple[Mapping[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
+
+        def attribute_sets(metric_attributes: Mapping[str, Any]) -> tuple:
+            found = derived.get(id(metric_attributes))
+            if found is not None and found[0] is metric_attributes:
+                return found[1:]
+            # error.type as the RED set has it (bounded there: rare types fold into one value).
+            attributes: dict[str, Any] = {k: metric_attributes[k] for k in GENAI_ATTRIBUTE_KEYS if k in metric_attributes}
+            sets = (attributes, {**attributes, names.GEN_AI_TOKEN_TYPE: "input"},
+                    {**attributes, names.GEN_AI_TOKEN_TYPE: "output"})
+            if len(derived) < MAX_DERIVED_ATTRIBUTE_SETS:
+                derived[id(metric_attributes)] = (metric_attributes, *sets)  # holds it: the id stays its own
+            return sets
+
         def record(finished: Finished) -> None:
-            if take_delegated(finished.span, finished.metric_attributes.get(names.GEN_AI_OPERATION_NAME)):
+            metric_attributes = finished.metric_attributes
+            if take_delegated(finished.span, metric_attributes.get(names.GEN_AI_OPERATION_NAME)):
                 return  # the client instrumentation records this call's duration and tokens
-            attributes: dict[str, Any] = {k: finished.metric_attributes[k] for k in GENAI_METRIC_KEYS
-                                          if k in finished.metric_attributes}
-            if finished.error_type is not None:
-                attributes[names.ERROR_TYPE] = finished.error_type
+            attributes, input_attributes, output_attributes = attribute_sets(metric_attributes)
             # In the call's context, so a sampled call's span is the exemplar (not its parent's).
             self.duration.record(finished.duration, attributes, finished.context)
             if usage is None or finished.error_type is not None:
                 return
             input_tokens, output_tokens = usage(finished.result)
-            for token_type, count in (("input", input_tokens), ("output", output_tokens)):
-                if count is not None:
-                    self.tokens.record(count, {**attributes, names.GEN_AI_TOKEN_TYPE: token_type}, finished.context)
+            if input_tokens is not None:
+                self.tokens.record(input_tokens, input_attributes, finished.context)
+            if output_tokens is not None:
+                self.tokens.record(output_tokens, output_attributes, finished.context)
 
         return record
 

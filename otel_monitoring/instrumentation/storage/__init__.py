@@ -43,7 +43,7 @@ class StorageInstrumentor(ContribBundle):
             try:
                 one_layer.keep_sqlalchemy_layer()
                 self._one_layer = True
-            except Exception:  # noqa: BLE001 - two spans per statement beat a failed start
+            except Exception:  # two spans per statement beat a failed start
                 _logger.warning("otel-monitoring: could not keep one span per SQLAlchemy statement", exc_info=True)
 
     def _uninstrument(self, **kwargs: Any) -> None:

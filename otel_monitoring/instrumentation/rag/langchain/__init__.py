@@ -25,6 +25,7 @@ hook on the base class) those defined later.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
@@ -64,17 +65,59 @@ def _first(args: tuple, kwargs: dict, name: str) -> Any:
     return args[0] if args else kwargs.get(name)
 
 
+_MODEL_ATTRIBUTES = ("model", "model_name", "model_id", "deployment_name")
+# Class -> the model attributes it defines itself (properties, class attributes). Pydantic fields
+# live in the instance's __dict__ instead; a getattr that misses on a pydantic model raises and
+# catches an AttributeError inside pydantic, which made the lookup the dearest part of a call.
+_class_model_attributes: dict[type, tuple[str, ...]] = {}
+
+
 def _model_name(instance: Any) -> str | None:
-    for attribute in ("model", "model_name", "model_id", "deployment_name"):
+    fields = getattr(instance, "__dict__", None)
+    if fields:
+        for attribute in _MODEL_ATTRIBUTES:
+            value = fields.get(attribute)
+            if isinstance(value, str) and value:
+                return value
+    klass = type(instance)
+    defined = _class_model_attributes.get(klass)
+    if defined is None:
+        defined = _class_model_attributes[klass] = tuple(a for a in _MODEL_ATTRIBUTES if hasattr(klass, a))
+    for attribute in defined:
         value = getattr(instance, attribute, None)
         if isinstance(value, str) and value:
             return value
     return None
 
 
+class _CallMemo(threading.local):
+    """What one call's readers share: the core asks for the span name, the span attributes and the
+    metric attributes of a call one after the other, and each needs the same (dear) lookup. Keyed
+    by the identity of the call's objects; the metric-attribute reader, asked last, clears it."""
+
+    key: tuple = ()
+    value: Any = None
+
+    def get(self, instance: Any, args: tuple, kwargs: dict, compute: Callable[[], Any]) -> Any:
+        key = self.key
+        if key and key[0] is instance and key[1] is args and key[2] is kwargs:
+            return self.value
+        value = compute()
+        self.key, self.value = (instance, args, kwargs), value
+        return value
+
+    def clear(self) -> None:
+        self.key, self.value = (), None
+
+
 def _provider_guess(instance: Any, suffix: str) -> str:
     """``OpenAIEmbeddings`` -> ``openai``: the class name without its role (as langchain derives ls_provider)."""
-    name = type(instance).__name__
+    return _provider_of_class(type(instance), suffix)
+
+
+@functools.lru_cache(maxsize=256)
+def _provider_of_class(klass: type, suffix: str) -> str:
+    name = klass.__name__
     return (name[: -len(suffix)] if name.endswith(suffix) else name).lower() or "langchain"
 
 
@@ -127,9 +170,48 @@ def _chat_usage(result: Any) -> tuple[int | None, int | None]:
     return usage.get("input_tokens"), usage.get("output_tokens")
 
 
-def _add_chunks(accumulated: Any, chunk: Any) -> Any:
-    """A chat stream's result: its message chunks added up (langchain merges content and usage)."""
-    return chunk if accumulated is None else accumulated + chunk
+class _StreamTotals:
+    """What a chat stream's chunks add up to, as far as its span and metrics read them (the
+    ``usage_metadata``, ``response_metadata`` and, with content capture, ``content`` of the merged
+    message). Adding the chunks themselves (langchain's message merge) cost more than the span."""
+
+    __slots__ = ("usage_metadata", "response_metadata", "_parts")
+
+    def __init__(self, keep_content: bool):
+        self.usage_metadata: dict[str, int] | None = None
+        self.response_metadata: dict[str, Any] = {}
+        self._parts: list[str] | None = [] if keep_content else None
+
+    def add(self, chunk: Any) -> "_StreamTotals":
+        usage = getattr(chunk, "usage_metadata", None)
+        if usage:
+            if self.usage_metadata is None:
+                self.usage_metadata = {"input_tokens": 0, "output_tokens": 0}
+            for key in ("input_tokens", "output_tokens"):
+                self.usage_metadata[key] += usage.get(key) or 0
+        metadata = getattr(chunk, "response_metadata", None)
+        if metadata:
+            for key in ("model_name", "model"):  # the first chunk naming the model
+                if metadata.get(key) and key not in self.response_metadata:
+                    self.response_metadata[key] = metadata[key]
+            if metadata.get("finish_reason"):  # the last chunk's reason
+                self.response_metadata["finish_reason"] = metadata["finish_reason"]
+        if self._parts is not None:
+            content = getattr(chunk, "content", None)
+            if isinstance(content, str):
+                self._parts.append(content)
+        return self
+
+    @property
+    def content(self) -> str:
+        return "".join(self._parts or ())
+
+
+def _stream_reducer(capture: bool) -> Callable[[Any, Any], Any]:
+    def add(totals: Any, chunk: Any) -> _StreamTotals:
+        return (totals if totals is not None else _StreamTotals(capture)).add(chunk)
+
+    return add
 
 
 def _scores(result: Any) -> tuple[int, float | None]:
@@ -242,17 +324,22 @@ class LangchainInstrumentor(BaseInstrumentor):
 
     def _chat_operation(self, method: str) -> Operation:
         capture = self._capture
+        memo = _CallMemo()
+
+        def params_of(instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+            return memo.get(instance, args, kwargs, lambda: _chat_params(instance, kwargs))
 
         def metric_key(instance: Any, args: tuple, kwargs: dict) -> tuple:
-            params = _chat_params(instance, kwargs)
+            params = params_of(instance, args, kwargs)
+            memo.clear()
             return genai_metric_key("chat", params.get("ls_provider"), params.get("ls_model_name"))
 
         def span_name(instance: Any, args: tuple, kwargs: dict) -> str:
-            model = _chat_params(instance, kwargs).get("ls_model_name")
+            model = params_of(instance, args, kwargs).get("ls_model_name")
             return f"chat {model}" if model else "chat"
 
         def call_attributes(instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
-            params = _chat_params(instance, kwargs)
+            params = params_of(instance, args, kwargs)
             attributes: dict[str, Any] = {}
             for key, attribute in (("ls_provider", names.GEN_AI_PROVIDER_NAME),
                                    ("ls_model_name", names.GEN_AI_REQUEST_MODEL),
@@ -282,7 +369,7 @@ class LangchainInstrumentor(BaseInstrumentor):
             span_attributes={names.GEN_AI_OPERATION_NAME: "chat"},
             span_name_from_call=span_name, call_attributes=call_attributes, call_metric_attributes=metric_key,
             result_attributes=result_attributes, on_finish=self._genai.hook(_chat_usage),
-            nesting_key="langchain.chat", stream_reducer=_add_chunks if "stream" in method else None,
+            nesting_key="langchain.chat", stream_reducer=_stream_reducer(capture) if "stream" in method else None,
         )
 
     def _chain_operation(self, method: str) -> Operation:
@@ -394,9 +481,14 @@ class LangchainInstrumentor(BaseInstrumentor):
         def provider(instance: Any) -> str:
             return _provider_guess(instance, "Embeddings")
 
+        memo = _CallMemo()
+
+        def model_of(instance: Any, args: tuple, kwargs: dict) -> str | None:
+            return memo.get(instance, args, kwargs, lambda: _model_name(instance))
+
         def call_attributes(instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
             attributes: dict[str, Any] = {names.GEN_AI_PROVIDER_NAME: provider(instance)}
-            model = _model_name(instance)
+            model = model_of(instance, args, kwargs)
             if model:
                 attributes[names.GEN_AI_REQUEST_MODEL] = model
             texts = _first(args, kwargs, "texts" if "documents" in method else "text")
@@ -411,14 +503,18 @@ class LangchainInstrumentor(BaseInstrumentor):
             return {names.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: len(vector)} if hasattr(vector, "__len__") else {}
 
         def span_name(instance: Any, args: tuple, kwargs: dict) -> str:
-            model = _model_name(instance)
+            model = model_of(instance, args, kwargs)
             return f"embeddings {model}" if model else "embeddings"
+
+        def metric_key(instance: Any, args: tuple, kwargs: dict) -> tuple:
+            model = model_of(instance, args, kwargs)
+            memo.clear()
+            return genai_metric_key("embeddings", provider(instance), model)
 
         return Operation(
             domain="rag", component="langchain", operation="embeddings", kind=SpanKind.CLIENT,
             span_attributes={names.GEN_AI_OPERATION_NAME: "embeddings"},
             span_name_from_call=span_name, call_attributes=call_attributes,
-            call_metric_attributes=lambda instance, args, kwargs: genai_metric_key(
-                "embeddings", provider(instance), _model_name(instance)),
+            call_metric_attributes=metric_key,
             result_attributes=result_attributes, on_finish=self._genai.hook(), nesting_key="langchain.embeddings",
         )
