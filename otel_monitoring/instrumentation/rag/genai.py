@@ -7,7 +7,9 @@ import threading
 from collections import OrderedDict
 from typing import Any, Callable, Mapping
 
-from ... import names
+from ... import names, preaggregation
+from ...preaggregation import HistogramSeries
+from ...version import __version__
 from ..core import Finished, Telemetry
 
 MAX_CAPTURED_CHARS = 4096  # per captured attribute: enough to read, bounded for the exporters
@@ -63,52 +65,54 @@ def genai_metric_key(operation: str, provider: str | None, model: str | None) ->
 
 
 class GenAIMetrics:
-    """``gen_ai.client.operation.duration`` and ``gen_ai.client.token.usage`` with the spec's buckets."""
+    """``gen_ai.client.operation.duration`` and ``gen_ai.client.token.usage`` with the spec's buckets,
+    aggregated in the process like the RED duration (see ``preaggregation``): recorded on every
+    call, they cost a bucket update each instead of an SDK ``record``."""
 
     def __init__(self, telemetry: Telemetry):
-        meter = telemetry.meter
-        self.duration = meter.create_histogram(
-            names.GEN_AI_OPERATION_DURATION, unit="s", description="GenAI operation duration.",
-            explicit_bucket_boundaries_advisory=list(names.GEN_AI_DURATION_BUCKETS),
+        provider, scope = telemetry.meter_provider, telemetry.scope
+        self.duration = preaggregation.histogram(
+            provider, scope, names.GEN_AI_OPERATION_DURATION, unit="s", version=__version__,
+            description="GenAI operation duration.", boundaries=names.GEN_AI_DURATION_BUCKETS,
         )
-        self.tokens = meter.create_histogram(
-            names.GEN_AI_TOKEN_USAGE, unit="{token}", description="Number of input and output tokens used.",
-            explicit_bucket_boundaries_advisory=list(names.GEN_AI_TOKEN_BUCKETS),
+        self.tokens = preaggregation.histogram(
+            provider, scope, names.GEN_AI_TOKEN_USAGE, unit="{token}", version=__version__,
+            description="Number of input and output tokens used.", boundaries=names.GEN_AI_TOKEN_BUCKETS,
         )
 
     def hook(self, usage: Callable[[Any], tuple[int | None, int | None]] | None = None) -> Callable[[Finished], None]:
         """An ``on_finish`` hook recording both metrics; ``usage(result)`` gives (input, output) tokens."""
 
         # The RED attribute set of a call (one dict per series, reused by the core) -> the GenAI
-        # attribute sets derived from it: built once per series, not on every call.
-        derived: dict[int, tuple[Mapping[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
+        # series derived from it: looked up once per RED series, not on every call.
+        derived: dict[int, tuple[Mapping[str, Any], HistogramSeries, HistogramSeries, HistogramSeries]] = {}
 
-        def attribute_sets(metric_attributes: Mapping[str, Any]) -> tuple:
+        def series_for(metric_attributes: Mapping[str, Any]) -> tuple:
             found = derived.get(id(metric_attributes))
             if found is not None and found[0] is metric_attributes:
                 return found[1:]
             # error.type as the RED set has it (bounded there: rare types fold into one value).
             attributes: dict[str, Any] = {k: metric_attributes[k] for k in GENAI_ATTRIBUTE_KEYS if k in metric_attributes}
-            sets = (attributes, {**attributes, names.GEN_AI_TOKEN_TYPE: "input"},
-                    {**attributes, names.GEN_AI_TOKEN_TYPE: "output"})
+            series = (self.duration.series(attributes),
+                      self.tokens.series({**attributes, names.GEN_AI_TOKEN_TYPE: "input"}),
+                      self.tokens.series({**attributes, names.GEN_AI_TOKEN_TYPE: "output"}))
             if len(derived) < MAX_DERIVED_ATTRIBUTE_SETS:
-                derived[id(metric_attributes)] = (metric_attributes, *sets)  # holds it: the id stays its own
-            return sets
+                derived[id(metric_attributes)] = (metric_attributes, *series)  # holds it: the id stays its own
+            return series
 
         def record(finished: Finished) -> None:
             metric_attributes = finished.metric_attributes
             if take_delegated(finished.span, metric_attributes.get(names.GEN_AI_OPERATION_NAME)):
                 return  # the client instrumentation records this call's duration and tokens
-            attributes, input_attributes, output_attributes = attribute_sets(metric_attributes)
-            # In the call's context, so a sampled call's span is the exemplar (not its parent's).
-            self.duration.record(finished.duration, attributes, finished.context)
+            duration, input_series, output_series = series_for(metric_attributes)
+            duration.record(finished.duration, finished.span)
             if usage is None or finished.error_type is not None:
                 return
             input_tokens, output_tokens = usage(finished.result)
             if input_tokens is not None:
-                self.tokens.record(input_tokens, input_attributes, finished.context)
+                input_series.record(input_tokens, finished.span)
             if output_tokens is not None:
-                self.tokens.record(output_tokens, output_attributes, finished.context)
+                output_series.record(output_tokens, finished.span)
 
         return record
 
