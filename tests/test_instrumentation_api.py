@@ -57,13 +57,15 @@ def test_client_and_server_share_one_trace(telemetry, api):
     assert by_route == {("/quotes/{symbol}", 200): 1, ("/orders", 200): 1}
     server_scopes = {s.instrumentation_scope.name for s in spans if s.kind is SpanKind.SERVER}
     assert server_scopes == ({"fastapi"} if fastapi_has_native_telemetry() else {"opentelemetry.instrumentation.fastapi"})
-    # The recorded duration is the server span's, in seconds. FastAPI reads its own clock for the
-    # histogram, a few instructions from the span's reads: idle that is microseconds, on a loaded
-    # machine a preemption in between adds milliseconds (up to 18 ms seen). 50 ms still catches a
-    # unit error (ms read as s is 1000x) or a constant duration.
-    (quote_server,) = [s for s in spans if s.name == "GET /quotes/{symbol}"]
+    # The recorded duration is in seconds and holds the request's work: FastAPI reads its own clock
+    # around the endpoint, so the reading is at least the endpoint's traced step (which nests in the
+    # server span). No upper bound: on a loaded machine a preemption between the span's clock and
+    # the histogram's adds any amount (1.6 s for a 17 ms span was seen); the ground-truth suite
+    # checks the buckets against the spans.
     (quote_point,) = [p for p in metrics["http.server.request.duration"] if p.attributes["http.route"] == "/quotes/{symbol}"]
-    assert quote_point.sum == pytest.approx((quote_server.end_time - quote_server.start_time) / 1e9, abs=0.05)
+    assert quote_point.count == 1
+    assert quote_point.sum >= (step.end_time - step.start_time) / 1e9 > 0
+    assert list(quote_point.explicit_bounds)[:3] == [0.005, 0.01, 0.025]  # the stable advice, in seconds
 
 
 def test_native_fastapi_telemetry_replaces_the_contrib_instrumentor(telemetry, api):
