@@ -10,6 +10,7 @@ import argparse
 import importlib
 import logging
 import os
+import shlex
 import statistics
 import sys
 import threading
@@ -164,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"otel-monitoring demo: unknown example(s) {', '.join(unknown)}; choose from {', '.join(EXAMPLES)}",
               file=sys.stderr)
         return 2
-    print(f"Running {', '.join(names)} for {args.duration:g}s (exporter: {args.exporter}) ...", flush=True)
+    print(f"Running {', '.join(names)} for {args.duration:g}s (exporter: {args.exporter}, service "
+          f"{options['service_name']}) ...\nThe examples plant faults on purpose (a refused order, a model "
+          "answering 429, a frozen stream, an old quote): the warnings and alerts below are theirs.", flush=True)
     failures: dict[str, str] = {}
     # The examples are imported here, one after the other, and only run in threads: Python's import
     # locks are per module, so threads making the first import of a shared package (ccxt, the RAG
@@ -201,7 +204,23 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {path}  ({count} lines)")
     else:
         print(f"\nTelemetry was sent over OTLP to {monitoring.settings.endpoint or 'the default endpoint'}.")
+    print("\n".join(_next_steps(output, options["service_name"])))
     return 1 if failures or summary.total == 0 else 0
+
+
+def _next_steps(output: str, service: str) -> list[str]:
+    """The commands that read this run, spelled as they can be pasted: the CLI of this interpreter's
+    environment (scripts/demo's virtualenv is not on PATH) and this run's directory."""
+    cli = os.path.join(os.path.dirname(sys.executable), "otel-monitoring")
+    if not os.path.exists(cli):
+        cli = "otel-monitoring"
+    where = shlex.quote(output)
+    return ["", "Look at this run:",
+            f"  {cli} top --dir {where}",
+            f"  {cli} report --html report.html --dir {where}",
+            f"  {cli} alerts list --dir {where}",
+            f"  with the stack up (otel-monitoring stack up; demo --exporter otlp): "
+            f"{cli} traces --service {service}"]
 
 
 def _count_lines(path: str) -> int:
