@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 import tracemalloc
 
@@ -214,6 +216,22 @@ def test_doctor_reports_bad_files_and_variables(tmp_path, monkeypatch, capsys):
     assert f"PROBLEM: targets file {targets}, line 2, entry 1" in out and "unknown module 'json.decodr'" in out
     assert "PROBLEM: environment variable OTEL_BSP_MAX_QUEUE_SIZE: -1 is below the minimum 1" in out
     assert "All good" not in out
+
+
+def test_doctor_imports_the_apps_own_modules_from_where_it_runs(tmp_path):
+    """Run where the app runs, doctor finds the app's modules (a console script's sys.path lacks
+    the current directory) and still names a typo in one."""
+    (tmp_path / "mybot").mkdir()
+    (tmp_path / "mybot" / "__init__.py").write_text("")
+    (tmp_path / "mybot" / "strategy.py").write_text("def decide(signal):\n    return signal\n")
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("targets:\n  - target: mybot.strategy:decide\n  - target: mybot.strategi:decide\n")
+    exe = os.path.join(os.path.dirname(sys.executable), "otel-monitoring")
+    result = subprocess.run([exe, "doctor", "--timeout", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env=clean_env(OTEL_MONITORING_TARGETS=str(targets),
+                                          OTEL_MONITORING_FILE_DIR=str(tmp_path / "out")))
+    assert "unknown module 'mybot.strategi'" in result.stdout, result.stdout + result.stderr
+    assert "unknown module 'mybot.strategy'" not in result.stdout
 
 
 # --- the alert control file ---

@@ -4,9 +4,12 @@ the destinations are usable (OTLP endpoint reachable, file directory writable)."
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
+import sys
 import urllib.parse
+from typing import Iterator
 
 from ..config import OPTIONS, ConfigError, load_settings
 from ..exporters import SIGNALS, exporter_names, otlp_endpoint
@@ -30,6 +33,22 @@ def check_tcp(endpoint: str, timeout: float) -> str | None:
         return error.strerror or str(error)
 
 
+@contextlib.contextmanager
+def _app_directory_importable() -> Iterator[None]:
+    """The current directory first on sys.path while targets are checked, as it is for the app
+    that `python app.py` (or `opentelemetry-instrument python app.py`) starts there: a console
+    script's sys.path lacks it, so the app's own modules looked unimportable."""
+    here = os.getcwd()
+    added = here not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, here)
+    try:
+        yield
+    finally:
+        if added and here in sys.path:
+            sys.path.remove(here)
+
+
 def check_files(settings) -> list[str]:
     """What is wrong with the files the settings name (targets, alert rules, prices), loaded as
     configure() loads them."""
@@ -38,7 +57,8 @@ def check_files(settings) -> list[str]:
         from ..instrumentation.targets import TargetError, load_targets
 
         try:
-            found += load_targets(settings.targets)[1]
+            with _app_directory_importable():
+                found += load_targets(settings.targets)[1]
         except TargetError as error:
             found.append(str(error))
     if settings.alert_rules.strip().lower() != "none":
