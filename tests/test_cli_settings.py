@@ -76,3 +76,34 @@ def test_alerts_list_and_top_expand_a_tilde_in_the_snapshot_dir(tmp_path):
     finally:
         app.kill()
         app.wait()
+
+
+def test_top_report_and_alerts_find_the_runs_directory_without_flags(tmp_path):
+    """Where `otel-monitoring demo` (or an app with the file default and snapshots beside it) ran,
+    the three commands read ./otel-data with no flag and no variable, and agree on it."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump(RULES))
+    app_env = clean_env(OTEL_MONITORING_SNAPSHOT_DIR="otel-data", OTEL_MONITORING_SNAPSHOT_INTERVAL="0.5",
+                        OTEL_MONITORING_ALERT_RULES=str(rules), OTEL_TRACES_EXPORTER="none",
+                        OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    app = subprocess.Popen([sys.executable, "-c", APP], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                           env=app_env, cwd=str(tmp_path))
+    try:
+        assert app.stdout.readline().strip() == "ready"
+        wait_until(lambda: _firing(str(tmp_path / "otel-data")), 60, what="the alert firing in ./otel-data")
+    finally:
+        app.kill()
+        app.wait()
+    exe = os.path.join(os.path.dirname(sys.executable), "otel-monitoring")
+    env = clean_env(OTEL_MONITORING_ALERT_RULES=str(rules))
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
+
+    listing = cli("alerts", "list")
+    assert listing.returncode == 0 and "low_signal_accuracy:momentum" in listing.stdout, listing.stderr
+    top = cli("top", "--once", "--width", "120")
+    assert top.returncode == 0 and "Low signal accuracy  60.0% / 70.0%" in top.stdout, top.stdout + top.stderr
+    report = cli("report", "--html", "report.html")
+    assert report.returncode == 0, report.stderr
+    assert "Low signal accuracy" in (tmp_path / "report.html").read_text(encoding="utf-8")

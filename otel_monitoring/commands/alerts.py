@@ -88,10 +88,9 @@ def _settings() -> Any:
 
 
 def _directory(args: argparse.Namespace) -> str | None:
-    directory = os.path.expanduser(args.dir) if args.dir else _settings().snapshot_dir
-    if not directory:
-        print(f"otel-monitoring alerts: no snapshot directory; pass --dir or set {SNAPSHOT_DIR_ENV}", file=sys.stderr)
-        return None
+    from ..views.snapshot import snapshot_dir
+
+    directory = snapshot_dir(args.dir)
     if not os.path.isdir(directory):
         print(f"otel-monitoring alerts: {directory} is not a directory (is the application running with "
               f"{SNAPSHOT_DIR_ENV} set?)", file=sys.stderr)

@@ -70,13 +70,21 @@ class Snapshot:
 
 
 def snapshot_dir(given: str | None = None) -> str:
-    """The directory to read: the argument, else the snapshot_dir setting
-    (OTEL_MONITORING_SNAPSHOT_DIR), else the current directory."""
+    """The directory to read (``~`` expanded): the argument, else the snapshot_dir setting
+    (OTEL_MONITORING_SNAPSHOT_DIR), else the current directory when it holds snapshots, else the
+    file directory (OTEL_MONITORING_FILE_DIR, ./otel-data: where `otel-monitoring demo` writes
+    both) when that does, else the current directory."""
     if given:
-        return given
+        return os.path.expanduser(given)
     from ..config import load_settings
 
-    return load_settings().snapshot_dir or "."
+    settings = load_settings()
+    if settings.snapshot_dir:
+        return settings.snapshot_dir
+    for candidate in (".", settings.file_dir):
+        if candidate and any(os.path.exists(os.path.join(candidate, name)) for name in (METRICS_FILE, ALERTS_FILE)):
+            return candidate
+    return "."
 
 
 def _read_json(path: str) -> Any:
