@@ -69,11 +69,11 @@ class Snapshot:
         return self.units.get(name or "", "")
 
 
-def snapshot_dir(given: str | None = None) -> str:
+def find_snapshot_dir(given: str | None = None) -> str | None:
     """The directory to read (``~`` expanded): the argument, else the snapshot_dir setting
     (OTEL_MONITORING_SNAPSHOT_DIR), else the current directory when it holds snapshots, else the
     file directory (OTEL_MONITORING_FILE_DIR, ./otel-data: where `otel-monitoring demo` writes
-    both) when that does, else the current directory."""
+    both) when that does; None when nothing names or holds one."""
     if given:
         return os.path.expanduser(given)
     from ..config import load_settings
@@ -84,7 +84,12 @@ def snapshot_dir(given: str | None = None) -> str:
     for candidate in (".", settings.file_dir):
         if candidate and any(os.path.exists(os.path.join(candidate, name)) for name in (METRICS_FILE, ALERTS_FILE)):
             return candidate
-    return "."
+    return None
+
+
+def snapshot_dir(given: str | None = None) -> str:
+    """find_snapshot_dir(), else the current directory (the views then say it holds nothing yet)."""
+    return find_snapshot_dir(given) or "."
 
 
 def _read_json(path: str) -> Any:
