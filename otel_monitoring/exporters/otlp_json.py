@@ -24,7 +24,7 @@ try:  # optional: a faster writer of the same JSON
 except ImportError:  # pragma: no cover - depends on the environment
     orjson = None
 
-from .otlp_proto import canonical
+from .otlp_proto import group_spans
 
 __all__ = ["encode_spans", "spans_line"]
 
@@ -213,43 +213,20 @@ _cache = _Cache()
 
 def encode_spans(spans: Sequence[Any]) -> dict[str, Any] | None:
     """The ``ExportTraceServiceRequest`` of ``spans`` as an OTLP/JSON dict; None for no spans."""
-    # Grouped by equal resources and scopes, found by identity first (hashing a Resource
-    # serializes its attributes: once per span otherwise).
-    grouped: dict[int, dict[int, list[dict[str, Any]]]] = {}
-    resources: dict[int, Any] = {}
-    scopes: dict[int, Any] = {}
-    resource_ids: dict[int, int] = {}
-    scope_ids: dict[int, int] = {}
-    for span in spans:
-        resource_id = canonical(resource_ids, resources, span.resource)
-        scope_id = canonical(scope_ids, scopes, span.instrumentation_scope or None)
-        by_scope = grouped.get(resource_id)
-        if by_scope is None:
-            by_scope = grouped[resource_id] = {}
-        encoded_spans = by_scope.get(scope_id)
-        if encoded_spans is None:
-            encoded_spans = by_scope[scope_id] = []
-        encoded_spans.append(_span(span))
-    if not grouped:
-        return None
     resource_spans = []
-    for resource_id, by_scope in grouped.items():
-        resource = resources[resource_id]
+    for resource, by_scope in group_spans(spans, _span):
         scope_spans = []
-        for scope_id, encoded_spans in by_scope.items():
-            scope = scopes[scope_id]
-            item: dict[str, Any] = {"scope": _cache.scope(scope)}
-            if encoded_spans:
-                item["spans"] = encoded_spans
+        for scope, encoded_spans in by_scope:
+            item: dict[str, Any] = {"scope": _cache.scope(scope), "spans": encoded_spans}
             if scope is not None and scope.schema_url:
                 item["schemaUrl"] = scope.schema_url
             scope_spans.append(item)
-        entry: dict[str, Any] = {"resource": _cache.resource(resource)}
-        if scope_spans:
-            entry["scopeSpans"] = scope_spans
+        entry: dict[str, Any] = {"resource": _cache.resource(resource), "scopeSpans": scope_spans}
         if resource.schema_url:
             entry["schemaUrl"] = resource.schema_url
         resource_spans.append(entry)
+    if not resource_spans:
+        return None
     return {"resourceSpans": resource_spans}
 
 

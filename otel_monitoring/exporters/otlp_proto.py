@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.trace import SpanKind, StatusCode
 
-__all__ = ["canonical", "encode_spans", "encode_spans_bytes", "grpc_span_exporter_class"]
+__all__ = ["encode_spans", "encode_spans_bytes", "group_spans", "grpc_span_exporter_class"]
 
 _logger = logging.getLogger("opentelemetry.exporter.otlp.proto.common._internal")  # where the SDK encoder logs the same failures
 
@@ -239,7 +239,7 @@ _resources = _Cache()
 _scopes = _Cache()
 
 
-def canonical(seen: dict[int, int], objects: dict[int, Any], thing: Any) -> int:
+def _canonical(seen: dict[int, int], objects: dict[int, Any], thing: Any) -> int:
     """The id of the first object seen equal to ``thing`` (found by identity in the common case)."""
     found = seen.get(id(thing))
     if found is not None:
@@ -254,31 +254,35 @@ def canonical(seen: dict[int, int], objects: dict[int, Any], thing: Any) -> int:
     return id(thing)
 
 
-def encode_spans_bytes(spans: Sequence[Any]) -> bytes:
-    """The serialized ``ExportTraceServiceRequest`` of ``spans``."""
-    # Grouped by equal resources and scopes as the SDK encoder does, but found by identity first:
-    # hashing a Resource serializes its attributes, once per span otherwise.
-    grouped: dict[int, dict[int, list[bytes]]] = {}
+def group_spans(spans: Sequence[Any], encode: Callable[[Any], Any]) -> list[tuple[Any, list[tuple[Any, list[Any]]]]]:
+    """``[(resource, [(scope, [encode(span), ...]), ...]), ...]``: spans grouped by equal resources
+    and scopes in order of first appearance, as the SDK encoders group them, but found by identity
+    first (hashing a Resource serializes its attributes: once per span otherwise)."""
+    grouped: dict[int, dict[int, list[Any]]] = {}
     resources: dict[int, Any] = {}
     scopes: dict[int, Any] = {}
     resource_ids: dict[int, int] = {}
     scope_ids: dict[int, int] = {}
     for span in spans:
-        resource_id = canonical(resource_ids, resources, span.resource)
-        scope_id = canonical(scope_ids, scopes, span.instrumentation_scope or None)
+        resource_id = _canonical(resource_ids, resources, span.resource)
+        scope_id = _canonical(scope_ids, scopes, span.instrumentation_scope or None)
         by_scope = grouped.get(resource_id)
         if by_scope is None:
             by_scope = grouped[resource_id] = {}
         encoded = by_scope.get(scope_id)
         if encoded is None:
             encoded = by_scope[scope_id] = []
-        encoded.append(_span(span))
+        encoded.append(encode(span))
+    return [(resources[resource_id], [(scopes[scope_id], encoded) for scope_id, encoded in by_scope.items()])
+            for resource_id, by_scope in grouped.items()]
+
+
+def encode_spans_bytes(spans: Sequence[Any]) -> bytes:
+    """The serialized ``ExportTraceServiceRequest`` of ``spans``."""
     parts = []
-    for resource_id, by_scope in grouped.items():
-        resource = resources[resource_id]
+    for resource, by_scope in group_spans(spans, _span):
         resource_parts = [_resources.get(resource, _resource)]
-        for scope_id, encoded in by_scope.items():
-            scope = scopes[scope_id]
+        for scope, encoded in by_scope:
             # spans before the schema URL is fine: protobuf fields may come in any order
             resource_parts.append(_field(b"\x12", _scopes.get(scope, _scope) + b"".join(encoded)))
         if resource.schema_url:
