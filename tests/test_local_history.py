@@ -109,6 +109,11 @@ def test_rollup_keeps_the_last_day_whole_and_older_hours_as_one_row(tmp_path):
     assert p95 == pytest.approx([0.159] * hours)                                 # the hour's worst
     count = [v for t, _, v in HistoryStore(str(tmp_path)).series("latency", field="count") if t < rolled_before]
     assert count == [60.0 * h + 59 for h in range(hours)]                        # cumulative: the hour's last
+    calls = [v for t, _, v in HistoryStore(str(tmp_path)).series("calls", attributes={"component": "api"})
+             if t < rolled_before]
+    assert calls == [60.0 * h + 59 for h in range(hours)]                        # a counter too, not its average
+    increase = HistoryStore(str(tmp_path)).series("calls", attributes={"component": "api"})
+    assert increase[-1][2] - calls[0] == minutes - 1 - 59                        # increase across the fold stays whole
     store.prune(now=now)  # folding again changes nothing
     assert HistoryStore(str(tmp_path)).series("system.cpu.utilization") == cpu
     # Retention applies to rolled-up rows too.

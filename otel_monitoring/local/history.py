@@ -14,8 +14,9 @@ process keeps its last value in the total, so the total never goes down when a p
 increase read from it is what all processes did. ``process_series()`` keeps the processes apart.
 
 Rollups keep a month small: samples older than a day are folded into one row per series and hour
-(``samples_hourly``: value, rate and p50 averaged, p95 and p99 the hour's maximum, count and sum
-the cumulative maximum), and reads see both tables as one.
+(``samples_hourly``: a gauge's value, rates and p50 averaged; a counter's value, histogram counts and
+sums the hour's last, which for these cumulative columns is their maximum; p95 and p99 the hour's
+maximum), and reads see both tables as one.
 """
 
 from __future__ import annotations
@@ -85,8 +86,10 @@ CREATE INDEX IF NOT EXISTS alert_events_by_time ON alert_events (time);
 _PRUNE_EVERY_S = 600.0
 ROLLUP_AFTER_S = 86400.0   # full resolution for the last day (the report's default window)
 ROLLUP_BUCKET_S = 3600.0   # then one row per series and hour
-# How each column of an hour's rows folds into one (rows at the bucket's middle).
-_ROLLUP_COLUMNS = ("AVG(value), AVG(rate_per_s), MAX(count), MAX(sum), AVG(p50), MAX(p95), MAX(p99)")
+# How each column of an hour's rows folds into one (rows at the bucket's middle). A counter's value
+# is cumulative like a histogram's count: averaging it would understate what the hour ended at.
+_ROLLUP_COLUMNS = ("CASE WHEN r.kind = 'counter' THEN MAX(s.value) ELSE AVG(s.value) END, AVG(s.rate_per_s), "
+                   "MAX(s.count), MAX(s.sum), AVG(s.p50), MAX(s.p95), MAX(s.p99)")
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
@@ -267,10 +270,11 @@ class HistoryStore:
             conn.execute("DELETE FROM alert_events WHERE time < ?", (cutoff,))
             # Whole hours only, so each hour is folded once.
             rollup_before = (now - ROLLUP_AFTER_S) // ROLLUP_BUCKET_S * ROLLUP_BUCKET_S
-            bucket = f"CAST(time / {ROLLUP_BUCKET_S} AS INTEGER)"
+            bucket = f"CAST(s.time / {ROLLUP_BUCKET_S} AS INTEGER)"
             conn.execute(
-                f"INSERT INTO samples_hourly SELECT {bucket} * {ROLLUP_BUCKET_S} + {ROLLUP_BUCKET_S / 2}, series_id, "
-                f"{_ROLLUP_COLUMNS} FROM samples WHERE time < ? GROUP BY series_id, {bucket}", (rollup_before,))
+                f"INSERT INTO samples_hourly SELECT {bucket} * {ROLLUP_BUCKET_S} + {ROLLUP_BUCKET_S / 2}, s.series_id, "
+                f"{_ROLLUP_COLUMNS} FROM samples s JOIN series r ON r.id = s.series_id WHERE s.time < ? "
+                f"GROUP BY s.series_id, {bucket}", (rollup_before,))
             conn.execute("DELETE FROM samples WHERE time < ?", (rollup_before,))
             conn.execute("COMMIT")
         except BaseException:
