@@ -168,3 +168,44 @@ def test_tool_content_is_captured_only_when_switched_on(telemetry, capturing):
 def test_async_tool(telemetry, instrumented):
     assert asyncio.run(get_price.ainvoke({"symbol": "BTC/USDT"})) == "64000"
     assert [s.name for s in telemetry.spans()] == ["execute_tool get_price"]
+
+
+def test_retriever_over_a_chromadb_collection_is_one_retrieval(telemetry):
+    """A langchain retriever that queries a chromadb collection: one retrieval span and one count
+    (the collection's query is that retrieval); a query made directly is still traced."""
+    import chromadb
+    from langchain_core.documents import Document
+    from langchain_core.retrievers import BaseRetriever
+
+    from otel_monitoring.examples.rag_models import HashEmbeddingFunction
+    from otel_monitoring.instrumentation.rag.chromadb import ChromadbInstrumentor
+
+    class ChromaRetriever(BaseRetriever):
+        collection: object
+
+        def _get_relevant_documents(self, query, *, run_manager=None):
+            found = self.collection.query(query_texts=[query], n_results=2)
+            return [Document(page_content=text) for text in found["documents"][0]]
+
+    instrument(telemetry)
+    ChromadbInstrumentor().instrument(tracer_provider=telemetry.tracer_provider,
+                                      meter_provider=telemetry.meter_provider, settings=load_settings({}))
+    try:
+        client = chromadb.EphemeralClient(settings=chromadb.Settings(anonymized_telemetry=False))
+        collection = client.get_or_create_collection("one-retrieval", embedding_function=HashEmbeddingFunction())
+        collection.add(ids=["a", "b", "c"], documents=DOCS)
+        telemetry.span_exporter.clear()
+        found = ChromaRetriever(collection=collection).invoke("order book")
+        collection.query(query_texts=["gas fees"], n_results=1)
+    finally:
+        LangchainInstrumentor().uninstrument()
+        ChromadbInstrumentor().uninstrument()
+    assert len(found) == 2
+    retrievals = [s for s in telemetry.spans() if s.attributes.get("gen_ai.operation.name") == "retrieval"]
+    assert sorted(s.name for s in retrievals) == ["query one-retrieval", "retrieval ChromaRetriever"]
+    (direct,) = [s for s in retrievals if s.name == "query one-retrieval"]
+    assert direct.parent is None  # the direct query, not one inside the retriever
+    durations = {p.attributes["gen_ai.provider.name"]: p.count
+                 for p in telemetry.metrics()["gen_ai.client.operation.duration"]
+                 if p.attributes["gen_ai.operation.name"] == "retrieval"}
+    assert durations == {"langchain": 1, "chromadb": 1}

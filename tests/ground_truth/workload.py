@@ -14,7 +14,16 @@ What it does (the constants below are the truth the tests assert):
 - a ccxt market order with a fee against the local exchange stub, and one refused order;
 - a traced job step (30 ms) and its failing variant;
 - a ccxt.pro WebSocket ticker feed against the local Binance stream stub: a known number of
-  messages, each sent with an event time FEED_LATENCY_S before the server's clock.
+  messages, each sent with an event time FEED_LATENCY_S before the server's clock;
+- direct LLM client calls: the real ``openai`` client against the local OpenAI-compatible stub,
+  inside two API endpoints (/ask: a JSON answer, /ask_stream: an SSE stream), so each request's
+  cost is recorded per route; langchain's ChatOpenAI over the same client (counted once);
+- an LCEL chain (run name ``rag_answer``) whose retriever queries a real chromadb collection and
+  whose chat model is ChatOpenAI; a tool-calling loop (a fake model asks for ``get_price``);
+- chromadb collections with known vector counts after adds and deletes;
+- SQLAlchemy on a SQLite file: an INSERT and a SELECT per call (one span per statement).
+The LLM stub's token counts are what the client reported (recorded in truth.json, never taken
+from the telemetry).
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ SERVICE = "ground-truth"
 SLOW_S, FAST_S, STEP_S, CHAT_S = 0.120, 0.005, 0.030, 0.020
 CALLS = {"slow": 5, "fast": 10, "boom": 2, "health": 3, "chat": 20, "retrieve": 4, "step": 6, "step_fail": 1,
          "order": 2, "order_refused": 1, "ticker": 3, "signal": 4, "outcome": 4, "trade": 2, "position": 1, "fill": 2,
-         "feed": 2}
+         "feed": 2, "ask": 2, "ask_stream": 1, "lc_chat": 2, "rag_chain": 2, "tool": 1, "db": 2}
 # KPIs recorded through the public API, with known values.
 RETRIEVAL_SCORES = [[0.9, 0.2], [0.3], [0.85], [0.95, 0.5]]  # best scores 0.9, 0.3, 0.85, 0.95: 3 hits of 4 (threshold 0.7)
 SIGNAL_OUTCOMES = [True, True, False, True]                  # accuracy 0.75
@@ -51,6 +60,14 @@ ORDER_AMOUNT_BTC = 0.01
 # The WebSocket feed: this many ticker messages for one symbol, each stamped this long before it is
 # sent (so every measured latency is at least that, plus the delivery).
 FEED_MESSAGES, FEED_LATENCY_S = 12, 0.04
+# Direct LLM client calls: gpt-4o-mini at $0.15 / $0.60 per 1M tokens (prices.yaml).
+LLM_MODEL = "gpt-4o-mini"
+LLM_PRICE_INPUT_PER_TOKEN, LLM_PRICE_OUTPUT_PER_TOKEN = 0.15e-6, 0.60e-6
+CHAIN_NAME = "rag_answer"
+TOOL_CHAIN_NAME = "price_agent"
+# chromadb collections after the workload's adds and deletes: their vector counts.
+CHROMA_DOCS, CHROMA_SCRATCH = "gt-docs", "gt-scratch"
+SCRATCH_ADDED, SCRATCH_DELETED = 5, 3
 DOCS = ["order book depth of BTC/USDT", "gas fees on ethereum", "funding rates of perpetual swaps",
         "latency of the matching engine"]
 
@@ -133,10 +150,33 @@ def _feed(rest_url: str, truth: dict[str, Any]) -> None:
         streams.stop()
 
 
-def _api() -> Any:
+def _llm_call(truth: dict[str, Any], operation: str, input_tokens: int, output_tokens: int) -> None:
+    """What the application saw the LLM report: the truth of its tokens and cost, by root operation."""
+    truth.setdefault("llm_calls", []).append({"operation": operation, "model": LLM_MODEL,
+                                              "input": int(input_tokens), "output": int(output_tokens)})
+
+
+def _api(llm_url: str, truth: dict[str, Any]) -> Any:
+    import openai
     from fastapi import FastAPI
 
     app = FastAPI(title="ground-truth")
+    client = openai.OpenAI(base_url=llm_url, api_key="test-key", max_retries=0)
+
+    @app.get("/ask")
+    def ask(q: str) -> dict:
+        reply = client.chat.completions.create(model=LLM_MODEL, messages=[{"role": "user", "content": q}])
+        _llm_call(truth, "GET /ask", reply.usage.prompt_tokens, reply.usage.completion_tokens)
+        return {"answer": reply.choices[0].message.content}
+
+    @app.get("/ask_stream")
+    def ask_stream(q: str) -> dict:
+        stream = client.chat.completions.create(model=LLM_MODEL, messages=[{"role": "user", "content": q}],
+                                                stream=True, stream_options={"include_usage": True})
+        chunks = list(stream)
+        usage = chunks[-1].usage  # the last event of the stream: the usage of the whole answer
+        _llm_call(truth, "GET /ask_stream", usage.prompt_tokens, usage.completion_tokens)
+        return {"answer": "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)}
 
     @app.get("/slow")
     def slow() -> dict:
@@ -157,6 +197,95 @@ def _api() -> Any:
         return {"status": "ok"}
 
     return app
+
+
+def _rag(llm_url: str, truth: dict[str, Any]) -> dict[str, Any]:
+    """The RAG and storage calls of the workload, by kind: langchain's ChatOpenAI over the openai
+    client, an LCEL chain over a chromadb retriever, a tool-calling loop, SQLAlchemy on SQLite. Also
+    sets up the chromadb collections (known vector counts after adds and deletes)."""
+    import chromadb
+    import sqlalchemy
+    from langchain_core.documents import Document
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage, HumanMessage
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_core.retrievers import BaseRetriever
+    from langchain_core.runnables import RunnableLambda, RunnablePassthrough
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+
+    from otel_monitoring.examples.rag_models import HashEmbeddingFunction
+
+    chroma = chromadb.EphemeralClient(settings=chromadb.Settings(anonymized_telemetry=False))
+    docs = chroma.get_or_create_collection(CHROMA_DOCS, embedding_function=HashEmbeddingFunction())
+    docs.add(ids=[f"d{i}" for i in range(len(DOCS))], documents=DOCS)
+    scratch = chroma.get_or_create_collection(CHROMA_SCRATCH, embedding_function=HashEmbeddingFunction())
+    scratch.add(ids=[f"s{i}" for i in range(SCRATCH_ADDED)], documents=[f"note {i}" for i in range(SCRATCH_ADDED)])
+    scratch.delete(ids=[f"s{i}" for i in range(SCRATCH_DELETED)])
+    truth["vectors"] = {CHROMA_DOCS: docs.count(), CHROMA_SCRATCH: scratch.count()}
+
+    class ChromaRetriever(BaseRetriever):
+        """The top 2 documents of a chromadb collection for a query."""
+
+        collection: Any
+
+        def _get_relevant_documents(self, query: str, *, run_manager: Any = None) -> list[Document]:
+            found = self.collection.query(query_texts=[query], n_results=2)
+            return [Document(page_content=text) for text in found["documents"][0]]
+
+    model = ChatOpenAI(model=LLM_MODEL, base_url=llm_url, api_key="test-key", max_retries=0)
+    prompt = ChatPromptTemplate.from_messages([("system", "Answer from: {context}"), ("human", "{question}")])
+    chain = ({"context": ChromaRetriever(collection=docs) | RunnableLambda(lambda found: " ".join(
+        d.page_content for d in found)), "question": RunnablePassthrough()} | prompt | model)
+
+    @tool
+    def get_price(symbol: str) -> str:
+        """Last traded price of a symbol."""
+        return {"BTC/USDT": "64000"}[symbol]
+
+    def agent(question: str) -> str:
+        """A minimal agent loop: the model asks for the tool, the tool answers, the model answers."""
+        fake = GenericFakeChatModel(messages=iter([
+            AIMessage(content="", tool_calls=[{"name": "get_price", "args": {"symbol": SYMBOL}, "id": "call_1"}]),
+            AIMessage(content="BTC trades at 64000")]))
+        messages: list[Any] = [HumanMessage(question)]
+        while True:
+            reply = fake.invoke(messages)
+            messages.append(reply)
+            if not reply.tool_calls:
+                return str(reply.content)
+            for call in reply.tool_calls:
+                messages.append(get_price.invoke({**call, "type": "tool_call"}))
+
+    tool_chain = RunnableLambda(agent) | StrOutputParser()
+
+    path = os.path.join(truth["out_dir"], "orders.db")
+    truth["db_path"] = path
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("CREATE TABLE orders (id INTEGER PRIMARY KEY, symbol TEXT)"))
+
+    def lc_chat() -> None:
+        message = model.invoke("What moved the order book today?")
+        _llm_call(truth, f"chat {LLM_MODEL}", message.usage_metadata["input_tokens"],
+                  message.usage_metadata["output_tokens"])
+
+    def rag_chain() -> None:
+        message = chain.invoke("what about the order book?", config={"run_name": CHAIN_NAME})
+        _llm_call(truth, f"chain {CHAIN_NAME}", message.usage_metadata["input_tokens"],
+                  message.usage_metadata["output_tokens"])
+
+    def db() -> None:
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text("INSERT INTO orders (symbol) VALUES (:s)"), {"s": SYMBOL})
+            connection.execute(sqlalchemy.text("SELECT count(*) FROM orders")).scalar_one()
+
+    def tool_loop() -> None:
+        assert tool_chain.invoke("price of bitcoin?", config={"run_name": TOOL_CHAIN_NAME}) == "BTC trades at 64000"
+
+    return {"lc_chat": lc_chat, "rag_chain": rag_chain, "tool": tool_loop, "db": db,
+            "keep": (chroma, docs, scratch, engine)}
 
 
 def _count_spans(path: str) -> tuple[int, int]:
@@ -220,8 +349,12 @@ def main(out_dir: str, endpoint: str | None, prometheus_url: str | None = None) 
     from otel_monitoring.examples.exchange_stub import ExchangeStub, point_ccxt_at
     from otel_monitoring.examples.rag_models import HashEmbeddings
 
-    truth: dict[str, Any] = {}
-    server = ApiServer(_api()).start()
+    from otel_monitoring.examples.llm_stub import OpenAIStub
+
+    truth: dict[str, Any] = {"out_dir": out_dir}
+    llm = OpenAIStub().start()
+    server = ApiServer(_api(llm.url, truth)).start()
+    rag = _rag(llm.url, truth)
     stub = ExchangeStub().start()
     exchange = point_ccxt_at(ccxt.binance({"apiKey": "k", "secret": "s"}), stub.url)
     chat = _chat_model()
@@ -278,6 +411,10 @@ def main(out_dir: str, endpoint: str | None, prometheus_url: str | None = None) 
         "position": position,
         "fill": lambda: otel_monitoring.record_fill(SYMBOL, "buy", exchange="binance", **FILL),
         "feed": lambda: _feed(stub.url, truth),
+        "ask": lambda: requests.get(f"{server.url}/ask", params={"q": "what moved the order book"}, timeout=30),
+        "ask_stream": lambda: requests.get(f"{server.url}/ask_stream", params={"q": "why did gas fees rise"},
+                                           timeout=30),
+        "lc_chat": rag["lc_chat"], "rag_chain": rag["rag_chain"], "tool": rag["tool"], "db": rag["db"],
     }
     try:
         # Two rounds: one call of each kind, then (once Prometheus has scraped the first values,
@@ -293,6 +430,7 @@ def main(out_dir: str, endpoint: str | None, prometheus_url: str | None = None) 
     finally:
         server.stop()
         stub.stop()
+        llm.stop()
 
     time.sleep(1.2)  # a snapshot after the last call (interval 0.5 s), besides the one at shutdown
     monitoring.shutdown()

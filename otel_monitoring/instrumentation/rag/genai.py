@@ -19,6 +19,10 @@ GENAI_ATTRIBUTE_KEYS = (*GENAI_METRIC_KEYS, names.ERROR_TYPE)
 # Past this many RED attribute sets per hook, GenAI attribute sets are built per call (never wrong,
 # only slower): the core bounds its series, this bounds the cache beside them.
 MAX_DERIVED_ATTRIBUTE_SETS = 1024
+# One retrieval seen by several layers (a langchain retriever over a vector store, a retriever over
+# a chromadb collection) is one logical call: the outermost layer traces and counts it, the layers
+# inside pass through untraced.
+RETRIEVAL_NESTING = "rag.retrieval"
 
 
 # Span id -> operation of a GenAI client span (another instrumentation's) that ran as its child.

@@ -9,6 +9,9 @@ returned documents go on spans only with content capture on.
 Every sync collection the application creates or opens is counted at metric collection time
 (``otel_monitoring.vector_store.vectors``, by ``db.collection.name``; async collections are not:
 their ``count`` is a coroutine).
+
+A query made inside a retrieval another layer traces (a langchain retriever or vector store over
+the collection) is that retrieval: it passes through untraced, so the call is one span and one count.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from opentelemetry.trace import SpanKind
 
 from .... import names
 from ...core import Operation, Patcher, Telemetry, settings_from
-from ..genai import GenAIMetrics, as_json, genai_metric_key
+from ..genai import RETRIEVAL_NESTING, GenAIMetrics, as_json, genai_metric_key
 from ..vector_counts import register_on_init, vector_counts_for
 from .package import _instruments
 
@@ -126,4 +129,6 @@ class ChromadbInstrumentor(BaseInstrumentor):
             if is_query else None,
             result_attributes=result_attributes,
             on_finish=self._genai.hook() if is_query else None,
+            # a query made by a retriever the langchain instrumentor already traces is that retrieval
+            nesting_key=RETRIEVAL_NESTING if is_query else None,
         )

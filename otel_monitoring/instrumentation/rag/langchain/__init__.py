@@ -38,7 +38,7 @@ from opentelemetry.trace import SpanKind
 
 from .... import names
 from ...core import Operation, Patcher, Telemetry, settings_from
-from ..genai import GenAIMetrics, as_json, genai_metric_key, truncate, usage_attributes
+from ..genai import RETRIEVAL_NESTING, GenAIMetrics, as_json, genai_metric_key, truncate, usage_attributes
 from ..vector_counts import register_on_init, vector_counts_for
 from .package import _instruments
 
@@ -47,7 +47,6 @@ __all__ = ["LangchainInstrumentor"]
 _logger = logging.getLogger("otel_monitoring.instrumentation")
 
 SCOPE = "otel_monitoring.instrumentation.langchain"
-RETRIEVAL_NESTING = "langchain.retrieval"
 
 CHAT_METHODS = ("invoke", "ainvoke", "stream", "astream")
 RETRIEVER_METHODS = ("invoke", "ainvoke")
