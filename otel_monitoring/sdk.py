@@ -208,16 +208,25 @@ class Monitoring:
     def _shutdown_all(self) -> None:
         for hook in reversed(self._shutdown_hooks):
             _call_quietly(hook, "shutdown hook")
+        # The instrumentation is undone after the last metric collection (the last snapshot and
+        # export): its observable readings (vectors per collection) stop when it is undone.
+        last = [c for c in self.components if c.name == "instrumentation"]
         for component in reversed(self.components):
-            _call_quietly(component.shutdown, f"component {component.name} shutdown")
+            if component not in last:
+                _call_quietly(component.shutdown, f"component {component.name} shutdown")
         if not self.owns_providers:
             self.force_flush()
+            for component in last:
+                _call_quietly(component.shutdown, f"component {component.name} shutdown")
             return
         # Metrics first: their final collection may record into the still-open trace/log pipelines.
         for provider in (self.meter_provider, self.tracer_provider, self.logger_provider):
             shutdown = getattr(provider, "shutdown", None)
             if shutdown is not None:
                 _call_quietly(shutdown, f"{type(provider).__name__}.shutdown")
+            if provider is self.meter_provider:
+                for component in last:
+                    _call_quietly(component.shutdown, f"component {component.name} shutdown")
 
 
 def _queued(processor: Any) -> int:

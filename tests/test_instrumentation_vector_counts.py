@@ -91,3 +91,32 @@ def test_uninstrument_stops_the_gauge(telemetry):
         assert counts(telemetry) == {("langchain_in_memory", "InMemoryVectorStore"): 1}
     finally:
         LangchainInstrumentor().uninstrument()
+
+
+def test_a_short_lived_process_exports_its_vector_counts_at_exit(tmp_path):
+    """As deployed: configure(), add vectors, shutdown() before any periodic export. The final
+    collection (the OTLP file's and the last snapshot) still reads the collections."""
+    import json
+
+    from support import attributes, read_otlp_file, run_python
+
+    code = f"""
+    import otel_monitoring
+    m = otel_monitoring.configure(exporter="otlp_file", file_dir={str(tmp_path / "otlp")!r},
+                                  snapshot_dir={str(tmp_path / "snap")!r}, system_metrics=False)
+    from langchain_core.vectorstores import InMemoryVectorStore
+    from otel_monitoring.examples.rag_models import HashEmbeddings
+    store = InMemoryVectorStore(HashEmbeddings())
+    store.add_texts(["btc", "eth", "sol"])
+    m.shutdown()
+    """
+    result = run_python(code, timeout=180)
+    assert result.returncode == 0, result.stderr
+    exported = [(attributes(point.attributes)["db.collection.name"], point.as_int)
+                for request in read_otlp_file(tmp_path / "otlp" / "metrics.jsonl", "metrics")
+                for resource_metrics in request.resource_metrics for scope_metrics in resource_metrics.scope_metrics
+                for metric in scope_metrics.metrics if metric.name == "otel_monitoring.vector_store.vectors"
+                for point in metric.gauge.data_points]
+    assert exported == [("InMemoryVectorStore", 3)]
+    live = json.loads((tmp_path / "snap" / "metrics_live.json").read_text(encoding="utf-8"))
+    assert [e["value"] for e in live["gauges"]["otel_monitoring.vector_store.vectors"]] == [3]

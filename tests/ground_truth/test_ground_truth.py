@@ -88,8 +88,42 @@ class Run:
         return sum(fee["cost"] for fee in self.truth["order_fees"])
 
     @property
+    def llm_calls(self) -> list[dict[str, Any]]:
+        """The LLM client calls as the application saw them (tokens from the client's response)."""
+        calls = self.truth["llm_calls"]
+        assert Counter(c["operation"] for c in calls) == {
+            "GET /ask": W.CALLS["ask"], "GET /ask_stream": W.CALLS["ask_stream"],
+            f"chat {W.LLM_MODEL}": W.CALLS["lc_chat"], f"chain {W.CHAIN_NAME}": W.CALLS["rag_chain"]}
+        return calls
+
+    @property
+    def model_cost_usd(self) -> float:
+        """Every model call's price: the known-usage chat and the LLM client calls."""
+        return W.CHAT_COST_USD + sum(llm_cost(c) for c in self.llm_calls)
+
+    @property
+    def tokens(self) -> dict[str, int]:
+        return {"input": W.CALLS["chat"] * W.INPUT_TOKENS + sum(c["input"] for c in self.llm_calls),
+                "output": W.CALLS["chat"] * W.OUTPUT_TOKENS + sum(c["output"] for c in self.llm_calls)}
+
+    def root_costs(self) -> dict[str, list[float]]:
+        """operation -> the cost of each of its root operations that priced something: each chat
+        call, each filled order, each LLM call's request, chat or chain."""
+        costs: dict[str, list[float]] = defaultdict(list)
+        costs[f"chat {W.CHAT_MODEL}"] = [W.CHAT_COST_USD / W.CALLS["chat"]] * W.CALLS["chat"]
+        costs["ccxt.create_order"] = [fee["cost"] for fee in self.truth["order_fees"]]
+        for call in self.llm_calls:
+            costs[call["operation"]].append(llm_cost(call))
+        return dict(costs)
+
+    @property
     def round2(self) -> list[T.Span]:
         return [s for s in self.spans if s.start_ns >= self.truth["round2_start_ns"]]
+
+
+def llm_cost(call: dict[str, Any]) -> float:
+    assert call["model"] == W.LLM_MODEL
+    return call["input"] * W.LLM_PRICE_INPUT_PER_TOKEN + call["output"] * W.LLM_PRICE_OUTPUT_PER_TOKEN
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +162,7 @@ def _assert_sdk_histograms(points: dict[str, list[tuple[dict, list[float], list[
                            where: str) -> None:
     """points: {metric: [(attributes, bounds, counts)]}. Every point of the known duration histograms
     holds the spans it counts, each in its duration's bucket; every such span is in some point."""
-    for metric, (select, tolerance) in T.HISTOGRAM_TRUTH.items():
+    for metric, (select, _) in T.HISTOGRAM_TRUTH.items():
         assert points.get(metric), f"{where}: no {metric}"
         # points of one name and attributes from several instrumentations count one set of spans
         merged: dict[str, tuple[dict, list[float], list[float]]] = {}
@@ -140,8 +174,9 @@ def _assert_sdk_histograms(points: dict[str, list[tuple[dict, list[float], list[
             merged[key] = (attrs, list(bounds), list(counts))
         counted = 0
         for attrs, bounds, counts in merged.values():
-            durations = [s.duration for s in select(spans, attrs)]
-            T.assert_buckets(bounds, counts, durations, f"{where} {metric} {attrs}", tolerance)
+            selected = select(spans, attrs)
+            durations = [s.duration for s in selected]
+            T.assert_buckets(bounds, counts, durations, f"{where} {metric} {attrs}", T.tolerance(metric, selected))
             counted += len(durations)
         assert counted == sum(sum(c) for _, _, c in points[metric])
 
@@ -169,14 +204,11 @@ def _cost_by_type(points: list[tuple[dict, float]]) -> dict[str, float]:
     return dict(costs)
 
 
-TOKENS = {"input": W.CALLS["chat"] * W.INPUT_TOKENS, "output": W.CALLS["chat"] * W.OUTPUT_TOKENS}
-
-
 def test_otlp_metrics_file_has_exact_tokens_and_cost(run):
     tokens = _token_sums([(a, p.sum) for a, p, _ in run.metrics["gen_ai.client.token.usage"]])
-    assert tokens == TOKENS
+    assert tokens == run.tokens  # a langchain chat over the client: the client's tokens, once
     costs = _cost_by_type([(a, p.as_double) for a, p, _ in run.metrics["otel_monitoring.cost"]])
-    assert costs == {"model_inference": pytest.approx(W.CHAT_COST_USD, abs=1e-9),
+    assert costs == {"model_inference": pytest.approx(run.model_cost_usd, abs=1e-9),
                      "execution": pytest.approx(run.fee_usd, abs=1e-9)}
 
 
@@ -189,24 +221,27 @@ def test_snapshot_counts_buckets_tokens_cost_and_alerts(run):
               for metric, entries in live["histograms"].items() if metric in T.HISTOGRAM_TRUTH}
     _assert_sdk_histograms(points, run.spans, "metrics_live.json")
     tokens = _token_sums([(e["attributes"], e["sum"]) for e in live["histograms"]["gen_ai.client.token.usage"]])
-    assert tokens == TOKENS
+    assert tokens == run.tokens
     costs = _cost_by_type([(e["attributes"], e["value"]) for e in live["counters"]["otel_monitoring.cost"]])
-    assert costs == {"model_inference": pytest.approx(W.CHAT_COST_USD, abs=1e-9),
+    assert costs == {"model_inference": pytest.approx(run.model_cost_usd, abs=1e-9),
                      "execution": pytest.approx(run.fee_usd, abs=1e-9)}
     # The whole run is inside the percentile window: each shown percentile is in the bucket of the
     # true percentile of its spans.
     for metric, entries in live["histograms"].items():
-        if metric not in T.HISTOGRAM_TRUTH or T.HISTOGRAM_TRUTH[metric][1] != T.EXACT:
-            continue  # measured by a library's own clock: its buckets are checked above
+        if metric not in T.HISTOGRAM_TRUTH:
+            continue
         for entry in entries:
-            durations = [s.duration for s in T.HISTOGRAM_TRUTH[metric][0](run.spans, entry["attributes"])]
+            selected = T.HISTOGRAM_TRUTH[metric][0](run.spans, entry["attributes"])
+            if T.tolerance(metric, selected) != T.EXACT:
+                continue  # measured by a library's own clock: its buckets are checked above
+            durations = [s.duration for s in selected]
             assert entry["window_count"] == len(durations)
             for label, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
                 shown, true = T.quantile_bucket(entry[label], durations, entry["bounds"], q)
                 assert shown == true, (metric, entry["attributes"], label, entry[label], sorted(durations))
     with open(os.path.join(run.snapshot_dir, "alerts.json"), encoding="utf-8") as handle:
         alerts = {a["rule_id"]: a for a in json.load(handle)["alerts"]}
-    ratio = W.CHAT_COST_USD / W.MODEL_BUDGET_USD
+    ratio = run.model_cost_usd / W.MODEL_BUDGET_USD
     for rule in ("daily_cost_near_budget", "daily_cost_over_budget"):  # must fire, with the exact value
         assert alerts[rule]["state"] == "firing" and alerts[rule]["value"] == pytest.approx(ratio, abs=1e-9)
         assert alerts[rule]["unit"] == "1"
@@ -220,11 +255,18 @@ def _expected_rows(run: Run) -> dict[tuple[str, str], int]:
     return {
         ("http.server", "GET /slow"): W.CALLS["slow"], ("http.server", "GET /fast"): W.CALLS["fast"],
         ("http.server", "GET /boom"): W.CALLS["boom"],
-        ("langchain", "chat"): W.CALLS["chat"], ("langchain", "retriever"): W.CALLS["retrieve"],
         ("langchain", "embeddings"): W.CALLS["retrieve"] + 1,
         ("ccxt", "fetch_ticker"): W.CALLS["ticker"], ("ccxt", "load_markets"): 1 + W.CALLS["feed"],
         ("ccxt", "create_order"): W.CALLS["order"] + W.CALLS["order_refused"],
         ("jobs", "step"): W.CALLS["step"] + W.CALLS["step_fail"],
+        ("http.server", "GET /ask"): W.CALLS["ask"], ("http.server", "GET /ask_stream"): W.CALLS["ask_stream"],
+        # langchain's chat over the LLM client is one row (the client's span adds none); the known-usage
+        # chat, the client-backed chat (alone and in the chain) and the tool loop's fake model's two turns
+        ("langchain", "chat"): W.CALLS["chat"] + W.CALLS["lc_chat"] + W.CALLS["rag_chain"] + 2 * W.CALLS["tool"],
+        ("langchain", "retriever"): W.CALLS["retrieve"] + W.CALLS["rag_chain"],  # chromadb's query is that retrieval
+        ("langchain", "chain"): W.CALLS["rag_chain"] + W.CALLS["tool"],
+        ("langchain", "execute_tool"): W.CALLS["tool"],
+        ("chromadb", "add"): 2, ("chromadb", "delete"): 1,
         # outgoing HTTP, one row per method and server: the API calls (no probes) and ccxt's requests
         **Counter(("http.client", f"{s.attributes['http.request.method']} {s.attributes['server.address']}:"
                                   f"{s.attributes['server.port']}")
@@ -239,9 +281,9 @@ def test_views_show_each_operation_once_with_its_count(run):
         rows[(row.component, row.operation)] += row.count
     assert dict(rows) == _expected_rows(run)  # no gen_ai.client row, no trading.market_data.age row
     assert len(overview.red) == len(rows)
-    assert overview.cost_total_usd == pytest.approx(W.CHAT_COST_USD + run.fee_usd, abs=1e-9)
+    assert overview.cost_total_usd == pytest.approx(run.model_cost_usd + run.fee_usd, abs=1e-9)
     rag = {r.label: r.value for r in overview.rag}
-    assert rag == {"Tokens input": TOKENS["input"], "Tokens output": TOKENS["output"], "Hit rate": 75.0,
+    assert rag == {"Tokens input": run.tokens["input"], "Tokens output": run.tokens["output"], "Hit rate": 75.0,
                    "Empty results": 0.0, "Relevance": pytest.approx(sum(max(s) for s in W.RETRIEVAL_SCORES) / 4)}
     trading = {r.label: r.value for r in overview.trading}
     assert trading == {"Orders": W.CALLS["order"] + W.CALLS["order_refused"], "Order success": 100.0,
@@ -261,9 +303,11 @@ def test_top_once_prints_the_true_figures(run):
     assert table == _expected_rows(run), result.stdout
     from otel_monitoring.views.formatting import usd
 
-    assert f"model_inference {usd(W.CHAT_COST_USD)}" in result.stdout and usd(W.CHAT_COST_USD) == "$0.007"
-    assert f"Tokens input {TOKENS['input']}" in result.stdout and f"Tokens output {TOKENS['output']}" in result.stdout
-    assert "140.0% / 100.0%" in result.stdout  # the over-budget alert in the rule's unit (a ratio as %)
+    assert f"model_inference {usd(run.model_cost_usd)}" in result.stdout
+    assert f"Tokens input {run.tokens['input']}" in result.stdout
+    assert f"Tokens output {run.tokens['output']}" in result.stdout
+    # the over-budget alert in the rule's unit (a ratio as %)
+    assert f"{run.model_cost_usd / W.MODEL_BUDGET_USD * 100:.1f}% / 100.0%" in result.stdout
 
 
 def test_report_html_shows_the_true_figures(run, tmp_path):
@@ -280,7 +324,7 @@ def test_report_html_shows_the_true_figures(run, tmp_path):
     for row in data.latency:
         rows[(row.component, row.operation)] += row.count
     assert dict(rows) == _expected_rows(run)
-    assert usd(W.CHAT_COST_USD) in text
+    assert usd(run.model_cost_usd) in text
     cards = {c.label: c for c in data.cards}
     # worst p95 is taken among operations with enough calls for a p95 (here: chat, 20 calls)
     assert cards["Worst p95"].detail == "langchain chat"
@@ -342,6 +386,104 @@ def test_feed_in_prometheus(run, prom):
     assert le_counts[math.inf] == FEED_MESSAGES
     assert max(c for le, c in le_counts.items() if le < FEED_FLOOR_S) == 0
     assert _scalar(prom, f"sum(trading_market_data_interval_seconds_count{{{selector}}})") == FEED_INTERVALS
+
+
+# --- LLM clients, chains, tools, vector counts, storage: the files, snapshots and views ---
+
+def _children(run: Run, span: T.Span) -> list[T.Span]:
+    return sorted((s for s in run.spans if s.parent_id == span.span_id), key=lambda s: s.start_ns)
+
+
+def test_llm_client_spans_are_one_call_each_and_under_langchain_its_child(run):
+    client = [s for s in run.named(T.LLM_CHAT) if not s.scope.startswith("otel_monitoring")]
+    ours = [s for s in run.named(T.LLM_CHAT) if s.scope.startswith("otel_monitoring")]
+    # one client span per request the model answered, with the tokens the application was given
+    assert len(client) == len(run.llm_calls) and all(s.kind == 3 for s in client)
+    assert sorted((s.attributes["gen_ai.usage.input_tokens"], s.attributes["gen_ai.usage.output_tokens"])
+                  for s in client) == sorted((c["input"], c["output"]) for c in run.llm_calls)
+    by_id = {s.span_id: s for s in run.spans}
+    parents = Counter(by_id[s.parent_id].name if s.parent_id in by_id else "" for s in client)
+    # the API requests are the parents of their calls; langchain's chat is the parent of its client call
+    assert parents == {"GET /ask": W.CALLS["ask"], "GET /ask_stream": W.CALLS["ask_stream"],
+                       T.LLM_CHAT: W.CALLS["lc_chat"] + W.CALLS["rag_chain"]}
+    for span in ours:
+        [child] = [c for c in _children(run, span) if c.attributes.get("gen_ai.operation.name") == "chat"]
+        assert child in client
+        assert (child.attributes["gen_ai.usage.input_tokens"], child.attributes["gen_ai.usage.output_tokens"]) == (
+            span.attributes["gen_ai.usage.input_tokens"], span.attributes["gen_ai.usage.output_tokens"])
+    # each client call's HTTP request is its child; content capture is off: no prompt on any span
+    for span in client:
+        assert [c.name for c in _children(run, span)] == ["POST"]
+    assert not [s for s in run.spans for v in s.attributes.values() if "order book today" in str(v)]
+
+
+def test_chain_is_one_trace_and_the_tool_loop_has_its_tool_span(run):
+    chains = run.named(f"chain {W.CHAIN_NAME}")
+    assert len(chains) == W.CALLS["rag_chain"]
+    for chain in chains:
+        assert chain.parent_id == "" and chain.attributes["otel_monitoring.chain.name"] == W.CHAIN_NAME
+        trace = [s for s in run.spans if s.trace_id == chain.trace_id]
+        # chain -> retrieval (its chromadb query is that retrieval) and chat -> client chat -> POST
+        assert [c.name for c in _children(run, chain)] == ["retrieval ChromaRetriever", T.LLM_CHAT]
+        assert sorted(s.name for s in trace) == sorted([chain.name, "retrieval ChromaRetriever", T.LLM_CHAT,
+                                                        T.LLM_CHAT, "POST"])
+        [retrieval] = [s for s in trace if s.name == "retrieval ChromaRetriever"]
+        assert retrieval.attributes["otel_monitoring.retrieval.documents.count"] == 2
+    [agent] = run.named(f"chain {W.TOOL_CHAIN_NAME}")
+    # the model asks for the tool, the tool answers, the model answers: in that order, under the chain
+    assert [c.name for c in _children(run, agent)] == ["chat", "execute_tool get_price", "chat"]
+    [tool] = run.named("execute_tool get_price")
+    assert (tool.attributes["gen_ai.operation.name"], tool.attributes["gen_ai.tool.name"],
+            tool.attributes["gen_ai.tool.call.id"]) == ("execute_tool", "get_price", "call_1")
+    assert "gen_ai.tool.call.arguments" not in tool.attributes  # content capture is off
+
+
+def test_database_spans_one_per_statement(run):
+    db = run.truth["db_path"]
+    statements = Counter((s.name, s.attributes.get("db.statement")) for s in run.spans
+                         if s.attributes.get("db.system") == "sqlite" and s.name != "connect")
+    assert statements == {(f"CREATE {db}", "CREATE TABLE orders (id INTEGER PRIMARY KEY, symbol TEXT)"): 1,
+                          (f"INSERT {db}", "INSERT INTO orders (symbol) VALUES (?)"): W.CALLS["db"],
+                          (f"SELECT {db}", "SELECT count(*) FROM orders"): W.CALLS["db"]}
+    assert not [s for s in run.spans for v in s.attributes.values() if str(v) == W.SYMBOL and "db.system" in s.attributes]
+
+
+def _per_operation(points: list[tuple[dict, list[float], list[float], float]]) -> dict[str, tuple]:
+    return {attrs["operation"]: (bounds, counts, total) for attrs, bounds, counts, total in points}
+
+
+def _assert_costs_per_operation(found: dict[str, tuple], run: Run, where: str) -> None:
+    """Each root operation's summed cost counted once, in the bucket its own cost belongs to."""
+    expected = run.root_costs()
+    assert set(found) == set(expected), where
+    for operation, (bounds, counts, total) in found.items():
+        T.assert_buckets(bounds, counts, expected[operation], f"{where} cost per operation {operation}")
+        assert total == pytest.approx(sum(expected[operation]), abs=1e-9), (where, operation)
+
+
+VECTORS_KEY = ("db.system.name", "db.collection.name")
+
+
+def _expected_vectors(run: Run) -> dict[tuple[str, str], float]:
+    return {("langchain_in_memory", "InMemoryVectorStore"): len(W.DOCS),
+            **{("chromadb", name): count for name, count in run.truth["vectors"].items()}}
+
+
+def test_cost_per_operation_and_vector_counts_in_the_files_and_snapshot(run):
+    assert run.truth["vectors"] == {W.CHROMA_DOCS: len(W.DOCS), W.CHROMA_SCRATCH: W.SCRATCH_ADDED - W.SCRATCH_DELETED}
+    files = _per_operation([(a, list(p.explicit_bounds), list(p.bucket_counts), p.sum)
+                            for a, p, _ in run.metrics["otel_monitoring.cost.per_operation"]])
+    _assert_costs_per_operation(files, run, "metrics.jsonl")
+    vectors = {tuple(a[k] for k in VECTORS_KEY): p.as_int for a, p, _ in run.metrics["otel_monitoring.vector_store.vectors"]}
+    assert vectors == _expected_vectors(run)
+    with open(os.path.join(run.snapshot_dir, "metrics_live.json"), encoding="utf-8") as handle:
+        live = json.load(handle)
+    snapshot = _per_operation([(e["attributes"], e["bounds"], e["counts"], e["sum"])
+                               for e in live["histograms"]["otel_monitoring.cost.per_operation"]])
+    _assert_costs_per_operation(snapshot, run, "metrics_live.json")
+    vectors = {tuple(e["attributes"][k] for k in VECTORS_KEY): e["value"]
+               for e in live["gauges"]["otel_monitoring.vector_store.vectors"]}
+    assert vectors == _expected_vectors(run)
 
 
 # --- the real collector -> Prometheus ---
@@ -426,13 +568,15 @@ def test_span_metrics_count_each_span_in_its_duration_bucket(run, prom):
 def test_prometheus_sdk_histograms_tokens_and_cost(run, prom):
     prom_names = {"otel_monitoring.operation.duration": ("otel_monitoring_operation_duration_seconds",
                                                          ("component", "operation", "outcome", "trading.exchange",
-                                                          "trading.order.side", "error.type", "gen_ai.request.model")),
+                                                          "trading.order.side", "error.type", "gen_ai.request.model",
+                                                          "gen_ai.provider.name", "gen_ai.tool.name")),
                   "gen_ai.client.operation.duration": ("gen_ai_client_operation_duration_seconds",
-                                                       ("gen_ai.operation.name", "gen_ai.request.model")),
+                                                       ("gen_ai.operation.name", "gen_ai.request.model",
+                                                        "gen_ai.provider.name", "openai.response.system_fingerprint")),
                   "http.server.request.duration": ("http_server_request_duration_seconds",
                                                    ("http.route", "http.response.status_code"))}
     for metric, (prom_name, keys) in prom_names.items():
-        select, tolerance = T.HISTOGRAM_TRUTH[metric]
+        select = T.HISTOGRAM_TRUTH[metric][0]
         labels = [key.replace(".", "_") for key in keys]
         found = _le_buckets(prom, prom_name, f'job="{JOB}"', labels)
         assert found, prom_name
@@ -440,9 +584,11 @@ def test_prometheus_sdk_histograms_tokens_and_cost(run, prom):
             attrs: dict[str, Any] = {key: value for key, value in zip(keys, values) if value != ""}
             if "http.response.status_code" in attrs:
                 attrs["http.response.status_code"] = int(attrs["http.response.status_code"])
-            durations = [s.duration for s in select(run.spans, attrs)]
+            selected = select(run.spans, attrs)
+            durations = [s.duration for s in selected]
             assert durations, (prom_name, attrs)
-            T.assert_cumulative_buckets(le_counts, durations, f"Prometheus {prom_name} {attrs}", tolerance)
+            T.assert_cumulative_buckets(le_counts, durations, f"Prometheus {prom_name} {attrs}",
+                                        T.tolerance(metric, selected))
     # the stable HTTP server duration, in seconds, with status-code labels
     status = _prom_value(prom, f'sum by (http_route, http_response_status_code) '
                                f'(http_server_request_duration_seconds_count{{job="{JOB}"}})')
@@ -450,14 +596,43 @@ def test_prometheus_sdk_histograms_tokens_and_cost(run, prom):
         ("/slow", "200"): W.CALLS["slow"], ("/fast", "200"): W.CALLS["fast"], ("/boom", "500"): W.CALLS["boom"]}
     # token usage with input and output apart, and the exact cost
     tokens = _prom_value(prom, f'sum by (gen_ai_token_type) (gen_ai_client_token_usage_sum{{job="{JOB}"}})')
-    assert {dict(k)["gen_ai_token_type"]: v for k, v in tokens.items()} == TOKENS
+    assert {dict(k)["gen_ai_token_type"]: v for k, v in tokens.items()} == run.tokens
     cost = _prom_value(prom, f'sum by (cost_type) (otel_monitoring_cost_USD_total{{job="{JOB}"}})')
     assert {dict(k)["cost_type"]: v for k, v in cost.items()} == {
-        "model_inference": pytest.approx(W.CHAT_COST_USD, abs=1e-9), "execution": pytest.approx(run.fee_usd, abs=1e-9)}
+        "model_inference": pytest.approx(run.model_cost_usd, abs=1e-9), "execution": pytest.approx(run.fee_usd, abs=1e-9)}
     by_token = _prom_value(prom, f'sum by (gen_ai_token_type) (otel_monitoring_cost_USD_total{{job="{JOB}", cost_type="model_inference"}})')
     assert {dict(k)["gen_ai_token_type"]: v for k, v in by_token.items()} == {
-        "input": pytest.approx(TOKENS["input"] * W.PRICE_INPUT_PER_TOKEN, abs=1e-9),
-        "output": pytest.approx(TOKENS["output"] * W.PRICE_OUTPUT_PER_TOKEN, abs=1e-9)}
+        "input": pytest.approx(W.CALLS["chat"] * W.INPUT_TOKENS * W.PRICE_INPUT_PER_TOKEN + sum(
+            c["input"] for c in run.llm_calls) * W.LLM_PRICE_INPUT_PER_TOKEN, abs=1e-9),
+        "output": pytest.approx(W.CALLS["chat"] * W.OUTPUT_TOKENS * W.PRICE_OUTPUT_PER_TOKEN + sum(
+            c["output"] for c in run.llm_calls) * W.LLM_PRICE_OUTPUT_PER_TOKEN, abs=1e-9)}
+
+
+def test_prometheus_cost_per_operation_vector_counts_and_storage_spans(run, prom):
+    found = {}
+    for (operation,), le_counts in _le_buckets(prom, "otel_monitoring_cost_per_operation_USD", f'job="{JOB}"',
+                                               ["operation"]).items():
+        found[operation] = le_counts
+    expected = run.root_costs()
+    assert set(found) == set(expected)
+    for operation, le_counts in found.items():
+        T.assert_cumulative_buckets(le_counts, expected[operation], f"Prometheus cost per operation {operation}")
+    sums = _prom_value(prom, f'sum by (operation) (otel_monitoring_cost_per_operation_USD_sum{{job="{JOB}"}})')
+    assert {dict(k)["operation"]: v for k, v in sums.items()} == {
+        operation: pytest.approx(sum(costs), abs=1e-9) for operation, costs in expected.items()}
+    vectors = _prom_value(prom, f'otel_monitoring_vector_store_vectors{{job="{JOB}"}}')
+    assert {(dict(k)["db_system_name"], dict(k)["db_collection_name"]): v for k, v in vectors.items()} == \
+        _expected_vectors(run)
+    # storage timings come from the spans: spanmetrics counts each statement once, in its bucket
+    db = run.truth["db_path"]
+    statements = {"connect": 1 + W.CALLS["db"], f"CREATE {db}": 1, f"INSERT {db}": W.CALLS["db"],
+                  f"SELECT {db}": W.CALLS["db"]}
+    calls = _prom_value(prom, f'sum by (span_name) (traces_span_metrics_calls_total{{service_name="{JOB}", '
+                              f'span_kind="SPAN_KIND_CLIENT"}})')
+    assert {name: v for name, v in ((dict(k)["span_name"], v) for k, v in calls.items()) if name in statements} == statements
+    buckets = _le_buckets(prom, "traces_span_metrics_duration_seconds", f'service_name="{JOB}"', ["span_name"])
+    for name in statements:
+        T.assert_cumulative_buckets(buckets[(name,)], [s.duration for s in run.named(name)], f"spanmetrics {name}")
 
 
 def test_recording_and_alert_rules(run, prom):
@@ -483,7 +658,7 @@ def test_recording_and_alert_rules(run, prom):
         "daily_cost_near_budget", "daily_cost_over_budget"} else None)(alerts()), 120, what="the budget alerts firing")
     # must fire (no `for`), with the exact value
     for name in ("daily_cost_near_budget", "daily_cost_over_budget"):
-        assert float(firing[name]["value"]) == pytest.approx(W.CHAT_COST_USD / W.MODEL_BUDGET_USD, abs=1e-9)
+        assert float(firing[name]["value"]) == pytest.approx(run.model_cost_usd / W.MODEL_BUDGET_USD, abs=1e-9)
     # must not fire: no day of health history yet; market data fetched seconds ago; accuracy 0.75 >= 0.7
     assert not {"low_uptime", "stale_market_data", "low_signal_accuracy"} & set(firing)
     # the error-ratio alerts are pending (then firing after their `for`) with the true ratio, at the
@@ -581,9 +756,9 @@ def test_every_grafana_panel_query_returns_the_workload(run, prom):
     for (_, title, _), values in answered.items():
         by_title[title].append(values)
     assert sorted(by_title["Budget spent vs limit"][0] + by_title["Budget spent vs limit"][1]) == [
-        pytest.approx(W.MODEL_BUDGET_USD, abs=1e-9), pytest.approx(W.CHAT_COST_USD, abs=1e-9)]
-    assert by_title["Spend in range (USD)"] == [[pytest.approx(W.CHAT_COST_USD + run.fee_usd, rel=1e-6)]]
-    assert by_title["Budget used"][0] == [pytest.approx(W.CHAT_COST_USD / W.MODEL_BUDGET_USD, abs=1e-9)]
+        pytest.approx(W.MODEL_BUDGET_USD, abs=1e-9), pytest.approx(run.model_cost_usd, abs=1e-9)]
+    assert by_title["Spend in range (USD)"] == [[pytest.approx(run.model_cost_usd + run.fee_usd, rel=1e-6)]]
+    assert by_title["Budget used"][0] == [pytest.approx(run.model_cost_usd / W.MODEL_BUDGET_USD, abs=1e-9)]
     assert by_title["Signal accuracy / win rate"] == [[0.75], [0.5]]
     assert by_title["Profit factor"] == [[2.5]]
     assert by_title["Realized / unrealized PnL"] == [[sum(W.TRADES_USD)], [W.UNREALIZED_USD]]
