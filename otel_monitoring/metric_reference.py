@@ -41,8 +41,11 @@ class MetricDoc:
 
 
 RED = (names.DOMAIN, names.COMPONENT, names.OPERATION, names.OUTCOME, names.ERROR_TYPE, names.GEN_AI_OPERATION_NAME, names.GEN_AI_PROVIDER_NAME,
-       names.GEN_AI_REQUEST_MODEL, names.TRADING_EXCHANGE, names.TRADING_ORDER_SIDE)
+       names.GEN_AI_REQUEST_MODEL, names.GEN_AI_TOOL_NAME, names.TRADING_EXCHANGE, names.TRADING_ORDER_SIDE)
 GENAI = (names.GEN_AI_OPERATION_NAME, names.GEN_AI_PROVIDER_NAME, names.GEN_AI_REQUEST_MODEL, names.ERROR_TYPE)
+# The LLM client instrumentation (openai-v2) adds the response's model and fingerprint.
+GENAI_CLIENTS = (*GENAI, names.GEN_AI_RESPONSE_MODEL, names.OPENAI_RESPONSE_SYSTEM_FINGERPRINT)
+GENAI_SOURCES = "otel_monitoring.instrumentation.rag / opentelemetry-instrumentation-openai-v2"
 BUDGET = (names.BUDGET_NAME, names.BUDGET_PERIOD)
 FILESYSTEM = (names.SYSTEM_DEVICE, names.SYSTEM_FILESYSTEM_MOUNTPOINT, names.SYSTEM_FILESYSTEM_TYPE, names.SYSTEM_FILESYSTEM_MODE)
 HTTP_SERVER = (names.HTTP_REQUEST_METHOD, names.HTTP_ROUTE, names.HTTP_RESPONSE_STATUS_CODE, names.ERROR_TYPE, names.URL_SCHEME,
@@ -66,16 +69,22 @@ METRICS: tuple[MetricDoc, ...] = (
     MetricDoc(names.OPERATION_ERRORS, "counter", "{error}", RED, "otel_monitoring.instrumentation.core",
               "Instrumented calls that raised, by error.type."),
     # --- GenAI semantic conventions ---
-    MetricDoc(names.GEN_AI_OPERATION_DURATION, "histogram", "s", GENAI, "otel_monitoring.instrumentation.rag",
-              "GenAI operation duration (chat, embeddings, retrieval); the same calls as the RED histogram."),
-    MetricDoc(names.GEN_AI_TOKEN_USAGE, "histogram", "{token}", (*GENAI, names.GEN_AI_TOKEN_TYPE),
-              "otel_monitoring.instrumentation.rag", "Tokens per call, input and output apart (gen_ai.token.type)."),
+    MetricDoc(names.GEN_AI_OPERATION_DURATION, "histogram", "s", GENAI_CLIENTS, GENAI_SOURCES,
+              "GenAI operation duration (chat, embeddings, retrieval). A langchain chat over an LLM client is "
+              "counted once, by the client's instrumentation (which reads its own clock inside its span)."),
+    MetricDoc(names.GEN_AI_TOKEN_USAGE, "histogram", "{token}", (*GENAI_CLIENTS, names.GEN_AI_TOKEN_TYPE),
+              GENAI_SOURCES, "Tokens per call, input and output apart (gen_ai.token.type); each call once."),
     # --- HTTP (FastAPI's own telemetry, or the contrib instrumentations, stable conventions) ---
     MetricDoc(names.HTTP_SERVER_REQUEST_DURATION, "histogram", "s", HTTP_SERVER,
               "FastAPI's own telemetry (or opentelemetry-instrumentation-fastapi)", "HTTP server request duration."),
     MetricDoc(names.HTTP_SERVER_ACTIVE_REQUESTS, "updowncounter", "{request}", (names.HTTP_REQUEST_METHOD, names.URL_SCHEME,
               names.SERVER_ADDRESS, names.SERVER_PORT), "FastAPI's own telemetry (or opentelemetry-instrumentation-fastapi)",
               "HTTP server requests in flight."),
+    # --- storage (the contrib instrumentations; statement timings come from the spans' span metrics) ---
+    MetricDoc(names.DB_CLIENT_CONNECTIONS_USAGE, "updowncounter", "connections", (names.DB_POOL_NAME, "state"),
+              "opentelemetry-instrumentation-sqlalchemy",
+              "Connections of an engine's pool, by state (idle, used).",
+              prometheus="db_client_connections_usage"),  # "connections" is no UCUM unit: no suffix
     MetricDoc(names.HTTP_CLIENT_REQUEST_DURATION, "histogram", "s", HTTP_CLIENT,
               "opentelemetry-instrumentation-requests / -httpx / -aiohttp-client",
               "Outgoing HTTP request duration (the library times the send inside its span)."),

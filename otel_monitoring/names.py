@@ -15,9 +15,11 @@ from opentelemetry.semconv._incubating.attributes import event_attributes as _ev
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai_attributes
 from opentelemetry.semconv._incubating.attributes import host_attributes as _host_attributes
 from opentelemetry.semconv._incubating.attributes import http_attributes as _http_attributes_incubating
+from opentelemetry.semconv._incubating.attributes import openai_attributes as _openai_attributes
 from opentelemetry.semconv._incubating.attributes import os_attributes as _os_attributes
 from opentelemetry.semconv._incubating.attributes import process_attributes as _process_attributes
 from opentelemetry.semconv._incubating.attributes import system_attributes as _system_attributes
+from opentelemetry.semconv._incubating.metrics import db_metrics as _db_metrics
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gen_ai_metrics
 from opentelemetry.semconv._incubating.metrics import http_metrics as _http_metrics_incubating
 from opentelemetry.semconv._incubating.metrics import process_metrics as _process_metrics
@@ -68,6 +70,8 @@ GEN_AI_OPERATION_NAME = _gen_ai_attributes.GEN_AI_OPERATION_NAME
 GEN_AI_PROVIDER_NAME = _gen_ai_attributes.GEN_AI_PROVIDER_NAME
 GEN_AI_REQUEST_MODEL = _gen_ai_attributes.GEN_AI_REQUEST_MODEL
 GEN_AI_RESPONSE_MODEL = _gen_ai_attributes.GEN_AI_RESPONSE_MODEL
+# On the openai client instrumentation's spans and metrics (a JSON answer's; a stream has none).
+OPENAI_RESPONSE_SYSTEM_FINGERPRINT = _openai_attributes.OPENAI_RESPONSE_SYSTEM_FINGERPRINT
 GEN_AI_REQUEST_TOP_K = _gen_ai_attributes.GEN_AI_REQUEST_TOP_K
 GEN_AI_REQUEST_TEMPERATURE = _gen_ai_attributes.GEN_AI_REQUEST_TEMPERATURE
 GEN_AI_REQUEST_MAX_TOKENS = _gen_ai_attributes.GEN_AI_REQUEST_MAX_TOKENS
@@ -173,6 +177,10 @@ COST_CATEGORY = "cost.category"
 COST_TYPE = "cost.type"
 # db.*
 DB_OPERATION_BATCH_SIZE = _db_attributes.DB_OPERATION_BATCH_SIZE
+# The contrib SQLAlchemy instrumentation's pool gauge, in the old database conventions: its
+# attributes are "pool.name" and "state".
+DB_CLIENT_CONNECTIONS_USAGE = _db_metrics.DB_CLIENT_CONNECTIONS_USAGE
+DB_POOL_NAME = "pool.name"
 # deployment.*
 DEPLOYMENT_ENVIRONMENT_NAME = _deployment_attributes.DEPLOYMENT_ENVIRONMENT_NAME
 # event.*

@@ -22,7 +22,7 @@ MAX_DERIVED_ATTRIBUTE_SETS = 1024
 # One retrieval seen by several layers (a langchain retriever over a vector store, a retriever over
 # a chromadb collection) is one logical call: the outermost layer traces and counts it, the layers
 # inside pass through untraced.
-RETRIEVAL_NESTING = "rag.retrieval"
+RETRIEVAL_NESTING = "retrieval"
 
 
 # Span id -> operation of a GenAI client span (another instrumentation's) that ran as its child.
