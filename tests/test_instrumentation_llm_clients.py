@@ -40,7 +40,7 @@ def stub():
 def pipeline(telemetry):
     """The pieces configure() puts together: marker and cost processors, the client instrumentations."""
     meter = CostMeter(telemetry.meter_provider, load_prices())
-    telemetry.tracer_provider.add_span_processor(NestedGenAIMarker())
+    telemetry.tracer_provider.add_span_processor(NestedGenAIMarker(meter_provider=telemetry.meter_provider))
     telemetry.tracer_provider.add_span_processor(CostSpanProcessor(meter))
     instrumentor = GenAIClientsInstrumentor()
     instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider,
@@ -51,6 +51,13 @@ def pipeline(telemetry):
 
 def genai_points(telemetry, name):
     return [p for p in telemetry.metrics().get(name, [])]
+
+
+def red_calls(telemetry):
+    """{(component, operation, outcome, error.type): calls} of the RED counter."""
+    return {(p.attributes["component"], p.attributes["operation"], p.attributes["outcome"],
+             p.attributes.get("error.type")): p.value
+            for p in telemetry.metrics().get("otel_monitoring.operation.calls", []) if p.value}
 
 
 def test_chat_json_span_tokens_and_cost(telemetry, stub, pipeline):
@@ -75,6 +82,12 @@ def test_chat_json_span_tokens_and_cost(telemetry, stub, pipeline):
     assert duration.count == 1
     tokens = {p.attributes["gen_ai.token.type"]: p.sum for p in genai_points(telemetry, "gen_ai.client.token.usage")}
     assert tokens == {"input": words(PROMPT), "output": words(answer)}
+    # A direct client call is an operation like any other: one RED call, from its span's duration.
+    assert span.attributes["otel_monitoring.component"] == "openai"
+    assert red_calls(telemetry) == {("openai", "chat", "success", None): 1}
+    (red,) = telemetry.metrics()["otel_monitoring.operation.duration"]
+    assert red.attributes["gen_ai.request.model"] == "gpt-4o-mini"
+    assert (red.count, red.sum) == (1, pytest.approx((span.end_time - span.start_time) / 1e9, abs=1e-9))
 
 
 def test_chat_sse_stream_span_tokens_and_cost(telemetry, stub, pipeline):
@@ -113,6 +126,7 @@ def test_client_error_marks_span_and_costs_nothing(telemetry, stub, pipeline):
     # util-genai 1.1b0 writes the class's repr ("<class 'openai.RateLimitError'>") rather than its name.
     assert "RateLimitError" in span.attributes["error.type"]
     assert sum(pipeline.totals.values()) == 0
+    assert red_calls(telemetry) == {("openai", "chat", "error", "RateLimitError"): 1}
 
 
 def test_langchain_chat_over_the_client_is_parent_and_counted_once(telemetry, stub, pipeline):
@@ -149,6 +163,8 @@ def test_langchain_chat_over_the_client_is_parent_and_counted_once(telemetry, st
     calls = [p for p in telemetry.metrics()["otel_monitoring.operation.calls"]
              if p.attributes.get("component") == "langchain" and p.attributes.get("operation") == "chat"]
     assert sum(p.value for p in calls) == 2
+    assert {key[0] for key in red_calls(telemetry)} == {"langchain"}  # the client spans add no RED row
+    assert not [s for s in inner if "otel_monitoring.component" in s.attributes]
 
 
 def test_configure_attaches_the_client_and_storage_instrumentations_on_import(tmp_path):

@@ -409,3 +409,15 @@ rules:
         ("many_jobs", "firing")]
     assert [(e["alert_id"], e["event"]) for e in HistoryStore(str(snapshots)).alert_events()] == [
         ("many_jobs", "pending"), ("many_jobs", "firing")]
+
+
+def test_a_quantile_at_a_bucket_top_stays_in_that_bucket():
+    """0.001 + (0.0025 - 0.001) is 0.0025000000000000005 in floats: the p50 of three calls in
+    (0.001, 0.0025] and three above must read 0.0025, the bucket the true p50 is in, not one past it."""
+    import bisect
+
+    from otel_monitoring.local.snapshot import bucket_quantile
+
+    bounds = [0.001, 0.0025, 0.005]
+    value = bucket_quantile(0.5, bounds, [0, 3, 3, 0], None, 0.0049)
+    assert value == 0.0025 and bisect.bisect_left(bounds, value) == 1

@@ -142,7 +142,8 @@ def bucket_quantile(q: float, bounds: Sequence[float], counts: Sequence[int],
         if maximum is not None:
             upper = min(upper, maximum)
         upper = max(upper, lower)
-        estimate = lower + (upper - lower) * max(0.0, rank - cumulative) / count
+        # min(): at the bucket's top, float rounding (0.001 + 0.0015) must not step into the next bucket
+        estimate = min(upper, lower + (upper - lower) * max(0.0, rank - cumulative) / count)
         if minimum is not None:
             estimate = max(estimate, minimum)
         if maximum is not None:
