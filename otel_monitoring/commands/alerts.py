@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from ..views.formatting import in_unit
+from ..views.formatting import alert_value
 
 SNAPSHOT_DIR_ENV = "OTEL_MONITORING_SNAPSHOT_DIR"
 RULES_ENV = "OTEL_MONITORING_ALERT_RULES"
@@ -103,7 +103,7 @@ def _directory(args: argparse.Namespace) -> str | None:
 
 
 def _rules_source(args: argparse.Namespace) -> str:
-    return args.rules or _settings().alert_rules
+    return getattr(args, "rules", None) or _settings().alert_rules
 
 
 def _alerts(directory: str) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
@@ -128,11 +128,6 @@ def _since_unix(alert: dict[str, Any]) -> float:
         return datetime.fromisoformat(alert["since"].replace("Z", "+00:00")).timestamp()
     except (KeyError, ValueError, AttributeError):
         return 0.0
-
-
-def _number(value: Any, unit: str = "") -> str:
-    """A value or threshold in the rule's unit (a ratio as percent), or n/a when it is not a number."""
-    return in_unit(value, unit) if isinstance(value, (int, float)) and not isinstance(value, bool) else "n/a"
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -162,8 +157,7 @@ def run_list(args: argparse.Namespace) -> int:
     else:
         print(f"{'STATE':<9} {'SEVERITY':<10} {'ID':<40} {'VALUE':>10} {'THRESHOLD':>10}  SINCE                     NOTES")
         for alert in alerts:
-            unit = str(alert.get("unit") or "")
-            value, threshold = _number(alert.get("value"), unit), _number(alert.get("threshold"), unit)
+            value, threshold = alert_value(alert), alert_value(alert, "threshold")
             notes = []
             if alert.get("acknowledged"):
                 notes.append(f"acknowledged by {alert['acknowledged_by']}" if alert.get("acknowledged_by")
@@ -179,10 +173,13 @@ def run_list(args: argparse.Namespace) -> int:
         from ..local.history import HistoryStore
         from ..local.snapshot import iso_time
 
-        events = HistoryStore(directory).alert_events(since=now - parse_duration(args.history))
+        from ..local.rules import with_rule_units
+
+        events = with_rule_units(HistoryStore(directory).alert_events(since=now - parse_duration(args.history)),
+                                 _rules_source(args))
         print(f"\nAlert events of the last {args.history}:" if events else f"\nNo alert events in the last {args.history}.")
         for event in events:
-            value = "" if event["value"] is None else f" value {event['value']:.4g}"
+            value = "" if event["value"] is None else f" value {alert_value(event)}"
             by = f" by {event['by']}" if event.get("by") else ""
             seen = f"  (process {event['process']})" if event.get("process") else ""
             print(f"  {iso_time(event['time'])}  {event['event']:<12} {event['severity']:<9} {event['alert_id']}{value}{by}"

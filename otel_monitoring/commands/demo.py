@@ -23,36 +23,41 @@ from opentelemetry.trace import StatusCode
 
 EXAMPLES = ("trading_bot", "rag_pipeline", "api_service", "kpi_feed")
 
-# Extra summary sections: callables taking the Monitoring handle and returning lines to print.
-# Features (cost, KPIs, health, alerts) append theirs.
-SUMMARY_SECTIONS: list[Callable[[Any], list[str]]] = []
+# Extra summary sections: callables taking the Monitoring handle and the final snapshot (a
+# views.snapshot.Snapshot read after shutdown, or None) and returning lines to print. Features (cost,
+# KPIs, health, alerts) append theirs. Sections marked live read instrumentation state that shutdown
+# removes and run just before it; the others run after it, on the final snapshot and evaluation,
+# which is what `top` and `alerts list` read.
+SUMMARY_SECTIONS: list[Callable[[Any, Any], list[str]]] = []
+LIVE_SECTIONS: set[Callable[[Any, Any], list[str]]] = set()
 
 
-def _meters_summary(monitoring: Any) -> list[str]:
+def _meters_summary(monitoring: Any, snapshot: Any) -> list[str]:
     from otel_monitoring.meters.summary import summary_lines
 
-    return summary_lines(monitoring)
+    return summary_lines(monitoring, snapshot)
 
 
 SUMMARY_SECTIONS.append(_meters_summary)
 
 
-def _alerts_summary(monitoring: Any) -> list[str]:
+def _alerts_summary(monitoring: Any, snapshot: Any) -> list[str]:
     from otel_monitoring.local.alerts import demo_summary
 
-    return demo_summary(monitoring)
+    return demo_summary(monitoring, snapshot)
 
 
 SUMMARY_SECTIONS.append(_alerts_summary)
 
 
-def _feeds_summary(monitoring: Any) -> list[str]:
+def _feeds_summary(monitoring: Any, snapshot: Any) -> list[str]:
     from otel_monitoring.instrumentation.trading.ccxt import feed_summary_lines
 
     return feed_summary_lines()
 
 
 SUMMARY_SECTIONS.append(_feeds_summary)
+LIVE_SECTIONS.add(_feeds_summary)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -182,14 +187,29 @@ def run(args: argparse.Namespace) -> int:
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
-    extra_lines = []
-    for section in SUMMARY_SECTIONS:
+    sections: dict[Any, list[str]] = {}
+
+    def summarise(section: Any, snapshot: Any) -> None:
         try:
-            extra_lines += [""] + section(monitoring)
+            sections[section] = [""] + section(monitoring, snapshot)
         except Exception as error:  # noqa: BLE001 - a summary section must not fail the demo
-            extra_lines += ["", f"({section.__name__} unavailable: {error})"]
+            sections[section] = ["", f"({section.__name__} unavailable: {error})"]
+
+    for section in SUMMARY_SECTIONS:
+        if section in LIVE_SECTIONS:
+            summarise(section, None)
+    from ..meters.health_checks import run_health_checks
+
+    run_health_checks()  # the results the last snapshot's check-status gauge and the summary report
     monitoring.force_flush(timeout=10)
-    monitoring.shutdown()
+    monitoring.shutdown()  # takes the last snapshot and evaluates the alert rules a last time
+    from ..views.snapshot import read_snapshot_dir
+
+    final = read_snapshot_dir(output)
+    for section in SUMMARY_SECTIONS:
+        if section not in LIVE_SECTIONS:
+            summarise(section, final)
+    extra_lines = [line for section in SUMMARY_SECTIONS for line in sections[section]]
 
     print(f"\nRan {len(names)} example(s) in {elapsed:.1f}s: {summary.total} spans, {summary.total_errors} errors.\n")
     print("\n".join(summary.table()))

@@ -98,22 +98,21 @@ def active_alerts() -> list[dict[str, Any]]:
     return component.engine.alerts()
 
 
-def demo_summary(monitoring: Any) -> list[str]:
-    """The alerts section of ``otel-monitoring demo``'s summary."""
+def demo_summary(monitoring: Any, snapshot: Any = None) -> list[str]:
+    """The alerts section of ``otel-monitoring demo``'s summary: with ``snapshot`` (read after the
+    last evaluation), its alerts, as `alerts list` and `top` show them."""
     component = monitoring.component("local") if monitoring is not None else None
     if component is None or component.engine is None:
         return ["Alerts: local mode off (no snapshot directory)."]
-    alerts = component.engine.alerts()
+    alerts = snapshot.alerts if snapshot is not None else component.engine.alerts()
     lines = [f"Alerts ({len(component.engine.rules)} rules evaluated every {component.settings.snapshot_interval:g}s; "
              f"snapshots in {component.settings.snapshot_dir}):"]
     if not alerts:
         lines.append("  none pending or firing")
-    from ..views.formatting import in_unit
+    from ..views.formatting import alert_value
 
-    width = max((len(alert["id"]) for alert in alerts), default=0)
+    width = max((len(str(alert.get("id"))) for alert in alerts), default=0)
     for alert in alerts:
-        unit = alert.get("unit") or ""  # the rule's unit, as the notifications and views show it
-        value = "n/a" if alert["value"] is None else in_unit(alert["value"], unit)
-        lines.append(f"  {alert['state']:<8} {alert['severity']:<9} {alert['id']:<{width}}  value {value} "
-                     f"(threshold {in_unit(alert['threshold'], unit)})")
+        lines.append(f"  {alert.get('state')!s:<8} {alert.get('severity')!s:<9} {alert.get('id')!s:<{width}}  "
+                     f"value {alert_value(alert)} (threshold {alert_value(alert, 'threshold')})")
     return lines

@@ -58,7 +58,7 @@ class Alert:
         return {
             "id": self.id, "rule_id": self.rule.id, "name": self.rule.name, "severity": self.severity,
             "state": self.state, "value": _json_number(self.value), "threshold": self.rule.threshold,
-            "unit": self.rule.unit,
+            "unit": self.rule.unit, "indicates": self.rule.indicates,
             "since": iso_time(self.since), "acknowledged": self.acknowledged,
             "acknowledged_by": self.acknowledged_by,
             "silenced_until": iso_time(silenced_until) if silenced_until else None,

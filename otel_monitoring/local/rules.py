@@ -103,6 +103,9 @@ class Rule:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     unit: str = ""  # of the value compared with the threshold: "1" for ratios, the metric's otherwise
+    # The state a state-indicator gauge (1 in the state its attribute names, 0 otherwise) stands for,
+    # e.g. STALE: its value is shown as that state, not as a number.
+    indicates: str | None = None
 
     def breached(self, value: float) -> bool:
         return {
@@ -294,7 +297,16 @@ def _rule(raw: Any, index: int, metrics: Mapping[str, MetricInfo], source: str,
         labels=_strings(raw.get("labels"), "labels", check),
         annotations=_strings(raw.get("annotations"), "annotations", check),
         unit=_compared_unit(kind, metrics[selector.metric].unit),
+        indicates=_indicated_state(kind, metrics[selector.metric], selector),
     )
+
+
+def _indicated_state(kind: str, metric: MetricInfo, selector: Selector) -> str | None:
+    """The state a rule over a state-indicator gauge tests: a gauge of unit 1 selected by an exact
+    match on a ``*.state`` attribute (e.g. trading.market_data.state = STALE)."""
+    if kind != "value" or metric.type != "gauge" or metric.unit != "1":
+        return None
+    return next((m.value for m in selector.matchers if m.op == "=" and m.key.endswith(".state")), None)
 
 
 def _compared_unit(kind: str, metric_unit: str) -> str:
@@ -356,3 +368,23 @@ def load_rules(path: str = DEFAULT_RULES, strict: bool = True) -> RuleSet:
     else:
         loaded = load_file(path, "alert rules file", error=RuleError, fmt="yaml")
     return parse_rules(loaded.data, loaded.path, strict=strict, lines=loaded)
+
+
+def with_rule_units(alerts: list[dict[str, Any]], source: str = DEFAULT_RULES) -> list[dict[str, Any]]:
+    """``alerts`` (history events, or alerts from Prometheus' API) with the unit, indicated state and
+    threshold of their rule (by ``rule_id``) filled in where missing, so every view formats their
+    values the one way (views.formatting.alert_value). A rules file that cannot be read leaves them
+    as they are (shown as plain numbers)."""
+    try:
+        rules = {rule.id: rule for rule in load_rules(source, strict=False).rules}
+    except Exception:  # noqa: BLE001 - a view still shows the alerts without their units
+        rules = {}
+    for alert in alerts:
+        rule = rules.get(str(alert.get("rule_id")))
+        if rule is None:
+            continue
+        alert.setdefault("unit", rule.unit)
+        alert.setdefault("indicates", rule.indicates)
+        if alert.get("threshold") is None:
+            alert["threshold"] = rule.threshold
+    return alerts

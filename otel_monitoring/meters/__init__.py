@@ -130,10 +130,18 @@ class MetersComponent(Component):
         if settings.health_default_checks:
             thresholds = settings.host_health_thresholds
             names = set(registry.names())
+            host = self.host_health
+            # CPU and memory checks read the host-health sampler (reusing a reading younger than one
+            # check interval), so a check, the utilization gauge and the host alerts name one value.
+            def reading(resource: str) -> Any:
+                if host is None:
+                    return None
+                return lambda: host.read(max_age=settings.health_check_interval).utilization[resource]
+
             defaults = {
                 "disk": lambda: checks.disk_space_check("/", thresholds["disk"][1] / 100),
-                "memory": lambda: checks.memory_check(thresholds["memory"][1] / 100),
-                "cpu": lambda: checks.cpu_check(thresholds["cpu"][1] / 100),
+                "memory": lambda: checks.memory_check(thresholds["memory"][1] / 100, reading("memory")),
+                "cpu": lambda: checks.cpu_check(thresholds["cpu"][1] / 100, reading("cpu")),
             }
             for name, factory in defaults.items():
                 # The application's own check of that name wins. Host checks are reported (in

@@ -33,22 +33,25 @@ def disk_space_check(path: str = "/", max_utilization: float = 0.95) -> CheckFn:
     return check
 
 
-def memory_check(max_utilization: float = 0.95) -> CheckFn:
-    """Fails when memory use (1 - available/total) is at or above ``max_utilization``."""
+def memory_check(max_utilization: float = 0.95, read: Callable[[], float] | None = None) -> CheckFn:
+    """Fails when memory use (1 - available/total) is at or above ``max_utilization``.
+    ``read``: where the fraction comes from (default: psutil now)."""
+    read = read or memory_utilization
 
     def check() -> tuple[bool, dict[str, Any]]:
-        used = memory_utilization()
+        used = read()
         return used < max_utilization, {"utilization": round(used, 4), "max_utilization": max_utilization}
 
     return check
 
 
-def cpu_check(max_utilization: float = 0.90) -> CheckFn:
-    """Fails when all CPUs were busy at or above ``max_utilization`` since the previous run (since boot at first)."""
-    busy = CpuBusy()
+def cpu_check(max_utilization: float = 0.90, read: Callable[[], float] | None = None) -> CheckFn:
+    """Fails when all CPUs were busy at or above ``max_utilization`` since the previous run (since boot at first).
+    ``read``: where the busy fraction comes from (default: this check's own sampler)."""
+    read = read or CpuBusy().read
 
     def check() -> tuple[bool, dict[str, Any]]:
-        value = busy.read()
+        value = read()
         return value < max_utilization, {"utilization": round(value, 4), "max_utilization": max_utilization}
 
     return check

@@ -120,10 +120,12 @@ class HostHealth:
                 continue
         return max(values) if values else None
 
-    def read(self) -> HostHealthReading:
+    def read(self, max_age: float | None = None) -> HostHealthReading:
+        """The reading, taken now unless the last one is younger than ``max_age`` seconds."""
+        max_age = self._max_age if max_age is None else max_age
         with self._lock:
             now = time.monotonic()
-            if self._reading is None or now - self._read_at >= self._max_age:
+            if self._reading is None or now - self._read_at >= max_age:
                 utilization = {"cpu": self.cpu.read(), "memory": memory_utilization()}
                 disk = self.disk_utilization()
                 if disk is not None:

@@ -54,24 +54,53 @@ def rag_lines(kpis: Any) -> list[str]:
     return lines
 
 
-def health_lines(component: Any) -> list[str]:
+def _final_host_health(snapshot: Any) -> str | None:
+    """The host health line from the final snapshot: the sample the alerts and `top` show."""
+    from .. import names
+    from ..views.snapshot import get_attr
+
+    scores = snapshot.gauges.get(names.HOST_HEALTH_SCORE) or []
+    if not scores or scores[0].get("value") is None:
+        return None
+    states = [get_attr(p.get("attributes", {}), names.HOST_HEALTH_STATE)
+              for p in snapshot.gauges.get(names.HOST_HEALTH_STATUS) or [] if p.get("value") == 1]
+    parts = ", ".join(f"{get_attr(p.get('attributes', {}), names.HOST_RESOURCE)} {_percent(p.get('value'))}"
+                      for p in snapshot.gauges.get(names.HOST_RESOURCE_UTILIZATION) or [])
+    return f"Host health: {float(scores[0]['value']):.1f} {states[0] if states else '?'} ({parts})"
+
+
+# The default host checks measure what the host health line shows; their own reading is left out
+# so one screen shows one CPU (memory, disk) value.
+_HOST_CHECKS = ("cpu", "memory", "disk")
+
+
+def health_lines(component: Any, snapshot: Any = None) -> list[str]:
+    """Host health and health checks; with ``snapshot`` (the final one), as that snapshot has them."""
     lines = []
-    if component.host_health is not None:
+    final = _final_host_health(snapshot) if snapshot is not None else None
+    if final is not None:
+        lines.append(final)
+    elif component.host_health is not None:
         reading = component.host_health.read()
         parts = ", ".join(f"{name} {_percent(value)}" for name, value in reading.utilization.items())
         lines.append(f"Host health: {reading.score:.1f} {reading.state} ({parts})")
     from .health_checks import registry
 
-    results = {result.name: result for result in registry.run()}  # now, not at the last background run
+    # The results of the last run, which the final snapshot's check-status gauge reports; else run now.
+    results = registry.last_results() if snapshot is not None else {}
+    results = results or {result.name: result for result in registry.run()}
     if results:
         described = []
         for name, result in sorted(results.items()):
+            detail = result.detail
+            if name in _HOST_CHECKS and isinstance(detail, dict) and final is not None:
+                detail = {key: value for key, value in detail.items() if key != "utilization"}
             if result.error:
                 why = result.error
-            elif isinstance(result.detail, dict):
-                why = ", ".join(f"{key} {value}" for key, value in result.detail.items())
+            elif isinstance(detail, dict):
+                why = ", ".join(f"{key} {value}" for key, value in detail.items())
             else:
-                why = str(result.detail or "returned False")
+                why = str(detail or "returned False")
             described.append(f"{name} ok" if result.healthy else f"{name} FAILING ({why})")
         lines.append("Health checks: " + ", ".join(described))
     if component.health_server is not None:
@@ -79,9 +108,10 @@ def health_lines(component: Any) -> list[str]:
     return lines
 
 
-def summary_lines(monitoring: Any) -> list[str]:
+def summary_lines(monitoring: Any, snapshot: Any = None) -> list[str]:
+    """``snapshot``: the final snapshot (views.snapshot.Snapshot), which the host health line reads."""
     component = monitoring.component("meters") if monitoring is not None else None
     if component is None or component.cost is None:
         return ["(meters not running)"]
     return [*cost_lines(component.cost), "", *trading_lines(component.trading), "", *rag_lines(component.rag), "",
-            *health_lines(component)]
+            *health_lines(component, snapshot)]

@@ -17,6 +17,9 @@ MEMORY_UTILIZATION = (names.SYSTEM_MEMORY_UTILIZATION,)         # ratio per stat
 FILESYSTEM_UTILIZATION = (names.SYSTEM_FILESYSTEM_UTILIZATION,)  # ratio per mountpoint and state
 LOAD_AVERAGE_1M = (names.SYSTEM_CPU_LOAD_AVERAGE_1M,)
 HOST_HEALTH_SCORE = (names.HOST_HEALTH_SCORE,)
+# CPU, memory and fullest-disk fractions the host score and the host alert rules read (one sample).
+HOST_RESOURCE_UTILIZATION = (names.HOST_RESOURCE_UTILIZATION,)
+HOST_RESOURCE = (names.HOST_RESOURCE,)
 HEALTH_CHECK_STATUS = (names.HEALTH_CHECK_STATUS,)  # 1 healthy / 0 per check name
 
 # --- RED: duration histograms in seconds, and call/error counters ---

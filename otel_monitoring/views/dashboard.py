@@ -173,9 +173,7 @@ def alerts_table(ov: Overview, rows: int) -> RenderableType:
     for alert in shown:
         style = _style(alert.colour_state)
         # Value and threshold in the rule's unit (a ratio rule shows 100.0% / 80.0%, not 1 / 0.8).
-        value = "" if alert.value is None else fmt.in_unit(alert.value, alert.unit)
-        if alert.threshold is not None:
-            value += f" / {fmt.in_unit(alert.threshold, alert.unit)}"
+        value = alert.shown()
         state = alert.state + (" ack" if alert.acknowledged else "")
         since = alert.since[11:19] if len(alert.since) >= 19 else alert.since
         table.add_row(Text(alert.severity.upper(), style=f"bold {style}"), Text(state, style=style),

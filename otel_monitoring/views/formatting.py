@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+from typing import Any
 
 
 def duration(seconds: float | None) -> str:
@@ -59,6 +60,20 @@ def in_unit(value: float | None, unit: str = "") -> str:
     if unit in ("%", "USD", "s"):
         return number(value, unit)
     return f"{value:.4g}" + (f" {unit}" if unit and not unit.startswith("{") else "")
+
+
+def alert_value(alert: Any, key: str = "value") -> str:
+    """An alert's value (or, with key="threshold", its threshold) as its rule measures it, the one way
+    every view shows it: a state indicator as the state (STALE, or "not STALE"), a ratio as percent,
+    seconds as a duration, USD as money; n/a when it is not a number. ``alert``: an alerts.json entry
+    or a history event (anything with value/threshold, unit and indicates)."""
+    value = alert.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "n/a"
+    state = alert.get("indicates")
+    if state:
+        return str(state) if key == "threshold" or value >= 1 else f"not {state}"
+    return in_unit(value, str(alert.get("unit") or ""))
 
 
 def number(value: float | None, unit: str = "") -> str:

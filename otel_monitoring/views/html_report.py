@@ -130,7 +130,7 @@ def _alert_section(data: ReportData) -> str:
     total = sum(sum(d.by_severity.values()) for d in data.alert_days)
     rows = []
     for event in data.alert_events[:100]:
-        value = "" if event.get("value") is None else fmt.in_unit(event["value"], event.get("unit") or "")
+        value = "" if event.get("value") is None else fmt.alert_value(event)
         rows.append(f'<tr class="event"><td>{escape(time.strftime("%m-%d %H:%M", time.gmtime(event["time"])))}</td>'
                     f'<td><span class="sev {escape(event["severity"])}">{escape(event["severity"])}</span></td>'
                     f'<td>{escape(event["event"])}</td><td class="name">{escape(event["name"])}</td><td class="num wide">{escape(value)}</td></tr>')

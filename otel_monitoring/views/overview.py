@@ -90,6 +90,17 @@ class AlertLine:
     acknowledged: bool
     colour_state: State
     unit: str = ""          # of value and threshold: "1" (shown as %), "s", "USD"...
+    indicates: str | None = None  # the state a state-indicator rule tests (its value shows as that state)
+
+    def shown(self) -> str:
+        """Value / threshold as every view writes them (a state rule: the state alone)."""
+        from .formatting import alert_value
+
+        data = {"value": self.value, "threshold": self.threshold, "unit": self.unit, "indicates": self.indicates}
+        text = "" if self.value is None else alert_value(data)
+        if self.threshold is not None and not self.indicates:
+            text += f" / {alert_value(data, 'threshold')}"
+        return text
 
 
 @dataclass
@@ -167,12 +178,26 @@ def _used_percent(snapshot: Snapshot, candidates: tuple[str, ...]) -> list[tuple
     return [(p.get("attributes", {}), as_percent(float(p["value"]), unit)) for p in used if p.get("value") is not None]
 
 
+def host_resource_percent(snapshot: Snapshot, resource: str) -> float | None:
+    """The host-health reading of ``resource`` (cpu, memory, disk) in %: the sample the host score
+    and the host alert rules read, so the screen shows the value the alerts show."""
+    name, points = snapshot.find("gauges", catalog.HOST_RESOURCE_UTILIZATION)
+    for point in points:
+        if get_attr(point.get("attributes", {}), *catalog.HOST_RESOURCE) == resource and point.get("value") is not None:
+            return as_percent(float(point["value"]), snapshot.unit(name))
+    return None
+
+
 def system_readings(snapshot: Snapshot) -> list[Reading]:
     readings = []
     cpu, cpus = cpu_percent(snapshot)
+    host_cpu = host_resource_percent(snapshot, "cpu")
+    cpu = cpu if host_cpu is None else host_cpu
     readings.append(Reading("CPU", cpu, "%", THRESHOLDS["cpu"].state(cpu), f"{cpus} cpu" if cpus else ""))
     memory = _used_percent(snapshot, catalog.MEMORY_UTILIZATION)
     mem = sum(v for _, v in memory) if memory else None
+    host_memory = host_resource_percent(snapshot, "memory")
+    mem = mem if host_memory is None else host_memory
     readings.append(Reading("Memory", mem, "%", THRESHOLDS["memory"].state(mem)))
     disks = _used_percent(snapshot, catalog.FILESYSTEM_UTILIZATION)
     if disks:
@@ -529,7 +554,8 @@ def alert_lines(snapshot: Snapshot) -> list[AlertLine]:
             State.WARNING if state == "pending" else State.OK)
         lines.append(AlertLine(severity, str(alert.get("name") or alert.get("id") or "?"), state,
                                alert.get("value"), alert.get("threshold"), str(alert.get("since") or ""),
-                               bool(alert.get("acknowledged")), colour, str(alert.get("unit") or "")))
+                               bool(alert.get("acknowledged")), colour, str(alert.get("unit") or ""),
+                               alert.get("indicates") or None))
     order = {"firing": 0, "pending": 1, "resolved": 2}
     lines.sort(key=lambda a: (order.get(a.state, 3), SEVERITY_ORDER.get(a.severity, 9), a.since))
     return lines

@@ -126,6 +126,7 @@ class PrometheusSource:
             self._counters(snapshot, exposed)
             self._histograms(snapshot, exposed)
             self._alerts(snapshot)
+            self._alert_units(snapshot)
         except PrometheusError as error:
             snapshot.problems.append(str(error))
             return snapshot
@@ -196,6 +197,19 @@ class PrometheusSource:
                 snapshot.histograms.setdefault(otel_name, []).extend(kept)
                 snapshot.units[otel_name] = "s" if unit in ("s", "ms") else unit
 
+    @staticmethod
+    def _alert_units(snapshot: Snapshot) -> None:
+        """Prometheus gives an alert's value only: its rule (exported with a rule_id label) says its
+        unit, state and threshold, so the value reads as in every other view."""
+        from ..config import ConfigError, load_settings
+        from ..local.rules import DEFAULT_RULES, with_rule_units
+
+        try:
+            source = load_settings().alert_rules
+        except ConfigError:
+            source = DEFAULT_RULES
+        with_rule_units(snapshot.alerts, source)
+
     def _alerts(self, snapshot: Snapshot) -> None:
         for alert in self._api("alerts").get("alerts", []):
             labels = alert.get("labels", {})
@@ -210,7 +224,7 @@ class PrometheusSource:
             except ValueError:
                 value = None
             snapshot.alerts.append({
-                "id": labels.get("alertname", "?"), "rule_id": labels.get("alertname", "?"),
+                "id": labels.get("alertname", "?"), "rule_id": labels.get("rule_id") or labels.get("alertname", "?"),
                 "name": labels.get("alertname", "?"),   # the summary is a sentence: too long for a row
                 "severity": labels.get("severity", "warning"), "state": alert.get("state", "firing"),
                 "value": value, "threshold": None, "since": alert.get("activeAt", ""), "acknowledged": False,

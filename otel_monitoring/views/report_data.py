@@ -217,8 +217,17 @@ def budget_trend(snapshots: list[Snapshot], cumulative_cost: list[tuple[float, f
     return None
 
 
-def alert_history(store: Any, since: float, now: float, day_count: int = 7) -> tuple[list[AlertDay], list[dict[str, Any]]]:
-    events = store.alert_events(since=since)
+def alert_history(store: Any, since: float, now: float, day_count: int = 7,
+                  rules: str | None = None) -> tuple[list[AlertDay], list[dict[str, Any]]]:
+    """Firing events per day, and the events newest first with their rule's unit (``rules``: the
+    rules file, default the settings')."""
+    from ..local.rules import with_rule_units
+
+    if rules is None:
+        from ..config import load_settings
+
+        rules = load_settings().alert_rules
+    events = with_rule_units(store.alert_events(since=since), rules)
     days = []
     for index in range(day_count):
         day_start = now - (day_count - 1 - index) * DAY_S
