@@ -510,10 +510,13 @@ def trading_readings(snapshot: Snapshot, red: list[RedRow]) -> tuple[list[Readin
     if accuracy is not None:
         readings.append(Reading("Signal acc.", accuracy, "%", THRESHOLDS["signal_accuracy"].state(accuracy)))
     _, success_points = snapshot.find("gauges", catalog.ORDER_SUCCESS_RATE)
-    success = [as_percent(float(p["value"]), "1") for p in success_points if p.get("value") is not None]
+    success = [(as_percent(float(p["value"]), "1"), str(get_attr(p.get("attributes", {}), names.TRADING_EXCHANGE) or "?"))
+               for p in success_points if p.get("value") is not None]
     if success:
-        worst_rate = min(success)
-        readings.append(Reading("Order success", worst_rate, "%", THRESHOLDS["order_success"].state(worst_rate)))
+        # The worst exchange's rate, named: a 0 % on one venue must not read as the whole book's.
+        worst_rate, exchange = min(success)
+        detail = exchange + (f" (worst of {len(success)})" if len(success) > 1 else "")
+        readings.append(Reading("Order success", worst_rate, "%", THRESHOLDS["order_success"].state(worst_rate), detail))
     disconnects = snapshot.total("counters", catalog.WEBSOCKET_DISCONNECTS)
     if disconnects is not None:
         readings.append(Reading("WS disconnects", disconnects, "", State.WARNING if disconnects > 3 else State.OK,
