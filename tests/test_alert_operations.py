@@ -74,7 +74,7 @@ def test_ack_by_is_recorded_by_the_running_application(tmp_path):
         assert [(e["alert_id"], e["by"]) for e in events] == [(alert_id, "maria")]
         listing = _cli("alerts", "list", "--history", "1h", "--dir", str(snapshots), env=env)
         assert "acknowledged by maria" in listing.stdout
-        assert f"acknowledged critical  {alert_id} value 0.6 by maria" in listing.stdout  # the history line
+        assert f"acknowledged critical  {alert_id} value 60.0% by maria" in listing.stdout  # the history line, in the rule's unit
     finally:
         app.kill()
         app.wait()

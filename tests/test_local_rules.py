@@ -235,4 +235,4 @@ def test_cli_list_history(tmp_path, capsys):
     store.close()
     assert main(["alerts", "list", "--dir", str(tmp_path), "--history", "1h"]) == 0
     out = capsys.readouterr().out
-    assert "firing       warning   high_cpu value 0.93" in out and "old" not in out.split("Alert events")[1]
+    assert "firing       warning   high_cpu value 93.0%" in out and "old" not in out.split("Alert events")[1]

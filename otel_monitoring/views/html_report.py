@@ -95,13 +95,14 @@ def _feeds_table(data: ReportData) -> str:
         f'<td class="name">{escape(f.channel)}</td><td class="num">{fmt.count(f.messages)}</td>'
         f'<td class="num">{"-" if f.rate is None else f"{f.rate:.2f}/s"}</td>'
         f'<td class="num">{fmt.duration(f.p95)}</td><td class="num">{fmt.count(f.gaps)}</td>'
-        f'<td class="name">{escape(f.freshness or "-")}</td><td class="name">{escape(f.symbol_freshness or "-")}</td>'
+        f'<td class="name">{escape(f.freshness or "unknown")}</td><td class="name">{escape(f.symbol_freshness or "-")}</td>'
         '</tr>' for f in feeds)
     return ('<section id="feeds"><h2>Market-data feeds (WebSocket)</h2><div class="scroll"><table class="latency">'
             '<thead><tr><th>Exchange</th><th>Symbol</th><th>Stream</th><th class="num">Messages</th>'
             '<th class="num">Rate</th><th class="num">Latency p95</th><th class="num">Gaps</th><th>Stream state</th>'
             '<th>Symbol state</th></tr></thead><tbody>' + body + '</tbody></table></div>'
-            '<p class="note">Stream state: this stream alone, by its own limits. Symbol state: the freshest of all '
+            '<p class="note">Stream state: this stream alone, by its own limits (unknown: the stream no longer reports '
+            'one, e.g. it ended before this snapshot). Symbol state: the freshest of all '
             'the symbol\'s sources (streams, polled REST data), as the trading KPIs and the STALE alert read it.</p>'
             '</section>')
 

@@ -470,7 +470,9 @@ def feed_rows(snapshot: Snapshot) -> list[FeedRow]:
         exchange, channel, symbol = key
         p95 = merged_quantile(latency[key], 0.95) if latency.get(key) else None
         symbol_label = str(declared.get((symbol, exchange)) or "")
-        label = str(own.get(key) or symbol_label)  # a snapshot without stream states: the symbol's
+        # The stream's own state only: a stream that no longer reports one (it ended, or the writer
+        # predates stream states) is "" (shown as unknown), never its symbol's state under its name.
+        label = str(own.get(key) or "")
         state = worst(DEFAULT_LATENCY.state(p95) if p95 is not None else State.OK,
                       State.WARNING if values["below"].get(key) else State.OK, _stream_state(label, symbol_label))
         rows.append(FeedRow(exchange, channel, symbol, values["messages"][key], values["rate"].get(key), p95,
