@@ -547,6 +547,49 @@ class Settings:
         return "Settings({" + ", ".join(f"{name!r}: {self.display(name)}" for name in self._values) + "})"
 
 
+# The OTEL_MONITORING_* variables read outside the settings above (by the stack commands, the build
+# scripts, the distro and a debugging switch): with OPTIONS, every name the package knows, so that a
+# misspelled one is reported with the closest known name rather than ignored in silence.
+OTHER_VARIABLES: dict[str, str] = {
+    "OTEL_MONITORING_CACHE": "cache of the stack's binaries and the scripts' virtualenv (stack, scripts/)",
+    "OTEL_MONITORING_VENV": "the virtualenv scripts/bootstrap.sh made (scripts/)",
+    "OTEL_MONITORING_COLLECTOR_CONFIG": "another collector config directory (stack)",
+    "OTEL_MONITORING_OTELCOL": "the collector binary (stack)",
+    "OTEL_MONITORING_JAEGER": "the Jaeger binary (stack)",
+    "OTEL_MONITORING_JAEGER_UI": "the Jaeger UI assets (stack)",
+    "OTEL_MONITORING_PROMETHEUS": "the Prometheus binary (stack)",
+    "OTEL_MONITORING_PROMTOOL": "the promtool binary (alerts export, tests)",
+    "OTEL_MONITORING_ALERTMANAGER": "the Alertmanager binary (stack)",
+    "OTEL_MONITORING_AMTOOL": "the amtool binary (stack)",
+    "OTEL_MONITORING_VICTORIALOGS": "the VictoriaLogs binary (stack)",
+    "OTEL_MONITORING_DISTRO_DISABLED": "set by the distro for child processes",
+    "OTEL_MONITORING_DEBUG_EXIT": "prints how the process ended (debugging)",
+}
+VARIABLE_PREFIX = "OTEL_MONITORING_"
+
+
+def known_variables() -> set[str]:
+    return {option.env for option in OPTIONS if option.env and option.env.startswith(VARIABLE_PREFIX)} | set(OTHER_VARIABLES)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One message per ``OTEL_MONITORING_*`` variable that no setting reads (a typo is otherwise
+    ignored in silence), naming the closest known variable."""
+    import difflib
+
+    environ = os.environ if environ is None else environ
+    known = known_variables()
+    messages = []
+    for name in sorted(n for n in environ if n.startswith(VARIABLE_PREFIX) and n not in known):
+        # Compared without the shared prefix, which would make any two names look alike.
+        close = difflib.get_close_matches(name[len(VARIABLE_PREFIX):], sorted(k[len(VARIABLE_PREFIX):] for k in known),
+                                          n=1, cutoff=0.6)
+        fix = (f"did you mean {VARIABLE_PREFIX}{close[0]}?" if close
+               else "the settings are listed in docs/configuration.md.")
+        messages.append(f"environment variable {name} is not an otel-monitoring setting and is ignored. Fix: {fix}")
+    return messages
+
+
 def _describe(option: Option, from_env: bool) -> str:
     if from_env:
         return f"environment variable {option.env}"
@@ -578,12 +621,20 @@ def load_settings(arguments: Mapping[str, Any] | None = None, environ: Mapping[s
 
         def report(message: str) -> None:
             policy.report(message, strict=strict, consequence="The default applies.")
+
+        def report_unknown(message: str) -> None:
+            policy.report(message, strict=strict,
+                          consequence="The setting meant keeps its value from elsewhere (argument or default).")
+    else:
+        report_unknown = report
     unknown = sorted(set(arguments) - set(OPTIONS_BY_NAME))
     if unknown:
         raise ConfigError(
             f"configure() got unknown argument(s) {', '.join(unknown)}; valid ones are listed in "
             "docs/configuration.md (e.g. service_name='trading-bot')."
         )
+    for message in unknown_variables(environ):
+        report_unknown(message)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for option in OPTIONS:
@@ -627,6 +678,11 @@ def markdown_table() -> str:
         "named, an environment variable. An explicit argument wins over the environment, which wins",
         "over the default. `otel-monitoring doctor` prints the resolved values and where each came from.",
         "",
+        "An `OTEL_MONITORING_*` variable that no setting reads (a typo such as `OTEL_MONITORING_SNAPSHOT_DIRR`)",
+        "is reported once by `configure()` and listed by `doctor`, with the closest known name; it is",
+        "ignored (under `OTEL_MONITORING_STRICT=true`, `configure()` raises instead). The known names are",
+        "the table below and the variables read outside the settings, listed at the end.",
+        "",
     ]
     section = None
     for option in OPTIONS:
@@ -645,6 +701,12 @@ def markdown_table() -> str:
         "pipeline is built from the SDK's own processors and exporters:",
         "",
         *[f"- `{name}`: {meaning}" for name, meaning in SDK_NATIVE_VARIABLES],
+        "",
+        "## Read outside the settings",
+        "",
+        "The stack commands, the scripts and the distro read these directly:",
+        "",
+        *[f"- `{name}`: {meaning}" for name, meaning in OTHER_VARIABLES.items()],
         "",
     ]
     return "\n".join(lines)

@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         print("\nInputs:")
     for message in reports:
         problems += 1
-        print(f"  PROBLEM: {safe_text(message)} (ignored: the default applies)")
+        consequence = "" if "is ignored" in message else " (ignored: the default applies)"
+        print(f"  PROBLEM: {safe_text(message)}{consequence}")
     for message in file_problems:
         problems += 1
         print(f"  PROBLEM: {safe_text(message)}")
