@@ -121,9 +121,13 @@ def test_every_package_directory_is_listed_for_installation():
     with open(os.path.join(REPO, "pyproject.toml"), "rb") as handle:
         listed = set(tomllib.load(handle)["tool"]["setuptools"]["packages"])
     found = set()
-    for root, _dirs, files in os.walk(os.path.join(REPO, "otel_monitoring")):
-        if "__init__.py" in files and "__pycache__" not in root:
-            found.add(os.path.relpath(root, REPO).replace(os.sep, "."))
+    # Every directory: a package, or a directory of data files, which setuptools warns it would
+    # ignore unless listed (then the wheel would depend on a glob of its parent to carry them).
+    for top, name in (("otel_monitoring", "otel_monitoring"), ("collector-config", "otel_monitoring.stack.collector_config")):
+        for root, dirs, _files in os.walk(os.path.join(REPO, top)):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            relative = os.path.relpath(root, os.path.join(REPO, top))
+            found.add(name if relative == "." else name + "." + relative.replace(os.sep, "."))
     assert found - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
     # Everything ships under otel_monitoring (the examples too): one top-level package.
     assert {name.split(".")[0] for name in listed} == {"otel_monitoring"}

@@ -28,8 +28,9 @@ def _tracked_files(prefix: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    """A wheel of this checkout (its files copied first, so the build leaves nothing in the repository)."""
+def built(tmp_path_factory):
+    """A wheel of this checkout (its files copied first, so the build leaves nothing in the repository),
+    and what the build printed."""
     if shutil.which("git") is None or not os.path.isdir(os.path.join(REPO, ".git")) and not os.path.isfile(os.path.join(REPO, ".git")):
         pytest.skip("needs a git checkout")
     source = tmp_path_factory.mktemp("source")
@@ -38,11 +39,28 @@ def wheel(tmp_path_factory):
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(os.path.join(REPO, path), target)
     out = tmp_path_factory.mktemp("dist")
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(source)],
-                           capture_output=True, text=True, timeout=600, env=clean_env())
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(out), str(source)],
+                          capture_output=True, text=True, timeout=600, env=clean_env())
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (path,) = out.glob("otel_monitoring-*.whl")
-    return path
+    return path, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(built):
+    return built[0]
+
+
+def test_the_build_warns_of_nothing_and_the_wheel_carries_every_runtime_file(built):
+    """setuptools warned that each data directory mapped into the wheel "would be ignored" (it was
+    not listed as a package); the examples the demo imports and the packaged rules and prices ship too."""
+    path, log = built
+    assert "would be ignored" not in log and "BuildBackendWarning" not in log, log[-5000:]
+    names = set(zipfile.ZipFile(path).namelist())
+    expected = {f"otel_monitoring/examples/{p[len('examples/'):]}" for p in _tracked_files("examples")}
+    expected |= {p for p in _tracked_files("otel_monitoring") if not p.endswith(".pyc")}
+    assert "otel_monitoring/examples/trading_bot.py" in expected and "otel_monitoring/data/alert_rules.yaml" in expected
+    assert not expected - names, sorted(expected - names)
 
 
 @pytest.fixture(scope="module")
