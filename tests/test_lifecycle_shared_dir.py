@@ -109,7 +109,7 @@ def test_two_processes_share_a_snapshot_directory(tmp_path):
 BUDGET = """
 import sys, otel_monitoring
 otel_monitoring.configure(service_name="spender", exporter="none", system_metrics=False,
-                          budgets="daily:total=10", alert_rules="none")
+                          budgets=f"daily:total={sys.argv[2] if len(sys.argv) > 2 else 10}", alert_rules="none")
 events = []
 otel_monitoring.add_budget_listener(lambda event: events.append(round(event.threshold * 100)))
 otel_monitoring.record_cost(float(sys.argv[1]), "model_inference")
@@ -117,12 +117,26 @@ print(events)
 """
 
 
-def run_budget(directory, amount: float) -> list[int]:
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(BUDGET), str(amount)],
+def run_budget(directory, amount: float, limit: float = 10, stderr: list | None = None) -> list[int]:
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(BUDGET), str(amount), str(limit)],
                             env=dict(env(), OTEL_MONITORING_SNAPSHOT_DIR=str(directory)),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+    if stderr is not None:
+        stderr.append(result.stderr)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_changed_limit_announces_every_level_crossed_once_in_order(tmp_path):
+    """The ledger kept the levels announced against the old limit: after a restart with a lower one, a
+    jump past all three levels logged 90 % and 100 % but not 80 %."""
+    directory = tmp_path / "snapshots"
+    assert run_budget(directory, 8.5, limit=10) == [80]  # one jump from $0 to 85 %
+    logs: list[str] = []
+    assert run_budget(directory, 0.01, limit=1, stderr=logs) == [80, 90, 100]  # $8.51 of the new $1
+    reached = [line.split("reached ", 1)[1].split("%", 1)[0] for line in logs[0].splitlines() if "reached" in line]
+    assert reached == ["80", "90", "100"], logs[0]
+    assert run_budget(directory, 0.01, limit=1) == []  # once
 
 
 def test_budget_spend_survives_restarts_and_adds_up_across_processes(tmp_path):

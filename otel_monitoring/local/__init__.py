@@ -245,7 +245,7 @@ def _budget_rule(event: Any) -> Any:
 
     percent = f"{event.threshold:.0%}"
     return Rule(id="budget", name=f"Cost budget at {percent}", kind="value", selector=Selector(BUDGET_METRIC),
-                op=">=", threshold=float(event.threshold), severity=event.severity,
+                op=">=", threshold=float(event.threshold), severity=event.severity, unit="1",
                 group_by=(names.BUDGET_NAME,),
                 annotations={"summary": f"Budget {event.budget}: {event.spent_usd:.2f} of {event.limit_usd:.2f} USD "
                                         f"spent this {'day' if event.period == 'daily' else 'month'} ({percent})"})

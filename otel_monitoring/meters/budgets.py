@@ -144,7 +144,7 @@ class BudgetTracker:
     def _sync(self, state: _BudgetState) -> None:
         """Take the directory's spend for the period (and what was already announced)."""
         assert state.start is not None
-        found = self._ledger_call("read", self._ledger_key(state), state.start.isoformat())
+        found = self._ledger_call("read", self._ledger_key(state), state.start.isoformat(), state.limit)
         if found is not None:
             spent, announced = found
             state.spent = spent

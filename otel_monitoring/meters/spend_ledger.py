@@ -5,8 +5,10 @@ must not start the day's spend from $0 again, and the processes sharing a snapsh
 spend from the same budget. Every cost is added to ``budgets.json`` under an ``flock`` (costs
 are per LLM call or per order, so a file update each is cheap), and the process reads back the
 directory's total for the period. A threshold (80 %, 90 %, 100 %) is announced by the process
-whose cost crosses it, once per directory and period, and a restarted process does not announce
-again what its predecessor already did.
+whose cost crosses it, once per directory, period and limit, and a restarted process does not
+announce again what its predecessor already did. A changed limit starts the announcements afresh:
+80 % of a new limit is another amount than 80 % of the old one, and every level the spend has
+crossed of the new limit is announced, in order, with the next cost.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class SpendLedger:
             os.close(fd)
 
     @staticmethod
-    def _entry(ledger: dict[str, Any], key: str, period_start: str) -> tuple[Decimal, set[str]]:
+    def _entry(ledger: dict[str, Any], key: str, period_start: str, limit: Decimal | None = None) -> tuple[Decimal, set[str]]:
         entry = ledger.get(key)
         if not isinstance(entry, dict) or entry.get("period_start") != period_start:
             return Decimal(0), set()
@@ -61,21 +63,26 @@ class SpendLedger:
             spent = Decimal(str(entry.get("spent_usd", "0")))
         except InvalidOperation:
             spent = Decimal(0)
-        return spent, {str(t) for t in entry.get("announced", [])}
+        announced = {str(t) for t in entry.get("announced", [])}
+        if limit is not None and entry.get("limit_usd") is not None and str(entry.get("limit_usd")) != str(limit):
+            announced = set()  # announced against another limit
+        return spent, announced
 
-    def read(self, key: str, period_start: str) -> tuple[Decimal, set[str]]:
-        """The directory's spend of one budget in one period, and the thresholds already announced."""
-        return self._locked(lambda ledger: (self._entry(ledger, key, period_start), False))
+    def read(self, key: str, period_start: str, limit: Decimal | None = None) -> tuple[Decimal, set[str]]:
+        """The directory's spend of one budget in one period, and the thresholds already announced
+        (of ``limit``: none when they were announced against another limit)."""
+        return self._locked(lambda ledger: (self._entry(ledger, key, period_start, limit), False))
 
     def add(self, key: str, period_start: str, amount: Decimal, limit: Decimal,
             thresholds: tuple[Decimal, ...]) -> tuple[Decimal, list[Decimal]]:
         """Add ``amount``; returns the new total and the thresholds this addition crossed first."""
         def update(ledger: dict[str, Any]) -> tuple[tuple[Decimal, list[Decimal]], bool]:
-            spent, announced = self._entry(ledger, key, period_start)
+            spent, announced = self._entry(ledger, key, period_start, limit)
             spent += amount
-            crossed = [t for t in thresholds if str(t) not in announced and spent >= t * limit]
+            crossed = [t for t in sorted(thresholds) if str(t) not in announced and spent >= t * limit]
             announced |= {str(t) for t in crossed}
-            ledger[key] = {"period_start": period_start, "spent_usd": str(spent), "announced": sorted(announced)}
+            ledger[key] = {"period_start": period_start, "spent_usd": str(spent), "limit_usd": str(limit),
+                           "announced": sorted(announced, key=Decimal)}
             return (spent, crossed), True
 
         return self._locked(update)
