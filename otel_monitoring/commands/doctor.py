@@ -54,13 +54,17 @@ def check_files(settings) -> list[str]:
     configure() loads them."""
     found: list[str] = []
     if settings.targets:
-        from ..instrumentation.targets import TargetError, load_targets
+        from ..instrumentation.targets import FILE_IGNORED, TargetError, load_targets
+        from ..instrumentation.targets_static import static_problem
 
         try:
             with _app_directory_importable():
-                found += load_targets(settings.targets)[1]
+                entries, problems = load_targets(settings.targets)
+                found += problems
+                # What the modules' sources prove wrong (nothing of the app is imported).
+                found += [p for p in (static_problem(e, settings.targets) for e in entries) if p is not None]
         except TargetError as error:
-            found.append(str(error))
+            found.append(f"{error} {FILE_IGNORED}")
     if settings.alert_rules.strip().lower() != "none":
         from ..local.rules import RuleError, load_rules
 

@@ -57,6 +57,11 @@ _STEP = re.compile(r"\.([A-Za-z_]\w*)|\[\s*(?:'([^']*)'|\"([^\"]*)\"|(-?\d+))\s*
 _MISSING = object()
 
 
+ENTRY_SKIPPED = "The entry is skipped; the application goes on without it."
+FILE_IGNORED = ("The whole targets file is ignored: no function is traced from it; the application goes on "
+                "without it. Fix the file (or unset OTEL_MONITORING_TARGETS) and restart.")
+
+
 class TargetError(ConfigError):
     """A bad targets file or entry; the message names the file, the entry and its line, the problem and the fix."""
 
@@ -322,10 +327,20 @@ class TargetsInstrumentor(BaseInstrumentor):
         try:
             entries, problems = load_targets(self._source)
         except TargetError as problem:
-            self._report(str(problem))
+            self._report(str(problem), consequence=FILE_IGNORED)
             return
         for problem in problems:
             self._report(problem)
+        if self._strict:
+            # What the sources of modules not imported yet prove wrong, now: raising later, inside
+            # the application's import, would break the application.
+            from .targets_static import static_problem
+
+            for entry in [e for e in entries if e.module not in sys.modules]:
+                problem = static_problem(entry, self._source)
+                if problem is not None:
+                    self._report(problem)
+                    entries.remove(entry)
         by_module: dict[str, list[TargetEntry]] = {}
         for entry in entries:
             by_module.setdefault(entry.module, []).append(entry)
@@ -336,10 +351,9 @@ class TargetsInstrumentor(BaseInstrumentor):
                 wrapt.register_post_import_hook(
                     lambda module, found=module_entries: self._apply(module, found), module_name)
 
-    def _report(self, message: str, at_start: bool = True) -> None:
+    def _report(self, message: str, at_start: bool = True, consequence: str = ENTRY_SKIPPED) -> None:
         self.problems.append(message)
-        policy.report(message, strict=self._strict, at_start=at_start,
-                      consequence="The entry is skipped; the application goes on without it.")
+        policy.report(message, strict=self._strict, at_start=at_start, consequence=consequence)
 
     def _apply(self, module: Any, entries: list[TargetEntry], at_start: bool = False) -> None:
         if not self._active:
