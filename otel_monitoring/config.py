@@ -616,17 +616,25 @@ def load_settings(arguments: Mapping[str, Any] | None = None, environ: Mapping[s
     arguments = dict(arguments or {})
     environ = os.environ if environ is None else environ
     strict = _strict_setting(arguments, environ)
+    explained: Callable[[str, str], None]
     if report is None:
         from . import policy
 
         def report(message: str) -> None:
             policy.report(message, strict=strict, consequence="The default applies.")
 
+        def explained(message: str, consequence: str) -> None:
+            policy.report(message, strict=strict, consequence=consequence)
+
         def report_unknown(message: str) -> None:
             policy.report(message, strict=strict,
                           consequence="The setting meant keeps its value from elsewhere (argument or default).")
     else:
         report_unknown = report
+        given = report
+
+        def explained(message: str, consequence: str) -> None:
+            given(f"{message} {consequence}")
     unknown = sorted(set(arguments) - set(OPTIONS_BY_NAME))
     if unknown:
         raise ConfigError(
@@ -637,6 +645,7 @@ def load_settings(arguments: Mapping[str, Any] | None = None, environ: Mapping[s
         report_unknown(message)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    bad_endpoints: list[tuple[str, str]] = []  # reported once every setting is known
     for option in OPTIONS:
         raw = arguments.get(option.name)
         if raw is not None:
@@ -648,13 +657,50 @@ def load_settings(arguments: Mapping[str, Any] | None = None, environ: Mapping[s
             try:
                 values[option.name] = _parse(option, env_raw, from_env=True)
             except ConfigError as error:
-                report(str(error))
+                if option.name in ENDPOINT_OPTIONS:
+                    bad_endpoints.append((option.name, str(error)))
+                else:
+                    report(str(error))
             else:
                 sources[option.name] = f"env {option.env}"
                 continue
         values[option.name] = option.default
         sources[option.name] = "default"
-    return Settings(values, sources)
+    settings = Settings(values, sources)
+    for name, message in bad_endpoints:
+        explained(message, _without_endpoint(settings, name))
+    return settings
+
+
+ENDPOINT_OPTIONS = {"endpoint": ("traces", "metrics", "logs"), "traces_endpoint": ("traces",),
+                    "metrics_endpoint": ("metrics",), "logs_endpoint": ("logs",)}
+
+
+def _without_endpoint(settings: Settings, name: str) -> str:
+    """What really happens to the signals a rejected endpoint was for: with no endpoint the
+    exporter default is files, so "the default applies" would hide where telemetry went."""
+    from .exporters import exporter_names, otlp_endpoint
+
+    places: dict[str, list[str]] = {}  # where -> the signals going there
+    for signal in ENDPOINT_OPTIONS[name]:
+        if name == "endpoint" and getattr(settings, f"{signal}_endpoint"):
+            continue  # its own endpoint serves it
+        where = []
+        for exporter in exporter_names(settings, signal):
+            if exporter == "otlp_file":
+                where.append(f"to OTLP/JSON files in {settings.file_dir}")
+            elif exporter == "otlp":
+                where.append(f"over OTLP to {otlp_endpoint(settings, signal)[1]}")
+            elif exporter == "none":
+                where.append("nowhere (exporter none)")
+            else:
+                where.append(f"to the {exporter} exporter")
+        places.setdefault(" and ".join(where), []).append(signal)
+    if not places:
+        return "Instead, nothing changes: each signal has its own endpoint."
+    said = [f"{', '.join(signals[:-1]) + ' and ' if len(signals) > 1 else ''}{signals[-1]} go {where}"
+            for where, signals in places.items()]
+    return f"Instead, {'; '.join(said)}. Fix the URL to send them to your collector."
 
 
 def _strict_setting(arguments: Mapping[str, Any], environ: Mapping[str, str]) -> bool:

@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
         print("\nInputs:")
     for message in reports:
         problems += 1
-        consequence = "" if "is ignored" in message else " (ignored: the default applies)"
+        # Messages that say what happens instead need no generic ending.
+        consequence = "" if "is ignored" in message or " Instead, " in message else " (ignored: the default applies)"
         print(f"  PROBLEM: {safe_text(message)}{consequence}")
     for message in file_problems:
         problems += 1
