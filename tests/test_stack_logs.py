@@ -84,6 +84,15 @@ def test_logs_are_searchable_and_counted_by_category(tmp_path):
                 "connection refused by exchange binance"]
             warnings = _logs_cli("--service", "log-app", "--level", "warning", "--logger", "trading.orders", url=url)
             assert len(warnings.stdout.splitlines()) == 4
+            # --limit keeps the newest records, as tail does, and shows them in time order (it kept the
+            # oldest). The app logged these two last, in this order.
+            newest = _logs_cli("--service", "log-app", "--limit", "2", url=url)
+            assert newest.returncode == 0, newest.stderr
+            shown = newest.stdout.splitlines()
+            assert len(shown) == 2, newest.stdout
+            assert shown[0].endswith("log-app  order 42 filled"), newest.stdout
+            assert shown[1].endswith("log-app  position math failed  [ZeroDivisionError: division by zero]")
+            assert "the newest 2 records" in newest.stderr
             text = _logs_cli("filled", "--service", "log-app", url=url)
             assert text.stdout.rstrip().endswith("order 42 filled") and len(text.stdout.splitlines()) == 1
             for category, count in EXPECTED.items():

@@ -23,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "logs", help="search the stack's logs (VictoriaLogs): by text, service, level, logger, trace, time",
-        description="Prints the log records of the stack's log store that match every filter given, oldest "
-                    "first, with their trace ids (open one with `otel-monitoring traces TRACE_ID`).")
+        description="Prints the newest log records (--limit) of the stack's log store that match every filter "
+                    "given, in time order, with their trace ids (open one with `otel-monitoring traces TRACE_ID`).")
     parser.add_argument("query", nargs="?", default="",
                         help="LogsQL: words match the message, field:value a field (e.g. 'refused exchange')")
     parser.add_argument("--service", help=names.SERVICE_NAME)
@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--category", choices=tuple(CATEGORIES),
                         help="a saved query of the log analyzer: " + "; ".join(
                             f"{name}: {c['description'][:-1].lower()}" for name, c in CATEGORIES.items()))
-    parser.add_argument("--limit", type=int, default=200, help="at most this many records (default %(default)s)")
+    parser.add_argument("--limit", type=int, default=200,
+                        help="the newest this many records, shown oldest first like tail (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="one JSON object per record, every field")
     parser.add_argument("--url", default=None,
                         help=f"VictoriaLogs base URL (default ${URL_ENV}, else the running stack's, else "
@@ -57,13 +58,14 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         expression = logsql(args.query, service=args.service, level=args.level, trace_id=args.trace_id,
-                            since=args.since, category=args.category, logger=args.logger)
+                            since=args.since, category=args.category, logger=args.logger, newest=max(1, args.limit))
     except ValueError as error:
         print(f"otel-monitoring logs: {error}", file=sys.stderr)
         return 2
     url = _url(args)
     try:
-        records = list(query(url, expression, limit=max(1, args.limit)))
+        # The newest N come newest first: shown in time order, as `tail -n N` shows a file's end.
+        records = list(reversed(list(query(url, expression, limit=max(1, args.limit)))))
     except LogsError as error:
         print(f"otel-monitoring logs: {error}", file=sys.stderr)
         return 1
@@ -77,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     for record in records:
         print(format_record(record))
     if len(records) >= args.limit:
-        print(f"(the first {args.limit} records; narrow the filters or raise --limit)", file=sys.stderr)
+        print(f"(the newest {args.limit} records; older ones match too: narrow the filters or raise --limit)",
+              file=sys.stderr)
     return 0
 
 

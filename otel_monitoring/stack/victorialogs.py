@@ -77,9 +77,11 @@ def _quote(value: str) -> str:
 
 
 def logsql(query: str = "", service: str | None = None, level: str | None = None, trace_id: str | None = None,
-           since: str = "1h", category: str | None = None, logger: str | None = None) -> str:
+           since: str = "1h", category: str | None = None, logger: str | None = None,
+           newest: int | None = None) -> str:
     """A LogsQL query: the time range, then each filter; ``query`` is LogsQL itself (words match
-    the message; ``field:value`` a field)."""
+    the message; ``field:value`` a field). Records oldest first; with ``newest``, only the newest
+    that many, newest first (as `tail` would keep them: the caller puts them back in time order)."""
     if not re.fullmatch(r"\d+(ms|s|m|h|d|w|y)", since):
         raise ValueError(f"--since {since!r} is not a duration like 15m, 1h, 7d")
     parts = [f"_time:{since}"]
@@ -100,6 +102,8 @@ def logsql(query: str = "", service: str | None = None, level: str | None = None
         parts.append(f"_msg:~{_quote(CATEGORIES[category]['pattern'])}")
     if query.strip():
         parts.append(f"({query.strip()})")
+    if newest is not None:
+        return " ".join(parts) + f" | sort by (_time desc) limit {int(newest)}"
     return " ".join(parts) + " | sort by (_time)"
 
 
