@@ -241,10 +241,10 @@ class LocalComponent(Component):
 
 
 def _budget_rule(event: Any) -> Any:
-    from .rules import Rule, Selector
+    from .rules import BUDGET_RULE_ID, Rule, Selector
 
     percent = f"{event.threshold:.0%}"
-    return Rule(id="budget", name=f"Cost budget at {percent}", kind="value", selector=Selector(BUDGET_METRIC),
+    return Rule(id=BUDGET_RULE_ID, name=f"Cost budget at {percent}", kind="value", selector=Selector(BUDGET_METRIC),
                 op=">=", threshold=float(event.threshold), severity=event.severity, unit="1",
                 group_by=(names.BUDGET_NAME,),
                 annotations={"summary": f"Budget {event.budget}: {event.spent_usd:.2f} of {event.limit_usd:.2f} USD "

@@ -28,6 +28,8 @@ OPERATORS = (">", "<", ">=", "<=", "==", "!=")
 AGGREGATES = ("max", "min", "sum", "avg")
 METRIC_TYPES = ("counter", "updowncounter", "gauge", "histogram")
 DEFAULT_RULES = "default"  # the packaged otel_monitoring/data/alert_rules.yaml
+# The rule a budget event fires when no rule of the rules file reads the budget gauge (local/__init__.py).
+BUDGET_RULE_ID = "budget"
 # Rules of one signal at two severities share this label; the firing higher one silences the lower
 # (in the local engine and through the stack's Alertmanager inhibition).
 INHIBIT_LABEL = "condition"
@@ -382,6 +384,8 @@ def with_rule_units(alerts: list[dict[str, Any]], source: str = DEFAULT_RULES) -
     for alert in alerts:
         rule = rules.get(str(alert.get("rule_id")))
         if rule is None:
+            if alert.get("rule_id") == BUDGET_RULE_ID:  # made per budget event, in no rules file
+                alert.setdefault("unit", "1")
             continue
         alert.setdefault("unit", rule.unit)
         alert.setdefault("indicates", rule.indicates)
