@@ -172,7 +172,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"Running {', '.join(names)} for {args.duration:g}s (exporter: {args.exporter}, service "
           f"{options['service_name']}) ...\nThe examples plant faults on purpose (a refused order, a model "
-          "answering 429, a frozen stream, an old quote): the warnings and alerts below are theirs.", flush=True)
+          "answering 429, rate-limit answers, a frozen stream, an old quote, a momentum strategy whose signals on "
+          "a random walk are a coin flip, under the accuracy alert's 70 %): the warnings and alerts below are "
+          "theirs, but for those about this machine (CPU, slow operations when it is busy).", flush=True)
     failures: dict[str, str] = {}
     # The examples are imported here, one after the other, and only run in threads: Python's import
     # locks are per module, so threads making the first import of a shared package (ccxt, the RAG
