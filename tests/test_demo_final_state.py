@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from otel_monitoring.views.formatting import alert_value
 from support import clean_env
 
 CLI = os.path.join(os.path.dirname(sys.executable), "otel-monitoring")
@@ -44,17 +45,20 @@ def _summary_alerts(summary: str) -> dict[str, tuple[str, str, str]]:
     section = summary.split("\nAlerts (", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
     rows = {}
     for line in section:
-        found = re.match(r"\s+(\w+)\s+(\w+)\s+(\S+)\s+value (.+) \(threshold (.+)\)$", line)
+        found = re.match(r"\s+(\w+)\s+(\w+)\s+(.+?)\s+value (.+) \(threshold (.+)\)$", line)
         if found:
             state, _severity, alert_id, value, threshold = found.groups()
             rows[alert_id] = (state, value, threshold)
     return rows
 
 
-def _table_alerts(table: str) -> dict[str, tuple[str, str, str]]:
+def _table_alerts(table: str, ids: list[str]) -> dict[str, tuple[str, str, str]]:
+    """`alerts list`'s rows by alert id: state, value, threshold."""
     rows = {}
     for line in table.split("\n\n", 1)[0].splitlines()[1:]:
-        state, _severity, alert_id, value, threshold = line.split()[:5]
+        alert_id = next(i for i in sorted(ids, key=len, reverse=True) if f" {i} " in line)
+        state = line.split()[0]
+        value, threshold = line.split(f" {alert_id} ", 1)[1].split()[:2]
         rows[alert_id] = (state, value, threshold)
     return rows
 
@@ -66,9 +70,11 @@ def _gauge(live: dict, name: str, **attributes: str) -> list[float]:
 
 def test_the_summary_shows_the_final_alerts_as_alerts_list_does(run):
     """The summary used to be written before the last evaluation, so its values differed from `alerts list`'s."""
-    summary, table = _summary_alerts(run["summary"]), _table_alerts(run["table"])
-    assert set(summary) == {alert["id"] for alert in run["listed"]}, run["summary"]
-    assert summary == table, (run["summary"], run["table"])
+    summary = _summary_alerts(run["summary"])
+    listed = {a["id"]: (a["state"], alert_value(a), alert_value(a, "threshold")) for a in run["listed"]}
+    assert summary == listed, (run["summary"], run["listed"])
+    # And as `alerts list` prints them.
+    assert _table_alerts(run["table"], list(listed)) == summary, run["table"]
     assert "market_data_stale:SOL/USDT,binance" in summary  # the planted stale quote
 
 
