@@ -46,11 +46,15 @@ def test_strict_mode_refuses_a_misspelled_variable(tmp_path):
     assert "refused: environment variable OTEL_MONITORING_SNAPSHOT_DIRR" in done.stdout, done.stdout + done.stderr
 
 
-def test_doctor_lists_the_misspelled_variable(tmp_path):
-    env = clean_env(OTEL_MONITORING_ALERT_SLACK_URL="https://hooks.example/x", OTEL_MONITORING_FILE_DIR=str(tmp_path))
+def test_doctor_lists_the_misspelled_variable_and_where_telemetry_goes_instead_of_a_bad_endpoint(tmp_path):
+    env = clean_env(OTEL_MONITORING_ALERT_SLACK_URL="https://hooks.example/x", OTEL_MONITORING_FILE_DIR=str(tmp_path),
+                    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="ftp://collector")
     done = subprocess.run([CLI, "doctor"], env=env, capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     assert ("PROBLEM: environment variable OTEL_MONITORING_ALERT_SLACK_URL is not an otel-monitoring setting and is "
             "ignored. Fix: did you mean OTEL_MONITORING_ALERT_SLACK_WEBHOOK_URL?") in done.stdout, done.stdout
+    (line,) = [line for line in done.stdout.splitlines() if "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" in line]
+    assert line.endswith(f"Instead, traces go to OTLP/JSON files in {tmp_path}. Fix the URL to send them to your "
+                         "collector."), line
 
 
 def test_a_name_like_no_other_points_at_the_settings_reference():
@@ -103,11 +107,3 @@ def test_a_bad_endpoint_says_where_telemetry_really_goes(tmp_path):
                       cwd=str(tmp_path))
     (line,) = [line for line in done.stderr.splitlines() if "OTEL_EXPORTER_OTLP_ENDPOINT" in line]
     assert "Instead, traces go over OTLP to http://127.0.0.1:4317; metrics and logs go to OTLP/JSON files" in line, line
-
-
-def test_doctor_says_where_telemetry_goes_instead_of_a_bad_endpoint(tmp_path):
-    env = clean_env(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="ftp://collector", OTEL_MONITORING_FILE_DIR=str(tmp_path))
-    done = subprocess.run([CLI, "doctor"], env=env, capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
-    (line,) = [line for line in done.stdout.splitlines() if "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" in line]
-    assert line.endswith(f"Instead, traces go to OTLP/JSON files in {tmp_path}. Fix the URL to send them to your "
-                         "collector."), line
