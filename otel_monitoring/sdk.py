@@ -39,6 +39,7 @@ from .config import Settings, batch_processor_arguments, load_settings
 from .exporters import build_exporters
 from .resource import build_resource
 from .sampling import build_sampler
+from .span_pipeline import LeanMultiSpanProcessor
 from .version import __version__
 
 __all__ = ["Monitoring", "configure", "get_monitoring"]
@@ -383,7 +384,8 @@ def _build(settings: Settings) -> Monitoring:
     report = policy.reporter(settings.strict, "The SDK's default applies.")
     span_batching = batch_processor_arguments("OTEL_BSP", report=report)
     log_batching = batch_processor_arguments("OTEL_BLRP", report=report)
-    tracer_provider = TracerProvider(resource=resource, sampler=build_sampler(settings), shutdown_on_exit=False)
+    tracer_provider = TracerProvider(resource=resource, sampler=build_sampler(settings), shutdown_on_exit=False,
+                                     active_span_processor=LeanMultiSpanProcessor())
     for component in components:
         for processor in component.span_processors():
             tracer_provider.add_span_processor(processor)

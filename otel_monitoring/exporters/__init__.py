@@ -70,9 +70,10 @@ def _otlp_exporter(settings: Settings, signal: str) -> tuple[Any, str]:
         return cls(endpoint=endpoint, insecure=insecure, headers=dict(headers), timeout=timeout), endpoint
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    cls = {"traces": OTLPSpanExporter, "metrics": OTLPMetricExporter, "logs": OTLPLogExporter}[signal]
+    from .otlp_proto import http_span_exporter_class
+
+    cls = {"traces": http_span_exporter_class(), "metrics": OTLPMetricExporter, "logs": OTLPLogExporter}[signal]
     return cls(endpoint=endpoint, headers=dict(headers), timeout=timeout), endpoint
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind, StatusCode
 
-__all__ = ["encode_spans", "encode_spans_bytes", "group_spans", "grpc_span_exporter_class"]
+__all__ = ["encode_spans", "encode_spans_bytes", "group_spans", "grpc_span_exporter_class", "http_span_exporter_class"]
 
 _logger = logging.getLogger("opentelemetry.exporter.otlp.proto.common._internal")  # where the SDK encoder logs the same failures
 
@@ -307,3 +307,54 @@ def grpc_span_exporter_class() -> type:
             return encode_spans(data)
 
     return FastOTLPSpanExporter
+
+
+class _Encoded(tuple):
+    """A batch of spans with its request already encoded (what the HTTP exporter's ``encode_spans``
+    look-up hands back as the message), a tuple so the exporter still counts the spans."""
+
+    request: bytes
+
+    def SerializePartialToString(self) -> bytes:  # noqa: N802 - protobuf's name, called by the exporter
+        return self.request
+
+
+def _dispatching_encoder(sdk_encode: Callable[[Sequence[Any]], Any]) -> Callable[[Sequence[Any]], Any]:
+    def encode_spans(spans: Sequence[Any]) -> Any:
+        if type(spans) is _Encoded:
+            return spans  # our exporter's batch: its bytes are ready
+        return sdk_encode(spans)
+
+    encode_spans._otel_monitoring = True  # type: ignore[attr-defined]
+    return encode_spans
+
+
+def http_span_exporter_class() -> type:
+    """The SDK's OTLP http/protobuf span exporter with this encoder (everything else, retries and
+    size limit included, its own).
+
+    The SDK's ``export`` encodes through its module's ``encode_spans`` and sends
+    ``SerializePartialToString()`` of the result. That name is replaced once by a function passing
+    anything but our pre-encoded batches to the SDK's encoder unchanged, so other exporters in the
+    process behave as before, and our exporter hands over a batch whose bytes are already written
+    (no message built or parsed). If the SDK's module no longer looks up that name, the exporter
+    is the SDK's own."""
+    from opentelemetry.exporter.otlp.proto.http import trace_exporter as sdk_http
+
+    base = sdk_http.OTLPSpanExporter
+    current = getattr(sdk_http, "encode_spans", None)
+    if current is None or "encode_spans" not in base.export.__code__.co_names:
+        return base
+    if not getattr(current, "_otel_monitoring", False):
+        sdk_http.encode_spans = _dispatching_encoder(current)
+
+    class FastHTTPSpanExporter(base):  # type: ignore[misc, valid-type]
+        def export(self, spans: Sequence[Any]) -> Any:
+            try:
+                batch = _Encoded(spans)
+                batch.request = encode_spans_bytes(batch)
+            except Exception:  # noqa: BLE001 - the SDK's encoder then, with its own error handling
+                return super().export(spans)
+            return super().export(batch)
+
+    return FastHTTPSpanExporter

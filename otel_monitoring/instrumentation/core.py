@@ -48,6 +48,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
 from .. import preaggregation
+from . import span_start
 from ..preaggregation import AggregatedHistogram, HistogramSeries
 from ..version import __version__
 from .. import names
@@ -355,12 +356,14 @@ class GlobalTelemetry:
 class _State:
     """Per (target, telemetry): the series cache. Rebuilt only when the global providers change."""
 
-    __slots__ = ("telemetry", "enabled", "tracer", "duration", "default_series", "series_by_key")
+    __slots__ = ("telemetry", "enabled", "tracer", "start_span", "duration", "default_series", "series_by_key")
 
-    def __init__(self, telemetry: Telemetry, base: dict[str, Any]):
+    def __init__(self, telemetry: Telemetry, base: dict[str, Any], span_attributes: dict[str, Any]):
         self.telemetry = telemetry
         self.enabled = telemetry.enabled
         self.tracer = telemetry.tracer
+        # start_span(name, context, kind) with the target's static attributes, cleaned once
+        self.start_span = span_start.starter(telemetry.tracer, span_attributes) if telemetry.enabled else None
         instruments = telemetry.instruments
         self.duration = instruments.duration if instruments is not None else None
         self.default_series = instruments.new_series(base) if instruments is not None else None
@@ -394,7 +397,7 @@ class Target:
         self.stream_reducer = operation.stream_reducer
         self._source = telemetry
         self._fixed = isinstance(telemetry, Telemetry)
-        self._state = _State(telemetry.current(), self.base_metric_attributes) if self._fixed else None
+        self._state = _State(telemetry.current(), self.base_metric_attributes, self.span_attributes) if self._fixed else None
         self._lock = threading.Lock()
         self._logged: set[str] = set()
 
@@ -407,7 +410,7 @@ class Target:
         state = self._state
         if state is None or state.telemetry is not telemetry:
             with self._lock:
-                state = self._state = _State(telemetry, self.base_metric_attributes)
+                state = self._state = _State(telemetry, self.base_metric_attributes, self.span_attributes)
         return state
 
     def series(self, state: _State, instance: Any, args: tuple, kwargs: dict) -> _Series:
@@ -443,7 +446,7 @@ class Target:
                 name = self.span_name_from_call(instance, args, kwargs) or name
             except Exception:  # noqa: BLE001 - the static name will do
                 self.log_once("name", "naming the span from the call failed")
-        span = state.tracer.start_span(name, parent, self.kind, self.span_attributes)
+        span = state.start_span(name, parent, self.kind)
         # Once the span exists, a failing reader costs its attributes, never the span.
         if self.call_attributes is not None and span.is_recording():
             try:
