@@ -125,7 +125,8 @@ class Redactor:
         if not attributes:
             return None
         changed: dict[str, Any] | None = None
-        for key, value in attributes.items():
+        # BoundedAttributes iterates through the Mapping ABC; its plain dict is several times faster
+        for key, value in getattr(attributes, "_dict", attributes).items():
             if self.is_secret_key(key):
                 new = REDACTED
             else:

@@ -169,6 +169,11 @@ def _links(links: Any) -> bytes:
     return b"".join(parts)
 
 
+def _own(span: Any, private: str, public: str) -> Any:
+    found = getattr(span, private, None)
+    return getattr(span, public) if found is None else found
+
+
 def _span(span: Any) -> bytes:
     context = span.get_span_context()
     parts = [b"\x0a\x10", (context.trace_id if context else 0).to_bytes(16, "big"),
@@ -186,15 +191,19 @@ def _span(span: Any) -> bytes:
         parts.append(b"\x39" + _FIXED64(span.start_time))
     if span.end_time:
         parts.append(b"\x41" + _FIXED64(span.end_time))
-    parts.append(_attributes(b"\x4a", span.attributes))
+    # An SDK span's own containers: its properties copy them per read (a read-only view of the
+    # attributes iterated through the Mapping ABC, tuples of the events and links)
+    parts.append(_attributes(b"\x4a", _own(span, "_attributes", "attributes")))
     if span.dropped_attributes:
         parts.append(b"\x50" + _varint(span.dropped_attributes))
-    if span.events:
-        parts.append(_events(span.events))
+    events = _own(span, "_events", "events")
+    if events:
+        parts.append(_events(events))
     if span.dropped_events:
         parts.append(b"\x60" + _varint(span.dropped_events))
-    if span.links:
-        parts.append(_links(span.links))
+    links = _own(span, "_links", "links")
+    if links:
+        parts.append(_links(links))
     if span.dropped_links:
         parts.append(b"\x70" + _varint(span.dropped_links))
     parts.append(_status(span.status))

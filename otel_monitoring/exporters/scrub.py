@@ -35,9 +35,12 @@ def _bounded(original: Any, new: dict[str, Any]) -> BoundedAttributes:
 
 def scrub_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
     """The span itself when it holds no secret, else a copy with them replaced."""
-    attributes = redactor.scrub_attributes(span.attributes)
+    # an SDK span's own containers: its properties copy them on every read
+    own_attributes = getattr(span, "_attributes", None)
+    attributes = redactor.scrub_attributes(span.attributes if own_attributes is None else own_attributes)
     events = None
-    for index, event in enumerate(span.events):
+    own_events = getattr(span, "_events", None)
+    for index, event in enumerate(span.events if own_events is None else own_events):
         scrubbed = redactor.scrub_attributes(event.attributes)
         if scrubbed is not None:
             if events is None:

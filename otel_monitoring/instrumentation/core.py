@@ -131,6 +131,30 @@ class Finished:
     context: Any = None
 
 
+def _context_functions() -> tuple[Callable[[Any], Any], Callable[[Any], None]]:
+    """attach and detach for a synchronous call: the context variable's own ``set``/``reset`` when
+    the API runs on contextvars (its default), without the API's two extra frames per call."""
+    from opentelemetry import context as context_api
+
+    runtime = getattr(context_api, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None)
+    if type(runtime).__name__ != "ContextVarsRuntimeContext" or variable is None:
+        return attach, detach
+
+    reset = variable.reset
+
+    def detach_token(token: Any) -> None:
+        try:
+            reset(token)
+        except Exception:  # noqa: BLE001 - as the API's detach: logged, never raised
+            detach(token)
+
+    return variable.set, detach_token
+
+
+_attach, _detach = _context_functions()
+
+
 class Started(NamedTuple):
     """A started call, from ``Target.start`` to ``Target.finish``."""
 
@@ -139,6 +163,9 @@ class Started(NamedTuple):
     series: Any  # the RED metric series the call is counted in
     state: Any  # the target's providers and instruments
     start_time: float  # perf_counter() at the start
+
+
+_new_started = tuple.__new__  # Started's fields in order, without the NamedTuple's Python-level __new__
 
 
 
@@ -435,9 +462,12 @@ class Target:
 
     # -- the call --
 
-    def start(self, instance: Any, args: tuple, kwargs: dict, parent: Any = None) -> Started | None:
-        """Start the span (not attached), or None when there is nothing to record (no-op providers)."""
-        state = self._state if self._fixed else self.state()
+    def start(self, instance: Any, args: tuple, kwargs: dict, parent: Any = None, state: _State | None = None,
+              current: Any = None) -> Started | None:
+        """Start the span (not attached), or None when there is nothing to record (no-op providers).
+        ``state`` and ``current`` (the current context), when the caller has read them already."""
+        if state is None:
+            state = self._state if self._fixed else self.state()
         if not state.enabled:
             return None
         name = self.span_name
@@ -446,7 +476,7 @@ class Target:
                 name = self.span_name_from_call(instance, args, kwargs) or name
             except Exception:  # noqa: BLE001 - the static name will do
                 self.log_once("name", "naming the span from the call failed")
-        span = state.start_span(name, parent, self.kind)
+        span = state.start_span(name, parent, self.kind, current)
         # Once the span exists, a failing reader costs its attributes, never the span.
         if self.call_attributes is not None and span.is_recording():
             try:
@@ -461,10 +491,10 @@ class Target:
                 series = self.series(state, instance, args, kwargs)
             except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
                 self.log_once("metric attributes", "reading metric attributes from the arguments failed")
-        ctx = set_span_in_context(span, parent)
+        ctx = set_span_in_context(span, current if parent is None else parent)
         if self.nesting_key is not None:
             ctx = set_value(_ACTIVE_OPERATION_KEY, self.nesting_key, ctx)
-        return Started(span, ctx, series, state, perf_counter())
+        return _new_started(Started, (span, ctx, series, state, perf_counter()))
 
     def finish(self, started: Started, error: BaseException | None, result: Any,
                instance: Any, args: tuple, kwargs: dict) -> None:
@@ -549,15 +579,16 @@ def _function_wrapper(target: Target) -> Callable:
     state = target.state
 
     def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        if not state().enabled:  # no SDK, or OTEL_SDK_DISABLED: straight through, nothing read
+        current_state = state()
+        if not current_state.enabled:  # no SDK, or OTEL_SDK_DISABLED: straight through, nothing read
             return wrapped(*args, **kwargs)
         ctx = get_current()
         if ctx.get(_SUPPRESS_KEY) or ctx.get(_SUPPRESS_KEY_PLAIN) or (
                 nesting_key is not None and ctx.get(_ACTIVE_OPERATION_KEY) == nesting_key):
             return wrapped(*args, **kwargs)
         try:
-            started = start(instance, args, kwargs)
-            token = attach(started.context) if started is not None else None
+            started = start(instance, args, kwargs, None, current_state, ctx)
+            token = _attach(started.context) if started is not None else None
         except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
             target.log_once("start", "starting the span failed")
             return wrapped(*args, **kwargs)
@@ -566,10 +597,10 @@ def _function_wrapper(target: Target) -> Callable:
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as error:
-            detach(token)
+            _detach(token)
             finish(started, error, None, instance, args, kwargs)
             raise
-        detach(token)
+        _detach(token)
         finish(started, None, result, instance, args, kwargs)
         return result
 

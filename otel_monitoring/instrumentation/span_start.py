@@ -20,13 +20,13 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, get_current_s
 
 __all__ = ["starter"]
 
-StartSpan = Callable[[str, Any, SpanKind], Any]
+StartSpan = Callable[..., Any]
 
 
 def _generic(tracer: Any, attributes: Mapping[str, Any]) -> StartSpan:
     start_span = tracer.start_span
 
-    def start(name: str, context: Any, kind: SpanKind) -> Any:
+    def start(name: str, context: Any, kind: SpanKind, current: Any = None) -> Any:
         return start_span(name, context, kind, attributes)
 
     return start
@@ -49,7 +49,10 @@ def _always_samples(sampler: Any) -> tuple[bool, bool] | None:
 
 
 def starter(tracer: Any, attributes: Mapping[str, Any]) -> StartSpan:
-    """``start(name, context, kind)``: ``tracer.start_span(name, context, kind, attributes)``."""
+    """``start(name, context, kind, current=None)``: ``tracer.start_span(name, context, kind, attributes)``.
+
+    ``current``, when the caller has it at hand, is the current context (read instead of reading it
+    again when ``context`` is None)."""
     try:
         from opentelemetry.sdk.trace import Span as SdkSpan
         from opentelemetry.sdk.trace import Tracer, _Span
@@ -78,10 +81,10 @@ def starter(tracer: Any, attributes: Mapping[str, Any]) -> StartSpan:
     sampled_random = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
     record_and_sample = Decision.RECORD_AND_SAMPLE
 
-    def start(name: str, context: Any, kind: SpanKind) -> Any:
+    def start(name: str, context: Any, kind: SpanKind, current: Any = None) -> Any:
         if not config_holder._tracer_config.is_enabled:
             return generic(name, context, kind)
-        parent = get_current_span(context).get_span_context()
+        parent = get_current_span(current if context is None else context).get_span_context()
         if type(parent) is not SpanContext:
             return generic(name, context, kind)
         if parent.is_valid:
