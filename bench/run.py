@@ -27,7 +27,8 @@ Groups:
 - e2e (``--e2e``, needs the stack's collector: eval "$(scripts/build-stack.sh --print-env)"):
   spans/s and CPU per span from a producer thread through the SDK pipeline to a real collector,
   the stock SDK pipeline (hand-written spans, BatchSpanProcessor, OTLP gRPC) vs ours
-  (``configure()`` + ``@traced``), and the spans the collector received.
+  (``configure()`` + ``@traced``), and the spans the collector received; ``--rounds`` producer runs
+  of each, alternating which goes first.
 - outage (``--outage-minutes N``): RSS growth of a process sending ``--outage-rate`` spans/s through
   ``configure()`` to an endpoint where nothing listens (a collector outage), sampled every 10 s.
 """
@@ -181,7 +182,7 @@ def group_histogram(rounds: int) -> dict[str, list[float]]:
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
     from otel_monitoring import preaggregation
-    from otel_monitoring.instrumentation import names
+    from otel_monitoring import names
 
     tracer_provider, meter_provider = _providers(ALWAYS_ON)
     span = tracer_provider.get_tracer("bench").start_span("bench")
@@ -519,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         samples[group] = json.loads(out.stdout.strip().splitlines()[-1])
     if args.e2e:
-        samples["e2e"] = run_e2e(args.spans, max(3, args.rounds // 3))
+        samples["e2e"] = run_e2e(args.spans, max(3, args.rounds))
 
     load = os.getloadavg()
     print(f"{datetime.date.today().isoformat()}, {platform.node()}: {os.cpu_count()} CPUs, Python "
