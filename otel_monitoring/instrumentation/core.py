@@ -104,7 +104,9 @@ def settings_from(kwargs: Mapping[str, Any]) -> Any:
 
 def _span_seconds(span: Any, measured: float) -> float:
     """The ended span's duration in seconds; ``measured`` when the span keeps no times (not sampled)."""
-    start, end = getattr(span, "start_time", None), getattr(span, "end_time", None)
+    start, end = getattr(span, "_start_time", None), getattr(span, "_end_time", None)  # the SDK span's own
+    if start is None:
+        start, end = getattr(span, "start_time", None), getattr(span, "end_time", None)
     if isinstance(start, int) and isinstance(end, int) and end >= start:
         return (end - start) / 1e9
     return measured
