@@ -28,8 +28,9 @@ import time
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from otel_monitoring.meters import host_reads
 from otel_monitoring.meters.host_health import CpuBusy, HostHealth
-from otel_monitoring.meters.system import FilesystemList, SharedReads, SystemMeters, shared_psutil
+from otel_monitoring.meters.system import FilesystemList, SystemMeters
 
 COLD_GAP_S = 1.05  # longer than every cache in the meters (psutil view and host health 0.25 s, CPU busy 1 s)
 REFERENCE_RECORD_US = 9.0  # histogram.record with 2 attributes on the project's reference machines (GUIDE.md)
@@ -50,10 +51,7 @@ class Setup:
         self.points = self.collect()
 
     def invalidate(self) -> None:
-        shared_psutil.clear()
-        process = getattr(getattr(self.meters, "_instrumentor", None), "_proc", None)
-        if isinstance(process, SharedReads):
-            process.clear()
+        host_reads.clear()
         if self.health is not None:
             self.health._reading = None
 

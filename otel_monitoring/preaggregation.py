@@ -29,12 +29,14 @@ Use::
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
 import weakref
 from bisect import bisect_left
 from time import time_ns
+from types import SimpleNamespace
 from typing import Any, Iterable, Mapping, Sequence
 
 _logger = logging.getLogger("otel_monitoring.preaggregation")
@@ -148,14 +150,12 @@ class HistogramSeries:
                 accumulator.merge(counts, total, count, low, high, exemplars)
 
     def _point(self, reader: Any, delta: bool, now: int) -> Any:
-        from opentelemetry.sdk.metrics.export import HistogramDataPoint
-
         accumulator = self._readers.get(reader)
         if accumulator is None or not accumulator.count:
             if accumulator is not None and delta:
                 accumulator.start = now
             return None
-        point = HistogramDataPoint(
+        point = sdk_types().HistogramDataPoint(
             attributes=self.attributes, start_time_unix_nano=accumulator.start, time_unix_nano=now,
             count=accumulator.count, sum=accumulator.sum, bucket_counts=list(accumulator.counts),
             explicit_bounds=list(self._bounds), min=accumulator.min, max=accumulator.max,
@@ -171,8 +171,7 @@ class HistogramSeries:
 
 
 def _exemplars(found: list[tuple | None]) -> list[Any]:
-    from opentelemetry.sdk.metrics._internal.exemplar import Exemplar
-
+    Exemplar = sdk_types().Exemplar
     return [Exemplar(None, value, time, span_id, trace_id)
             for value, time, trace_id, span_id, _ in (e for e in found if e is not None)]
 
@@ -216,8 +215,7 @@ class AggregatedHistogram:
         return found
 
     def _metric(self, reader: Any, readers: list[Any], delta: bool, now: int) -> Any:
-        from opentelemetry.sdk.metrics.export import AggregationTemporality, Histogram, Metric
-
+        sdk = sdk_types()
         points = []
         for series in list(self._series.values()):
             series._close_window(readers)
@@ -226,9 +224,9 @@ class AggregatedHistogram:
                 points.append(point)
         if not points:
             return None
-        temporality = AggregationTemporality.DELTA if delta else AggregationTemporality.CUMULATIVE
-        return Metric(name=self.name, description=self.description, unit=self.unit,
-                      data=Histogram(data_points=points, aggregation_temporality=temporality))
+        temporality = sdk.AggregationTemporality.DELTA if delta else sdk.AggregationTemporality.CUMULATIVE
+        return sdk.Metric(name=self.name, description=self.description, unit=self.unit,
+                          data=sdk.Histogram(data_points=points, aggregation_temporality=temporality))
 
 
 def _api_recorder(histogram: Any, attributes: dict[str, Any]) -> Any:
@@ -247,65 +245,117 @@ def _exemplar_mode(meter_provider: Any) -> str:
 
 
 class _Seam:
-    """The wrapped collect callable of one SDK meter provider and the histograms it adds."""
+    """The wrapped collect callable of one SDK meter provider and what it adds to each collection:
+    the aggregated histograms, and producers of ready-made metrics (``otel_monitoring.observed``)."""
 
     def __init__(self, meter_provider: Any, consumer: Any):
         self._provider = weakref.ref(meter_provider)
         self._consumer_collect = consumer.collect
         self._histograms: list[AggregatedHistogram] = []
+        self._producers: list[Any] = []
+        self._hooks: list[Any] = []
         self._lock = threading.Lock()  # one collection at a time closes windows and emits
 
     def add(self, histogram: AggregatedHistogram) -> None:
         with self._lock:
             self._histograms = [*self._histograms, histogram]
 
+    def add_producer(self, producer: Any, hook: Any = None) -> None:
+        """``producer.collect(reader)`` returns ``(InstrumentationScope, [Metric, ...])`` or None at each
+        reader's collection. ``hook()``, if given (once however many producers name it), returns a
+        context manager entered around the whole collection, the SDK's callbacks included."""
+        with self._lock:
+            self._producers = [*self._producers, producer]
+            if hook is not None and hook not in self._hooks:
+                self._hooks = [*self._hooks, hook]
+
     def collect(self, reader: Any, timeout_millis: float = 10_000) -> Any:
+        hooks = self._hooks
+        if not hooks:
+            return self._collect(reader, timeout_millis)
+        with contextlib.ExitStack() as stack:
+            for hook in hooks:
+                stack.enter_context(hook())
+            return self._collect(reader, timeout_millis)
+
+    def _collect(self, reader: Any, timeout_millis: float) -> Any:
         data = self._consumer_collect(reader, timeout_millis=timeout_millis)
         try:
             return self._merge(data, reader)
         except Exception:  # the SDK's own metrics still go out
-            _logger.warning("otel-monitoring: adding pre-aggregated histograms to a collection failed",
+            _logger.warning("otel-monitoring: adding pre-aggregated metrics to a collection failed",
                             exc_info=True)
             return data
 
     def _merge(self, data: Any, reader: Any) -> Any:
-        from opentelemetry.sdk.metrics._internal.instrument import _Histogram
-        from opentelemetry.sdk.metrics.export import (AggregationTemporality, MetricsData, ResourceMetrics,
-                                                      ScopeMetrics)
-        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-
+        sdk = sdk_types()
         provider = self._provider()
-        if provider is None or not self._histograms:
+        if provider is None or not (self._histograms or self._producers):
             return data
-        delta = reader._instrument_class_temporality.get(_Histogram) == AggregationTemporality.DELTA
+        delta = reader._instrument_class_temporality.get(sdk._Histogram) == sdk.AggregationTemporality.DELTA
         readers = list(getattr(provider, "_all_metric_readers", ()) or [reader])
         now = time_ns()
+        # (scope name, version) -> [scope to use if the SDK's data has none, metrics]
         by_scope: dict[tuple, list[Any]] = {}
         with self._lock:
             for histogram in self._histograms:
                 metric = histogram._metric(reader, readers, delta, now)
                 if metric is not None:
-                    by_scope.setdefault((histogram.scope, histogram.version), []).append(metric)
+                    key = (histogram.scope, histogram.version)
+                    by_scope.setdefault(key, [None, []])[1].append(metric)
+            for producer in self._producers:
+                produced = producer.collect(reader)
+                if produced:
+                    scope, metrics = produced
+                    entry = by_scope.setdefault((scope.name, scope.version), [None, []])
+                    entry[0] = entry[0] or scope
+                    entry[1].extend(metrics)
         if not by_scope:
             return data
         resource = provider._sdk_config.resource
         resource_metrics = list(data.resource_metrics) if data is not None else []
         if not resource_metrics:
-            resource_metrics = [ResourceMetrics(resource=resource, scope_metrics=[], schema_url=resource.schema_url)]
+            resource_metrics = [sdk.ResourceMetrics(resource=resource, scope_metrics=[], schema_url=resource.schema_url)]
         first = resource_metrics[0]
         scope_metrics = list(first.scope_metrics)
-        for (scope, version), found in by_scope.items():
+        for (name, version), (own_scope, found) in by_scope.items():
             for index, existing in enumerate(scope_metrics):
-                if existing.scope.name == scope and existing.scope.version == version:
-                    scope_metrics[index] = ScopeMetrics(scope=existing.scope, metrics=[*existing.metrics, *found],
+                if existing.scope.name == name and existing.scope.version == version:
+                    scope_metrics[index] = sdk.ScopeMetrics(scope=existing.scope, metrics=[*existing.metrics, *found],
                                                         schema_url=existing.schema_url)
                     break
             else:
-                scope_metrics.append(ScopeMetrics(scope=InstrumentationScope(scope, version), metrics=found,
-                                                  schema_url=""))
-        resource_metrics[0] = ResourceMetrics(resource=first.resource, scope_metrics=scope_metrics,
+                scope = own_scope or sdk.InstrumentationScope(name, version)
+                scope_metrics.append(sdk.ScopeMetrics(scope=scope, metrics=found,
+                                                  schema_url=scope.schema_url if own_scope else ""))
+        resource_metrics[0] = sdk.ResourceMetrics(resource=first.resource, scope_metrics=scope_metrics,
                                               schema_url=first.schema_url)
-        return MetricsData(resource_metrics=resource_metrics)
+        return sdk.MetricsData(resource_metrics=resource_metrics)
+
+
+_sdk_types: Any = None
+
+
+def sdk_types() -> Any:
+    """The SDK's metric data classes, imported once (``from opentelemetry.sdk.metrics.export import``
+    costs tens of µs per execution, too much for every series of every collection)."""
+    global _sdk_types
+    if _sdk_types is None:
+        from opentelemetry.sdk.metrics._internal.exemplar import Exemplar
+        from opentelemetry.sdk.metrics._internal.instrument import (_Histogram, _ObservableCounter, _ObservableGauge,
+                                                                    _ObservableUpDownCounter)
+        from opentelemetry.sdk.metrics.export import (AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
+                                                      Metric, MetricsData, NumberDataPoint, ResourceMetrics,
+                                                      ScopeMetrics, Sum)
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+        _sdk_types = SimpleNamespace(
+            AggregationTemporality=AggregationTemporality, Exemplar=Exemplar, Gauge=Gauge, Histogram=Histogram,
+            HistogramDataPoint=HistogramDataPoint, InstrumentationScope=InstrumentationScope, Metric=Metric,
+            MetricsData=MetricsData, NumberDataPoint=NumberDataPoint, ResourceMetrics=ResourceMetrics,
+            ScopeMetrics=ScopeMetrics, Sum=Sum, _Histogram=_Histogram, _ObservableCounter=_ObservableCounter,
+            _ObservableGauge=_ObservableGauge, _ObservableUpDownCounter=_ObservableUpDownCounter)
+    return _sdk_types
 
 
 _seams_lock = threading.Lock()

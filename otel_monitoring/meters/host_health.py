@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterator, Mapping
 
-from opentelemetry.metrics import CallbackOptions, Observation, get_meter
-
+from ..observed import GAUGE, Instrument, ObservedInstruments
 from ..version import __version__
+from .host_reads import collection, shared_psutil
 from .locks import ForkSafeLock
-from .system import FilesystemList, filesystem_usage, shared_psutil
+from .system import FilesystemList, filesystem_usage
 from .. import names
 from ..thresholds import HOST_RESOURCE_THRESHOLDS, health_state
 
@@ -133,26 +133,27 @@ class HostHealth:
                 self._reading, self._read_at = evaluate(utilization, self.thresholds), now
             return self._reading
 
-    def observe(self, meter_provider: Any = None) -> None:
-        meter = get_meter(SCOPE, __version__, meter_provider)
-        meter.create_observable_gauge(
-            names.HOST_HEALTH_SCORE, [self._score], unit="{score}",
-            description="Host health from 0 to 100: the worst of CPU, memory and disk against their thresholds.")
-        meter.create_observable_gauge(
-            names.HOST_HEALTH_STATUS, [self._status], unit="1",
-            description="1 for the current host health state (EXCELLENT, GOOD, WARNING, CRITICAL), 0 for the others.")
-        meter.create_observable_gauge(
-            names.HOST_RESOURCE_UTILIZATION, [self._utilization], unit="1",
-            description="CPU busy, memory used (1 - available/total) and fullest-disk fractions the score uses.")
+    def observe(self, meter_provider: Any = None) -> ObservedInstruments:
+        return ObservedInstruments(meter_provider, SCOPE, __version__, [
+            Instrument(names.HOST_HEALTH_SCORE, GAUGE, "{score}",
+                       "Host health from 0 to 100: the worst of CPU, memory and disk against their thresholds.",
+                       self._score),
+            Instrument(names.HOST_HEALTH_STATUS, GAUGE, "1",
+                       "1 for the current host health state (EXCELLENT, GOOD, WARNING, CRITICAL), 0 for the others.",
+                       self._status),
+            Instrument(names.HOST_RESOURCE_UTILIZATION, GAUGE, "1",
+                       "CPU busy, memory used (1 - available/total) and fullest-disk fractions the score uses.",
+                       self._utilization),
+        ], hook=collection)
 
-    def _score(self, options: CallbackOptions) -> Iterable[Observation]:
-        yield Observation(self.read().score)
+    def _score(self) -> Iterator[tuple[float, dict]]:
+        yield self.read().score, {}
 
-    def _status(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _status(self) -> Iterator[tuple[float, dict]]:
         state = self.read().state
         for name in STATES:
-            yield Observation(1 if name == state else 0, {names.HOST_HEALTH_STATE: name})
+            yield 1 if name == state else 0, {names.HOST_HEALTH_STATE: name}
 
-    def _utilization(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _utilization(self) -> Iterator[tuple[float, dict]]:
         for resource, value in self.read().utilization.items():
-            yield Observation(value, {names.HOST_RESOURCE: resource})
+            yield value, {names.HOST_RESOURCE: resource}

@@ -1,9 +1,14 @@
-"""System and process metrics: the contrib instrumentor for what it covers, plus what it lacks.
+"""System and process metrics: the contrib instrumentor's default set, plus what it lacks.
 
-The contrib ``SystemMetricsInstrumentor`` reports CPU, memory, swap, disk and network I/O and
-the process metrics. It has no filesystem, load average, uptime or process count (its source
-leaves ``system.filesystem.*`` as a TODO), so those are observed here under the current
-semantic-convention names (load average as the collector's hostmetrics receiver names it).
+The default set of the contrib ``SystemMetricsInstrumentor`` (CPU, memory, swap, disk and network
+I/O, the process metrics) is produced here under the contrib's instrumentation scope with its exact
+names, units, descriptions, instrument kinds and attributes, from shared psutil reads
+(``host_reads``), as points built at collection time (``otel_monitoring.observed``) rather than one
+SDK Measurement per value. The contrib instrumentor itself runs only for the opt-in extras
+(``OTEL_MONITORING_SYSTEM_METRICS_EXTRA``), reading through the same shared view. Filesystem, load
+average, uptimes and process count, which the contrib lacks (its source leaves
+``system.filesystem.*`` as a TODO), come under our own scope with the current semantic-convention
+names (load average as the collector's hostmetrics receiver names it).
 """
 
 from __future__ import annotations
@@ -11,27 +16,35 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import psutil
-from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
+from ..observed import COUNTER, GAUGE, UP_DOWN_COUNTER, Instrument, ObservedInstruments
 from ..version import __version__
+from .host_reads import (VIRTUAL_BLOCK_DEVICES, CpuTimesPercent, ProcessCpuPercent, PsutilView, SharedReads,
+                         collection, process_reads, shared_psutil)
 from .locks import ForkSafeLock
 from .. import names
+
+__all__ = ["DEFAULT_CONTRIB_METRICS", "VIRTUAL_BLOCK_DEVICES", "Filesystem", "FilesystemList", "FilesystemUsage",
+           "PsutilView", "SharedReads", "SystemMeters", "contrib_config", "filesystem_usage", "shared_psutil"]
 
 _logger = logging.getLogger(__name__)
 
 SCOPE = "otel_monitoring.meters.system"
+# The schema URL the contrib instrumentor's meter declares; its scope name and version are its module's.
+CONTRIB_SCHEMA_URL = "https://opentelemetry.io/schemas/1.11.0"
 
 # The contrib metrics on by default: what a host's health needs (CPU, memory, swap, disk and network
 # I/O, process CPU, memory, threads and file descriptors). The rest of the contrib's set (disk
 # operations and time, network packets, errors and drops, context switches, process disk I/O,
 # cpython.gc.*, and system.network.connections, ~9 ms per collection) is opt-in by name or glob
 # in OTEL_MONITORING_SYSTEM_METRICS_EXTRA; the deprecated process.runtime.* and system.thread_count
-# are never reported. Keeping the default lean keeps one collection near 2 ms of CPU.
+# are never reported.
 DEFAULT_CONTRIB_METRICS = (
     names.SYSTEM_CPU_TIME, names.SYSTEM_CPU_UTILIZATION, names.SYSTEM_MEMORY_USAGE, names.SYSTEM_MEMORY_UTILIZATION,
     names.SYSTEM_SWAP_USAGE, names.SYSTEM_SWAP_UTILIZATION, names.SYSTEM_DISK_IO, names.SYSTEM_NETWORK_IO,
@@ -57,77 +70,131 @@ def contrib_config(extra: Iterable[str] = (), environ: Mapping[str, str] | None 
     }
 
 
-# Block devices that are not disks: loop mounts (snaps, images), RAM disks, compressed swap in RAM.
-VIRTUAL_BLOCK_DEVICES = ("loop", "ram", "zram")
-_SHARED_READS = ("cpu_times", "cpu_times_percent", "virtual_memory", "swap_memory", "disk_io_counters",
-                 "net_io_counters")
+# --- the contrib's default set, value for value as its callbacks compute them ---
+
+_Builder = Callable[[list[str], "SystemMeters"], Instrument]
 
 
-class SharedReads:
-    """``target`` with the calls named in ``shared`` answered from one read per ``ttl`` seconds.
+def _per_cpu(name: str, kind: str, unit: str, description: str, read: Callable[[], Any], scale: float) -> _Builder:
+    def build(states: list[str], meters: SystemMeters) -> Instrument:
+        def observe() -> Iterator[tuple[float, dict]]:
+            for cpu, times in enumerate(read() if read is not None else meters.cpu_percent.read()):
+                for state in states:
+                    if hasattr(times, state):
+                        value = getattr(times, state)
+                        yield (value / scale if scale != 1 else value), {"state": state, "cpu": cpu + 1}
 
-    The contrib instrumentor calls e.g. ``psutil.disk_io_counters`` for each of its disk metrics
-    and ``Process.memory_info`` for both process memory metrics; through this view a collection
-    reads each source once. Everything else goes to ``target`` as is.
-    """
+        return Instrument(name, kind, unit, description, observe)
 
-    def __init__(self, target: Any, shared: Iterable[str], ttl: float = 0.25):
-        self._target = target
-        self._shared = frozenset(shared)
-        self._ttl = ttl
-        self._cache: dict[tuple[str, tuple, tuple], tuple[float, Any]] = {}
-        self._lock = ForkSafeLock()
-
-    def clear(self) -> None:
-        """Forget the cached reads (benchmarks: measure fresh reads back to back)."""
-        with self._lock:
-            self._cache.clear()
-
-    def _adjust(self, name: str, result: Any) -> Any:
-        return result
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._target, name)
-        if name not in self._shared:
-            return value
-
-        def shared(*args: Any, **kwargs: Any) -> Any:
-            key = (name, args, tuple(sorted(kwargs.items())))
-            now = time.monotonic()
-            with self._lock:
-                hit = self._cache.get(key)
-                if hit is not None and now - hit[0] < self._ttl:
-                    return hit[1]
-            result = self._adjust(name, value(*args, **kwargs))
-            with self._lock:
-                self._cache[key] = (now, result)
-            return result
-
-        return shared
+    return build
 
 
-class PsutilView(SharedReads):
-    """The ``psutil`` module the contrib instrumentor sees: shared reads, and per-disk readings
-    without virtual block devices (loop, ram, zram), which are most of the points on a typical
-    host and no disk I/O."""
+def _by_state(name: str, unit: str, description: str, read: Callable[[], Any], ratio: bool) -> _Builder:
+    def build(states: list[str], meters: SystemMeters) -> Instrument:
+        def observe() -> Iterator[tuple[float, dict]]:
+            reading = read()
+            for state in states:
+                if hasattr(reading, state):
+                    value = getattr(reading, state)
+                    if ratio:  # the contrib's swap ratio is 0 without swap; memory always has a total
+                        value = value / reading.total if reading.total or name == names.SYSTEM_MEMORY_UTILIZATION else 0
+                    yield value, {"state": state}
 
-    def __init__(self, ttl: float = 0.25):
-        super().__init__(psutil, _SHARED_READS, ttl)
+        return Instrument(name, GAUGE, unit, description, observe)
 
-    def _adjust(self, name: str, result: Any) -> Any:
-        if name == "disk_io_counters" and isinstance(result, dict):
-            return {device: counters for device, counters in result.items()
-                    if not device.startswith(VIRTUAL_BLOCK_DEVICES)}
-        return result
-
-
-# Process reads the contrib makes more than once per collection (cpu_percent keeps state: not shared).
-_SHARED_PROCESS_READS = ("memory_info", "cpu_times", "num_threads", "num_fds", "num_ctx_switches", "io_counters")
+    return build
 
 
-# One view for the contrib instrumentor and our own callbacks, so a collection reads each source once.
-shared_psutil = PsutilView()
+def _per_device(name: str, unit: str, description: str, read: Callable[[], Any], fields: Mapping[str, str]) -> _Builder:
+    def build(states: list[str], meters: SystemMeters) -> Instrument:
+        def observe() -> Iterator[tuple[float, dict]]:
+            for device, counters in read().items():
+                for direction in states:
+                    field = fields[direction]
+                    if hasattr(counters, field):
+                        yield getattr(counters, field), {"device": device, "direction": direction}
 
+        return Instrument(name, COUNTER, unit, description, observe)
+
+    return build
+
+
+def _process_value(name: str, kind: str, unit: str, description: str, read: Callable[[], Any]) -> _Builder:
+    def build(states: list[str], meters: SystemMeters) -> Instrument:
+        def observe() -> Iterator[tuple[float, dict]]:
+            yield read(), {}
+
+        return Instrument(name, kind, unit, description, observe)
+
+    return build
+
+
+def _process_cpu_time(states: list[str], meters: SystemMeters) -> Instrument:
+    def observe() -> Iterator[tuple[float, dict]]:
+        times = process_reads().cpu_times()
+        for state in states:
+            if hasattr(times, state):
+                yield getattr(times, state), {"type": state}
+
+    return Instrument(names.PROCESS_CPU_TIME, COUNTER, "s", "Total CPU seconds broken down by different states.",
+                      observe)
+
+
+def _process_cpu_utilization(states: list[str], meters: SystemMeters) -> Instrument:
+    def observe() -> Iterator[tuple[float, dict]]:
+        yield meters.process_cpu.read() / 100 / meters.process_cpu.cpus, {}
+
+    return Instrument(names.PROCESS_CPU_UTILIZATION, GAUGE, "1",
+                      "Difference in process.cpu.time since the last measurement, divided by the elapsed time and "
+                      "number of CPUs available to the process.", observe)
+
+
+def _disks() -> Any:
+    return shared_psutil.disk_io_counters(perdisk=True)
+
+
+def _nics() -> Any:
+    return shared_psutil.net_io_counters(pernic=True)
+
+
+# In the contrib's order of registration, which is the order of the metrics in a collection.
+_CONTRIB_DEFAULTS: dict[str, _Builder] = {
+    names.SYSTEM_CPU_TIME: _per_cpu(names.SYSTEM_CPU_TIME, COUNTER, "s", "System CPU time",
+                                    lambda: shared_psutil.cpu_times(percpu=True), 1),
+    names.SYSTEM_CPU_UTILIZATION: _per_cpu(names.SYSTEM_CPU_UTILIZATION, GAUGE, "1", "System CPU utilization",
+                                           None, 100),
+    names.SYSTEM_MEMORY_USAGE: _by_state(names.SYSTEM_MEMORY_USAGE, "By", "System memory usage",
+                                         lambda: shared_psutil.virtual_memory(), False),
+    names.SYSTEM_MEMORY_UTILIZATION: _by_state(names.SYSTEM_MEMORY_UTILIZATION, "1", "System memory utilization",
+                                               lambda: shared_psutil.virtual_memory(), True),
+    # "pages" is the contrib's declared unit; the values are bytes (docs/meters.md).
+    names.SYSTEM_SWAP_USAGE: _by_state(names.SYSTEM_SWAP_USAGE, "pages", "System swap usage",
+                                       lambda: shared_psutil.swap_memory(), False),
+    names.SYSTEM_SWAP_UTILIZATION: _by_state(names.SYSTEM_SWAP_UTILIZATION, "1", "System swap utilization",
+                                             lambda: shared_psutil.swap_memory(), True),
+    names.SYSTEM_DISK_IO: _per_device(names.SYSTEM_DISK_IO, "By", "System disk IO", _disks,
+                                      {"read": "read_bytes", "write": "write_bytes"}),
+    names.SYSTEM_NETWORK_IO: _per_device(names.SYSTEM_NETWORK_IO, "By", "System network io", _nics,
+                                         {"receive": "bytes_recv", "transmit": "bytes_sent"}),
+    names.PROCESS_CPU_TIME: _process_cpu_time,
+    names.PROCESS_CPU_UTILIZATION: _process_cpu_utilization,
+    names.PROCESS_MEMORY_USAGE: _process_value(names.PROCESS_MEMORY_USAGE, UP_DOWN_COUNTER, "By",
+                                               "The amount of physical memory in use.",
+                                               lambda: process_reads().memory_info().rss),
+    names.PROCESS_MEMORY_VIRTUAL: _process_value(names.PROCESS_MEMORY_VIRTUAL, UP_DOWN_COUNTER, "By",
+                                                 "The amount of committed virtual memory.",
+                                                 lambda: process_reads().memory_info().vms),
+    names.PROCESS_OPEN_FILE_DESCRIPTOR_COUNT: _process_value(
+        names.PROCESS_OPEN_FILE_DESCRIPTOR_COUNT, UP_DOWN_COUNTER, "",
+        "Number of file descriptors in use by the process.", lambda: process_reads().num_fds()),
+    names.PROCESS_THREAD_COUNT: _process_value(names.PROCESS_THREAD_COUNT, UP_DOWN_COUNTER, "",
+                                               "Process threads count.", lambda: process_reads().num_threads()),
+}
+if sys.platform == "win32":  # as the contrib: no file descriptor count there
+    del _CONTRIB_DEFAULTS[names.PROCESS_OPEN_FILE_DESCRIPTOR_COUNT]
+
+
+# --- filesystems ---
 
 @dataclass(frozen=True)
 class Filesystem:
@@ -160,7 +227,7 @@ class FilesystemUsage:
 
 
 def filesystem_usage(mountpoint: str) -> FilesystemUsage:
-    usage = psutil.disk_usage(mountpoint)
+    usage = shared_psutil.disk_usage(mountpoint)  # one statvfs per collection for metrics and host health
     return FilesystemUsage(usage.used, usage.free, max(0, usage.total - usage.used - usage.free))
 
 
@@ -198,95 +265,113 @@ class FilesystemList:
 
 
 class SystemMeters:
-    """Starts the contrib instrumentor and observes what it lacks, on one meter provider."""
+    """The contrib's default set and our additions as points built at collection time; the contrib
+    instrumentor for the opt-in extras only."""
 
     def __init__(self, meter_provider: Any = None, mountpoints: Iterable[str] = (), extra: Iterable[str] = (),
                  filesystems: FilesystemList | None = None):
         self._meter_provider = meter_provider
         self._extra = tuple(extra)
         self.filesystems = filesystems or FilesystemList(mountpoints)
+        self.cpu_percent = CpuTimesPercent()
+        self.process_cpu = ProcessCpuPercent()
+        self.groups: list[ObservedInstruments] = []
         self._instrumentor: Any = None
         self._pid = -1
         self._process_started = 0.0
         self._boot_time: float | None = None
 
     def start(self) -> None:
+        import opentelemetry.instrumentation.system_metrics as contrib
+        from opentelemetry.instrumentation.system_metrics.version import __version__ as contrib_version
+
+        config = contrib_config(self._extra)
+        ours = {name: states for name, states in config.items() if name in _CONTRIB_DEFAULTS}
+        extras = {name: states for name, states in config.items() if name not in _CONTRIB_DEFAULTS}
+        self.cpu_percent.start()  # the first collection's utilizations cover the time since start
+        self.process_cpu.start()
+        instruments = [build(ours[name] or [], self) for name, build in _CONTRIB_DEFAULTS.items() if name in ours]
+        self.groups = [
+            ObservedInstruments(self._meter_provider, contrib.__name__, contrib_version, instruments,
+                                schema_url=CONTRIB_SCHEMA_URL, hook=collection),
+            ObservedInstruments(self._meter_provider, SCOPE, __version__, self._additions(), hook=collection),
+        ]
+        if extras:
+            self._start_contrib(extras)
+
+    def _start_contrib(self, config: dict[str, Any]) -> None:
+        import opentelemetry.instrumentation.system_metrics as contrib
         from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
 
-        import opentelemetry.instrumentation.system_metrics as contrib
-
         # A BaseInstrumentor is a per-class singleton: re-target it if a previous pipeline used it.
-        instrumentor = SystemMetricsInstrumentor(config=contrib_config(self._extra))
+        instrumentor = SystemMetricsInstrumentor(config=config)
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
         contrib.psutil = shared_psutil  # the contrib module's own name only: the application's psutil is untouched
-        process = getattr(instrumentor, "_proc", None)  # the contrib's psutil.Process of this process
-        if isinstance(process, psutil.Process):
-            instrumentor._proc = SharedReads(process, _SHARED_PROCESS_READS)
+        if isinstance(getattr(instrumentor, "_proc", None), psutil.Process):  # the contrib's Process of this process
+            instrumentor._proc = process_reads()
         instrumentor.instrument(meter_provider=self._meter_provider)
         self._instrumentor = instrumentor
-        self._observe_additions()
 
     def shutdown(self) -> None:
         if self._instrumentor is not None and self._instrumentor.is_instrumented_by_opentelemetry:
             self._instrumentor.uninstrument()
 
-    def _observe_additions(self) -> None:
-        meter = get_meter(SCOPE, __version__, self._meter_provider)
-        meter.create_observable_up_down_counter(
-            names.SYSTEM_FILESYSTEM_USAGE, [self._filesystem_usage], unit="By",
-            description="Filesystem space by state (used, free, reserved); the states add up to the size.")
-        meter.create_observable_gauge(
-            names.SYSTEM_FILESYSTEM_UTILIZATION, [self._filesystem_utilization], unit="1",
-            description="Fraction of filesystem bytes used: used / (used + free), as df shows it.")
-        for minutes, index in (("1m", 0), ("5m", 1), ("15m", 2)):
-            meter.create_observable_gauge(
-                f"system.cpu.load_average.{minutes}", [self._load_average(index)], unit="{thread}",
-                description=f"Average CPU load over the last {minutes[:-1]} minute(s).")
-        meter.create_observable_gauge(
-            names.SYSTEM_UPTIME, [self._system_uptime], unit="s", description="The time the system has been running.")
-        meter.create_observable_up_down_counter(
-            names.SYSTEM_PROCESS_COUNT, [self._process_count], unit="{process}",
-            description="Number of processes on the host.")
-        meter.create_observable_gauge(
-            names.PROCESS_UPTIME, [self._process_uptime], unit="s", description="The time the process has been running.")
+    def _additions(self) -> list[Instrument]:
+        load = [(names.SYSTEM_CPU_LOAD_AVERAGE_1M, 0, "1"), (names.SYSTEM_CPU_LOAD_AVERAGE_5M, 1, "5"),
+                (names.SYSTEM_CPU_LOAD_AVERAGE_15M, 2, "15")]
+        return [
+            Instrument(names.SYSTEM_FILESYSTEM_USAGE, UP_DOWN_COUNTER, "By",
+                       "Filesystem space by state (used, free, reserved); the states add up to the size.",
+                       self._filesystem_usage),
+            Instrument(names.SYSTEM_FILESYSTEM_UTILIZATION, GAUGE, "1",
+                       "Fraction of filesystem bytes used: used / (used + free), as df shows it.",
+                       self._filesystem_utilization),
+            *(Instrument(name, GAUGE, "{thread}", f"Average CPU load over the last {minutes} minute(s).",
+                         self._load_average(index)) for name, index, minutes in load),
+            Instrument(names.SYSTEM_UPTIME, GAUGE, "s", "The time the system has been running.", self._system_uptime),
+            Instrument(names.SYSTEM_PROCESS_COUNT, UP_DOWN_COUNTER, "{process}", "Number of processes on the host.",
+                       self._process_count),
+            Instrument(names.PROCESS_UPTIME, GAUGE, "s", "The time the process has been running.",
+                       self._process_uptime),
+        ]
 
-    # --- callbacks: each catches its own errors so one unreadable source never hides the others ---
+    # --- our additions; each reading fails alone, so one unreadable source never hides the others ---
 
-    def _filesystem_usage(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _filesystem_usage(self) -> Iterator[tuple[float, dict]]:
         for fs in self.filesystems.get():
             try:
                 usage = filesystem_usage(fs.mountpoint)
             except OSError:
                 continue
             for state in ("used", "free", "reserved"):
-                yield Observation(getattr(usage, state), {**fs.attributes, names.SYSTEM_FILESYSTEM_STATE: state})
+                yield getattr(usage, state), {**fs.attributes, names.SYSTEM_FILESYSTEM_STATE: state}
 
-    def _filesystem_utilization(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _filesystem_utilization(self) -> Iterator[tuple[float, dict]]:
         for fs in self.filesystems.get():
             try:
-                yield Observation(filesystem_usage(fs.mountpoint).utilization, fs.attributes)
+                yield filesystem_usage(fs.mountpoint).utilization, fs.attributes
             except OSError:
                 continue
 
     @staticmethod
-    def _load_average(index: int):
-        def observe(options: CallbackOptions) -> Iterable[Observation]:
-            yield Observation(psutil.getloadavg()[index])
+    def _load_average(index: int) -> Callable[[], Iterator[tuple[float, dict]]]:
+        def observe() -> Iterator[tuple[float, dict]]:
+            yield shared_psutil.getloadavg()[index], {}
 
         return observe
 
-    def _system_uptime(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _system_uptime(self) -> Iterator[tuple[float, dict]]:
         if self._boot_time is None:  # fixed for the life of the host; psutil re-reads /proc/stat each call
             self._boot_time = psutil.boot_time()
-        yield Observation(time.time() - self._boot_time)
+        yield time.time() - self._boot_time, {}
 
     @staticmethod
-    def _process_count(options: CallbackOptions) -> Iterable[Observation]:
-        yield Observation(len(psutil.pids()))
+    def _process_count() -> Iterator[tuple[float, dict]]:
+        yield len(shared_psutil.pids()), {}
 
-    def _process_uptime(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _process_uptime(self) -> Iterator[tuple[float, dict]]:
         pid = os.getpid()
         if pid != self._pid:  # first call, or a forked child
             self._pid, self._process_started = pid, psutil.Process(pid).create_time()
-        yield Observation(max(0.0, time.time() - self._process_started))
+        yield max(0.0, time.time() - self._process_started), {}
