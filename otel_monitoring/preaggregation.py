@@ -171,8 +171,8 @@ class HistogramSeries:
 
 
 def _exemplars(found: list[tuple | None]) -> list[Any]:
-    Exemplar = sdk_types().Exemplar
-    return [Exemplar(None, value, time, span_id, trace_id)
+    exemplar = sdk_types().Exemplar
+    return [exemplar(None, value, time, span_id, trace_id)
             for value, time, trace_id, span_id, _ in (e for e in found if e is not None)]
 
 
