@@ -250,6 +250,7 @@ class _Seam:
 
     def __init__(self, meter_provider: Any, consumer: Any):
         self._provider = weakref.ref(meter_provider)
+        self._consumer = consumer
         self._consumer_collect = consumer.collect
         self._histograms: list[AggregatedHistogram] = []
         self._producers: list[Any] = []
@@ -293,7 +294,7 @@ class _Seam:
         if provider is None or not (self._histograms or self._producers):
             return data
         delta = reader._instrument_class_temporality.get(sdk._Histogram) == sdk.AggregationTemporality.DELTA
-        readers = list(getattr(provider, "_all_metric_readers", ()) or [reader])
+        readers = _readers_of(self._consumer) or [reader]
         now = time_ns()
         # (scope name, version) -> [scope to use if the SDK's data has none, metrics]
         by_scope: dict[tuple, list[Any]] = {}
@@ -358,6 +359,11 @@ def sdk_types() -> Any:
     return _sdk_types
 
 
+def _readers_of(consumer: Any) -> list[Any]:
+    """The metric readers of one provider: its consumer keeps one storage per reader."""
+    return list(getattr(consumer, "_reader_storages", None) or ())
+
+
 _seams_lock = threading.Lock()
 _seams: "weakref.WeakKeyDictionary[Any, _Seam | None]" = weakref.WeakKeyDictionary()
 
@@ -369,14 +375,17 @@ def install(meter_provider: Any) -> _Seam | None:
             return _seams[meter_provider]
         consumer = getattr(meter_provider, "_measurement_consumer", None)
         readers_lock = getattr(meter_provider, "_all_metric_readers_lock", None)
-        if consumer is None or readers_lock is None or not callable(getattr(consumer, "collect", None)):
+        if (consumer is None or readers_lock is None or not callable(getattr(consumer, "collect", None))
+                or not isinstance(getattr(consumer, "_reader_storages", None), dict)):
             seam = None
         else:
             seam = _Seam(meter_provider, consumer)
             with readers_lock:
                 # add_metric_reader hands new readers consumer.collect: the instance attribute wins.
                 consumer.collect = seam.collect
-                for reader in meter_provider._all_metric_readers:
+                # This provider's readers only: the SDK's _all_metric_readers is shared by every
+                # provider of the process (it refuses a reader registered twice).
+                for reader in _readers_of(consumer):
                     reader._set_collect_callback(seam.collect)
         _seams[meter_provider] = seam
         return seam

@@ -140,3 +140,15 @@ def test_a_provider_without_the_seam_gets_plain_records():
     series = preaggregation.histogram(provider, "s", "h", unit="s", description="", boundaries=BOUNDS).series({})
     series.record(0.5)  # through the API: nothing to read back, and nothing raised
     assert preaggregation.install(provider) is None
+
+
+def test_another_providers_readers_keep_their_own_data():
+    # The SDK keeps every provider's readers in one class-wide set; the seam must take its own only.
+    theirs_reader, ours_reader = InMemoryMetricReader(), InMemoryMetricReader()
+    theirs = MeterProvider(metric_readers=[theirs_reader], shutdown_on_exit=False)
+    ours = MeterProvider(metric_readers=[ours_reader], shutdown_on_exit=False)
+    theirs.get_meter("app").create_counter("app.requests").add(3)
+    preaggregation.histogram(ours, "ours", "ours.duration", unit="s", description="d",
+                             boundaries=BOUNDS).series({"k": "a"}).record(0.5)
+    assert list(_collect(theirs_reader)) == ["app.requests"]
+    assert list(_collect(ours_reader)) == ["ours.duration"]

@@ -48,13 +48,13 @@ _current: int | None = None  # the collection in progress, if a seam said so
 def collection() -> Iterator[None]:
     """Every shared read inside is made at most once (the seam enters this around a collection)."""
     global _current
-    generation = next(_generations)
+    previous, generation = _current, next(_generations)
     _current = generation
     try:
         yield
     finally:
         if _current == generation:  # another provider's collection may have started meanwhile
-            _current = None
+            _current = previous
 
 
 class SharedReads:
