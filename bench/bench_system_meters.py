@@ -3,9 +3,10 @@
     python bench/bench_system_meters.py [--rounds 25]
 
 Collects through the SDK's InMemoryMetricReader (a) a meter provider with nothing on it (the
-SDK's own overhead), (b) the default system meters as configure() enables them (the contrib
-instrumentor's default set here, plus filesystem, load, uptime, process count, process uptime)
-and host health, (c) the same plus the opt-in system.network.connections. Costs are CPU time
+SDK's own overhead), (b) the default system meters as configure() enables them (the contrib's
+default set, built at collection time, plus filesystem, load, uptime, process count, process
+uptime) and host health, (c) the same plus the opt-in system.network.connections (read by the
+contrib instrumentor). Costs are CPU time
 (time.process_time: other processes on a shared machine do not count), median over rounds:
 
 - hot: collections back to back, with the per-collection caches cleared before each, so every
@@ -32,7 +33,7 @@ from otel_monitoring.meters import host_reads
 from otel_monitoring.meters.host_health import CpuBusy, HostHealth
 from otel_monitoring.meters.system import FilesystemList, SystemMeters
 
-COLD_GAP_S = 1.05  # longer than every cache in the meters (psutil view and host health 0.25 s, CPU busy 1 s)
+COLD_GAP_S = 1.05  # longer than every cache in the meters (shared reads and host health 0.25 s, CPU busy 1 s)
 REFERENCE_RECORD_US = 9.0  # histogram.record with 2 attributes on the project's reference machines (GUIDE.md)
 
 

@@ -42,7 +42,8 @@ def _split(value: str | None) -> list[str]:
 
 def managed_entry_points() -> list[str]:
     """Entry point names configure() enables itself (ours and the contrib HTTP ones), plus the contrib
-    system metrics our meters run with their own default set."""
+    system metrics: our meters produce its default set themselves (and start the instrumentor for the
+    opt-in extras only), so the loader starting it too would report every system metric twice."""
     import importlib
 
     from .instrumentation import INSTRUMENTORS

@@ -72,8 +72,10 @@ class ObservedInstruments:
 
     def __init__(self, meter_provider: Any, scope: str, version: str | None, instruments: Sequence[Instrument],
                  schema_url: str | None = None, hook: Any = None):
-        from opentelemetry.metrics import get_meter
+        from opentelemetry.metrics import get_meter, get_meter_provider
 
+        if meter_provider is None:  # the global one, as get_meter would take it
+            meter_provider = get_meter_provider()
         self.instruments = tuple(instruments)
         self._meter = get_meter(scope, version, meter_provider, schema_url=schema_url)
         self._scope = getattr(self._meter, "_instrumentation_scope", None)

@@ -14,6 +14,9 @@ Prometheus, an in-memory reader, one added later) receives, in the same ``Metric
 temporality (cumulative or delta per reader, min and max per reader's interval), exemplars of
 sampled spans (the SDK's default trace-based filter; none with ``always_off``).
 
+The same seam hands over metrics that ``otel_monitoring.observed`` builds at collection time
+(the system meters), and only ever wraps the provider's own readers.
+
 Not honoured for these histograms: Views (rename, drop, other buckets) and a reader asking for
 exponential histograms; they always come out as explicit-bucket histograms with their own bounds.
 A provider that is not the SDK's (or an SDK without the seam) gets plain ``record`` calls instead,
