@@ -24,13 +24,13 @@ attaches an exemplar to every observation).
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from math import isfinite
 from time import time_ns
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import preaggregation
+from .meters.locks import ForkSafeLock
 
 _logger = logging.getLogger("otel_monitoring.observed")
 
@@ -80,7 +80,7 @@ class ObservedInstruments:
         self._meter = get_meter(scope, version, meter_provider, schema_url=schema_url)
         self._scope = getattr(self._meter, "_instrumentation_scope", None)
         self._failed: set[str] = set()
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()  # held while the callbacks read: a forked child must not inherit it held
         # reader -> per instrument: attribute set -> [attributes, first seen, previous value, previous time]
         self._series: dict[Any, list[dict[frozenset, list[Any]]]] = {}
         seam = preaggregation.install(meter_provider) if direct_possible(meter_provider) else None

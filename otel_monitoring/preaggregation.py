@@ -307,13 +307,13 @@ class _Seam:
                 if metric is not None:
                     key = (histogram.scope, histogram.version)
                     by_scope.setdefault(key, [None, []])[1].append(metric)
-            for producer in self._producers:
-                produced = producer.collect(reader)
-                if produced:
-                    scope, metrics = produced
-                    entry = by_scope.setdefault((scope.name, scope.version), [None, []])
-                    entry[0] = entry[0] or scope
-                    entry[1].extend(metrics)
+        for producer in self._producers:  # each has its own lock: ours is not held while they read
+            produced = producer.collect(reader)
+            if produced:
+                scope, metrics = produced
+                entry = by_scope.setdefault((scope.name, scope.version), [None, []])
+                entry[0] = entry[0] or scope
+                entry[1].extend(metrics)
         if not by_scope:
             return data
         resource = provider._sdk_config.resource

@@ -35,8 +35,8 @@ __all__ = ["TTL", "CpuTimesPercent", "ProcessCpuPercent", "PsutilView", "SharedR
 TTL = 0.25  # seconds; readers exporting on the same tick share reads, and a source is never older than this
 # Block devices that are not disks: loop mounts (snaps, images), RAM disks, compressed swap in RAM.
 VIRTUAL_BLOCK_DEVICES = ("loop", "ram", "zram")
-_SHARED_READS = ("cpu_times", "cpu_times_percent", "virtual_memory", "swap_memory", "disk_io_counters",
-                 "net_io_counters", "disk_usage", "getloadavg", "pids")
+_SHARED_READS = ("cpu_times", "virtual_memory", "swap_memory", "disk_io_counters", "net_io_counters", "disk_usage",
+                 "getloadavg", "pids")
 # Process reads made by more than one metric (cpu_percent keeps state: never shared).
 _SHARED_PROCESS_READS = ("memory_info", "cpu_times", "num_threads", "num_fds", "num_ctx_switches", "io_counters")
 
