@@ -349,14 +349,16 @@ def test_two_readers_each_get_their_own_temporality(host):
 
 
 def test_a_forked_child_reports_its_own_process(telemetry):
-    meters = SystemMeters(telemetry.meter_provider, mountpoints=["/"])
+    meters = SystemMeters(telemetry.meter_provider, mountpoints=["/"], extra=("process.context_switches",))
     meters.start()
     try:
         read = os.fork()
-        if read == 0:  # the child: its own pid's process reads
+        if read == 0:  # the child: its own pid's process reads, ours and the contrib's extras'
+            ok = False
             try:
                 host_reads.clear()
-                ok = host_reads.process_reads()._target.pid == os.getpid()
+                ok = (host_reads.process_reads()._target.pid == os.getpid()
+                      and meters._instrumentor._proc._target.pid == os.getpid())
             finally:
                 os._exit(0 if ok else 1)
         _, status = os.waitpid(read, 0)

@@ -194,6 +194,14 @@ if sys.platform == "win32":  # as the contrib: no file descriptor count there
     del _CONTRIB_DEFAULTS[names.PROCESS_OPEN_FILE_DESCRIPTOR_COUNT]
 
 
+class _CurrentProcess:
+    """The contrib's process: the shared reads of whichever process runs (a forked child's own), where
+    the contrib keeps the Process of the one that started it."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(process_reads(), name)
+
+
 # --- filesystems ---
 
 @dataclass(frozen=True)
@@ -309,7 +317,7 @@ class SystemMeters:
             instrumentor.uninstrument()
         contrib.psutil = shared_psutil  # the contrib module's own name only: the application's psutil is untouched
         if isinstance(getattr(instrumentor, "_proc", None), psutil.Process):  # the contrib's Process of this process
-            instrumentor._proc = process_reads()
+            instrumentor._proc = _CurrentProcess()
         instrumentor.instrument(meter_provider=self._meter_provider)
         self._instrumentor = instrumentor
 
