@@ -212,10 +212,8 @@ def workloads() -> dict[str, Any]:
     store.add_texts([f"document {i} about markets" for i in range(20)])
     retriever = store.as_retriever(search_kwargs={"k": 2})
 
-    HashEmbeddingFunction = example_models().HashEmbeddingFunction
-
     client = chromadb.EphemeralClient(settings=chromadb.Settings(anonymized_telemetry=False))
-    collection = client.get_or_create_collection("bench-peers", embedding_function=HashEmbeddingFunction())
+    collection = client.get_or_create_collection("bench-peers", embedding_function=example_models().HashEmbeddingFunction())
     collection.add(ids=[str(i) for i in range(20)], documents=[f"document {i}" for i in range(20)])
     chain = ChatPromptTemplate.from_messages([("human", "{question}")]) | chat | StrOutputParser()
 

@@ -44,7 +44,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 _logger = logging.getLogger("otel_monitoring.preaggregation")
 
-__all__ = ["AggregatedHistogram", "HistogramSeries", "histogram", "install"]
+__all__ = ["AggregatedHistogram", "HistogramSeries", "histogram", "install", "span_ids"]
 
 _INF = float("inf")
 _exemplar_order = itertools.count(1)  # newer exemplar wins when windows merge
@@ -84,6 +84,13 @@ class _Accumulator:
                     mine_exemplars[index] = exemplar
 
 
+def span_ids(span: Any) -> tuple[int, int, bool, bool]:
+    """(trace id, span id, sampled, valid) of a span: read once when one call records several
+    measurements with the same exemplar span (each read is four property calls)."""
+    context = span.get_span_context()
+    return context.trace_id, context.span_id, context.trace_flags.sampled, context.is_valid
+
+
 class HistogramSeries:
     """One attribute set of one histogram. ``record`` is the hot path: no allocation, one lock."""
 
@@ -110,8 +117,8 @@ class HistogramSeries:
         self._fallback = fallback  # an SDK-API histogram when the provider has no seam
 
     def record(self, value: float, span: Any = None) -> None:
-        """Add one measurement; ``span`` (the call's span, ended or not) makes it an exemplar
-        when sampled. Never raises for a number."""
+        """Add one measurement; ``span`` (the call's span, ended or not, or its ``span_ids``)
+        makes it an exemplar when sampled. Never raises for a number."""
         fallback = self._fallback
         if fallback is not None:
             fallback(value, span)
@@ -126,10 +133,9 @@ class HistogramSeries:
             if value > self._max:
                 self._max = value
         if span is not None and self._with_exemplars:
-            context = span.get_span_context()
-            if context.trace_flags.sampled or (self._unsampled_exemplars and context.is_valid):
-                self._exemplars[index] = (value, time_ns(), context.trace_id, context.span_id,
-                                          next(_exemplar_order))
+            ids = span if type(span) is tuple else span_ids(span)
+            if ids[2] or (self._unsampled_exemplars and ids[3]):
+                self._exemplars[index] = (value, time_ns(), ids[0], ids[1], next(_exemplar_order))
 
     # -- collection side --
 

@@ -50,7 +50,7 @@ from opentelemetry.trace.propagation import _SPAN_KEY  # the key set_span_in_con
 
 from .. import preaggregation
 from . import span_start
-from ..preaggregation import AggregatedHistogram, HistogramSeries
+from ..preaggregation import AggregatedHistogram, HistogramSeries, span_ids
 from ..version import __version__
 from .. import names
 
@@ -132,6 +132,8 @@ class Finished(NamedTuple):
     span: Any
     # The call's context (its span current): metrics recorded in it take the call's span as exemplar.
     context: Any = None
+    # ``preaggregation.span_ids(span)``, read once: give it to ``HistogramSeries.record`` as the exemplar.
+    exemplar: Any = None
 
 
 def _context_functions() -> tuple[Callable[[Any], Any], Callable[[Any], None]]:
@@ -433,6 +435,10 @@ class Target:
 
     # -- state --
 
+    def fixed_state(self) -> _State | None:
+        """The state of a target bound to explicit providers (it never changes), else None."""
+        return self._state if self._fixed else None
+
     def state(self) -> _State:
         if self._fixed:
             return self._state  # type: ignore[return-value]
@@ -536,10 +542,11 @@ class Target:
             # span-metrics show it), so every histogram puts the call in that duration's bucket.
             duration = _span_seconds(span, duration)
             # With the span, so a sampled span becomes this measurement's exemplar.
-            duration_series.record(duration, span)
+            exemplar = span_ids(span)
+            duration_series.record(duration, exemplar)
             if self.on_finish is not None:
                 self.on_finish(Finished(duration, error_type, attributes, result, instance, args, kwargs, span,
-                                        started.context))
+                                        started.context, exemplar))
         except Exception:  # noqa: BLE001 - instrumentation must never raise into the host application
             self.log_once("finish", "recording the call failed")
 
@@ -586,9 +593,10 @@ def _function_wrapper(target: Target) -> Callable:
     nesting_key = target.nesting_key
 
     state = target.state
+    fixed = target.fixed_state()  # explicit providers: the state never changes, no call to read it
 
     def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-        current_state = state()
+        current_state = fixed or state()
         if not current_state.enabled:  # no SDK, or OTEL_SDK_DISABLED: straight through, nothing read
             return wrapped(*args, **kwargs)
         ctx = get_current()

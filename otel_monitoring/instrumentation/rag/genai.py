@@ -109,14 +109,15 @@ class GenAIMetrics:
             if take_delegated(finished.span, metric_attributes.get(names.GEN_AI_OPERATION_NAME)):
                 return  # the client instrumentation records this call's duration and tokens
             duration, input_series, output_series = series_for(metric_attributes)
-            duration.record(finished.duration, finished.span)
+            exemplar = finished.exemplar or finished.span
+            duration.record(finished.duration, exemplar)
             if usage is None or finished.error_type is not None:
                 return
             input_tokens, output_tokens = usage(finished.result)
             if input_tokens is not None:
-                input_series.record(input_tokens, finished.span)
+                input_series.record(input_tokens, exemplar)
             if output_tokens is not None:
-                output_series.record(output_tokens, finished.span)
+                output_series.record(output_tokens, exemplar)
 
         return record
 

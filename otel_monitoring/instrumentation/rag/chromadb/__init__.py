@@ -87,6 +87,7 @@ class ChromadbInstrumentor(BaseInstrumentor):
     def _operation(self, method: str, batch_argument: str | None) -> Operation:
         capture = self._capture
         is_query = method == "query"
+        query_key = genai_metric_key("retrieval", "chromadb", None)
 
         def call_attributes(instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
             name = _collection_name(instance)
@@ -125,8 +126,7 @@ class ChromadbInstrumentor(BaseInstrumentor):
             span_attributes=span_attributes,
             span_name_from_call=lambda instance, args, kwargs: f"{method} {_collection_name(instance)}",
             call_attributes=call_attributes,
-            call_metric_attributes=(lambda instance, args, kwargs: genai_metric_key("retrieval", "chromadb", None))
-            if is_query else None,
+            call_metric_attributes=(lambda instance, args, kwargs: query_key) if is_query else None,
             result_attributes=result_attributes,
             on_finish=self._genai.hook() if is_query else None,
             # a query made by a retriever the langchain instrumentor already traces is that retrieval

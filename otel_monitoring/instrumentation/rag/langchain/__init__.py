@@ -423,6 +423,7 @@ class LangchainInstrumentor(BaseInstrumentor):
     def _retrieval_operation(self, operation: str, data_source: Callable[[Any], str],
                              top_k: Callable[[Any, dict], Any], query_argument: str, nesting_key: str) -> Operation:
         capture = self._capture
+        metric_key = genai_metric_key("retrieval", "langchain", None)
 
         def call_attributes(instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
             attributes: dict[str, Any] = {names.GEN_AI_DATA_SOURCE_ID: data_source(instance)}
@@ -449,7 +450,7 @@ class LangchainInstrumentor(BaseInstrumentor):
             span_attributes={names.GEN_AI_OPERATION_NAME: "retrieval"},
             span_name_from_call=lambda instance, args, kwargs: f"retrieval {data_source(instance)}",
             call_attributes=call_attributes,
-            call_metric_attributes=lambda instance, args, kwargs: genai_metric_key("retrieval", "langchain", None),
+            call_metric_attributes=lambda instance, args, kwargs: metric_key,
             result_attributes=result_attributes, on_finish=self._genai.hook(), nesting_key=nesting_key,
         )
 
@@ -477,17 +478,14 @@ class LangchainInstrumentor(BaseInstrumentor):
     def _embeddings_operation(self, method: str) -> Operation:
         capture = self._capture
 
-        def provider(instance: Any) -> str:
-            return _provider_guess(instance, "Embeddings")
-
         memo = _CallMemo()
 
-        def model_of(instance: Any, args: tuple, kwargs: dict) -> str | None:
-            return memo.get(instance, args, kwargs, lambda: _model_name(instance))
+        def identity(instance: Any) -> tuple[str, str | None]:
+            return _provider_guess(instance, "Embeddings"), _model_name(instance)
 
         def call_attributes(instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
-            attributes: dict[str, Any] = {names.GEN_AI_PROVIDER_NAME: provider(instance)}
-            model = model_of(instance, args, kwargs)
+            provider, model = memo.get(instance, args, kwargs, lambda: identity(instance))
+            attributes: dict[str, Any] = {names.GEN_AI_PROVIDER_NAME: provider}
             if model:
                 attributes[names.GEN_AI_REQUEST_MODEL] = model
             texts = _first(args, kwargs, "texts" if "documents" in method else "text")
@@ -502,13 +500,13 @@ class LangchainInstrumentor(BaseInstrumentor):
             return {names.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: len(vector)} if hasattr(vector, "__len__") else {}
 
         def span_name(instance: Any, args: tuple, kwargs: dict) -> str:
-            model = model_of(instance, args, kwargs)
+            model = memo.get(instance, args, kwargs, lambda: identity(instance))[1]
             return f"embeddings {model}" if model else "embeddings"
 
         def metric_key(instance: Any, args: tuple, kwargs: dict) -> tuple:
-            model = model_of(instance, args, kwargs)
+            provider, model = memo.get(instance, args, kwargs, lambda: identity(instance))
             memo.clear()
-            return genai_metric_key("embeddings", provider(instance), model)
+            return genai_metric_key("embeddings", provider, model)
 
         return Operation(
             domain="rag", component="langchain", operation="embeddings", kind=SpanKind.CLIENT,
