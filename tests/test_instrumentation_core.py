@@ -437,3 +437,44 @@ def test_unset_providers_are_not_looked_up_per_call(monkeypatch):
     assert asked == []
     monkeypatch.undo()
     reset_otel_globals()
+
+
+def test_the_sampler_sees_the_call_attributes_and_the_span_keeps_them():
+    """Call attributes are given to the span at its start: a sampler deciding on them sees them
+    (the SDK passes start attributes to the sampler), and the recorded span carries them with the
+    static ones; a call the sampler drops still runs and returns."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+
+    seen = []
+
+    class BySymbol(Sampler):
+        def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None,
+                          trace_state=None):
+            seen.append(dict(attributes or {}))
+            keep = (attributes or {}).get("trading.symbol") == "BTC/USDT"
+            return SamplingResult(Decision.RECORD_AND_SAMPLE if keep else Decision.DROP, attributes)
+
+        def get_description(self):
+            return "BySymbol"
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=BySymbol(), shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    meter_provider = MeterProvider(shutdown_on_exit=False)
+    operation = Operation(domain="trading", component="orders", operation="create",
+                          span_attributes={"static.key": "s"},
+                          call_attributes=lambda instance, args, kwargs: {"trading.symbol": args[0]})
+    create = core.wrap(lambda symbol: f"order {symbol}", operation, Telemetry("test", provider, meter_provider))
+    assert create("BTC/USDT") == "order BTC/USDT"
+    assert create("ETH/USDT") == "order ETH/USDT"
+    assert [a.get("trading.symbol") for a in seen] == ["BTC/USDT", "ETH/USDT"]
+    assert all(a["static.key"] == "s" for a in seen)
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes["trading.symbol"] == "BTC/USDT" and span.attributes["static.key"] == "s"
+    provider.shutdown()
+    meter_provider.shutdown()

@@ -268,3 +268,79 @@ def test_genai_duration_exemplar_points_at_the_calls_own_span(telemetry, instrum
         (span.context.trace_id, span.context.span_id)]
     tokens = collected["gen_ai.client.token.usage"]
     assert {e.span_id for p in tokens for e in p.exemplars} == {span.context.span_id}
+
+
+class ChromaStore:
+    """A langchain-core vector store over a real chromadb collection, shaped like langchain-chroma's
+    ``Chroma``: the query is embedded by langchain embeddings, then searched with ``query_embeddings``."""
+
+    @staticmethod
+    def make(collection, embeddings):
+        from langchain_core.documents import Document
+        from langchain_core.vectorstores import VectorStore
+
+        class Store(VectorStore):
+            def __init__(self):
+                self._collection = collection
+                self._collection_name = collection.name
+                self._embeddings = embeddings
+
+            @property
+            def embeddings(self):
+                return self._embeddings
+
+            def add_texts(self, texts, metadatas=None, **kwargs):
+                raise NotImplementedError
+
+            @classmethod
+            def from_texts(cls, texts, embedding, metadatas=None, **kwargs):
+                raise NotImplementedError
+
+            def similarity_search(self, query, k=4, **kwargs):
+                vector = self._embeddings.embed_query(query)
+                found = self._collection.query(query_embeddings=[vector], n_results=k)
+                return [Document(page_content=text, id=id_)
+                        for id_, text in zip(found["ids"][0], found["documents"][0])]
+
+        return Store()
+
+
+def test_a_vector_store_over_chromadb_is_one_trace_retrieval_over_its_embedding_call(telemetry, instrumented):
+    client = chromadb.EphemeralClient(settings=chromadb.Settings(anonymized_telemetry=False))
+    collection = client.get_or_create_collection("notes-tree", embedding_function=HashEmbeddingFunction())
+    collection.add(ids=["a", "b", "c"], documents=DOCS)
+    store = ChromaStore.make(collection, HashEmbeddings())
+    telemetry.span_exporter.clear()
+    def genai_calls():
+        counts = {}
+        for point in telemetry.metrics().get("gen_ai.client.operation.duration", []):
+            key = (point.attributes["gen_ai.operation.name"], point.attributes.get("gen_ai.provider.name"))
+            counts[key] = counts.get(key, 0) + point.count
+        return counts
+
+    before = genai_calls()
+
+    documents = store.as_retriever(search_kwargs={"k": 2}).invoke("ethereum gas")
+
+    assert documents[0].id == "b" and len(documents) == 2
+    spans = telemetry.spans()
+    tree = {span.name: span for span in spans}
+    assert len(spans) == 2, [s.name for s in spans]
+    retrieval = tree["retrieval notes-tree"]
+    embedding = tree["embeddings hash-embedding-64"]
+    # The retrieval is the root, the query's embedding call its child; the collection query it
+    # makes is that retrieval (no span of its own, no second count).
+    assert retrieval.parent is None
+    assert embedding.parent.span_id == retrieval.context.span_id
+    assert {s.context.trace_id for s in spans} == {retrieval.context.trace_id}
+    assert retrieval.attributes["gen_ai.operation.name"] == "retrieval"
+    assert retrieval.attributes["gen_ai.data_source.id"] == "notes-tree"
+    assert retrieval.attributes["gen_ai.request.top_k"] == 2
+    assert retrieval.attributes["otel_monitoring.retrieval.documents.count"] == 2
+    assert embedding.attributes["gen_ai.operation.name"] == "embeddings"
+    assert embedding.attributes["gen_ai.request.model"] == "hash-embedding-64"
+    assert embedding.attributes["gen_ai.embeddings.dimension.count"] == 64
+    # One logical retrieval, counted once in the GenAI view (the retriever's), and one embedding.
+    after = genai_calls()
+    assert {key: count - before.get(key, 0) for key, count in after.items() if count != before.get(key, 0)} == {
+        ("retrieval", "langchain"): 1, ("embeddings", "hash"): 1}

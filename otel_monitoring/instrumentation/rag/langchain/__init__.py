@@ -128,6 +128,12 @@ def _store_name(store: Any, number: int) -> str:
     return type(store).__name__ if number == 1 else f"{type(store).__name__}-{number}"
 
 
+def _store_id(store: Any) -> str:
+    """``gen_ai.data_source.id`` of a vector store: its collection's name (Chroma, PGVector...), else its class."""
+    name = getattr(store, "_collection_name", None) or getattr(store, "collection_name", None)
+    return name if isinstance(name, str) and name else type(store).__name__
+
+
 def _chain_name(instance: Any, args: tuple, kwargs: dict) -> str:
     """The call's ``run_name`` (``chain.with_config(run_name=...)`` or the config argument), else the runnable's name."""
     config = args[1] if len(args) > 1 else kwargs.get("config")
@@ -457,7 +463,7 @@ class LangchainInstrumentor(BaseInstrumentor):
     def _retriever_operation(self, method: str) -> Operation:
         def data_source(instance: Any) -> str:
             store = getattr(instance, "vectorstore", None)
-            return type(store).__name__ if store is not None else type(instance).__name__
+            return _store_id(store) if store is not None else type(instance).__name__
 
         def top_k(instance: Any, kwargs: dict) -> Any:
             return (getattr(instance, "search_kwargs", None) or {}).get("k", 4 if hasattr(instance, "vectorstore") else None)
@@ -467,12 +473,8 @@ class LangchainInstrumentor(BaseInstrumentor):
         return self._retrieval_operation("retriever", data_source, top_k, "input", RETRIEVAL_NESTING)
 
     def _vectorstore_operation(self, method: str) -> Operation:
-        def data_source(instance: Any) -> str:
-            name = getattr(instance, "_collection_name", None) or getattr(instance, "collection_name", None)
-            return str(name) if name else type(instance).__name__
-
         operation = method[1:] if method.startswith("a") else method  # async twins share a name
-        return self._retrieval_operation(operation, data_source, lambda instance, kwargs: kwargs.get("k", 4),
+        return self._retrieval_operation(operation, _store_id, lambda instance, kwargs: kwargs.get("k", 4),
                                          "query", RETRIEVAL_NESTING)
 
     def _embeddings_operation(self, method: str) -> Operation:
