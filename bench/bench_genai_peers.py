@@ -10,6 +10,8 @@
 Variants (each in a fresh process: the peers' uninstrument is unreliable):
 - bare: no instrumentation;
 - otel-monitoring: our langchain and chromadb instrumentors (chain spans by wrapping);
+- ours-no-embeddings: the same with langchain embeddings left untraced, the work the peers do on a
+  retrieval (one span; none of them traces the query's embeddings call);
 - callbacks: the same chain/chat spans made by a langchain callback handler instead of wrapping
   (how OpenLLMetry and OpenInference attach), to choose between the two ways in;
 - openllmetry (its langchain and chromadb instrumentations), openinference (langchain),
@@ -38,7 +40,7 @@ import sys
 import time
 from typing import Any, Iterator
 
-VARIANTS = ("bare", "otel-monitoring", "callbacks", "openllmetry", "openinference", "openlit")
+VARIANTS = ("bare", "otel-monitoring", "ours-no-embeddings", "callbacks", "openllmetry", "openinference", "openlit")
 WORKLOADS = ("chat_invoke", "chat_stream", "embed_query", "retriever_invoke", "chromadb_query", "chain_invoke")
 
 
@@ -71,14 +73,23 @@ def build_pipeline() -> tuple[Any, Any, Any]:
 
 
 def instrument(variant: str, tracer_provider: Any, meter_provider: Any) -> None:
-    if variant == "otel-monitoring":
+    if variant in ("otel-monitoring", "ours-no-embeddings"):
         from otel_monitoring.config import load_settings
         from otel_monitoring.instrumentation.rag.chromadb import ChromadbInstrumentor
         from otel_monitoring.instrumentation.rag.langchain import LangchainInstrumentor
 
         kwargs = dict(tracer_provider=tracer_provider, meter_provider=meter_provider, settings=load_settings({}))
-        LangchainInstrumentor().instrument(**kwargs)
+        instrumentor = LangchainInstrumentor()
+        instrumentor.instrument(**kwargs)
         ChromadbInstrumentor().instrument(**kwargs)
+        if variant == "ours-no-embeddings":
+            # The peers' work on a retrieval: its span only, the query's embeddings call untraced
+            # (none of them traces embeddings). A measurement, not a product setting.
+            from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings  # noqa: F401 - defined, so wrapped, now
+
+            for owner, name, original in instrumentor._patcher.patches:
+                if isinstance(owner, type) and issubclass(owner, Embeddings):
+                    setattr(owner, name, original)
     elif variant == "callbacks":
         install_callback_tracer(tracer_provider)
     elif variant == "openllmetry":
