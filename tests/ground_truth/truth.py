@@ -43,8 +43,6 @@ EXPECTED_SPANS = {
     # second span); the tool loop: its chain, the fake model's two turns (no model name) and the tool
     f"chain {W.CHAIN_NAME}": W.CALLS["rag_chain"],
     "retrieval ChromaRetriever": W.CALLS["rag_chain"],
-    # (were the query kept as the retrieval's database step, a database span under it with its
-    # chromadb RED row and no second GenAI retrieval, this would be W.CALLS["rag_chain"])
     f"query {W.CHROMA_DOCS}": 0,
     f"chain {W.TOOL_CHAIN_NAME}": W.CALLS["tool"],
     "chat": 2 * W.CALLS["tool"],
