@@ -258,3 +258,25 @@ def test_history_keeps_two_processes_apart_and_adds_them_up(tmp_path):
                               "--history", "1h"], env=env(), capture_output=True, text=True, timeout=60)
     history = listing.stdout.split("Alert events of the last 1h:")[1]
     assert len([line for line in history.splitlines() if "firing" in line and "app_errors" in line]) == 1, history
+
+
+def test_host_readings_of_processes_sharing_a_directory_are_the_newest_not_their_sum():
+    """Two processes on one host both measure its CPU, health score and checks: the directory's
+    reading is the newest process', never the sum (which read CPU 141 % and health 175)."""
+    from otel_monitoring import names
+    from otel_monitoring.local.processes import merge_snapshots
+
+    def doc(when: float, cpu: float, score: float, check: float, queue: float) -> dict:
+        return {"timestamp_unix": when, "interval_s": 5.0, "service": {"name": "x"},
+                "counters": {}, "histograms": {},
+                "gauges": {names.HOST_RESOURCE_UTILIZATION: [{"attributes": {"resource": "cpu"}, "value": cpu}],
+                           names.HOST_HEALTH_SCORE: [{"attributes": {}, "value": score}],
+                           names.HEALTH_CHECK_STATUS: [{"attributes": {names.HEALTH_CHECK_NAME: "disk"}, "value": check}],
+                           "system.cpu.utilization": [{"attributes": {}, "value": cpu}],
+                           "app.queue.depth": [{"attributes": {}, "value": queue}]}}
+
+    merged = merge_snapshots([("bot", doc(1000.0, 0.70, 88.0, 1.0, 3.0)), ("api", doc(1001.0, 0.71, 87.5, 1.0, 4.0))])
+    gauges = {name: points[0]["value"] for name, points in merged["gauges"].items()}
+    assert gauges == {names.HOST_RESOURCE_UTILIZATION: 0.71, names.HOST_HEALTH_SCORE: 87.5,
+                      names.HEALTH_CHECK_STATUS: 1.0, "system.cpu.utilization": 0.71,
+                      "app.queue.depth": 7.0}  # the app's own gauges still add up

@@ -421,3 +421,19 @@ def test_a_quantile_at_a_bucket_top_stays_in_that_bucket():
     bounds = [0.001, 0.0025, 0.005]
     value = bucket_quantile(0.5, bounds, [0, 3, 3, 0], None, 0.0049)
     assert value == 0.0025 and bisect.bisect_left(bounds, value) == 1
+
+
+def test_a_collection_right_after_the_last_measures_its_rate_over_the_window_before():
+    """The final snapshot at shutdown comes milliseconds after the last periodic one: its counter
+    rates are measured from the collection before, not over those milliseconds (where they read 0,
+    or impossibly high at the clock's granularity)."""
+    from otel_monitoring.local.snapshot import Point, build_snapshot
+
+    def point(value: float) -> Point:
+        return Point(name="calls", kind="counter", attributes={}, value=value, unit="")
+
+    previous: dict = {}
+    rates = [build_snapshot([point(v)], t, 5.0, {}, previous)["counters"]["calls"][0]["rate_per_s"]
+             for t, v in ((100.0, 0.0), (105.0, 50.0), (110.0, 100.0), (110.02, 100.0))]
+    assert rates[:3] == [0.0, 10.0, 10.0]
+    assert rates[3] == pytest.approx(50.0 / 5.02)  # from the collection at 105 s; over the last 20 ms it read 0

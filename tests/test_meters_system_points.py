@@ -366,3 +366,30 @@ def test_a_forked_child_reports_its_own_process(telemetry):
         assert host_reads.process_reads()._target.pid == os.getpid()
     finally:
         meters.shutdown()
+
+
+def test_cpu_utilization_over_a_short_window_is_not_scaled_down():
+    """psutil scales by max(1, window): a 0.3 s window read as 30 % of its real percentages, so two
+    readers sharing the CPU reads (a snapshot reader beside an exporter) summed to 0.3 per CPU. The
+    percentages of a window are of that window; one too short to measure keeps the last answer."""
+    from collections import namedtuple
+
+    from otel_monitoring.meters import host_reads
+
+    Times = namedtuple("Times", "user nice system idle iowait irq softirq steal guest guest_nice")
+    samples = iter([[Times(10, 0, 5, 100, 0, 0, 0, 0, 0, 0)],
+                    [Times(10.1, 0, 5.05, 100.15, 0, 0, 0, 0, 0, 0)],     # 0.3 s: 33 % user, 17 % system, 50 % idle
+                    [Times(10.101, 0, 5.05, 100.16, 0, 0, 0, 0, 0, 0)]])  # 11 ms later: too short
+    percent = host_reads.CpuTimesPercent()
+    original = host_reads.shared_psutil
+    class Reads:
+        def cpu_times(self, percpu=False):
+            return next(samples)
+    host_reads.shared_psutil = Reads()
+    try:
+        percent.start()
+        first = percent.read()[0]
+        assert (first.user, first.system, first.idle) == (33.3, 16.7, 50.0)
+        assert percent.read()[0] == first
+    finally:
+        host_reads.shared_psutil = original

@@ -24,6 +24,8 @@ import os
 import re
 from typing import Any
 
+from .. import names
+
 __all__ = ["LIVE_PREFIX", "ALERTS_PREFIX", "process_key", "process_identity", "combine_rule", "live_file", "alerts_file", "process_files",
            "claim_notification", "merge_snapshots", "merge_alerts", "write_directory_totals"]
 
@@ -50,12 +52,17 @@ def process_identity(service: dict[str, Any] | Any) -> str:
     return process_key(service.get("name"), service.get("pid"))
 
 
+# Host gauges besides the system.* ones: the host's resource readings, health score and checks.
+_HOST_READINGS = ("system.", names.HOST_RESOURCE, names.HOST_HEALTH_SCORE, names.HOST_HEALTH_STATE,
+                  names.HOST_HEALTH_STATUS, names.HEALTH_CHECK_STATUS)
+
+
 def combine_rule(metric: str, field: str = "value") -> str:
     """How one series' readings from several processes make the directory's reading: "sum",
     "max" (percentiles cannot be added; every process reads the same shared budget spend) or
     "newest" (a host gauge: every process measures the same host)."""
-    if metric.startswith("system."):
-        return "newest"
+    if metric.startswith(_HOST_READINGS):
+        return "newest"  # the host's readings and checks: each process measures the same host
     if field in ("p50", "p95", "p99"):
         return "max"
     if "budget" in metric:
@@ -173,8 +180,8 @@ def merge_snapshots(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, An
 
     Same series (name and attributes) in several processes: counters and their rates add up;
     histograms add counts and sums, keep the extreme min and max, and take the highest
-    percentile of any process (percentiles cannot be added); host readings (``system.*``) come from
-    the newest document, budget utilizations take the highest (every process reads the same
+    percentile of any process (percentiles cannot be added); host readings (``system.*``, the host's
+    resource utilization, health score and checks) come from the newest document, budget utilizations take the highest (every process reads the same
     shared spend), other gauges add up (``combine_rule``)."""
     live, newest = _live(documents)
     merged: dict[str, Any] = {}

@@ -162,12 +162,15 @@ def window_counts(counts: Sequence[int], base: Sequence[int] | None) -> list[int
 
 
 def build_snapshot(points: list[Point], now: float, interval_s: float, service: dict[str, Any],
-                   previous: dict[tuple[str, str], tuple[float, float]],
+                   previous: dict[tuple[str, str], tuple[float, ...]],
                    window_base: dict[tuple[str, str], Sequence[int]] | None = None,
                    window_s: float = DEFAULT_PERCENTILE_WINDOW_S) -> dict[str, Any]:
     """The metrics_live.json document. ``previous`` maps counter keys to (time, value) of the last
-    collection, for ``rate_per_s``; it is updated in place. ``window_base`` maps histogram keys to
-    their bucket counts at the start of the percentile window (none: everything is in the window)."""
+    collection and of the one before it, for ``rate_per_s``; it is updated in place. A collection
+    less than half an interval after the last one (the final one at shutdown, a flush) measures its
+    rate from the one before: over a few milliseconds a counter's rate reads 0 or, at the clock's
+    granularity, impossibly high. ``window_base`` maps histogram keys to their bucket counts at the
+    start of the percentile window (none: everything is in the window)."""
     counters: dict[str, list] = {}
     gauges: dict[str, list] = {}
     histograms: dict[str, list] = {}
@@ -178,10 +181,16 @@ def build_snapshot(points: list[Point], now: float, interval_s: float, service: 
         if point.kind == "counter":
             last = previous.get(point.key)
             rate = 0.0
-            if last is not None and now > last[0]:
-                delta = point.value - last[1]
-                rate = (delta if delta >= 0 else point.value) / (now - last[0])  # a drop means a restart
-            previous[point.key] = (now, point.value)
+            if last is not None:
+                since, base = last[0], last[1]
+                if now - since < interval_s / 2 and len(last) > 2:
+                    since, base = last[2], last[3]
+                if now > since:
+                    delta = point.value - base
+                    rate = (delta if delta >= 0 else point.value) / (now - since)  # a drop means a restart
+                previous[point.key] = (now, point.value, last[0], last[1])
+            else:
+                previous[point.key] = (now, point.value)
             counters.setdefault(point.name, []).append(
                 {"attributes": point.attributes, "value": _finite(point.value), "rate_per_s": _finite(rate)})
         elif point.kind == "gauge":
@@ -235,7 +244,7 @@ class SnapshotExporter(MetricExporter):
         self.clock = clock
         self.on_collection: list[CollectionHook] = []
         self.last_snapshot: dict[str, Any] | None = None
-        self._previous: dict[tuple[str, str], tuple[float, float]] = {}
+        self._previous: dict[tuple[str, str], tuple[float, ...]] = {}
         self.percentile_window_s = percentile_window_s
         # (time, {histogram key: bucket counts}) of past collections, back to the window's start.
         self._buckets: deque[tuple[float, dict[tuple[str, str], tuple[int, ...]]]] = deque()

@@ -147,8 +147,12 @@ def clear() -> None:
 _LINUX = sys.platform.startswith("linux")
 
 
-def _times_percent(t1: Any, t2: Any) -> Any:
-    """psutil.cpu_times_percent's arithmetic for one CPU between two samples (same rounding)."""
+# A window shorter than this (CPU seconds of one CPU, about wall seconds) is too coarse at the
+# kernel's 10 ms tick: a second reader arriving just after the first keeps the first's answer.
+MIN_CPU_WINDOW_S = 0.25
+
+
+def _total(t1: Any, t2: Any) -> tuple[list[float], float]:
     deltas = [max(0, getattr(t2, field) - getattr(t1, field)) for field in t2._fields]
     total = sum(deltas)
     if _LINUX:
@@ -157,7 +161,15 @@ def _times_percent(t1: Any, t2: Any) -> Any:
             total -= deltas[fields.index("guest")]
         if "guest_nice" in fields:
             total -= deltas[fields.index("guest_nice")]
-    scale = 100.0 / max(1, total)
+    return deltas, total
+
+
+def _times_percent(t1: Any, t2: Any) -> Any:
+    """psutil.cpu_times_percent's arithmetic for one CPU between two samples (same rounding), but
+    scaled by the window's own total: psutil divides by max(1, total), which, in seconds, reads
+    every window shorter than one second as that fraction of its real percentages."""
+    deltas, total = _total(t1, t2)
+    scale = 100.0 / total if total > 0 else 0.0
     return type(t2)(*(min(max(0.0, round(delta * scale, 1)), 100.0) for delta in deltas))
 
 
@@ -181,6 +193,8 @@ class CpuTimesPercent:
         with self._lock:
             if sample is not self._sample:  # a shared read already computed gives the same answer
                 last = sample if self._last is None else self._last
+                if self._result and last and _total(last[0], sample[0])[1] < MIN_CPU_WINDOW_S:
+                    return self._result  # too short to measure: the last window's answer stands
                 self._result = [_times_percent(t1, t2) for t1, t2 in zip(last, sample)]
                 self._last = self._sample = sample
             return self._result
