@@ -50,3 +50,12 @@ def test_top_shows_the_host_health_cpu_sample_the_alerts_read():
         units={"system.cpu.utilization": "1", "otel_monitoring.host.resource.utilization": "1"})
     readings = {r.label: r.value for r in system_readings(snapshot)}
     assert readings["CPU"] == 80.0 and readings["Memory"] == 25.0
+
+
+def test_money_below_a_hundredth_of_a_cent_is_never_shown_as_zero():
+    """A $0.00004 budget read "$0.00 of $0.00" in its budget message: sub-cent amounts keep four
+    decimals, smaller ones two significant digits."""
+    from otel_monitoring.views.formatting import usd
+
+    assert [usd(x) for x in (0.00004, 0.000092, 0.0001, 0.0139, 0.5, 12.3, 0.0)] == \
+        ["$0.00004", "$0.000092", "$0.0001", "$0.0139", "$0.50", "$12.30", "$0.00"]

@@ -341,3 +341,18 @@ def test_a_forked_child_delivers_with_its_own_workers(receiver, notifiers):
     assert [b["alert"]["id"] for b in receiver.bodies("/hook")] == ["from-child"]
     notifier.notify(event(alert_id="from-parent"))  # the parent's workers are untouched
     assert [b["alert"]["id"] for b in receiver.wait_for("/hook", 2)] == ["from-child", "from-parent"]
+
+
+def test_a_notification_shows_values_the_way_the_views_do():
+    """A state rule's notification names the state (as alerts list and top do), not "100.0%"; a
+    ratio rule's values are percentages, in the line and in the chat fields alike."""
+    from otel_monitoring.local.channels import _fields, headline
+
+    stale = event()
+    stale.alert.update(name="Symbol STALE", id="market_data_stale:BTC/USDT", value=1.0, threshold=1.0,
+                       unit="1", indicates="STALE")
+    assert headline(stale).endswith("(market_data_stale:BTC/USDT): value STALE, threshold STALE")
+    ratio = event()
+    ratio.alert.update(unit="1")
+    assert headline(ratio).endswith("value 12.3%, threshold 5.0%")
+    assert ("Value", "12.3%") in _fields(ratio) and ("Threshold", "5.0%") in _fields(ratio)

@@ -39,14 +39,13 @@ class DeliveryError(Exception):
 
 def headline(event: AlertEvent) -> str:
     """One line: ``[FIRING critical] High error rate (error_rate:api): value 12.0%, threshold 5.0%``,
-    value and threshold in the rule's unit."""
-    from ..views.formatting import in_unit
+    value and threshold in the rule's unit, or the state a state rule indicates (``value STALE``),
+    as every view shows them."""
+    from ..views.formatting import alert_value
 
     alert = event.alert
-    unit = alert.get("unit") or ""
-    value = "n/a" if alert["value"] is None else in_unit(alert["value"], unit)
     return (f"[{event.kind.upper()} {alert['severity']}] {alert['name']} ({alert['id']}): "
-            f"value {value}, threshold {in_unit(alert['threshold'], unit)}")
+            f"value {alert_value(alert)}, threshold {alert_value(alert, 'threshold')}")
 
 
 def _summary(event: AlertEvent) -> str:
@@ -111,10 +110,11 @@ class WebhookChannel(Channel):
 
 
 def _fields(event: AlertEvent) -> list[tuple[str, str]]:
+    from ..views.formatting import alert_value
+
     alert = event.alert
     fields = [("Severity", alert["severity"]), ("State", alert["state"]),
-              ("Value", "n/a" if alert["value"] is None else f"{alert['value']:.4g}"),
-              ("Threshold", f"{alert['threshold']:g}"), ("Since", alert["since"])]
+              ("Value", alert_value(alert)), ("Threshold", alert_value(alert, "threshold")), ("Since", alert["since"])]
     fields += [(key, str(value)) for key, value in sorted(alert.get("labels", {}).items())]
     return fields
 

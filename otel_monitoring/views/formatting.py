@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from typing import Any
 
 
@@ -30,8 +31,10 @@ def usd(value: float | None, signed: bool = False) -> str:
     if amount >= 10 or amount == 0:
         return f"{sign}${amount:,.2f}"
     # Model calls cost fractions of a cent: four decimals (trailing zeros dropped down to cents),
-    # so $0.0139 is not shown as $0.01 in one view and $0.0139 in another.
-    text = f"{amount:.4f}".rstrip("0")
+    # so $0.0139 is not shown as $0.01 in one view and $0.0139 in another; below $0.0001, two
+    # significant digits ($0.000042), never a $0.00 that hides a real spend.
+    places = 4 if amount >= 1e-4 else 1 - math.floor(math.log10(amount))
+    text = f"{amount:.{places}f}".rstrip("0")
     return f"{sign}${text}{'0' * max(0, 2 - len(text.split('.')[1]))}"
 
 
