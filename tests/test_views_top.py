@@ -233,9 +233,16 @@ def test_once_prints_one_frame_and_reports_a_missing_snapshot(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "High CPU usage" in done.stdout and "93.2%" in done.stdout
     assert "\x1b[" not in done.stdout                    # into a pipe: plain text for scripts
+    # A directory the application has not written to yet: the frame says so.
+    (tmp_path / "empty").mkdir()
+    empty = subprocess.run([*CLI, "top", "--once", "--dir", str(tmp_path / "empty")], capture_output=True, text=True,
+                           timeout=60)
+    assert empty.returncode == 1 and "no metrics_live.json yet" in empty.stdout
+    # No such directory: named with the fix, like `alerts list`, and no frame of nothing.
     missing = subprocess.run([*CLI, "top", "--once", "--dir", str(tmp_path / "none")], capture_output=True, text=True,
                              timeout=60)
-    assert missing.returncode == 1 and "no metrics_live.json yet" in missing.stdout
+    assert missing.returncode == 2 and missing.stdout == "", missing.stdout
+    assert f"otel-monitoring top: {tmp_path / 'none'} is not a directory" in missing.stderr
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "metrics_live.json").write_text("{\"schema\": 1, \"gauges\": {")
@@ -243,6 +250,21 @@ def test_once_prints_one_frame_and_reports_a_missing_snapshot(tmp_path):
     assert done.returncode == 1 and "cannot read" in done.stdout and "Traceback" not in done.stderr
 
 
+
+
+def test_views_without_a_snapshot_directory_name_it_and_the_fix_like_alerts_list(tmp_path):
+    """Nothing names a directory and neither . nor ./otel-data holds one: every view of a snapshot
+    directory exits 2 with the fix, instead of showing an empty frame or report as if all were idle."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    commands = {"top": ["top", "--once"], "report": ["report", "--html", str(tmp_path / "r.html")],
+                "alerts": ["alerts", "list"]}
+    for name, argv in commands.items():
+        done = subprocess.run([*CLI, *argv], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+        assert done.returncode == 2, (name, done.stdout, done.stderr)
+        assert done.stdout == "", (name, done.stdout)
+        assert done.stderr.strip() == (f"otel-monitoring {name}: no snapshot directory (neither . nor the file "
+                                       "directory holds one); pass --dir or set OTEL_MONITORING_SNAPSHOT_DIR"), done.stderr
+    assert not (tmp_path / "r.html").exists()
 
 
 def require_tool(name: str) -> str:

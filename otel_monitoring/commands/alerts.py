@@ -88,17 +88,11 @@ def _settings() -> Any:
 
 
 def _directory(args: argparse.Namespace) -> str | None:
-    from ..views.snapshot import find_snapshot_dir
+    from ..views.snapshot import usable_snapshot_dir
 
-    directory = find_snapshot_dir(args.dir)
-    if directory is None:
-        print(f"otel-monitoring alerts: no snapshot directory (neither . nor the file directory holds one); "
-              f"pass --dir or set {SNAPSHOT_DIR_ENV}", file=sys.stderr)
-        return None
-    if not os.path.isdir(directory):
-        print(f"otel-monitoring alerts: {directory} is not a directory (is the application running with "
-              f"{SNAPSHOT_DIR_ENV} set?)", file=sys.stderr)
-        return None
+    directory, problem = usable_snapshot_dir(args.dir)
+    if problem:
+        print(f"otel-monitoring alerts: {problem}", file=sys.stderr)
     return directory
 
 

@@ -31,12 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..views.html_report import render_html
     from ..views.report_data import WINDOWS, gather_report
-    from ..views.snapshot import snapshot_dir
+    from ..views.snapshot import usable_snapshot_dir
 
-    directory = snapshot_dir(args.dir)
-    if not os.path.isdir(directory):
-        print(f"otel-monitoring report: {directory} is not a directory (set --dir or OTEL_MONITORING_SNAPSHOT_DIR)",
-              file=sys.stderr)
+    directory, problem = usable_snapshot_dir(args.dir)
+    if problem:
+        print(f"otel-monitoring report: {problem}", file=sys.stderr)
         return 2
     if args.refresh is not None and args.refresh < 1:
         print("otel-monitoring report: --refresh takes a number of seconds of at least 1 (e.g. 300)", file=sys.stderr)

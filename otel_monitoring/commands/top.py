@@ -14,7 +14,7 @@ import tty
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from ..views.snapshot import Snapshot, read_snapshot_dir, snapshot_dir
+from ..views.snapshot import Snapshot, read_snapshot_dir, snapshot_dir, usable_snapshot_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,13 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def snapshot_reader(args: argparse.Namespace) -> Callable[[], Snapshot]:
+def snapshot_reader(args: argparse.Namespace, directory: str | None = None) -> Callable[[], Snapshot]:
     if args.prometheus:
         from ..views.prometheus import PrometheusSource
 
         return PrometheusSource(args.prometheus, service=args.service, instance=args.instance,
                                 since_start=getattr(args, "since_start", False)).read
-    directory = snapshot_dir(args.dir)
+    directory = directory or snapshot_dir(args.dir)
     return lambda: read_snapshot_dir(directory, since_start=getattr(args, "since_start", False))
 
 
@@ -79,7 +79,13 @@ def run(args: argparse.Namespace) -> int:
     from ..views.dashboard import render_frame
     from ..views.overview import build_overview
 
-    read = snapshot_reader(args)
+    directory = None
+    if not args.prometheus:
+        directory, problem = usable_snapshot_dir(args.dir)
+        if problem:
+            print(f"otel-monitoring top: {problem}", file=sys.stderr)
+            return 2
+    read = snapshot_reader(args, directory)
     if args.once:
         width = args.width or (os.get_terminal_size().columns if sys.stdout.isatty() else 80)
         console = Console(width=width, highlight=False)
@@ -91,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         print("otel-monitoring top: --interval must be positive", file=sys.stderr)
         return 2
     console = Console(highlight=False)
-    hint = f"q quit · every {args.interval:g}s · {args.prometheus or snapshot_dir(args.dir)}"
+    hint = f"q quit · every {args.interval:g}s · {args.prometheus or directory}"
     previous: Snapshot | None = None   # the last reading with another timestamp: rates between the two
     last: Snapshot | None = None
     if not console.is_terminal:  # piped or logged: one full frame per refresh, like top's batch mode

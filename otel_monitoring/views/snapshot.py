@@ -92,6 +92,19 @@ def snapshot_dir(given: str | None = None) -> str:
     return find_snapshot_dir(given) or "."
 
 
+def usable_snapshot_dir(given: str | None = None) -> tuple[str | None, str | None]:
+    """(directory, None) when find_snapshot_dir() names an existing directory, else (None, what is
+    wrong and the fix): a view of nothing would look like an idle application."""
+    directory = find_snapshot_dir(given)
+    if directory is None:
+        return None, ("no snapshot directory (neither . nor the file directory holds one); "
+                      "pass --dir or set OTEL_MONITORING_SNAPSHOT_DIR")
+    if not os.path.isdir(directory):
+        return None, (f"{directory} is not a directory (is the application running with "
+                      "OTEL_MONITORING_SNAPSHOT_DIR set?)")
+    return directory, None
+
+
 def _read_json(path: str) -> Any:
     """The document with its strings made terminal-safe (views/terminal.py): every view reads here."""
     with open(path, encoding="utf-8") as handle:
