@@ -148,6 +148,24 @@ def test_cli_version_and_doctor_report_an_unreachable_endpoint():
     assert "(env OTEL_EXPORTER_OTLP_ENDPOINT)" in doctor.stdout
 
 
+def test_doctor_says_every_setting_is_at_its_default_instead_of_an_empty_header(tmp_path):
+    from support import clean_env
+
+    exe = os.path.join(os.path.dirname(sys.executable), "otel-monitoring")
+    doctor = subprocess.run([exe, "doctor"], capture_output=True, text=True, env=clean_env(), timeout=60,
+                            cwd=tmp_path)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    lines = doctor.stdout.splitlines()
+    header = lines.index("Configuration (argument > environment > default):")
+    assert lines[header + 1] == ("  every setting is at its default (list them with "
+                                 "`otel-monitoring doctor --all`)"), doctor.stdout
+    # One setting given: it is listed, and the line is not.
+    given = subprocess.run([exe, "doctor"], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                           env=clean_env(OTEL_SERVICE_NAME="trading-bot"))
+    assert "every setting is at its default" not in given.stdout, given.stdout
+    assert "trading-bot" in given.stdout and "(env OTEL_SERVICE_NAME)" in given.stdout, given.stdout
+
+
 def test_secrets_are_masked_in_doctor_and_repr():
     from support import clean_env
 

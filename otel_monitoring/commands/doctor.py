@@ -95,11 +95,15 @@ def run(args: argparse.Namespace) -> int:
     batch_processor_arguments("OTEL_BSP", report=reports.append)
     batch_processor_arguments("OTEL_BLRP", report=reports.append)
     print("Configuration (argument > environment > default):")
+    shown = 0
     for option in OPTIONS:
         source = settings.source(option.name)
         if source == "default" and not args.all:
             continue
+        shown += 1
         print(f"  {option.name:<24} = {safe_text(settings.display(option.name)):<40} ({source})")
+    if not shown:
+        print("  every setting is at its default (list them with `otel-monitoring doctor --all`)")
     problems = 0
     file_problems = check_files(settings)
     if reports or file_problems:
