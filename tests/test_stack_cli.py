@@ -235,3 +235,59 @@ def test_a_health_probe_answered_by_a_non_http1_server_is_unhealthy_not_a_crash(
         thread.start()
         assert http_ok(f"http://127.0.0.1:{server.getsockname()[1]}/") is False
         thread.join(timeout=30)
+
+
+# One trace with one log record in it, sent to whatever OTLP endpoint the environment names.
+PORTS_APP = """
+import logging
+from opentelemetry import trace
+import otel_monitoring as om
+om.configure(service_name="ports-app")
+log = logging.getLogger("ports")
+with trace.get_tracer("app").start_as_current_span("fetch_ticker") as span:
+    log.warning("ticker BTC/USDT arrived late")
+    print(format(span.get_span_context().trace_id, "032x"), flush=True)
+"""
+
+
+def test_logs_and_traces_find_the_stack_on_the_ports_it_was_started_with(tmp_path):
+    """`stack up` on non-default ports: `traces` and `logs` read its state directory (the default one,
+    or --state-dir) for Jaeger's and VictoriaLogs' ports, as `stack status` does."""
+    from otel_monitoring.stack.victorialogs import query
+    from stackprocs import wait_until
+
+    env = _binaries_env()
+    ports = {name: free_port() for name in StackPorts.port_names()}
+    xdg = tmp_path / "xdg"
+    state = xdg / "otel-monitoring" / "stack"  # the default state directory under this XDG_STATE_HOME
+    up = _stack(state, "up", env=env, ports=ports)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        app = subprocess.run([sys.executable, "-c", PORTS_APP], capture_output=True, text=True, timeout=120, cwd=REPO,
+                             env=clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{ports['otlp_grpc']}"))
+        assert app.returncode == 0, app.stderr
+        trace_id = app.stdout.strip()
+        wait_until(lambda: http_get_json(f"http://127.0.0.1:{ports['jaeger_query']}/api/traces/{trace_id}")["data"],
+                   90, what="the trace in the stack's Jaeger")
+        wait_until(lambda: list(query(f"http://127.0.0.1:{ports['victorialogs']}", f"_time:1h trace_id:={trace_id}")),
+                   90, what="the record in the stack's VictoriaLogs")
+
+        def cli(*argv: str, **extra: str) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "otel_monitoring.cli", *argv], env=clean_env(**extra),
+                                  capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+        found_by = {"the default state directory": ([], {"XDG_STATE_HOME": str(xdg)}),
+                    "--state-dir": (["--state-dir", str(state)], {"XDG_STATE_HOME": str(tmp_path / "elsewhere")})}
+        for how, (option, extra) in found_by.items():
+            services = cli("traces", *option, **extra)
+            assert services.returncode == 0, (how, services.stdout, services.stderr)
+            assert "  ports-app" in services.stdout.splitlines(), (how, services.stdout)
+            tree = cli("traces", trace_id, "--no-attributes", *option, **extra)
+            assert tree.returncode == 0, (how, tree.stdout, tree.stderr)
+            assert "fetch_ticker" in tree.stdout, (how, tree.stdout)
+            logs = cli("logs", "--trace", trace_id, *option, **extra)
+            assert logs.returncode == 0, (how, logs.stdout, logs.stderr)
+            (line,) = logs.stdout.splitlines()
+            assert line.endswith(f"WARN  ports-app trace={trace_id}  ticker BTC/USDT arrived late"), (how, line)
+    finally:
+        _stack(state, "down", env=env)

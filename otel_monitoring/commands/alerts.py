@@ -29,6 +29,8 @@ RULES_ENV = "OTEL_MONITORING_ALERT_RULES"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..stack.runner import add_state_dir_argument
+
     parser = subparsers.add_parser("alerts", help="list, acknowledge and silence local alerts; export the rules")
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
 
@@ -62,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     test.add_argument("--alertmanager", metavar="URL", default=None,
                       help="Alertmanager to send through too (default: the one `otel-monitoring stack up` runs, "
                            "if it runs; 'none' for local channels only)")
+    add_state_dir_argument(test)
     test.set_defaults(func=run_test)
 
     check = actions.add_parser("check", help="validate an alert rules file")
@@ -353,7 +356,7 @@ def run_test(args: argparse.Namespace) -> int:
     if url is None:
         from ..stack.runner import running_stack_url
 
-        url = running_stack_url("alertmanager")
+        url = running_stack_url("alertmanager", args.state_dir)
     if url and url != "none":
         from ..stack.alertmanager import configured_receivers, post_test_alert
 

@@ -19,6 +19,7 @@ URL_ENV = "OTEL_MONITORING_LOGS_URL"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..stack.runner import add_state_dir_argument
     from ..stack.victorialogs import CATEGORIES
 
     parser = subparsers.add_parser(
@@ -41,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--url", default=None,
                         help=f"VictoriaLogs base URL (default ${URL_ENV}, else the running stack's, else "
                              "http://127.0.0.1:9428)")
+    add_state_dir_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -50,7 +52,7 @@ def _url(args: argparse.Namespace) -> str:
 
     from ..config import load_settings
 
-    return args.url or load_settings().logs_url or running_stack_url("victorialogs") or DEFAULT_URL
+    return args.url or load_settings().logs_url or running_stack_url("victorialogs", args.state_dir) or DEFAULT_URL
 
 
 def run(args: argparse.Namespace) -> int:

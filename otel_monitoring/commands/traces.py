@@ -12,14 +12,17 @@ from ..views.jaeger import DEFAULT_QUERY_URL
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..stack.runner import add_state_dir_argument
+
     parser = subparsers.add_parser(
         "traces", help="list recent traces from Jaeger and print one as a tree",
         description="Inspect traces from the command line through Jaeger's query API. "
                     "No argument: the services. --service S: its recent traces. TRACE_ID or --service S --last: "
                     "the trace as an indented tree with durations, status and key attributes.")
     parser.add_argument("trace_id", nargs="?", metavar="TRACE_ID", help="print this trace as a tree")
-    parser.add_argument("--jaeger", metavar="URL", default=DEFAULT_QUERY_URL,
-                        help=f"Jaeger query API base URL (default {DEFAULT_QUERY_URL})")
+    parser.add_argument("--jaeger", metavar="URL", default=None,
+                        help=f"Jaeger query API base URL (default: the running stack's, else {DEFAULT_QUERY_URL})")
+    add_state_dir_argument(parser)
     parser.add_argument("--service", "-s", help="the service whose traces to list")
     parser.add_argument("--operation", help="only traces whose root or spans have this operation name")
     parser.add_argument("--errors", action="store_true", help="only traces with an error span")
@@ -37,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
     from ..views.jaeger import JaegerClient, JaegerError
     from ..views.trace_tree import render_trace, render_trace_list
 
+    from ..stack.runner import running_stack_url
+
+    # The stack `stack up` started, on whatever ports it was given, like `logs` and `stack status`.
+    args.jaeger = args.jaeger or running_stack_url("jaeger_query", args.state_dir) or DEFAULT_QUERY_URL
     width = args.width or (os.get_terminal_size().columns if sys.stdout.isatty() else 100)
     console = Console(width=width, highlight=False, soft_wrap=True)
     client = JaegerClient(args.jaeger)

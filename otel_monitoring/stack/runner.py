@@ -272,11 +272,28 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+def add_state_dir_argument(parser: Any) -> None:
+    """``--state-dir`` for a command that talks to the running stack: where `stack up` recorded the
+    ports it started the programs on (the same default as `stack`'s own option)."""
+    parser.add_argument("--state-dir", default=None, metavar="DIR",
+                        help="state directory of the stack `otel-monitoring stack up` runs, whose ports are "
+                             f"used (default {default_state_dir()}; pass the one given to `stack up --state-dir`)")
+
+
 def running_stack_url(port_name: str, state_dir: str | None = None) -> str | None:
-    """``http://host:port`` of a program of the stack ``stack up`` started (its state directory),
-    if that program is running; None otherwise."""
+    """``http://host:port`` of a port of the stack ``stack up`` started (its state directory), if the
+    program serving it is running; None otherwise."""
     stack = Stack(state_dir or default_state_dir(), out=lambda _line: None)
     stack.load_ports()
-    if stack._owned_pid(port_name) is None:
+    if stack._owned_pid(_program_of(port_name)) is None:
         return None
     return f"http://{stack.ports.addr(port_name)}"
+
+
+def _program_of(port_name: str) -> str:
+    """The program listening on a StackPorts port: its name, or its prefix (jaeger_query: jaeger);
+    the OTLP receivers are the collector's."""
+    for program in ORDER:
+        if port_name == program or port_name.startswith(program + "_"):
+            return program
+    return "collector"

@@ -120,7 +120,7 @@ def query(url: str, expression: str, limit: int = 1000, timeout: float = 10.0) -
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise LogsError(f"cannot reach VictoriaLogs at {url} ({reason}); is the stack running "
-                        "(`otel-monitoring stack up`)? Or pass --url") from None
+                        "(`otel-monitoring stack up`)? Or pass --url (or --state-dir DIR for a stack started with one)") from None
     for line in text.splitlines():
         if line.strip():
             yield json.loads(line)

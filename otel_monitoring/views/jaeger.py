@@ -37,7 +37,7 @@ class JaegerClient:
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
             raise JaegerError(f"cannot reach Jaeger's query API at {self.base_url} ({reason}); start the stack "
-                              f"(otel-monitoring stack up) or pass --jaeger URL") from None
+                              f"(otel-monitoring stack up) or pass --jaeger URL (or --state-dir DIR for a stack started with one)") from None
         except ValueError as error:
             raise JaegerError(f"Jaeger at {self.base_url} did not answer JSON for {path}: {error}") from None
         if body.get("errors"):
