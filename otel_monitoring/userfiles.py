@@ -53,6 +53,7 @@ class _LineLoader(_BaseLoader):  # type: ignore[misc, valid-type]
         super().__init__(stream)
         self.lines: dict[int, int] = {}
         self.key_lines: dict[int, dict[Any, int]] = {}
+        self.item_lines: dict[int, list[int]] = {}
         self.expanded = 0
         self._sizes: dict[int, int] = {}
 
@@ -88,6 +89,8 @@ class _LineLoader(_BaseLoader):  # type: ignore[misc, valid-type]
             if isinstance(node, yaml.MappingNode):
                 self.key_lines[id(obj)] = {key.value: key.start_mark.line + 1 for key, _ in node.value
                                            if isinstance(key, yaml.ScalarNode)}
+            elif isinstance(node, yaml.SequenceNode):  # a plain value in a list has a line too
+                self.item_lines[id(obj)] = [item.start_mark.line + 1 for item in node.value]
         return obj
 
 
@@ -112,9 +115,14 @@ class Document:
     data: Any
     _lines: dict[int, int] = field(default_factory=dict, repr=False)
     _key_lines: dict[int, dict[Any, int]] = field(default_factory=dict, repr=False)
+    _item_lines: dict[int, list[int]] = field(default_factory=dict, repr=False)
 
     def line(self, obj: Any, key: Any = None) -> int | None:
-        """The line where ``obj`` (a mapping or list of this document) starts, or where ``key`` of it is."""
+        """The line where ``obj`` (a mapping or list of this document) starts, or where ``key`` of it is
+        (for a list, ``key`` is an item's index)."""
+        if isinstance(obj, list) and isinstance(key, int):
+            items = self._item_lines.get(id(obj), [])
+            return items[key] if 0 <= key < len(items) else self._lines.get(id(obj))
         if key is not None:
             found = self._key_lines.get(id(obj), {}).get(key)
             if found is not None:
@@ -172,7 +180,7 @@ def parse_text(text: str, path: str, what: str, *, fmt: str = "yaml", error: typ
             data = loader.get_single_data()
         finally:
             loader.dispose()
-        return Document(path, data, loader.lines, loader.key_lines)
+        return Document(path, data, loader.lines, loader.key_lines, loader.item_lines)
     except ConfigError:
         raise
     except _AliasFound as found:

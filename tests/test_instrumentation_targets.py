@@ -132,13 +132,14 @@ def test_bad_entries_are_named_and_skipped(telemetry, tmp_path, monkeypatch, ins
     module.Strategy().decide("BTC/USDT", [2.0, 1.0])  # the good entry still works
     problems = instrumentor.problems
     assert len(problems) == 6, problems
+    # All found at start-up, the module's source read but not imported, and reported in file order.
     expected = [
-        ("entry 1", "unknown module 'no_such_package_xyz.mod'"),
-        ("entry 4", "bad expression"),
-        ("entry 5", "not 'package.module:Class.method'"),
-        ("entry 2", "has no attribute 'missing'"),
-        ("entry 3", "'sym' names no parameter"),
-        ("entry 6", "metric attributes come from the call's arguments only"),
+        ("line 3, entry 1", "unknown module 'no_such_package_xyz.mod'"),
+        ("line 4, entry 2", "has no attribute 'missing'"),
+        ("line 5, entry 3", "'sym' names no parameter"),
+        ("line 8, entry 4", "bad expression"),
+        ("line 11, entry 5", "not 'package.module:Class.method'"),
+        ("line 12, entry 6", "metric attributes come from the call's arguments only"),
     ]
     for (entry, text), message in zip(expected, problems):
         assert entry in message and text in message and path in message and "Fix:" in message, message

@@ -122,3 +122,64 @@ def test_doctor_lists_what_the_source_proves_wrong(tmp_path):
     assert len(problems) == 2, done.stdout
     assert "has no attribute 'fetch_pricez'" in problems[0] and "'sym' names no parameter" in problems[1]
     assert "FEEDS MODULE IMPORTED" not in done.stdout
+
+
+# Four bad entries of four kinds between good ones: found by parsing the entry (a plain value, the
+# result in a metric attribute), looking for the module, and reading its source.
+MIXED = """
+    targets:
+      - target: strictapp.feeds:fetch_prices
+      - target: strictapp.feeds:fetch_pricez
+      - "not a target"
+      - target: strictapp.feeds:Strategy.decide
+        metric_attributes:
+          trading.side: result.side
+      - target: strictapp.feeds:Strategy.decide
+      - target: no_such_package_xyz.mod:run
+"""
+MIXED_PROBLEMS = [  # (where, what) in file order
+    ("line 4, entry 2 (strictapp.feeds:fetch_pricez)", "strictapp.feeds has no attribute 'fetch_pricez'"),
+    ("line 5, entry 3 (not a target)", "target 'not a target' is not 'package.module:Class.method'"),
+    ("line 6, entry 4 (strictapp.feeds:Strategy.decide)", "metric attribute 'trading.side' reads the result"),
+    ("line 10, entry 6 (no_such_package_xyz.mod:run)", "unknown module 'no_such_package_xyz.mod'"),
+]
+
+
+def _in_order(lines: list[str], source: str) -> None:
+    assert len(lines) == len(MIXED_PROBLEMS), lines
+    for line, (where, what) in zip(lines, MIXED_PROBLEMS):
+        assert f"targets file {source}, {where}: {what}" in line and "Fix:" in line, line
+
+
+def test_every_problem_of_the_file_is_reported_in_file_order_and_strict_mode_raises_them_all(tmp_path):
+    env = _app(tmp_path, MIXED)
+    source = env["OTEL_MONITORING_TARGETS"]
+    # Strict: one error carrying all four, in file order, before anything of the app is imported.
+    done = run_python(CONFIGURE, env=dict(env, OTEL_MONITORING_TARGETS_STRICT="true"), cwd=str(tmp_path))
+    assert f"REFUSED: 4 problems in targets file {source}, in file order:" in done.stdout, done.stdout + done.stderr
+    _in_order([line for line in done.stdout.splitlines() if line.startswith("  - ")], source)
+    assert "imported by configure: False" in done.stdout and "FEEDS MODULE IMPORTED" not in done.stdout
+    # Otherwise each is logged once, in the same order, and the good entries are applied.
+    done = run_python(CONFIGURE + textwrap.dedent("""
+        from strictapp import feeds
+        from otel_monitoring.instrumentation.targets import TargetsInstrumentor
+        print("applied:", TargetsInstrumentor().applied)
+    """), env=env, cwd=str(tmp_path))
+    assert "REFUSED" not in done.stdout, done.stdout + done.stderr
+    _in_order([line for line in done.stderr.splitlines() if "targets file" in line], source)
+    assert "applied: ['strictapp.feeds:fetch_prices', 'strictapp.feeds:Strategy.decide']" in done.stdout, done.stdout
+    # doctor lists the same, in the same order.
+    doctor = subprocess.run([CLI, "doctor"], env=dict(env, OTEL_MONITORING_FILE_DIR=str(tmp_path)),
+                            capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    _in_order([line for line in doctor.stdout.splitlines() if "PROBLEM: targets file" in line], source)
+
+
+def test_strict_mode_leaves_nothing_applied_when_it_refuses(tmp_path):
+    """configure() raised: no entry of the file wraps a function now or at a later import."""
+    env = _app(tmp_path, MIXED)
+    done = run_python(CONFIGURE + textwrap.dedent("""
+        from strictapp import feeds
+        print("wrapped:", hasattr(feeds.fetch_prices, "__wrapped__"), hasattr(feeds.Strategy.decide, "__wrapped__"))
+    """), env=dict(env, OTEL_MONITORING_STRICT="true"), cwd=str(tmp_path))
+    assert "REFUSED: 4 problems" in done.stdout, done.stdout + done.stderr
+    assert "wrapped: False False" in done.stdout, done.stdout

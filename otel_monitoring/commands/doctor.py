@@ -55,14 +55,11 @@ def check_files(settings) -> list[str]:
     found: list[str] = []
     if settings.targets:
         from ..instrumentation.targets import FILE_IGNORED, TargetError, load_targets
-        from ..instrumentation.targets_static import static_problem
 
         try:
             with _app_directory_importable():
-                entries, problems = load_targets(settings.targets)
-                found += problems
-                # What the modules' sources prove wrong (nothing of the app is imported).
-                found += [p for p in (static_problem(e, settings.targets) for e in entries) if p is not None]
+                # With what the modules' sources prove wrong (nothing of the app is imported), in file order.
+                found += load_targets(settings.targets, check_sources=True)[1]
         except TargetError as error:
             found.append(f"{error} {FILE_IGNORED}")
     if settings.alert_rules.strip().lower() != "none":

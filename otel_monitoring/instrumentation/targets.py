@@ -16,8 +16,9 @@
 A path is a root (a parameter name, ``self`` or ``result``) followed by ``.attribute`` or
 ``[key]`` steps. Entries are applied by wrapt post-import hooks: when the module is imported,
 now or later, which also works under ``opentelemetry-instrument``. A bad entry is reported with
-its number, target, the problem and the fix, and skipped; the application starts anyway unless
-strict mode (``OTEL_MONITORING_TARGETS_STRICT``) asks for an error.
+its line, number, target, the problem and the fix, and skipped; what start-up can find is reported
+then, in file order. The application starts anyway unless strict mode
+(``OTEL_MONITORING_TARGETS_STRICT``) asks for an error, which then lists every problem.
 """
 
 from __future__ import annotations
@@ -163,6 +164,10 @@ def _parse_entry(number: int, raw: Any, source: str, line: int | None = None) ->
         except ValueError as problem:
             raise TargetError(f"{where}: bad expression in {key}: {problem}. Fix: write a parameter name, "
                               "self or result, followed by .name or [key] steps.") from None
+    for name, path in paths["metric_attributes"].items():
+        if path.root == "result":
+            raise TargetError(f"{where}: metric attribute {name[:80]!r} reads the result; metric attributes come "
+                              "from the call's arguments only. Fix: move it under 'attributes'.")
     for key in ("component", "operation"):
         if raw.get(key) is not None and (not isinstance(raw[key], str) or not raw[key]):
             raise TargetError(f"{where}: {key} must be a non-empty string. Fix: write a name or leave the key out.")
@@ -188,8 +193,16 @@ def module_exists(name: str) -> bool:
     return spec is not None
 
 
-def load_targets(path: str) -> tuple[list[TargetEntry], list[str]]:
-    """Parse the file: (good entries, messages about bad ones). Raises TargetError if the file itself is bad."""
+def load_targets(path: str, check_sources: bool = False) -> tuple[list[TargetEntry], list[str]]:
+    """Parse the file: (good entries, messages about bad ones, in file order). With ``check_sources``
+    an entry that the source of its module (not imported yet) proves wrong is a problem too; nothing
+    is imported. Raises TargetError if the file itself is bad."""
+    entries, problems = _load_targets(path, check_sources)
+    return entries, [message for _, message in problems]
+
+
+def _load_targets(path: str, check_sources: bool) -> tuple[list[TargetEntry], list[tuple[int, str]]]:
+    """load_targets() with each problem's entry number, to merge with problems found later."""
     loaded = load_file(path, "targets file", error=TargetError, fmt="yaml",
                        fix="set OTEL_MONITORING_TARGETS to an existing YAML file")
     document = loaded.data
@@ -197,18 +210,25 @@ def load_targets(path: str) -> tuple[list[TargetEntry], list[str]]:
     if not isinstance(raw_entries, list):
         raise TargetError(f"targets file {path}: expected a 'targets:' list of entries. "
                           "Fix: start the file with 'targets:' and one '- target: module:Class.method' per line.")
+    if check_sources:
+        from .targets_static import static_problem
     entries, problems = [], []
-    for number, raw in enumerate(raw_entries, start=1):
-        line = loaded.line(raw) if isinstance(raw, (dict, list)) else None
+    for index, raw in enumerate(raw_entries):
+        number = index + 1
         try:
-            entry = _parse_entry(number, raw, path, line)
+            entry = _parse_entry(number, raw, path, loaded.line(raw_entries, index))
         except TargetError as problem:
-            problems.append(str(problem))
+            problems.append((number, str(problem)))
             continue
         if not module_exists(entry.module):
-            problems.append(f"{entry.describe(path)}: unknown module {entry.module!r} (not importable). Fix: "
-                            "check the module name and that its package is installed.")
+            problems.append((number, f"{entry.describe(path)}: unknown module {entry.module!r} (not importable). "
+                                     "Fix: check the module name and that its package is installed."))
             continue
+        if check_sources and entry.module not in sys.modules:
+            found = static_problem(entry, path)
+            if found is not None:
+                problems.append((number, found))
+                continue
         entries.append(entry)
     return entries, problems
 
@@ -278,12 +298,8 @@ def _operation(entry: TargetEntry, owner: Any, raw: Any, source: str) -> Operati
     for name, path in entry.attributes.items():
         when, read = _reader(path, parameters, entry, source)
         (call_readers if when == "call" else result_readers).append((name, read))
-    for name, path in entry.metric_attributes.items():
-        when, read = _reader(path, parameters, entry, source)
-        if when == "result":
-            raise TargetError(f"{entry.describe(source)}: metric attribute {name!r} reads the result; metric "
-                              "attributes come from the call's arguments only. Fix: move it under 'attributes'.")
-        metric_readers.append((name, read))
+    for name, path in entry.metric_attributes.items():  # never the result: _parse_entry refuses that
+        metric_readers.append((name, _reader(path, parameters, entry, source)[1]))
 
     def call_attributes(instance: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
         values = {name: _attribute_value(read(instance, args, kwargs)) for name, read in call_readers}
@@ -319,45 +335,61 @@ class TargetsInstrumentor(BaseInstrumentor):
         self._strict = bool(kwargs.get("strict", settings.targets_strict or getattr(settings, "strict", False)))
         self._patcher = Patcher()
         self._active = True
+        self._generation: object | None = object()
         self.problems: list[str] = []
         self.applied: list[str] = []
         if not self._source:
             return
         self._telemetry = Telemetry(SCOPE, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
         try:
-            entries, problems = load_targets(self._source)
+            # What the sources of modules not imported yet prove wrong is found now, importing
+            # nothing: in strict mode, raising later inside the application's import would break
+            # the application; otherwise the problem is at least reported with the others.
+            entries, problems = _load_targets(self._source, check_sources=True)
         except TargetError as problem:
             self._report(str(problem), consequence=FILE_IGNORED)
             return
-        for problem in problems:
-            self._report(problem)
-        if self._strict:
-            # What the sources of modules not imported yet prove wrong, now: raising later, inside
-            # the application's import, would break the application.
-            from .targets_static import static_problem
-
-            for entry in [e for e in entries if e.module not in sys.modules]:
-                problem = static_problem(entry, self._source)
-                if problem is not None:
-                    self._report(problem)
-                    entries.remove(entry)
         by_module: dict[str, list[TargetEntry]] = {}
         for entry in entries:
             by_module.setdefault(entry.module, []).append(entry)
         for module_name, module_entries in by_module.items():
-            if self._strict and module_name in sys.modules:
-                self._apply(sys.modules[module_name], module_entries, at_start=True)
+            if module_name in sys.modules:
+                problems += self._apply(sys.modules[module_name], module_entries)
             else:
                 wrapt.register_post_import_hook(
-                    lambda module, found=module_entries: self._apply(module, found), module_name)
+                    lambda module, found=module_entries, generation=self._generation:
+                        self._on_import(module, found, generation), module_name)
+        self._report_all(problems, at_start=True)
+
+    def _on_import(self, module: Any, entries: list[TargetEntry], generation: object) -> None:
+        # wrapt keeps a hook for good: one from a start that failed (or was undone) does nothing.
+        if generation is self._generation:
+            self._report_all(self._apply(module, entries), at_start=False)
+
+    def _report_all(self, problems: list[tuple[int, str]], at_start: bool) -> None:
+        """Report the problems in file order; strict mode at start-up raises one error carrying them all."""
+        messages = [message for _, message in sorted(problems, key=lambda found: found[0])]
+        if self._strict and at_start and messages:
+            self.problems += messages
+            # configure() fails: nothing of the file stays applied, or applies at a later import.
+            self._generation = None
+            self._patcher.restore()
+            combined = messages[0] if len(messages) == 1 else (
+                f"{len(messages)} problems in targets file {self._source}, in file order:\n  - "
+                + "\n  - ".join(messages) + "\n")
+            policy.report(combined, strict=True)
+        for message in messages:
+            self._report(message, at_start=at_start)
 
     def _report(self, message: str, at_start: bool = True, consequence: str = ENTRY_SKIPPED) -> None:
         self.problems.append(message)
         policy.report(message, strict=self._strict, at_start=at_start, consequence=consequence)
 
-    def _apply(self, module: Any, entries: list[TargetEntry], at_start: bool = False) -> None:
+    def _apply(self, module: Any, entries: list[TargetEntry]) -> list[tuple[int, str]]:
+        """Wrap the module's entries; the problems of those that cannot be, with their entry numbers."""
+        problems: list[tuple[int, str]] = []
         if not self._active:
-            return
+            return problems
         for entry in entries:
             try:
                 owner, name, raw = _resolve(module, entry, self._source)
@@ -368,10 +400,11 @@ class TargetsInstrumentor(BaseInstrumentor):
                 self._patcher.wrap(owner, name, operation, self._telemetry, inherited=raw)
                 self.applied.append(entry.target)
             except TargetError as problem:
-                self._report(str(problem), at_start=at_start)
+                problems.append((entry.number, str(problem)))
             except (TypeError, ValueError) as problem:  # inspect.signature on a builtin, for one
-                self._report(f"{entry.describe(self._source)}: cannot be wrapped ({problem}). Fix: name a Python "
-                             "function or method.", at_start=at_start)
+                problems.append((entry.number, f"{entry.describe(self._source)}: cannot be wrapped ({problem}). "
+                                               "Fix: name a Python function or method."))
+        return problems
 
     def _uninstrument(self, **kwargs: Any) -> None:
         self._active = False
