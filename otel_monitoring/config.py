@@ -155,6 +155,29 @@ def parse_endpoint(value: Any) -> str:
     return text
 
 
+# host, host:port, [v6]:port: what the SDK's OTLP gRPC exporter takes as its channel target as is.
+_HOST_PORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::(\d{1,5}))?$")
+
+
+def parse_otlp_endpoint(value: Any) -> str:
+    """An http(s) URL, or host[:port] without a scheme. The SDK's gRPC exporter uses the latter as
+    its target, with TLS unless OTEL_EXPORTER_OTLP_INSECURE (or the signal's) is true; its HTTP
+    exporter cannot send to it, which load_settings() checks once the protocols are known."""
+    text = str(value).strip()
+    if "://" in text:
+        return parse_endpoint(text)
+    found = _HOST_PORT.match(text)
+    if found is None:
+        raise ValueError(f"{text!r} is neither an http(s) URL nor host:port")
+    if found.group(1) is not None and not 0 < int(found.group(1)) < 65536:
+        raise ValueError(f"{text!r} has a bad port (Port out of range 1-65535)")
+    return text
+
+
+def has_scheme(endpoint: str) -> bool:
+    return "://" in endpoint
+
+
 def parse_str(value: Any) -> str:
     return str(value)
 
@@ -280,14 +303,16 @@ OPTIONS: tuple[Option, ...] = (
            "Metric exporters (same names and default as traces).", "otlp,console"),
     Option("logs_exporter", "OTEL_LOGS_EXPORTER", parse_exporters, None,
            "Log exporters (same names and default as traces).", "none"),
-    Option("endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", parse_endpoint, None,
+    Option("endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", parse_otlp_endpoint, None,
            "OTLP endpoint for all signals. Default http://127.0.0.1:4317 (grpc) or :4318 "
-           "(http/protobuf, with /v1/<signal> appended).", "http://127.0.0.1:4317"),
-    Option("traces_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", parse_endpoint, None,
+           "(http/protobuf, with /v1/<signal> appended). For grpc, host:port without a scheme "
+           "is taken too, as the SDK takes it (TLS unless OTEL_EXPORTER_OTLP_INSECURE=true).",
+           "http://127.0.0.1:4317"),
+    Option("traces_endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", parse_otlp_endpoint, None,
            "OTLP endpoint for traces, used as is.", "http://127.0.0.1:4318/v1/traces"),
-    Option("metrics_endpoint", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", parse_endpoint, None,
+    Option("metrics_endpoint", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", parse_otlp_endpoint, None,
            "OTLP endpoint for metrics, used as is.", "http://127.0.0.1:4318/v1/metrics"),
-    Option("logs_endpoint", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", parse_endpoint, None,
+    Option("logs_endpoint", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", parse_otlp_endpoint, None,
            "OTLP endpoint for logs, used as is.", "http://127.0.0.1:4318/v1/logs"),
     Option("protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", parse_choice("grpc", "http/protobuf"), "grpc",
            "OTLP transport for all signals.", "http/protobuf"),
@@ -315,7 +340,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("logs_timeout", "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", parse_seconds_from_env, None,
            "Seconds for one log export.", "5", parse_argument=parse_seconds(0.001)),
     Option("insecure", "OTEL_EXPORTER_OTLP_INSECURE", parse_bool, None,
-           "gRPC without TLS. Default: true for http:// endpoints, false for https://.", "true"),
+           "gRPC without TLS. Default: true for http:// endpoints, false for https:// and for "
+           "host:port without a scheme (as the SDK's exporter); an https:// endpoint always uses TLS.",
+           "true"),
+    Option("traces_insecure", "OTEL_EXPORTER_OTLP_TRACES_INSECURE", parse_bool, None,
+           "gRPC without TLS for traces; wins over OTEL_EXPORTER_OTLP_INSECURE.", "true"),
+    Option("metrics_insecure", "OTEL_EXPORTER_OTLP_METRICS_INSECURE", parse_bool, None,
+           "gRPC without TLS for metrics; wins over OTEL_EXPORTER_OTLP_INSECURE.", "true"),
+    Option("logs_insecure", "OTEL_EXPORTER_OTLP_LOGS_INSECURE", parse_bool, None,
+           "gRPC without TLS for logs; wins over OTEL_EXPORTER_OTLP_INSECURE.", "true"),
     Option("sampler", "OTEL_TRACES_SAMPLER", parse_choice(*SAMPLERS), "parentbased_always_on",
            "Trace sampler.", "parentbased_traceidratio"),
     Option("sampler_arg", "OTEL_TRACES_SAMPLER_ARG", parse_float(minimum=0.0, maximum=1.0), None,
@@ -666,6 +699,19 @@ def load_settings(arguments: Mapping[str, Any] | None = None, environ: Mapping[s
                 continue
         values[option.name] = option.default
         sources[option.name] = "default"
+    for name in ENDPOINT_OPTIONS:
+        problem = _schemeless_over_http(values, name)
+        if problem is None:
+            continue
+        option = OPTIONS_BY_NAME[name]
+        from_env = sources[name] != "argument"
+        message = (f"{_describe(option, from_env)}: {problem}. Fix: "
+                   + (f"{option.env}=http://{values[name]}" if from_env else f"{name}='http://{values[name]}'")
+                   + " (https:// for TLS).")
+        if not from_env:
+            raise ConfigError(message)
+        bad_endpoints.append((name, message))
+        values[name], sources[name] = option.default, "default"
     settings = Settings(values, sources)
     for name, message in bad_endpoints:
         explained(message, _without_endpoint(settings, name))
@@ -674,6 +720,22 @@ def load_settings(arguments: Mapping[str, Any] | None = None, environ: Mapping[s
 
 ENDPOINT_OPTIONS = {"endpoint": ("traces", "metrics", "logs"), "traces_endpoint": ("traces",),
                     "metrics_endpoint": ("metrics",), "logs_endpoint": ("logs",)}
+
+
+def _schemeless_over_http(values: Mapping[str, Any], name: str) -> str | None:
+    """What is wrong when endpoint option ``name`` is host:port without a scheme and a signal would send
+    to it over OTLP/HTTP: the SDK's HTTP exporter fails every export to such a URL (gRPC takes it)."""
+    endpoint = values[name]
+    if not endpoint or has_scheme(endpoint):
+        return None
+    over_http = [signal for signal in ENDPOINT_OPTIONS[name]
+                 if (name != "endpoint" or not values[f"{signal}_endpoint"])
+                 and (values[f"{signal}_protocol"] or values["protocol"]) == "http/protobuf"]
+    if not over_http:
+        return None
+    which = "" if len(over_http) == len(ENDPOINT_OPTIONS[name]) else f" ({', '.join(over_http)})"
+    return (f"{endpoint!r} has no scheme, and OTLP over HTTP{which} needs a URL: the exporter would fail "
+            "every export (only gRPC takes host:port)")
 
 
 def _without_endpoint(settings: Settings, name: str) -> str:

@@ -51,7 +51,10 @@ def test_endpoint_resolution_follows_the_otlp_exporter_spec():
     "env, names_in_message",
     [
         ({"OTEL_TRACES_EXPORTER": "otlpx"}, ["OTEL_TRACES_EXPORTER", "otlpx", "otlp_file", "Example: OTEL_TRACES_EXPORTER=otlp"]),
-        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "127.0.0.1:4317"}, ["OTEL_EXPORTER_OTLP_ENDPOINT", "not an http(s) URL", "Example: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317"]),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "127.0.0.1:4317/v1"}, ["OTEL_EXPORTER_OTLP_ENDPOINT", "neither an http(s) URL nor host:port", "Example: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317"]),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "127.0.0.1:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, ["OTEL_EXPORTER_OTLP_ENDPOINT", "no scheme, and OTLP over HTTP needs a URL", "Fix: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318"]),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "127.0.0.1:4317", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}, ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP over HTTP (traces) needs a URL"]),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:99999"}, ["OTEL_EXPORTER_OTLP_ENDPOINT", "bad port"]),
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:99999"}, ["OTEL_EXPORTER_OTLP_ENDPOINT", "bad port"]),
         ({"OTEL_EXPORTER_OTLP_HEADERS": "api-key"}, ["OTEL_EXPORTER_OTLP_HEADERS", "'api-key' is not key=value", "Example:"]),
         ({"OTEL_TRACES_SAMPLER_ARG": "1.5"}, ["OTEL_TRACES_SAMPLER_ARG", "above the maximum 1.0", "OTEL_TRACES_SAMPLER_ARG=0.25"]),
@@ -75,6 +78,18 @@ def test_bad_values_name_the_variable_and_a_valid_example(env, names_in_message,
     assert len(logged) == 1, logged
     for text in names_in_message:
         assert text in logged[0]
+
+
+def test_grpc_takes_host_port_without_scheme_as_the_sdk_does():
+    for endpoint in ("127.0.0.1:4317", "localhost:4317", "collector.internal", "[::1]:4317"):
+        settings = load_settings(environ={"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_MONITORING_STRICT": "true"})
+        assert otlp_endpoint(settings, "traces") == ("grpc", endpoint)
+    both = load_settings(environ={"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "127.0.0.1:4317",
+                                  "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/protobuf", "OTEL_MONITORING_STRICT": "true"})
+    assert otlp_endpoint(both, "traces") == ("grpc", "127.0.0.1:4317")  # metrics do not use it
+    with pytest.raises(ConfigError, match=r"configure\(endpoint=\.\.\.\): '127.0.0.1:4318' has no scheme.*"
+                                          r"Fix: endpoint='http://127.0.0.1:4318'"):
+        load_settings({"endpoint": "127.0.0.1:4318", "protocol": "http/protobuf"}, environ={})
 
 
 def test_bad_argument_names_the_argument():
@@ -164,6 +179,27 @@ def test_doctor_says_every_setting_is_at_its_default_instead_of_an_empty_header(
                            env=clean_env(OTEL_SERVICE_NAME="trading-bot"))
     assert "every setting is at its default" not in given.stdout, given.stdout
     assert "trading-bot" in given.stdout and "(env OTEL_SERVICE_NAME)" in given.stdout, given.stdout
+
+
+def test_doctor_checks_a_grpc_endpoint_without_scheme_and_says_it_means_tls():
+    import socket
+
+    from support import clean_env
+
+    exe = os.path.join(os.path.dirname(sys.executable), "otel-monitoring")
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(8)
+        endpoint = f"127.0.0.1:{listening.getsockname()[1]}"
+        doctor = subprocess.run([exe, "doctor"], capture_output=True, text=True, timeout=60,
+                                env=clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint))
+        assert doctor.returncode == 0, doctor.stdout
+        assert f"OK: grpc endpoint {endpoint} accepts connections" in doctor.stdout
+        assert ("note: no scheme, so the exporter connects with TLS; for a collector without TLS "
+                "(`otel-monitoring stack up`'s) set OTEL_EXPORTER_OTLP_INSECURE=true") in doctor.stdout
+        plain = subprocess.run([exe, "doctor"], capture_output=True, text=True, timeout=60,
+                               env=clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_INSECURE="true"))
+        assert f"OK: grpc endpoint {endpoint} accepts connections" in plain.stdout and "note:" not in plain.stdout
 
 
 def test_secrets_are_masked_in_doctor_and_repr():

@@ -317,3 +317,69 @@ def test_an_app_without_logging_setup_still_sees_its_warnings_on_stderr(tmp_path
     bodies = [record.body.string_value for request in read_otlp_file(tmp_path / "logs.jsonl", "logs")
               for rl in request.resource_logs for sl in rl.scope_logs for record in sl.log_records]
     assert bodies == ["disk almost full"]  # the root logger stays at WARNING: info is not emitted at all
+
+
+# The stock SDK's pipeline with its exporters configured from the environment alone: the reference
+# for what an OTEL_EXPORTER_OTLP_* setting means.
+STOCK_APP = """
+import logging
+from opentelemetry.exporter.otlp.proto.{kind}._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.{kind}.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.{kind}.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+tracer_provider = TracerProvider()
+tracer_provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter()))
+meter_provider = MeterProvider([PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=600000)])
+logger_provider = LoggerProvider()
+logger_provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter()))
+logging.getLogger("app").addHandler(LoggingHandler(logger_provider=logger_provider))
+with tracer_provider.get_tracer("app").start_as_current_span("parent"):
+    meter_provider.get_meter("app").create_counter("app.orders").add(3)
+    logging.getLogger("app").warning("inside child")
+for provider in (tracer_provider, meter_provider, logger_provider):
+    provider.shutdown()
+"""
+
+
+def _delivered(env: dict[str, str], code: str) -> set[str]:
+    """The signals a fresh interpreter running ``code`` delivered to a plaintext gRPC receiver named by
+    host:port without a scheme (``{port}`` in env values)."""
+    receiver = OtlpReceiver()
+    port = receiver.start_grpc().rsplit(":", 1)[1]
+    try:
+        result = run_python(code, env=clean_env(**{k: v.format(port=port) for k, v in env.items()}), timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+        return {signal for signal, requests in receiver.requests.items() if requests}
+    finally:
+        receiver.stop()
+
+
+@pytest.mark.parametrize("insecure, delivered", [
+    ({"OTEL_EXPORTER_OTLP_INSECURE": "true"}, {"traces", "metrics", "logs"}),
+    # Without the setting the exporter uses TLS, which a plaintext collector refuses; a signal's own
+    # setting wins over the generic one.
+    ({"OTEL_EXPORTER_OTLP_TRACES_INSECURE": "true"}, {"traces"}),
+])
+def test_a_grpc_endpoint_without_scheme_means_what_it_means_to_the_sdk(insecure, delivered):
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "127.0.0.1:{port}", "OTEL_EXPORTER_OTLP_TIMEOUT": "3", **insecure}
+    assert _delivered(env, STOCK_APP.format(kind="grpc")) == delivered  # the reference
+    assert _delivered(env, _app()) == delivered
+
+
+def test_an_http_endpoint_without_scheme_is_refused_with_the_fix_as_the_sdk_cannot_send_to_it():
+    env = clean_env(OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf", OTEL_EXPORTER_OTLP_ENDPOINT="127.0.0.1:4318")
+    stock = run_python(STOCK_APP.format(kind="http"), env=env, timeout=120)
+    assert "Failed to export" in stock.stderr, stock.stderr  # every export, at once
+    ours = run_python(_app(), env=env, timeout=120)
+    assert ours.returncode == 0, ours.stderr
+    (line,) = [line for line in ours.stderr.splitlines() if "OTEL_EXPORTER_OTLP_ENDPOINT" in line]
+    assert ("environment variable OTEL_EXPORTER_OTLP_ENDPOINT: '127.0.0.1:4318' has no scheme, and OTLP over "
+            "HTTP needs a URL") in line, line
+    assert "Fix: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 (https:// for TLS)." in line, line
+    assert "Traceback" not in ours.stderr

@@ -11,8 +11,8 @@ import sys
 import urllib.parse
 from typing import Iterator
 
-from ..config import OPTIONS, ConfigError, load_settings
-from ..exporters import SIGNALS, exporter_names, otlp_endpoint
+from ..config import OPTIONS, ConfigError, has_scheme, load_settings
+from ..exporters import SIGNALS, exporter_names, otlp_endpoint, otlp_insecure
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,9 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def check_tcp(endpoint: str, timeout: float) -> str | None:
-    """None if a TCP connection to the endpoint's host:port succeeds, else the reason."""
-    parsed = urllib.parse.urlparse(endpoint)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    """None if a TCP connection to the endpoint's host:port succeeds, else the reason. host:port
+    without a scheme is a gRPC target, whose default port is 443."""
+    parsed = urllib.parse.urlsplit(endpoint if has_scheme(endpoint) else f"//{endpoint}")
+    port = parsed.port or (80 if parsed.scheme == "http" else 443)
     try:
         with socket.create_connection((parsed.hostname, port), timeout=timeout):
             return None
@@ -126,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
             reason = check_tcp(endpoint, args.timeout)
             if reason is None:
                 print(f"    OK: {protocol} endpoint {safe_text(endpoint)} accepts connections")
+                if protocol == "grpc" and not has_scheme(endpoint) and not otlp_insecure(settings, signal, endpoint):
+                    # The SDK's meaning of host:port: a collector without TLS (the stack's) refuses it.
+                    print("    note: no scheme, so the exporter connects with TLS; for a collector without TLS "
+                          f"(`otel-monitoring stack up`'s) set OTEL_EXPORTER_OTLP_INSECURE=true or use http://{safe_text(endpoint)}")
             else:
                 problems += 1
                 print(f"    PROBLEM: {protocol} endpoint {safe_text(endpoint)} is not reachable ({reason}).")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-from ..config import ConfigError, Settings
+from ..config import ConfigError, Settings, has_scheme
 
 __all__ = ["Exporters", "build_exporters", "otlp_endpoint", "DEFAULT_GRPC_ENDPOINT", "DEFAULT_HTTP_ENDPOINT"]
 
@@ -54,6 +54,16 @@ def otlp_endpoint(settings: Settings, signal: str) -> tuple[str, str]:
     return protocol, urllib.parse.urljoin(base.rstrip("/") + "/", f"v1/{signal}")
 
 
+def otlp_insecure(settings: Settings, signal: str, endpoint: str) -> bool:
+    """gRPC without TLS, as the SDK's exporter decides: the signal's OTEL_EXPORTER_OTLP_<SIGNAL>_INSECURE,
+    else OTEL_EXPORTER_OTLP_INSECURE, else an http:// endpoint; https:// always has TLS (the SDK
+    forces it), and host:port without a scheme has it unless one of the settings says otherwise."""
+    for value in (getattr(settings, f"{signal}_insecure"), settings.insecure):
+        if value is not None:
+            return value and not endpoint.startswith("https://")
+    return endpoint.startswith("http://")
+
+
 def _otlp_exporter(settings: Settings, signal: str) -> tuple[Any, str]:
     protocol, endpoint = otlp_endpoint(settings, signal)
     headers = getattr(settings, f"{signal}_headers")
@@ -66,7 +76,7 @@ def _otlp_exporter(settings: Settings, signal: str) -> tuple[Any, str]:
         from .otlp_proto import grpc_span_exporter_class
 
         cls = {"traces": grpc_span_exporter_class(), "metrics": OTLPMetricExporter, "logs": OTLPLogExporter}[signal]
-        insecure = settings.insecure if settings.insecure is not None else endpoint.startswith("http://")
+        insecure = otlp_insecure(settings, signal, endpoint)
         return cls(endpoint=endpoint, insecure=insecure, headers=dict(headers), timeout=timeout), endpoint
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -189,7 +199,7 @@ def _reported(reports: dict[str, Any], signal: str, exporter: Any, destination: 
 def _build_one(settings: Settings, signal: str, name: str, reports: dict[str, Any]) -> Any:
     if name == "otlp":
         exporter, endpoint = _otlp_exporter(settings, signal)
-        host = urllib.parse.urlparse(endpoint).netloc
+        host = urllib.parse.urlsplit(endpoint if has_scheme(endpoint) else f"//{endpoint}").netloc
         exporter = _reported(reports, signal, exporter, f"the OTLP endpoint {host}",
                              hint="Is the collector running? Check with `otel-monitoring doctor`, start one with "
                              "`otel-monitoring stack up`, or export to files with OTEL_TRACES_EXPORTER=otlp_file.")
