@@ -225,7 +225,10 @@ def _load_targets(path: str, check_sources: bool) -> tuple[list[TargetEntry], li
                                      "Fix: check the module name and that its package is installed."))
             continue
         if check_sources and entry.module not in sys.modules:
-            found = static_problem(entry, path)
+            try:
+                found = static_problem(entry, path)
+            except Exception:  # noqa: BLE001 - a source the parser chokes on is left to the import-time check
+                found = None
             if found is not None:
                 problems.append((number, found))
                 continue
