@@ -156,7 +156,7 @@ def parse_endpoint(value: Any) -> str:
 
 
 # host, host:port, [v6]:port: what the SDK's OTLP gRPC exporter takes as its channel target as is.
-_HOST_PORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::(\d{1,5}))?$")
+_HOST_PORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)(?::(\d{1,5}))?$")
 
 
 def parse_otlp_endpoint(value: Any) -> str:

@@ -81,7 +81,7 @@ def test_bad_values_name_the_variable_and_a_valid_example(env, names_in_message,
 
 
 def test_grpc_takes_host_port_without_scheme_as_the_sdk_does():
-    for endpoint in ("127.0.0.1:4317", "localhost:4317", "collector.internal", "[::1]:4317"):
+    for endpoint in ("127.0.0.1:4317", "localhost:4317", "collector.internal", "otel_collector:4317", "[::1]:4317"):
         settings = load_settings(environ={"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_MONITORING_STRICT": "true"})
         assert otlp_endpoint(settings, "traces") == ("grpc", endpoint)
     both = load_settings(environ={"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "127.0.0.1:4317",

@@ -377,6 +377,7 @@ class TargetsInstrumentor(BaseInstrumentor):
             # configure() fails: nothing of the file stays applied, or applies at a later import.
             self._generation = None
             self._patcher.restore()
+            self.applied = []
             combined = messages[0] if len(messages) == 1 else (
                 f"{len(messages)} problems in targets file {self._source}, in file order:\n  - "
                 + "\n  - ".join(messages) + "\n")
