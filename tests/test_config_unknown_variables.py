@@ -94,7 +94,7 @@ monitoring.shutdown()
 
 def test_a_bad_endpoint_says_where_telemetry_really_goes(tmp_path):
     """It said "the default applies" while, with no endpoint left, the exporters wrote files."""
-    env = clean_env(OTEL_EXPORTER_OTLP_ENDPOINT="127.0.0.1:4317", OTEL_MONITORING_FILE_DIR=str(tmp_path / "files"))
+    env = clean_env(OTEL_EXPORTER_OTLP_ENDPOINT="http//127.0.0.1:4317", OTEL_MONITORING_FILE_DIR=str(tmp_path / "files"))
     done = run_python(TRACED_APP, env=env, cwd=str(tmp_path))
     assert done.returncode == 0, done.stderr
     (line,) = [line for line in done.stderr.splitlines() if "OTEL_EXPORTER_OTLP_ENDPOINT" in line]
