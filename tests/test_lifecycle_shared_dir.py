@@ -280,3 +280,79 @@ def test_host_readings_of_processes_sharing_a_directory_are_the_newest_not_their
     assert gauges == {names.HOST_RESOURCE_UTILIZATION: 0.71, names.HOST_HEALTH_SCORE: 87.5,
                       names.HEALTH_CHECK_STATUS: 1.0, "system.cpu.utilization": 0.71,
                       "app.queue.depth": 7.0}  # the app's own gauges still add up
+
+
+RESTART = """
+import os, sys, time
+import otel_monitoring
+limit, spend, interval, directory = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+otel_monitoring.configure(service_name="bot", exporter="none", system_metrics=False, snapshot_interval=interval,
+                          budgets=f"daily:total={limit}", alert_routes="log=info")
+otel_monitoring.record_cost(spend, "model_inference", model="gpt-4o")
+print("ready", flush=True)
+while not os.path.exists(os.path.join(directory, f"stop-{os.getpid()}")) and len(sys.argv) > 5:
+    time.sleep(0.1)
+"""
+
+
+def test_a_restart_with_a_new_limit_replaces_the_old_budget_state_in_every_view(tmp_path):
+    """A process spent $1.15 of a $1 budget and ended; restarted with a $2 limit and $0.05 more, every
+    view said 115 % (the ended process' reading was kept for three intervals, and the directory took the
+    highest of the two). The budget is now the running configuration's limit against the day's spend:
+    $1.20 of $2.00, 60 %, no budget alert, in alerts list, top, the report and the notifications."""
+    directory = tmp_path / "snapshots"
+    environment = dict(env(), OTEL_MONITORING_SNAPSHOT_DIR=str(directory))
+    cli = os.path.join(BIN, "otel-monitoring")
+    # The first process: a long interval, so its last snapshot would count as live for a minute.
+    first = subprocess.run([sys.executable, "-c", textwrap.dedent(RESTART), "1.0", "1.15", "20", str(directory)],
+                           env=environment, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    before = json.loads(subprocess.run([cli, "alerts", "list", "--json", "--dir", str(directory)], env=env(),
+                                       capture_output=True, text=True, timeout=60).stdout)
+    assert {a["id"]: round(a["value"], 4) for a in before if "budget" in a["id"] and a["state"] == "firing"} == {
+        "daily_cost_near_budget:daily:total": 1.15, "daily_cost_over_budget:daily:total": 1.15}
+
+    second = subprocess.Popen([sys.executable, "-c", textwrap.dedent(RESTART), "2.0", "0.05", "0.5", str(directory), "hold"],
+                              env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert second.stdout.readline().strip() == "ready"
+
+        def budget(doc):
+            return {p["attributes"].get("otel_monitoring.budget.name"): p["value"]
+                    for p in doc.get("gauges", {}).get("otel_monitoring.cost.budget.utilization", [])}
+
+        # Read at the restart's first snapshot, while the first process' last one is seconds old.
+        total = wait_json(str(directory / "metrics_live.json"),
+                          lambda doc: any(p["pid"] == second.pid and p["state"] == "live" for p in doc["processes"]))
+        assert budget(total) == {"daily:total": 0.6}
+        assert [p["state"] for p in total["processes"] if p["pid"] != second.pid] == ["stopped"]
+        views = _budget_views(cli, directory, tmp_path)
+        assert views == {"alerts": {}, "top": "60.0% $1.20 of $2.00", "report": "60.0%"}, views
+    finally:
+        (directory / f"stop-{second.pid}").touch()
+        _out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    # Notified: nothing about the budget (60 % is under every level), by the log channel or as an event.
+    assert [line for line in err.splitlines() if "budget" in line.lower()] == []
+    # Both ended: the last state shown is still the restart's.
+    assert _budget_views(cli, directory, tmp_path) == views
+
+
+def _budget_views(cli: str, directory, tmp_path) -> dict:
+    import re
+
+    listing = subprocess.run([cli, "alerts", "list", "--json", "--dir", str(directory)], env=env(),
+                             capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    alerts = {a["id"]: a["value"] for a in json.loads(listing.stdout)
+              if "budget" in a["id"] and a["state"] in ("pending", "firing")}
+    top = subprocess.run([cli, "top", "--once", "--dir", str(directory)], env=env(), capture_output=True, text=True,
+                         timeout=60)
+    assert top.returncode == 0, top.stderr
+    shown = re.search(r"budget daily:total daily ([\d.]+% \S+ of \S+)", top.stdout)
+    page = tmp_path / "report.html"
+    report = subprocess.run([cli, "report", "--html", str(page), "--dir", str(directory)], env=env(),
+                            capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    used = re.search(r"budget daily:total daily: <b[^>]*>([\d.]+%)</b> used", page.read_text())
+    return {"alerts": alerts, "top": shown and shown.group(1), "report": used and used.group(1)}

@@ -399,8 +399,8 @@ def _combine(metric: str, field: str, seeds: list[tuple], rows: list[tuple],
     """The directory's total of each attribute set at each row time. Cumulative columns: the sum of
     every process' last value (a stopped process keeps counting what it did); the others: the
     processes live at that time (a row within max(30 s, three of its intervals)), combined by
-    ``combine_rule`` (host gauges from the newest row, budget utilizations and percentiles the
-    highest, the rest summed)."""
+    ``combine_rule`` (host gauges and budgets from the newest row, percentiles the highest, the
+    rest summed)."""
     rule = combine_rule(metric, field)
     # attributes key -> process id -> (time, value)
     state: dict[str, dict[int, tuple[float, float]]] = {}

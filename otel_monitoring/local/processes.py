@@ -6,8 +6,11 @@ workers of one server). Each writes its own ``metrics_live.<service>.<pid>.json`
 ``metrics_live.json`` and ``alerts.json`` as the total of every live process (``merge_snapshots``,
 ``merge_alerts``) with the list of processes, under an ``flock`` so two writers never interleave.
 Readers (``top``, ``report``, ``alerts``) read those two files as before. A process whose file is
-older than three intervals (or 30 s) is listed as stopped and left out of the total, unless no
-process is live (then the last state of each is shown, as for a stopped single process).
+older than three intervals (or 30 s), or whose last document says it ended (written at shutdown),
+is listed as stopped and left out of the total as soon as another process has written, unless no
+process is running (then the last state of each is shown, as for a stopped single process). So a
+restarted process' readings replace its predecessor's at its first snapshot: a budget's limit, an
+alert the old configuration fired, do not outlive the process that had them.
 
 Every process evaluates the alert rules on its own metrics, so the same alert (same id) can start
 or end in several of them within one evaluation interval; ``claim_notification`` lets the first
@@ -59,14 +62,15 @@ _HOST_READINGS = ("system.", names.HOST_RESOURCE, names.HOST_HEALTH_SCORE, names
 
 def combine_rule(metric: str, field: str = "value") -> str:
     """How one series' readings from several processes make the directory's reading: "sum",
-    "max" (percentiles cannot be added; every process reads the same shared budget spend) or
-    "newest" (a host gauge: every process measures the same host)."""
+    "max" (percentiles cannot be added) or "newest" (a host gauge: every process measures the same
+    host; a budget: every process reads the same shared spend, and the newest reading is the
+    current configuration's limit, not one a restart replaced)."""
     if metric.startswith(_HOST_READINGS):
         return "newest"  # the host's readings and checks: each process measures the same host
     if field in ("p50", "p95", "p99"):
         return "max"
     if "budget" in metric:
-        return "max"
+        return "newest"
     return "sum"
 
 
@@ -149,13 +153,22 @@ _SEVERITY_OF_STATE = {"firing": 3, "pending": 2, "resolved": 1}
 
 
 def _live(documents: list[tuple[str, dict[str, Any]]]) -> tuple[list[tuple[str, dict]], float]:
+    """The processes whose readings make the directory's: those still running (a recent document
+    that does not say it ended); when none is, the recent ones (the last state of what stopped)
+    but those that ended before another started."""
     newest = max(float(doc.get("timestamp_unix") or 0.0) for _key, doc in documents)
-    live = []
+    recent = []
     for key, doc in documents:
         age = newest - float(doc.get("timestamp_unix") or 0.0)
         if age <= max(MIN_STALE_S, STALE_INTERVALS * float(doc.get("interval_s") or 5.0)):
-            live.append((key, doc))
-    return live, newest
+            recent.append((key, doc))
+    running = [(key, doc) for key, doc in recent if not doc.get("ended")]
+    if running:
+        return running, newest
+    # Every one ended: a process that ended before another started was replaced by it (a restart).
+    starts = [float(doc.get("started_unix") or 0.0) for _key, doc in recent]
+    return [(key, doc) for key, doc in recent
+            if not any(start >= float(doc.get("timestamp_unix") or 0.0) for start in starts)], newest
 
 
 def _attributes_key(point: dict[str, Any]) -> str:
@@ -181,8 +194,9 @@ def merge_snapshots(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, An
     Same series (name and attributes) in several processes: counters and their rates add up;
     histograms add counts and sums, keep the extreme min and max, and take the highest
     percentile of any process (percentiles cannot be added); host readings (``system.*``, the host's
-    resource utilization, health score and checks) come from the newest document, budget utilizations take the highest (every process reads the same
-    shared spend), other gauges add up (``combine_rule``)."""
+    resource utilization, health score and checks) and budgets (spent, limit, utilization) come from
+    the newest document, other gauges add up (``combine_rule``). A process that ended is left out
+    once another runs (``_live``)."""
     live, newest = _live(documents)
     merged: dict[str, Any] = {}
     for section in ("counters", "gauges", "histograms"):
@@ -222,8 +236,11 @@ def merge_snapshots(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, An
     if len(live) > 1:
         service = {"name": " + ".join(services) + f" ({len(live)} processes)",
                    "host": service.get("host"), "instance_id": None}
-    return {**newest_doc, **merged, "units": units, "service": service, "processes": processes,
-            "timestamp_unix": newest_doc.get("timestamp_unix")}
+    merged_doc = {**newest_doc, **merged, "units": units, "service": service, "processes": processes,
+                  "timestamp_unix": newest_doc.get("timestamp_unix")}
+    if any(not doc.get("ended") for _key, doc in live):
+        merged_doc.pop("ended", None)  # the directory's total ended only when every process shown did
+    return merged_doc
 
 
 def merge_alerts(documents: list[tuple[str, dict[str, Any]]], live_keys: set[str]) -> dict[str, Any]:

@@ -243,6 +243,7 @@ class SnapshotExporter(MetricExporter):
         self.service = service or {"name": None, "instance_id": None, "host": socket.gethostname()}
         self.clock = clock
         self.on_collection: list[CollectionHook] = []
+        self.started_unix = round(clock(), 3)
         self.last_snapshot: dict[str, Any] | None = None
         self._previous: dict[tuple[str, str], tuple[float, ...]] = {}
         self.percentile_window_s = percentile_window_s
@@ -285,6 +286,7 @@ class SnapshotExporter(MetricExporter):
         result = MetricExportResult.SUCCESS
         snapshot = build_snapshot(points, now, self.interval_s, self.service_info(), self._previous,
                                   self._window_base(points, now), self.percentile_window_s)
+        snapshot["started_unix"] = self.started_unix  # tells a restart from processes that ran together
         self.last_snapshot = snapshot
         try:
             atomic_write_json(self.path, snapshot)
@@ -329,6 +331,18 @@ class SnapshotExporter(MetricExporter):
         return True
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """After the reader's last export: the process' file says it ended, so the directory's
+        total leaves it out as soon as another process (a restart) writes, rather than showing its
+        readings (a budget limit the restart changed, its firing alerts) for three more intervals."""
+        with self._lock:
+            snapshot = self.last_snapshot
+            if snapshot is not None and not snapshot.get("ended") and snapshot["service"].get("pid") == os.getpid():
+                snapshot["ended"] = True
+                try:
+                    atomic_write_json(self.path, snapshot)
+                    write_directory_totals(self.directory)
+                except Exception as error:  # noqa: BLE001 - shutdown must not fail on a full disk
+                    self._log_once("write", "otel-monitoring: cannot write %s (%s); snapshots paused", self.path, error)
         if self.history is not None:
             self.history.close()
 
