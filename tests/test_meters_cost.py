@@ -340,3 +340,60 @@ def test_the_tenant_attribute_of_a_span_goes_onto_its_cost(telemetry):
     span(telemetry, "chat", {"gen_ai.request.model": "gpt-4o", "gen_ai.usage.output_tokens": 100_000,
                              "tenant.id": "acme"})
     assert cost_points(telemetry).value(**{"tenant__id": "acme"}) == pytest.approx(1.0)
+
+
+EARLY = """
+import json, sys
+import otel_monitoring
+otel_monitoring.record_cost(0.3, "model_inference", model="gpt-4o")  # at import time, before configure()
+otel_monitoring.configure(service_name="early", exporter="none", system_metrics=False, budgets="daily:total=1",
+                          snapshot_dir=sys.argv[1], alert_routes="log=info")
+events = []
+otel_monitoring.add_budget_listener(lambda event: events.append((round(event.threshold * 100), event.spent_usd)))
+otel_monitoring.record_cost(0.5, "model_inference", model="gpt-4o")
+print(json.dumps(events))
+"""
+
+
+def test_a_cost_recorded_before_configure_counts_in_the_cost_and_the_budget(tmp_path):
+    """A cost recorded at import time went to the API's no-op meter: $0.50 of $0.80 spent showed as
+    50 % of the budget and a $0.50 total. It is kept and counted when configure() starts the meters."""
+    import os
+    import re
+    import subprocess
+    import sys
+    import textwrap
+
+    from support import REPO, clean_env
+
+    environment = clean_env(PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    directory = tmp_path / "snapshots"
+    run = subprocess.run([sys.executable, "-c", textwrap.dedent(EARLY), str(directory)], env=environment,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == [[80, 0.8]]  # $0.30 + $0.50 of $1
+    assert "reached 80% of its limit: $0.80 of $1.00" in run.stderr  # the notification (log channel)
+    live = json.loads((directory / "metrics_live.json").read_text())
+    assert [p["value"] for p in live["counters"]["otel_monitoring.cost"]] == [0.8]
+    assert [p["value"] for p in live["gauges"]["otel_monitoring.cost.budget.utilization"]] == [0.8]
+    cli = os.path.join(os.path.dirname(sys.executable), "otel-monitoring")
+    top = subprocess.run([cli, "top", "--once", "--dir", str(directory)], env=environment, capture_output=True,
+                         text=True, timeout=60)
+    assert re.search(r"total \$0\.80 · budget daily:total daily 80\.0% \$0\.80 of \$1\.00", top.stdout), top.stdout
+    ledger = json.loads((directory / "budgets.json").read_text())
+    assert [entry["spent_usd"] for entry in ledger.values()] == ["0.8"]
+
+
+def test_early_costs_are_not_counted_twice_on_an_sdk_provider_the_application_set(telemetry):
+    """With the application's own SDK meter provider set before the cost, the counter has it already:
+    the hand-over adds it to the budgets and totals only."""
+    early = cost_module._EarlyCostMeter()
+    early.record(Decimal("0.25"), "external_api", attributes={"server.address": "api.example.com"})
+    meter = CostMeter(telemetry.meter_provider, load_prices(),
+                      BudgetTracker([BudgetSpec("daily", 1.0)]))
+    early.hand_over(meter)
+    assert [p.value for p in cost_points(telemetry).points] == [0.25]
+    assert meter.budgets.status()[0]["spent_usd"] == 0.25
+    assert meter.totals == {("external_api", "api.example.com"): Decimal("0.25")}
+    early.record(Decimal("0.5"), "external_api", attributes={"server.address": "api.example.com"})  # after: forwarded
+    assert meter.budgets.status()[0]["spent_usd"] == 0.75

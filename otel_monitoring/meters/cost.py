@@ -107,8 +107,9 @@ class CostMeter:
         self.unpriced_totals: dict[tuple[str, str], int] = defaultdict(int)  # (reason, name) -> count
 
     def record(self, amount: Decimal | float, cost_type: str, category: str | None = None,
-               attributes: Mapping[str, Any] | None = None, user: Any = None) -> None:
-        """Add ``amount`` USD. ``attributes`` are semantic-convention keys (model, exchange, host ...)."""
+               attributes: Mapping[str, Any] | None = None, user: Any = None, counter: bool = True) -> None:
+        """Add ``amount`` USD. ``attributes`` are semantic-convention keys (model, exchange, host ...).
+        ``counter=False``: the budgets and totals only (the counter already has it)."""
         amount = amount if isinstance(amount, Decimal) else Decimal(repr(float(amount)))
         category = category or DEFAULT_CATEGORIES.get(cost_type, "other")
         attrs: dict[str, Any] = {names.COST_TYPE: cost_type, names.COST_CATEGORY: category}
@@ -120,7 +121,8 @@ class CostMeter:
                 _warn_once("user-without-attribute", "otel-monitoring: a cost came with a user or tenant but "
                            "OTEL_MONITORING_COST_ATTRIBUTE names no attribute for it (e.g. tenant.id); it is "
                            "recorded without one")
-        self._cost.add(float(amount), attrs)
+        if counter:
+            self._cost.add(float(amount), attrs)
         source = next((str(attrs[k]) for k in (names.GEN_AI_REQUEST_MODEL, names.TRADING_EXCHANGE, names.SERVER_ADDRESS)
                        if k in attrs), category)
         with self._lock:
@@ -192,10 +194,63 @@ class CostMeter:
         return price
 
 
+EARLY_COST_LIMIT = 10_000  # costs kept from before configure(): a process that never calls it stays flat
+
+
+class _EarlyCostMeter(CostMeter):
+    """The meter of the costs recorded before ``configure()`` (a cost at import time): it keeps them
+    and hands them to the component's meter at start, so they count in ``otel_monitoring.cost`` and
+    in the budgets like any later cost rather than going to the API's no-op meter and no budget."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._kept: list[tuple[Any, ...]] = []
+        self._target: CostMeter | None = None
+        self._early_lock = ForkSafeLock()
+
+    def record(self, amount: Decimal | float, cost_type: str, category: str | None = None,
+               attributes: Mapping[str, Any] | None = None, user: Any = None, counter: bool = True) -> None:
+        with self._early_lock:
+            target = self._target
+            if target is None:
+                # An SDK meter provider set by the application already counts it; the API's own does not.
+                counted = _sdk_meter_provider_set()
+                if len(self._kept) < EARLY_COST_LIMIT:
+                    self._kept.append((amount, cost_type, category, attributes, user, counted))
+                elif not counted:
+                    _warn_once("early-costs", "otel-monitoring: more than %d costs recorded before configure(); "
+                               "later ones are not counted in the budgets. Call otel_monitoring.configure() "
+                               "before recording costs.", EARLY_COST_LIMIT)
+        if target is not None:  # recorded through a reference taken before the hand-over
+            target.record(amount, cost_type, category, attributes, user, counter)
+            return
+        super().record(amount, cost_type, category, attributes, user, counter)
+
+    def hand_over(self, meter: CostMeter) -> None:
+        with self._early_lock:
+            kept, self._kept, self._target = self._kept, [], meter
+        for amount, cost_type, category, attributes, user, counted in kept:
+            meter.record(amount, cost_type, category, attributes, user, counter=not counted)
+
+
+def _sdk_meter_provider_set() -> bool:
+    from opentelemetry import metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    return isinstance(metrics.get_meter_provider(), MeterProvider)
+
+
 # The meter record_cost uses: the component installs its own at start.
-_current: Current[CostMeter] = Current(CostMeter)
-install = _current.install
+_current: Current[CostMeter] = Current(_EarlyCostMeter)
 current_cost_meter = _current.get
+
+
+def install(meter: CostMeter | None) -> None:
+    """Make ``meter`` the one record_cost uses; the costs recorded before it go to it."""
+    early = _current.value
+    _current.install(meter)
+    if meter is not None and isinstance(early, _EarlyCostMeter):
+        early.hand_over(meter)
 
 
 _warned_inputs: set[str] = set()
