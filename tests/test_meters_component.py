@@ -194,3 +194,43 @@ def test_opentelemetry_instrument_reports_the_system_meters_once(tmp_path):
     for name in ("system.cpu.utilization", "system.memory.utilization", "system.filesystem.utilization",
                  "otel_monitoring.host.health.score", "otel_monitoring.cost"):
         assert names.count(name) == 1, (name, sorted(series))
+
+
+SUMMARY_AFTER_SHUTDOWN = """
+import json, sys, time
+import otel_monitoring
+from otel_monitoring.commands.demo import _meters_summary
+from otel_monitoring.views.snapshot import read_snapshot_dir
+monitoring = otel_monitoring.configure(service_name="ages", exporter="none", system_metrics=False,
+                                       snapshot_dir=sys.argv[1], alert_rules="none", health_default_checks=False)
+otel_monitoring.mark_market_data("BTC/USDT", "binance")
+otel_monitoring.mark_market_data("SOL/USDT", "binance", timestamp=time.time() - 3600)  # an old quote
+monitoring.shutdown()   # the demo's order: the final snapshot, then the summary
+time.sleep(3)           # a shutdown that takes its time (flushing exporters, notifications)
+final = read_snapshot_dir(sys.argv[1])
+ages = {p["attributes"]["trading.symbol"]: p["value"] for p in final.gauges["trading.market_data.staleness"]}
+print(json.dumps({"ages": ages, "lines": [l for l in _meters_summary(monitoring, final) if "market data" in l]}))
+"""
+
+
+def test_the_demo_summary_reads_market_data_ages_at_the_final_snapshot_not_after_shutdown(tmp_path):
+    """The summary read each symbol's age after shutdown, when it had grown by however long shutdown
+    took: a quote current at the end of the workload read 3 s old. It now prints the final
+    snapshot's ages and states, the ones `top` and the alerts show."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from support import REPO, clean_env
+
+    environment = clean_env(PYTHONPATH=os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    run = subprocess.run([sys.executable, "-c", SUMMARY_AFTER_SHUTDOWN, str(tmp_path / "snapshots")], env=environment,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    shown = json.loads(run.stdout.strip().splitlines()[-1])
+    ages = shown["ages"]
+    assert ages["SOL/USDT"] >= 3600 and ages["BTC/USDT"] < ages["SOL/USDT"]
+    state = {"BTC/USDT": "LIVE", "SOL/USDT": "STALE"}  # the default limits: live up to 10 min, stale past 1 h
+    assert shown["lines"] == [f"  market data {symbol}@binance: {state[symbol]} ({ages[symbol]:.1f} s old)"
+                              for symbol in ("BTC/USDT", "SOL/USDT")]

@@ -27,7 +27,31 @@ def cost_lines(meter: Any) -> list[str]:
     return lines
 
 
-def trading_lines(kpis: Any) -> list[str]:
+def market_data_ages(kpis: Any, snapshot: Any = None) -> dict[tuple[str, str | None], tuple[float | None, str]]:
+    """(age in seconds, LIVE/DELAYED/STALE) per (symbol, exchange). With ``snapshot`` (the final one),
+    as it has them: measured at its collection, as `top` and the alerts show them, not whenever
+    the summary is printed (after shutdown, when every age has grown by the time shutdown took)."""
+    if snapshot is not None:
+        from ..views import catalog
+        from ..views.overview import freshness
+        from ..views.snapshot import get_attr
+
+        def key(attrs: dict[str, Any]) -> tuple[str, str | None]:
+            return str(get_attr(attrs, *catalog.SYMBOL) or "?"), get_attr(attrs, catalog.EXCHANGE) or None
+
+        declared = {key(p.get("attributes", {})): get_attr(p.get("attributes", {}), catalog.STALENESS_STATE)
+                    for p in snapshot.find("gauges", catalog.MARKET_DATA_STATUS)[1] if p.get("value") == 1}
+        ages = {}
+        for point in snapshot.find("gauges", catalog.MARKET_DATA_STALENESS)[1]:
+            where = key(point.get("attributes", {}))
+            age = None if point.get("value") is None else float(point["value"])
+            ages[where] = (age, freshness(age, declared.get(where))[0])
+        if ages:
+            return ages
+    return kpis.staleness()
+
+
+def trading_lines(kpis: Any, snapshot: Any = None) -> list[str]:
     lines = [f"Trading KPIs: {kpis.signal_count} signals"]
     accuracy = kpis.accuracy.rates()
     for strategy, row in sorted(kpis.strategy_results().items()):
@@ -37,9 +61,9 @@ def trading_lines(kpis: Any) -> list[str]:
                      f"profit factor {factor}, realized PnL {row['realized_pnl']:+.2f} USD")
     for strategy in sorted(set(accuracy) - set(kpis.strategy_results())):
         lines.append(f"  {strategy}: signal accuracy {_percent(accuracy[strategy])}")
-    for (symbol, exchange), (age, state) in sorted(kpis.staleness().items(), key=lambda item: str(item[0])):
+    for (symbol, exchange), (age, state) in sorted(market_data_ages(kpis, snapshot).items(), key=lambda item: str(item[0])):
         where = f"{symbol}@{exchange}" if exchange else symbol
-        lines.append(f"  market data {where}: {state} ({age:.1f} s old)")
+        lines.append(f"  market data {where}: {state} ({'?' if age is None else f'{age:.1f}'} s old)")
     return lines
 
 
@@ -109,9 +133,10 @@ def health_lines(component: Any, snapshot: Any = None) -> list[str]:
 
 
 def summary_lines(monitoring: Any, snapshot: Any = None) -> list[str]:
-    """``snapshot``: the final snapshot (views.snapshot.Snapshot), which the host health line reads."""
+    """``snapshot``: the final snapshot (views.snapshot.Snapshot), which the host health and
+    market-data lines read."""
     component = monitoring.component("meters") if monitoring is not None else None
     if component is None or component.cost is None:
         return ["(meters not running)"]
-    return [*cost_lines(component.cost), "", *trading_lines(component.trading), "", *rag_lines(component.rag), "",
+    return [*cost_lines(component.cost), "", *trading_lines(component.trading, snapshot), "", *rag_lines(component.rag), "",
             *health_lines(component, snapshot)]
