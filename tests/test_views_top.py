@@ -374,3 +374,60 @@ def test_genai_rows_are_not_shown_beside_the_red_rows_of_the_same_calls():
     assert [(r.component, r.operation, r.count) for r in rows] == [("langchain", "chat", 20)]
     # a model call is held to the model thresholds (5 s / 10 s), not the milliseconds of the rest
     assert rows[0].latency_state == State.OK
+
+
+P95_WORKLOAD = """
+import sys, time
+import otel_monitoring
+otel_monitoring.configure(service_name="p95", exporter="otlp_file", file_dir=sys.argv[1], snapshot_dir=sys.argv[1],
+                          system_metrics=False, alert_rules="none", health_default_checks=False)
+
+@otel_monitoring.traced("job", "step")
+def step(seconds):
+    time.sleep(seconds)
+
+for seconds in [0.012] * 17 + [0.028, 0.031, 0.045]:
+    step(seconds)
+"""
+
+
+def test_top_and_the_demo_summary_show_one_p95_the_buckets_estimate_in_the_true_p95s_bucket(tmp_path):
+    """The demo summary printed an exact p95 from its spans (30.2 ms) where `top` showed the
+    histogram's estimate (40 ms) for the same calls. Every view now shows the one estimate the
+    snapshot holds: linear inside the bucket that holds the rank (as Prometheus' histogram_quantile),
+    which is the bucket of the true p95 of the spans."""
+    import bisect
+    import math
+    import re
+
+    from otel_monitoring.commands.demo import operations_table
+    from otel_monitoring.local.snapshot import bucket_quantile
+    from otel_monitoring.names import DURATION_BUCKETS
+    from otel_monitoring.views import formatting as fmt
+    from support import clean_env, read_otlp_file, spans_from_requests
+
+    data = tmp_path / "data"
+    done = subprocess.run([sys.executable, "-c", P95_WORKLOAD, str(data)], capture_output=True, text=True,
+                          timeout=120, env=clean_env())
+    assert done.returncode == 0, done.stderr
+    spans = [s for _r, _s, s in spans_from_requests(read_otlp_file(str(data / "traces.jsonl"), "traces"))
+             if s.name == "job.step"]
+    durations = sorted((s.end_time_unix_nano - s.start_time_unix_nano) / 1e9 for s in spans)
+    assert len(durations) == 20
+    counts = [0] * (len(DURATION_BUCKETS) + 1)
+    for value in durations:
+        counts[bisect.bisect_left(DURATION_BUCKETS, value)] += 1
+    estimate = bucket_quantile(0.95, DURATION_BUCKETS, counts, durations[0], durations[-1])
+    true_p95 = durations[math.ceil(0.95 * len(durations)) - 1]  # nearest rank: the 19th of 20
+    assert bisect.bisect_left(DURATION_BUCKETS, estimate) == bisect.bisect_left(DURATION_BUCKETS, true_p95)
+
+    top = subprocess.run([*CLI, "top", "--once", "--width", "200", "--dir", str(data)], capture_output=True, text=True,
+                         timeout=60)
+    assert top.returncode == 0, top.stderr
+    top_row = next(line.split() for line in top.stdout.splitlines() if re.match(r"job\s+step\s", line))
+    summary_row = next(line.split() for line in operations_table(read_snapshot_dir(str(data)))
+                       if re.match(r"job\s+step\s", line))
+    # component operation calls [rate] err% p50 p95 p99: the last three are the percentiles.
+    assert top_row[2] == summary_row[2] == "20"
+    assert top_row[-3:] == summary_row[-3:]
+    assert summary_row[-2] == fmt.duration(estimate), (summary_row, estimate, true_p95)

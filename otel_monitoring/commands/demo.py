@@ -11,11 +11,9 @@ import importlib
 import logging
 import os
 import shlex
-import statistics
 import sys
 import threading
 import time
-from collections import defaultdict
 from typing import Any, Callable
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -72,48 +70,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 class SpanSummary(SpanProcessor):
-    """Collects name, duration and status of every finished span, whatever the exporter."""
+    """Counts every finished span and its errors, whatever the exporter."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.durations: dict[str, list[float]] = defaultdict(list)
-        self.errors: dict[str, int] = defaultdict(int)
-        self.services: set[str] = set()
+        self.total = 0
+        self.total_errors = 0
 
     def on_end(self, span: ReadableSpan) -> None:
-        if span.end_time is None or span.start_time is None:
-            return
         with self._lock:
-            self.durations[span.name].append((span.end_time - span.start_time) / 1e9)
+            self.total += 1
             if span.status.status_code is StatusCode.ERROR:
-                self.errors[span.name] += 1
-
-    def table(self) -> list[str]:
-        with self._lock:
-            width = max([len("operation (span name)")] + [len(name) for name in self.durations])
-            lines = [f"{'operation (span name)':<{width}} {'spans':>6} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"]
-            for name in sorted(self.durations, key=lambda n: -len(self.durations[n])):
-                values = sorted(self.durations[name])
-                p50, p95, p99 = (percentile(values, q) * 1000 for q in (0.50, 0.95, 0.99))
-                lines.append(f"{name:<{width}} {len(values):>6} {self.errors[name]:>6} {p50:>8.2f} {p95:>8.2f} {p99:>8.2f}")
-        return lines
-
-    @property
-    def total(self) -> int:
-        return sum(len(v) for v in self.durations.values())
-
-    @property
-    def total_errors(self) -> int:
-        return sum(self.errors.values())
+                self.total_errors += 1
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Linear-interpolated percentile of already sorted values (0 for none)."""
-    if not sorted_values:
-        return 0.0
-    if len(sorted_values) == 1:
-        return sorted_values[0]
-    return statistics.quantiles(sorted_values, n=1000, method="inclusive")[min(998, max(0, round(q * 1000) - 1))]
+def operations_table(snapshot: Any) -> list[str]:
+    """The operations as `top` shows them, from the run's final snapshot: the same rows, counts and
+    percentiles. A percentile is estimated inside the histogram bucket that holds it, as `top`, the
+    report and Prometheus' histogram_quantile do (docs/accuracy.md): one method in every view."""
+    from ..views import formatting as fmt
+    from ..views.overview import red_rows
+
+    rows = red_rows(snapshot) if snapshot is not None else []
+    if not rows:
+        return ["Operations: none recorded"]
+    table = [("component", "operation", "calls", "err%", "p50", "p95", "p99")]
+    table += [(r.component, r.operation, fmt.count(r.count), fmt.percent(r.error_pct), fmt.duration(r.p50),
+               fmt.duration(r.p95), fmt.duration(r.p99)) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+             for row in table]
+    return lines + ["(p50/p95/p99 estimated inside the histogram bucket that holds each, as in every view: "
+                    "docs/accuracy.md)"]
 
 
 def _import_example(name: str, failures: dict[str, str]) -> Any:
@@ -214,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     extra_lines = [line for section in SUMMARY_SECTIONS for line in sections[section]]
 
     print(f"\nRan {len(names)} example(s) in {elapsed:.1f}s: {summary.total} spans, {summary.total_errors} errors.\n")
-    print("\n".join(summary.table()))
+    print("\n".join(operations_table(final)))
     print("\n".join(extra_lines))
     for name, reason in failures.items():
         print(f"\nexample {name} FAILED: {reason}")

@@ -34,7 +34,7 @@ RATE_WINDOW = "1m"
 QUANTILE_WINDOW = "5m"
 
 WANTED = {
-    "gauge": (catalog.CPU_UTILIZATION + catalog.MEMORY_UTILIZATION + catalog.FILESYSTEM_UTILIZATION + catalog.LOAD_AVERAGE_1M
+    "gauge": (catalog.HOST_RESOURCE_UTILIZATION + catalog.CPU_UTILIZATION + catalog.MEMORY_UTILIZATION + catalog.FILESYSTEM_UTILIZATION + catalog.LOAD_AVERAGE_1M
               + catalog.HOST_HEALTH_SCORE + catalog.HEALTH_CHECK_STATUS + catalog.BUDGET_UTILIZATION + catalog.BUDGET_SPENT
               + catalog.BUDGET_LIMIT + catalog.PNL_REALIZED + catalog.PNL_UNREALIZED + catalog.SIGNAL_ACCURACY
               + catalog.MARKET_DATA_STALENESS + catalog.MARKET_DATA_STATUS + catalog.RAG_HIT_RATE + catalog.RAG_EMPTY_RATE
@@ -144,9 +144,12 @@ class PrometheusSource:
 
     def _gauges(self, snapshot: Snapshot, exposed: dict[str, dict[str, str]]) -> None:
         for otel_name, prom_name, unit in self._found("gauge", exposed):
-            # Gauges (utilizations, scores, PnL) averaged over instances reporting the same series.
+            # Gauges (utilizations, scores, PnL) averaged over instances reporting the same series;
+            # the host-health sample (the CPU and memory `top --dir` shows) as the alert rules read
+            # it, the highest of the instances: the shown CPU is the value a CPU alert compares.
+            how = "max" if otel_name in catalog.HOST_RESOURCE_UTILIZATION else "avg"
             points = [{"attributes": labels, "value": value} for labels, value in
-                      self._vector(f"avg {AGGREGATED_AWAY} ({prom_name}{self._selector()})") if value is not None]
+                      self._vector(f"{how} {AGGREGATED_AWAY} ({prom_name}{self._selector()})") if value is not None]
             if points:
                 snapshot.gauges[otel_name] = points
                 snapshot.units[otel_name] = unit
