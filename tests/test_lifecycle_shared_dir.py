@@ -356,3 +356,19 @@ def _budget_views(cli: str, directory, tmp_path) -> dict:
     assert report.returncode == 0, report.stderr
     used = re.search(r"budget daily:total daily: <b[^>]*>([\d.]+%)</b> used", page.read_text())
     return {"alerts": alerts, "top": shown and shown.group(1), "report": used and used.group(1)}
+
+
+def test_a_restart_still_over_its_new_limit_notifies_the_new_value(tmp_path):
+    """The first process notified 'over budget, 115 %' of $1. Restarted with $1.10 and $0.05 more, the
+    budget is at 109.1 % of the new limit; that firing was skipped as the first process' (same alert,
+    within the directory's 30 s), so the last notification still said 115 % of the old limit."""
+    directory = tmp_path / "snapshots"
+    environment = dict(env(), OTEL_MONITORING_SNAPSHOT_DIR=str(directory))
+    notified = []
+    for limit, spend in (("1.0", "1.15"), ("1.1", "0.05")):
+        run = subprocess.run([sys.executable, "-c", textwrap.dedent(RESTART), limit, spend, "20", str(directory)],
+                             env=environment, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        notified.append([line.split(": value ")[1].split(",")[0] for line in run.stderr.splitlines()
+                         if line.startswith("[FIRING critical] Daily cost over budget")])
+    assert notified == [["115.0%"], ["109.1%"]]

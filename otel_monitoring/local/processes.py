@@ -16,7 +16,8 @@ Every process evaluates the alert rules on its own metrics, so the same alert (s
 or end in several of them within one evaluation interval; ``claim_notification`` lets the first
 one notify (and record the event in the history) and the others skip, through a small ledger
 (``notified.json``) under an ``flock``. A process' own later event of the same kind (an alert that
-fires again after resolving) is never skipped.
+fires again after resolving) is never skipped, nor is an event whose earlier claim was made by a
+process that has since ended (a restart's own evaluation, e.g. a budget over its new limit).
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ def claim_notification(directory: str, alert_id: str, kind: str, when: float, wi
             ledger = {}
         entry = f"{alert_id}\x1f{kind}"
         last, last_owner = _claim(ledger.get(entry))
-        if last is not None and abs(when - last) < window_s and (owner is None or last_owner != owner):
+        if (last is not None and abs(when - last) < window_s and (owner is None or last_owner != owner)
+                and not (last_owner is not None and last_owner in _ended_owners(directory))):
             return False
         ledger[entry] = [when, owner]
         # Keep the ledger small: entries older than a day cannot suppress anything useful.
@@ -133,6 +135,19 @@ def claim_notification(directory: str, alert_id: str, kind: str, when: float, wi
         return True
     finally:
         os.close(lock_fd)  # closing releases the flock
+
+
+def _ended_owners(directory: str) -> set[str]:
+    """The identities of the processes whose last snapshot says they ended: an event one of them
+    notified is not the same evaluation as a restart's (a budget over its new limit is news)."""
+    from .files import read_json
+
+    ended = set()
+    for _key, live_path, _alerts_path in process_files(directory):
+        doc = read_json(live_path)
+        if isinstance(doc, dict) and doc.get("ended"):
+            ended.add(process_identity(doc.get("service")))
+    return ended
 
 
 def _claim(value: Any) -> tuple[float | None, str | None]:
