@@ -210,7 +210,7 @@ class _EarlyCostMeter(CostMeter):
 
     def record(self, amount: Decimal | float, cost_type: str, category: str | None = None,
                attributes: Mapping[str, Any] | None = None, user: Any = None, counter: bool = True) -> None:
-        with self._early_lock:
+        with self._early_lock:  # kept and recorded as one step: a hand-over sees both or neither
             target = self._target
             if target is None:
                 # An SDK meter provider set by the application already counts it; the API's own does not.
@@ -221,10 +221,9 @@ class _EarlyCostMeter(CostMeter):
                     _warn_once("early-costs", "otel-monitoring: more than %d costs recorded before configure(); "
                                "later ones are not counted in the budgets. Call otel_monitoring.configure() "
                                "before recording costs.", EARLY_COST_LIMIT)
-        if target is not None:  # recorded through a reference taken before the hand-over
-            target.record(amount, cost_type, category, attributes, user, counter)
-            return
-        super().record(amount, cost_type, category, attributes, user, counter)
+                super().record(amount, cost_type, category, attributes, user, counter)
+                return
+        target.record(amount, cost_type, category, attributes, user, counter)  # a reference from before
 
     def hand_over(self, meter: CostMeter) -> None:
         with self._early_lock:
