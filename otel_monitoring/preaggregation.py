@@ -42,6 +42,8 @@ from time import time_ns
 from types import SimpleNamespace
 from typing import Any, Iterable, Mapping, Sequence
 
+from opentelemetry.trace import SpanContext, TraceFlags
+
 _logger = logging.getLogger("otel_monitoring.preaggregation")
 
 __all__ = ["AggregatedHistogram", "HistogramSeries", "histogram", "install", "span_ids"]
@@ -88,6 +90,8 @@ def span_ids(span: Any) -> tuple[int, int, bool, bool]:
     """(trace id, span id, sampled, valid) of a span: read once when one call records several
     measurements with the same exemplar span (each read is four property calls)."""
     context = span.get_span_context()
+    if type(context) is SpanContext:  # the API's tuple (trace id, span id, remote, flags, state, valid)
+        return context[0], context[1], bool(context[3] & TraceFlags.SAMPLED), context[5]
     return context.trace_id, context.span_id, context.trace_flags.sampled, context.is_valid
 
 

@@ -152,3 +152,21 @@ def test_another_providers_readers_keep_their_own_data():
                              boundaries=BOUNDS).series({"k": "a"}).record(0.5)
     assert list(_collect(theirs_reader)) == ["app.requests"]
     assert list(_collect(ours_reader)) == ["ours.duration"]
+
+
+def test_span_ids_read_the_span_context_as_its_properties_do():
+    """The exemplar ids come from the SpanContext tuple's fields by position: they must be the
+    values its properties give, for every kind of context (an API change would show here)."""
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+
+    from otel_monitoring.preaggregation import span_ids
+
+    contexts = [SpanContext(0xA1, 0xB1, False, TraceFlags(0x01)),
+                SpanContext(0xA2, 0xB2, True, TraceFlags(0x00), TraceState([("k", "v")])),
+                SpanContext(0xA3, 0xB3, False, TraceFlags(0x03)),
+                SpanContext(0, 0, False, TraceFlags(0x01))]  # invalid
+    for context in contexts:
+        expected = (context.trace_id, context.span_id, context.trace_flags.sampled, context.is_valid)
+        assert span_ids(NonRecordingSpan(context)) == expected
+    assert [span_ids(NonRecordingSpan(c))[2:] for c in contexts] == [(True, True), (False, True), (True, True),
+                                                                       (True, False)]

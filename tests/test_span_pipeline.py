@@ -245,3 +245,65 @@ def test_configure_builds_its_provider_on_the_lean_processor_list(tmp_path):
         "m.shutdown()\n", env=clean_env())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "LeanMultiSpanProcessor"
+
+
+def _fields(span):
+    """A span's fields, its lock and bounded containers by kind and content (never by identity)."""
+    def plain(value):
+        if hasattr(value, "_dq"):
+            return ("list", tuple(value._dq), value._dq.maxlen, value.dropped)
+        if hasattr(value, "_dict") and hasattr(value, "_immutable"):
+            return ("attributes", dict(value._dict), value.maxlen, value.max_value_len, value.dropped,
+                    value._immutable)
+        return type(value).__name__ if key in ("_lock", "_start_time", "_end_time") else value
+
+    result = {}
+    for key, value in vars(span).items():
+        result[key] = plain(value)
+    return result
+
+
+def test_a_span_built_at_once_has_the_fields_the_constructor_gives():
+    limits = SpanLimits(max_events=7, max_links=5, max_span_attribute_length=50)
+    our_tracer, _ = _provider(sampling.ParentBased(sampling.ALWAYS_ON), True, limits)
+    expected = our_tracer.start_span("name", None, SpanKind.CLIENT, ATTRIBUTES)  # the SDK's own way
+    built = starter(our_tracer, ATTRIBUTES)("name", None, SpanKind.CLIENT)
+    assert {k: v for k, v in _fields(built).items() if k != "_context"} == \
+        {k: v for k, v in _fields(expected).items() if k != "_context"}
+    assert type(built) is type(expected)
+    assert built._context.trace_flags == expected._context.trace_flags and built._start_time >= expected._start_time
+    for shared in ("_sampler", "_span_processor", "_limits", "_resource", "_instrumentation_scope", "_status"):
+        assert getattr(built, shared) is getattr(expected, shared)
+    # Each span owns its lock, attributes, events and links.
+    other = starter(our_tracer, ATTRIBUTES)("other", None, SpanKind.CLIENT)
+    for own in ("_lock", "_attributes", "_events", "_links"):
+        assert getattr(built, own) is not getattr(other, own)
+    for span in (built, expected):
+        span.add_event("e", {"x": 1}, timestamp=1)
+        span.add_link(SpanContext(0xA1, 0xB1, is_remote=False), {"y": 2})
+        span.record_exception(ValueError("bad"), timestamp=2)
+        span.set_attribute("late", "v")
+        span.end()
+    assert _exported(built) | {"context": None} == _exported(expected) | {"context": None}
+    assert not other.events and not other.links and "late" not in other.attributes
+    other.end()
+
+
+def test_an_sdk_with_other_span_fields_gets_the_constructors_span(monkeypatch):
+    """The build takes the fields the checked SDK version has; a span with one more falls back."""
+    from opentelemetry.sdk.trace import Span
+
+    from otel_monitoring.instrumentation import span_start
+
+    original = Span.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self._new_field = "x"
+
+    monkeypatch.setattr(Span, "__init__", init)
+    tracer, seen = _provider(sampling.ALWAYS_ON, True)
+    span = span_start.starter(tracer, ATTRIBUTES)("n", None, SpanKind.INTERNAL)
+    assert span._new_field == "x"  # made by the constructor
+    span.end()
+    assert [s.name for s in seen.ended] == ["n"]

@@ -9,13 +9,24 @@ very span the SDK would make (same class, context, flags, trace state, attribute
 default ``parentbased_always_on`` and ``always_on`` samplers deciding to sample. Every other case
 (another sampler, a parent not sampled, a disabled tracer, attributes over the limits, a tracer
 that is not the SDK's) goes through ``tracer.start_span`` unchanged.
+
+The short way also builds the span's fields at once instead of through the constructors
+(``Span.__init__`` -> ``ReadableSpan.__init__``, ``BoundedAttributes``, two ``BoundedList``,
+``start()``): a fresh ``_Span`` gets the fields a span made by the SDK's constructor with this
+tracer has, shared ones taken from such a span made once, per-span ones (attributes, events,
+links, lock) new. That span is checked field by field when the starter is made: an SDK whose
+spans have other fields takes the constructor path.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from threading import Lock
+from time import time_ns
 from typing import Any, Callable, Mapping
 
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, get_current_span
 
 __all__ = ["starter"]
@@ -48,6 +59,53 @@ def _always_samples(sampler: Any) -> tuple[bool, bool] | None:
     return None
 
 
+# The fields of the SDK's spans, attribute sets and bounded lists (SDK 1.45): a span built at once
+# must have exactly these, else the starter takes the constructors.
+_SPAN_FIELDS = frozenset({
+    "_attributes", "_context", "_end_time", "_events", "_instrumentation_info", "_instrumentation_scope", "_kind",
+    "_limits", "_links", "_lock", "_name", "_parent", "_record_end_metrics", "_record_exception", "_resource",
+    "_sampler", "_set_status_on_exception", "_span_processor", "_start_time", "_status", "_trace_config"})
+_PER_SPAN = frozenset({"_attributes", "_context", "_events", "_kind", "_links", "_lock", "_name", "_parent",
+                       "_record_end_metrics", "_start_time"})
+_ATTRIBUTES_FIELDS = frozenset({"_dict", "_immutable", "_lock", "dropped", "max_value_len", "maxlen"})
+_LIST_FIELDS = frozenset({"_dq", "_lock", "dropped"})
+
+
+def _builder(prototype: Any, clean: dict, span_class: type, span_base: type) -> Callable[..., Any] | None:
+    """``build(name, context, parent, kind, end_metrics)``: a started span with the fields ``prototype``
+    (a span the SDK's constructor made with the tracer's settings and ``clean`` attributes) has; None
+    when the SDK's spans are not made of the fields this knows."""
+    attributes, events, links = prototype._attributes, prototype._events, prototype._links
+    if (set(vars(prototype)) != _SPAN_FIELDS or type(attributes) is not BoundedAttributes
+            or set(vars(attributes)) != _ATTRIBUTES_FIELDS or type(attributes._dict) is not dict
+            or attributes._dict != clean or attributes.dropped or attributes._immutable
+            or type(events) is not BoundedList or type(links) is not BoundedList
+            or set(vars(events)) != _LIST_FIELDS or set(vars(links)) != _LIST_FIELDS
+            or events.dropped or links.dropped or len(events) or len(links)
+            or span_class.start is not span_base.start or span_class.__init__ is not span_base.__init__
+            or prototype._start_time is not None or prototype._end_time is not None):
+        return None
+    shared = {key: value for key, value in vars(prototype).items() if key not in _PER_SPAN}
+    shared_attributes = {"_immutable": False, "dropped": 0, "max_value_len": attributes.max_value_len,
+                         "maxlen": attributes.maxlen}
+    max_events, max_links = events._dq.maxlen, links._dq.maxlen
+    new = object.__new__
+
+    def build(name: str, context: Any, parent: Any, kind: SpanKind, end_metrics: Any) -> Any:
+        span_attributes = new(BoundedAttributes)
+        span_attributes.__dict__ = {**shared_attributes, "_dict": clean.copy(), "_lock": Lock()}
+        span_events, span_links = new(BoundedList), new(BoundedList)
+        span_events.__dict__ = {"dropped": 0, "_dq": deque((), max_events), "_lock": Lock()}
+        span_links.__dict__ = {"dropped": 0, "_dq": deque((), max_links), "_lock": Lock()}
+        span = new(span_class)
+        span.__dict__ = {**shared, "_name": name, "_context": context, "_parent": parent, "_kind": kind,
+                         "_attributes": span_attributes, "_events": span_events, "_links": span_links,
+                         "_lock": Lock(), "_record_end_metrics": end_metrics, "_start_time": time_ns()}
+        return span
+
+    return build
+
+
 def starter(tracer: Any, attributes: Mapping[str, Any]) -> StartSpan:
     """``start(name, context, kind, current=None)``: ``tracer.start_span(name, context, kind, attributes)``.
 
@@ -72,6 +130,12 @@ def starter(tracer: Any, attributes: Mapping[str, Any]) -> StartSpan:
         info, scope, ids, metrics = (tracer.instrumentation_info, tracer._instrumentation_scope,
                                      tracer.id_generator, tracer._tracer_metrics)
         config_holder = tracer
+        record_and_sample = Decision.RECORD_AND_SAMPLE
+        prototype = _Span(name="", context=SpanContext(1, 1, is_remote=False), parent=None, sampler=sampler,
+                          resource=resource, span_processor=processor, kind=SpanKind.INTERNAL,
+                          instrumentation_info=info, limits=limits, instrumentation_scope=scope, attributes=clean,
+                          record_end_metrics=None)
+        build = _builder(prototype, clean, _Span, SdkSpan)
     except Exception:  # noqa: BLE001 - an SDK without these internals: its own path
         return _generic(tracer, attributes)
 
@@ -79,7 +143,7 @@ def starter(tracer: Any, attributes: Mapping[str, Any]) -> StartSpan:
     generic = _generic(tracer, attributes)
     sampled = TraceFlags(TraceFlags.SAMPLED)
     sampled_random = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
-    record_and_sample = Decision.RECORD_AND_SAMPLE
+    on_start = processor.on_start
 
     def start(name: str, context: Any, kind: SpanKind, current: Any = None) -> Any:
         if not config_holder._tracer_config.is_enabled:
@@ -102,10 +166,14 @@ def starter(tracer: Any, attributes: Mapping[str, Any]) -> StartSpan:
             trace_state = None
         span_context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False, trace_flags=flags,
                                    trace_state=trace_state)
+        end_metrics = metrics.start_span(parent, record_and_sample)
+        if build is not None:
+            span = build(name, span_context, parent, kind, end_metrics)
+            on_start(span, parent_context=context)  # what ``Span.start`` does once the time is set
+            return span
         span = _Span(name=name, context=span_context, parent=parent, sampler=sampler, resource=resource,
                      span_processor=processor, kind=kind, instrumentation_info=info, limits=limits,
-                     instrumentation_scope=scope,
-                     record_end_metrics=metrics.start_span(parent, record_and_sample))
+                     instrumentation_scope=scope, record_end_metrics=end_metrics)
         span._attributes._dict.update(clean)  # cleaned once; the SDK would clean the same values again
         span.start(parent_context=context)
         return span

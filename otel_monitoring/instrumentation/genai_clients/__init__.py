@@ -72,8 +72,13 @@ class NestedGenAIMarker(SpanProcessor):
         self._failed_once = False
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        attributes = span.attributes
-        operation = attributes.get(names.GEN_AI_OPERATION_NAME) if attributes else None
+        # Every span passes here: read an SDK span's own attribute dict, as ``attributes.get`` on its
+        # read-only view goes through the Mapping ABC and raises and catches a KeyError per miss.
+        try:
+            attributes = span._attributes._dict  # type: ignore[attr-defined]
+        except AttributeError:
+            attributes = span.attributes or {}
+        operation = attributes.get(names.GEN_AI_OPERATION_NAME)
         if operation is None or span.context is None:
             return
         scope = span.instrumentation_scope
