@@ -271,6 +271,10 @@ def test_a_span_built_at_once_has_the_fields_the_constructor_gives():
     assert {k: v for k, v in _fields(built).items() if k != "_context"} == \
         {k: v for k, v in _fields(expected).items() if k != "_context"}
     assert type(built) is type(expected)
+    # Stored in the constructors' order, so the instances share their class's key table (memory).
+    for part in ("", "_attributes", "_events", "_links"):
+        assert list(vars(getattr(built, part) if part else built)) == \
+            list(vars(getattr(expected, part) if part else expected))
     assert built._context.trace_flags == expected._context.trace_flags and built._start_time >= expected._start_time
     for shared in ("_sampler", "_span_processor", "_limits", "_resource", "_instrumentation_scope", "_status"):
         assert getattr(built, shared) is getattr(expected, shared)

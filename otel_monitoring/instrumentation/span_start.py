@@ -65,8 +65,6 @@ _SPAN_FIELDS = frozenset({
     "_attributes", "_context", "_end_time", "_events", "_instrumentation_info", "_instrumentation_scope", "_kind",
     "_limits", "_links", "_lock", "_name", "_parent", "_record_end_metrics", "_record_exception", "_resource",
     "_sampler", "_set_status_on_exception", "_span_processor", "_start_time", "_status", "_trace_config"})
-_PER_SPAN = frozenset({"_attributes", "_context", "_events", "_kind", "_links", "_lock", "_name", "_parent",
-                       "_record_end_metrics", "_start_time"})
 _ATTRIBUTES_FIELDS = frozenset({"_dict", "_immutable", "_lock", "dropped", "max_value_len", "maxlen"})
 _LIST_FIELDS = frozenset({"_dq", "_lock", "dropped"})
 
@@ -85,22 +83,57 @@ def _builder(prototype: Any, clean: dict, span_class: type, span_base: type) -> 
             or span_class.start is not span_base.start or span_class.__init__ is not span_base.__init__
             or prototype._start_time is not None or prototype._end_time is not None):
         return None
-    shared = {key: value for key, value in vars(prototype).items() if key not in _PER_SPAN}
-    shared_attributes = {"_immutable": False, "dropped": 0, "max_value_len": attributes.max_value_len,
-                         "maxlen": attributes.maxlen}
+    shared = vars(prototype)
+    info, scope, resource, status = (shared["_instrumentation_info"], shared["_instrumentation_scope"],
+                                     shared["_resource"], shared["_status"])
+    sampler, trace_config, record_exception, set_status = (shared["_sampler"], shared["_trace_config"],
+                                                           shared["_record_exception"],
+                                                           shared["_set_status_on_exception"])
+    processor, limits = shared["_span_processor"], shared["_limits"]
+    maxlen, max_value_len = attributes.maxlen, attributes.max_value_len
     max_events, max_links = events._dq.maxlen, links._dq.maxlen
     new = object.__new__
 
+    # Fields stored one by one in the order the constructors store them: the instances then share
+    # their class's key table as constructed ones do (a dict assigned whole costs ~700 bytes a span).
     def build(name: str, context: Any, parent: Any, kind: SpanKind, end_metrics: Any) -> Any:
         span_attributes = new(BoundedAttributes)
-        span_attributes.__dict__ = {**shared_attributes, "_dict": clean.copy(), "_lock": Lock()}
-        span_events, span_links = new(BoundedList), new(BoundedList)
-        span_events.__dict__ = {"dropped": 0, "_dq": deque((), max_events), "_lock": Lock()}
-        span_links.__dict__ = {"dropped": 0, "_dq": deque((), max_links), "_lock": Lock()}
+        span_attributes._dict = clean.copy()
+        span_attributes.maxlen = maxlen
+        span_attributes.dropped = 0
+        span_attributes.max_value_len = max_value_len
+        span_attributes._lock = Lock()
+        span_attributes._immutable = False
+        span_events = new(BoundedList)
+        span_events.dropped = 0
+        span_events._dq = deque((), max_events)
+        span_events._lock = Lock()
+        span_links = new(BoundedList)
+        span_links.dropped = 0
+        span_links._dq = deque((), max_links)
+        span_links._lock = Lock()
         span = new(span_class)
-        span.__dict__ = {**shared, "_name": name, "_context": context, "_parent": parent, "_kind": kind,
-                         "_attributes": span_attributes, "_events": span_events, "_links": span_links,
-                         "_lock": Lock(), "_record_end_metrics": end_metrics, "_start_time": time_ns()}
+        span._name = name
+        span._context = context
+        span._kind = kind
+        span._instrumentation_info = info
+        span._instrumentation_scope = scope
+        span._parent = parent
+        span._start_time = time_ns()
+        span._end_time = None
+        span._attributes = span_attributes
+        span._events = span_events
+        span._links = span_links
+        span._resource = resource
+        span._status = status
+        span._sampler = sampler
+        span._trace_config = trace_config
+        span._record_exception = record_exception
+        span._set_status_on_exception = set_status
+        span._span_processor = processor
+        span._limits = limits
+        span._lock = Lock()
+        span._record_end_metrics = end_metrics
         return span
 
     return build
