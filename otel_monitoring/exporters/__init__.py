@@ -13,6 +13,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ..config import ConfigError, Settings, has_scheme
+from .delivery import release_failed_batches
 
 __all__ = ["Exporters", "build_exporters", "otlp_endpoint", "DEFAULT_GRPC_ENDPOINT", "DEFAULT_HTTP_ENDPOINT"]
 
@@ -77,14 +78,15 @@ def _otlp_exporter(settings: Settings, signal: str) -> tuple[Any, str]:
 
         cls = {"traces": grpc_span_exporter_class(), "metrics": OTLPMetricExporter, "logs": OTLPLogExporter}[signal]
         insecure = otlp_insecure(settings, signal, endpoint)
-        return cls(endpoint=endpoint, insecure=insecure, headers=dict(headers), timeout=timeout), endpoint
+        exporter = cls(endpoint=endpoint, insecure=insecure, headers=dict(headers), timeout=timeout)
+        return release_failed_batches(exporter), endpoint
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
     from .otlp_proto import http_span_exporter_class
 
     cls = {"traces": http_span_exporter_class(), "metrics": OTLPMetricExporter, "logs": OTLPLogExporter}[signal]
-    return cls(endpoint=endpoint, headers=dict(headers), timeout=timeout), endpoint
+    return release_failed_batches(cls(endpoint=endpoint, headers=dict(headers), timeout=timeout)), endpoint
 
 
 def _console_exporter(signal: str) -> Any:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
@@ -50,6 +51,43 @@ def _forget_losses_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_losses_in_child)
+
+
+class _ReleasingExporterMetrics:
+    """The OTLP exporter's self-metrics, letting go of a failed export's error once it is counted.
+
+    The SDK's OTLP exporters keep the error of a failed export on the ``ExportResult`` their
+    ``_export`` frame holds, while the error's traceback holds that frame: a reference cycle that
+    keeps the whole batch (512 spans, ~1.5 MB) alive until the garbage collector's oldest
+    generation runs, minutes apart. Through a collector outage those batches piled up (+20 MB of
+    RSS in 3 minutes). Clearing the error after the exporter's metrics have read it breaks the
+    cycle, so the batch is freed when the export returns."""
+
+    def __init__(self, inner: Any):
+        self._inner = inner
+
+    @contextmanager
+    def export_operation(self, num_items: int) -> Iterator[Any]:
+        result = None
+        try:
+            with self._inner.export_operation(num_items) as result:
+                yield result
+        finally:
+            if result is not None:
+                result.error = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def release_failed_batches(exporter: Any) -> Any:
+    """``exporter`` (an SDK OTLP exporter), made to free a failed batch when its export returns;
+    an exporter without the SDK's ``_metrics.export_operation`` is returned unchanged."""
+    metrics = getattr(exporter, "_metrics", None)
+    if metrics is not None and callable(getattr(metrics, "export_operation", None)) \
+            and not isinstance(metrics, _ReleasingExporterMetrics):
+        exporter._metrics = _ReleasingExporterMetrics(metrics)
+    return exporter
 
 
 class _CaptureExporterLogs(logging.Filter):
