@@ -65,7 +65,9 @@ def otlp_insecure(settings: Settings, signal: str, endpoint: str) -> bool:
     return endpoint.startswith("http://")
 
 
-def _otlp_exporter(settings: Settings, signal: str) -> tuple[Any, str]:
+def _otlp_exporter(settings: Settings, signal: str, redactor: Any = None) -> tuple[Any, str, bool]:
+    """(exporter, endpoint, whether it scrubs with ``redactor`` itself): our span exporters encode
+    and scrub in one pass; the SDK's metric and log exporters get the scrubbing wrapper."""
     protocol, endpoint = otlp_endpoint(settings, signal)
     headers = getattr(settings, f"{signal}_headers")
     headers = settings.headers if headers is None else headers
@@ -76,17 +78,27 @@ def _otlp_exporter(settings: Settings, signal: str) -> tuple[Any, str]:
 
         from .otlp_proto import grpc_span_exporter_class
 
-        cls = {"traces": grpc_span_exporter_class(), "metrics": OTLPMetricExporter, "logs": OTLPLogExporter}[signal]
         insecure = otlp_insecure(settings, signal, endpoint)
-        exporter = cls(endpoint=endpoint, insecure=insecure, headers=dict(headers), timeout=timeout)
-        return release_failed_batches(exporter), endpoint
+        arguments = {"endpoint": endpoint, "insecure": insecure, "headers": dict(headers), "timeout": timeout}
+        if signal == "traces":
+            exporter = grpc_span_exporter_class()(redactor=redactor, **arguments)
+            return release_failed_batches(exporter), endpoint, True
+        exporter = {"metrics": OTLPMetricExporter, "logs": OTLPLogExporter}[signal](**arguments)
+        return release_failed_batches(exporter), endpoint, False
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     from .otlp_proto import http_span_exporter_class
 
-    cls = {"traces": http_span_exporter_class(), "metrics": OTLPMetricExporter, "logs": OTLPLogExporter}[signal]
-    return release_failed_batches(cls(endpoint=endpoint, headers=dict(headers), timeout=timeout)), endpoint
+    arguments = {"endpoint": endpoint, "headers": dict(headers), "timeout": timeout}
+    if signal == "traces":
+        fast = http_span_exporter_class()
+        if fast is not None:
+            return release_failed_batches(fast(redactor=redactor, **arguments)), endpoint, True
+        return release_failed_batches(OTLPSpanExporter(**arguments)), endpoint, False
+    exporter = {"metrics": OTLPMetricExporter, "logs": OTLPLogExporter}[signal](**arguments)
+    return release_failed_batches(exporter), endpoint, False
 
 
 def _console_exporter(signal: str) -> Any:
@@ -173,7 +185,7 @@ def build_exporters(settings: Settings) -> Exporters:
             if name == "none":
                 continue
             try:
-                exporter = _build_one(settings, signal, name, reports)
+                exporter, scrubbed = _build_one(settings, signal, name, reports, redactor)
             except ConfigError as problem:
                 from_code_here = from_code if name != "otlp_file" else settings.source("file_dir") == "argument"
                 if from_code_here:
@@ -182,7 +194,7 @@ def build_exporters(settings: Settings) -> Exporters:
                               consequence=f"The {signal} go on without the {name} exporter.")
                 continue
             {"traces": result.spans, "metrics": result.metrics, "logs": result.logs}[signal].append(
-                scrubbing(exporter, signal, redactor))
+                exporter if scrubbed else scrubbing(exporter, signal, redactor))
     return result
 
 
@@ -198,9 +210,12 @@ def _reported(reports: dict[str, Any], signal: str, exporter: Any, destination: 
     return wrap(exporter)
 
 
-def _build_one(settings: Settings, signal: str, name: str, reports: dict[str, Any]) -> Any:
+def _build_one(settings: Settings, signal: str, name: str, reports: dict[str, Any],
+               redactor: Any = None) -> tuple[Any, bool]:
+    """(exporter, whether it already scrubs with ``redactor``)."""
+    scrubbed = False
     if name == "otlp":
-        exporter, endpoint = _otlp_exporter(settings, signal)
+        exporter, endpoint, scrubbed = _otlp_exporter(settings, signal, redactor)
         host = urllib.parse.urlsplit(endpoint if has_scheme(endpoint) else f"//{endpoint}").netloc
         exporter = _reported(reports, signal, exporter, f"the OTLP endpoint {host}",
                              hint="Is the collector running? Check with `otel-monitoring doctor`, start one with "
@@ -217,4 +232,4 @@ def _build_one(settings: Settings, signal: str, name: str, reports: dict[str, An
         exporter = _console_exporter(signal)
     else:
         exporter = _entry_point_exporter(settings, signal, name)
-    return exporter
+    return exporter, scrubbed
