@@ -1,5 +1,6 @@
 """A real OTLP receiver on 127.0.0.1 for tests: gRPC (the collector's services from opentelemetry-proto)
-and HTTP/protobuf (POST /v1/traces, /v1/metrics, /v1/logs). It decodes and keeps every request."""
+and HTTP/protobuf (POST /v1/traces, /v1/metrics, /v1/logs). It decodes and keeps every request, and
+the bytes of every trace request as they arrived (``raw``, after any decompression)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from support import free_port
 
@@ -20,6 +21,8 @@ class OtlpReceiver:
     def __init__(self) -> None:
         self.requests: dict[str, list[Any]] = {"traces": [], "metrics": [], "logs": []}
         self.headers: list[dict[str, str]] = []
+        self.raw: list[bytes] = []  # trace requests, as sent
+        self.fail_next: list[grpc.StatusCode] = []  # gRPC trace exports to refuse first, with these codes
         self._lock = threading.Lock()
         self._grpc_server: grpc.Server | None = None
         self._http_server: ThreadingHTTPServer | None = None
@@ -40,10 +43,17 @@ class OtlpReceiver:
         receiver = self
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
 
-        class Traces(trace_service_pb2_grpc.TraceServiceServicer):
-            def Export(self, request, context):  # noqa: N802 - gRPC naming
-                receiver._keep("traces", request, dict(context.invocation_metadata()))
-                return trace_service_pb2.ExportTraceServiceResponse()
+        def traces(raw: bytes, context: Any) -> Any:
+            # the generated servicer's parse, with the bytes kept before it
+            with receiver._lock:
+                refuse = receiver.fail_next.pop(0) if receiver.fail_next else None
+            if refuse is not None:
+                context.abort(refuse, "refused by the test")
+            with receiver._lock:
+                receiver.raw.append(raw)
+            receiver._keep("traces", trace_service_pb2.ExportTraceServiceRequest.FromString(raw),
+                           dict(context.invocation_metadata()))
+            return trace_service_pb2.ExportTraceServiceResponse()
 
         class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
             def Export(self, request, context):  # noqa: N802 - gRPC's method name
@@ -55,7 +65,11 @@ class OtlpReceiver:
                 receiver._keep("logs", request, dict(context.invocation_metadata()))
                 return logs_service_pb2.ExportLogsServiceResponse()
 
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), server)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "opentelemetry.proto.collector.trace.v1.TraceService",
+            {"Export": grpc.unary_unary_rpc_method_handler(
+                traces, request_deserializer=None,
+                response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString)}),))
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(), server)
         port = free_port()
@@ -86,6 +100,9 @@ class OtlpReceiver:
                     import gzip
 
                     body = gzip.decompress(body)
+                if signal == "traces":
+                    with receiver._lock:
+                        receiver.raw.append(body)
                 request = request_cls()
                 request.ParseFromString(body)
                 receiver._keep(signal, request, {k.lower(): v for k, v in self.headers.items()})
