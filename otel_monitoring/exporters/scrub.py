@@ -1,9 +1,11 @@
 """Exporter wrappers that scrub secrets (``otel_monitoring/redaction.py``) from what they export.
 
 Every exporter ``configure()`` builds is wrapped, so files, OTLP, console and the snapshot
-directory all receive scrubbed data. The scrubbing runs on the exporters' background threads,
-not in the application's calls, and copies a span, point or record only when something in it
-had to change.
+directory all receive scrubbed data, except the OTLP span exporters: their encoder
+(``otlp_proto.SpanEncoder``) applies ``scrub_span``'s rules as it writes each attribute, caching the
+result per repeated attribute, and the tests hold it to the bytes of ``scrub_span`` + the SDK's
+encoder. The scrubbing runs on the exporters' background threads, not in the application's calls,
+and copies a span, point or record only when something in it had to change.
 """
 
 from __future__ import annotations
