@@ -118,13 +118,25 @@ def test_promql_of_each_kind():
     ruleset = parse_rules(document)
     exprs = {r.id: promql(r, ruleset.metrics) for r in ruleset.rules}
     assert exprs == {
-        "v": 'max (node_cpu_busy{host_name="a\\"b", mode!="idle"}) > 0.9',
-        "r": "sum (rate(calls_total[2m])) > 0.9",
-        "i": "sum (increase(calls_total[1d])) > 0.9",
-        "q": 'histogram_quantile(0.99, sum by (component, le) (rate(latency_seconds_bucket{domain=~"trad.*"}[5m]))) > 0.9',
-        "ra": "(sum by (component) (rate(errors_total[5m])) / sum by (component) (rate(calls_total[5m]))) > 0.9",
+        # every rule per service (the exporter's job label), as well as by its own group_by
+        "v": 'max by (job) (node_cpu_busy{host_name="a\\"b", mode!="idle"}) > 0.9',
+        # counters: rate() of the series that existed when the window began, the whole value of
+        # those born inside it (what they counted before their first scrape)
+        "r": ("sum by (job) (rate(calls_total[2m]) unless (calls_total unless calls_total offset 2m)"
+              " or (calls_total unless calls_total offset 2m) / 120) > 0.9"),
+        "i": ("sum by (job) (increase(calls_total[1d]) unless (calls_total unless calls_total offset 1d)"
+              " or (calls_total unless calls_total offset 1d)) > 0.9"),
+        "q": ('histogram_quantile(0.99, sum by (job, component, le) (rate(latency_seconds_bucket{domain=~"trad.*"}[5m])'
+              ' unless (latency_seconds_bucket{domain=~"trad.*"} unless latency_seconds_bucket{domain=~"trad.*"} offset 5m)'
+              ' or (latency_seconds_bucket{domain=~"trad.*"} unless latency_seconds_bucket{domain=~"trad.*"} offset 5m)'
+              " / 300)) > 0.9"),
+        "ra": ("(sum by (job, component) (rate(errors_total[5m]) unless (errors_total unless errors_total offset 5m)"
+               " or (errors_total unless errors_total offset 5m) / 300)"
+               " / sum by (job, component) (rate(calls_total[5m]) unless (calls_total unless calls_total offset 5m)"
+               " or (calls_total unless calls_total offset 5m) / 300)) > 0.9"),
         # an average needs its window of history: the series existed in the window's first 1/24th
-        "a": "(min (avg_over_time(cpu_ratio[1h])) < 0.995) and min (present_over_time(cpu_ratio[150s] offset 3450s))",
+        "a": ("(min by (job) (avg_over_time(cpu_ratio[1h])) < 0.995)"
+              " and min by (job) (present_over_time(cpu_ratio[150s] offset 3450s))"),
     }
 
 
@@ -136,7 +148,7 @@ def test_checked_in_prometheus_rules_equal_a_fresh_export(tmp_path):
     exported = yaml.safe_load(out.read_text())["groups"][0]["rules"]
     cpu = next(r for r in exported if r["alert"] == "high_cpu")
     assert cpu["for"] == "5m" and cpu["labels"] == {"severity": "warning", "rule_id": "high_cpu", "condition": "cpu"}
-    assert cpu["expr"] == ('max (otel_monitoring_host_resource_utilization_ratio{otel_monitoring_host_resource="cpu"}) '
+    assert cpu["expr"] == ('max by (job) (otel_monitoring_host_resource_utilization_ratio{otel_monitoring_host_resource="cpu"}) '
                            "> 0.7")
 
 

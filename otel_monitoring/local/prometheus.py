@@ -6,6 +6,9 @@ Prometheus compatibility spec, with suffixes on): non-alphanumerics to ``_``, th
 word suffix (``s`` -> ``seconds``, ``By`` -> ``bytes``, ``1`` -> ``ratio`` on gauges; units in
 braces dropped), and ``_total`` on counters. Attribute keys become label names the same way.
 Cooldown and escalation have no PromQL form: Alertmanager's ``repeat_interval`` and routing do that.
+
+Every rule aggregates per service as well as by its own ``group_by``: one Prometheus holds the
+series of every service the collector serves, while the in-process engine sees one service only.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from .rules import MetricInfo, Rule, RuleSet, Selector, format_duration
 __all__ = ["label_name", "prometheus_name", "promql", "render_prometheus_rules"]
 
 GROUP_NAME = "otel-monitoring"
+# The label the collector's prometheus exporter gives the service (service.name, prefixed by
+# service.namespace and a slash when there is one; kept by honor_labels in prometheus.yml).
+SERVICE_LABEL = "job"
 
 # UCUM units -> the words Prometheus names carry (the collector's translator table, in part).
 _UNIT_WORDS = {
@@ -85,10 +91,23 @@ def _number(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+def _counted(function: str, selector: str, window_s: float) -> str:
+    """``rate``/``increase`` of counter series over the window, including what a series counted
+    before its first scrape. rate() sees only the increase between a series' first and last sample
+    in the window, so a series born inside it (a short job, a crash-looping process, a first error)
+    would lose everything counted before Prometheus first scraped it. Series that existed when the
+    window began take rate(); series born inside it take their whole value (the SDK's counters
+    start from zero), as the stack's recording rules do."""
+    window = format_duration(window_s)
+    born = f"({selector} unless {selector} offset {window})"
+    whole = born if function == "increase" else f"{born} / {_number(window_s)}"
+    return f"({function}({selector}[{window}]) unless {born} or {whole})"
+
+
 def promql(rule: Rule, metrics: dict[str, MetricInfo]) -> str:
     """The rule's condition in PromQL."""
-    labels = [label_name(g) for g in rule.group_by]
-    by = f" by ({', '.join(labels)})" if labels else ""
+    labels = [SERVICE_LABEL, *(label_name(g) for g in rule.group_by if label_name(g) != SERVICE_LABEL)]
+    by = f" by ({', '.join(labels)})"
     window = format_duration(rule.window_s)
     selector = _selector(rule.selector, metrics)
     if rule.kind == "value":
@@ -96,16 +115,17 @@ def promql(rule: Rule, metrics: dict[str, MetricInfo]) -> str:
     elif rule.kind == "average":
         expression = f"{rule.aggregate}{by} (avg_over_time({selector}[{window}]))"
     elif rule.kind in ("rate", "increase"):
-        expression = f"{rule.aggregate}{by} ({rule.kind}({selector}[{window}]))"
+        expression = f"{rule.aggregate}{by} {_counted(rule.kind, selector, rule.window_s)}"
     elif rule.kind == "ratio":
         assert rule.denominator is not None
         denominator = _selector(rule.denominator, metrics)
-        expression = (f"(sum{by} (rate({selector}[{window}])) / "
-                      f"sum{by} (rate({denominator}[{window}])))")
+        expression = (f"(sum{by} {_counted('rate', selector, rule.window_s)} / "
+                      f"sum{by} {_counted('rate', denominator, rule.window_s)})")
     else:  # quantile
         bucket = _selector(rule.selector, metrics, suffix="_bucket")
         by_le = f" by ({', '.join([*labels, 'le'])})"
-        expression = f"histogram_quantile({_number(rule.quantile or 0.5)}, sum{by_le} (rate({bucket}[{window}])))"
+        expression = (f"histogram_quantile({_number(rule.quantile or 0.5)}, "
+                      f"sum{by_le} {_counted('rate', bucket, rule.window_s)})")
     condition = f"{expression} {rule.op} {_number(rule.threshold)}"
     if rule.kind == "average":
         # An average over a window needs that window of history (as in the in-process engine):

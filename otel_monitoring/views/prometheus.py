@@ -213,11 +213,17 @@ class PrometheusSource:
             source = DEFAULT_RULES
         with_rule_units(snapshot.alerts, source)
 
+    def _service_matches(self, labels: dict[str, str]) -> bool:
+        """Whether an alert is about the --service: the SDK rules carry the exporter's ``job``
+        (namespace/name), the span-metrics rules ``service_name``. An alert with neither (a scrape
+        target, the collector's exporters) is about the stack and shown for every service."""
+        name = labels.get("service_name", labels.get("job"))
+        return name is None or name.rsplit("/", 1)[-1] == self.service
+
     def _alerts(self, snapshot: Snapshot) -> None:
         for alert in self._api("alerts").get("alerts", []):
             labels = alert.get("labels", {})
-            job = labels.get("job")
-            if self.service and job is not None and job.rsplit("/", 1)[-1] != self.service:
+            if self.service and not self._service_matches(labels):
                 continue  # another service's alert
             if self.instance and labels.get("instance") not in (None, self.instance):
                 continue
@@ -226,9 +232,16 @@ class PrometheusSource:
                 value = float(value) if value is not None else None
             except ValueError:
                 value = None
-            snapshot.alerts.append({
+            annotations = alert.get("annotations", {})
+            threshold = None
+            try:  # the stack's rules state their threshold and unit (rules/stack.yml)
+                threshold = float(annotations["threshold"]) if "threshold" in annotations else None
+            except ValueError:
+                pass
+            extra = {"unit": annotations["unit"]} if "unit" in annotations else {}
+            snapshot.alerts.append({**extra,
                 "id": labels.get("alertname", "?"), "rule_id": labels.get("rule_id") or labels.get("alertname", "?"),
                 "name": labels.get("alertname", "?"),   # the summary is a sentence: too long for a row
                 "severity": labels.get("severity", "warning"), "state": alert.get("state", "firing"),
-                "value": value, "threshold": None, "since": alert.get("activeAt", ""), "acknowledged": False,
-                "labels": labels, "annotations": alert.get("annotations", {})})
+                "value": value, "threshold": threshold, "since": alert.get("activeAt", ""), "acknowledged": False,
+                "labels": labels, "annotations": annotations})
