@@ -141,3 +141,65 @@ def test_services_list_and_errors_filter(jaeger_with_trace):
     assert max(len(line) for line in last.stdout.splitlines()) <= 80
     missing = cli("--jaeger", jaeger.query_url, "0" * 31 + "1")
     assert missing.returncode == 1 and "has no trace" in missing.stderr
+
+
+ORDERED_SERVICE = "views-ordered"
+
+
+def send_ordered_traces(endpoint: str, starts_s_ago: list[float], flush_each: bool) -> list[str]:
+    """One single-span trace per start (seconds before now), sent in the order given; returns their ids."""
+    provider = TracerProvider(resource=Resource.create({"service.name": ORDERED_SERVICE}), shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"http://{endpoint}", insecure=True)))
+    tracer = provider.get_tracer("views-test")
+    now = time.time_ns()
+    ids = []
+    for ago in starts_s_ago:
+        start = now - int(ago * 1e9)
+        span = tracer.start_span(f"job {ago}", kind=SpanKind.SERVER, start_time=start)
+        span.end(end_time=start + 5 * MS)
+        ids.append(format(span.get_span_context().trace_id, "032x"))
+        if flush_each:
+            provider.force_flush()
+    provider.force_flush()
+    provider.shutdown()
+    return ids
+
+
+@pytest.mark.parametrize("storage", ["badger", "memory"])
+def test_last_and_recent_are_the_newest_traces_whatever_order_they_arrived_in(tmp_path, storage):
+    """Jaeger's limit is a search depth: it answers with the most recently stored (memory) or
+    index-ordered (Badger) traces, not the newest started. The newest trace arrives first here, then
+    older ones (more than --last's default search of 20) one export at a time and then in one batch,
+    and one from 3 hours ago."""
+    jaeger = start_jaeger(tmp_path, storage=storage)
+    try:
+        newest = send_ordered_traces(jaeger.otlp_grpc_endpoint, [1.0], flush_each=True)[0]
+        wait_until(lambda: jaeger.trace(newest), timeout=60, what="the newest trace in Jaeger")
+        older_ages = [float(20 + (7 * i) % 25) for i in range(25)]      # 20..44 s ago, shuffled
+        older = send_ordered_traces(jaeger.otlp_grpc_endpoint, older_ages, flush_each=True)
+        batch = send_ordered_traces(jaeger.otlp_grpc_endpoint, [9, 7, 3, 5, 8, 4, 6, 2], flush_each=False)
+        old = send_ordered_traces(jaeger.otlp_grpc_endpoint, [3 * 3600], flush_each=True)[0]
+        everything = [newest, *older, *batch, old]
+        wait_until(lambda: all(jaeger.trace(t) for t in everything), timeout=60, what="all traces in Jaeger")
+        by_age = dict(zip([1.0, *older_ages, 9, 7, 3, 5, 8, 4, 6, 2], [newest, *older, *batch]))
+        assert len(by_age) == 34
+        newest_first = [by_age[a] for a in sorted(by_age)]
+
+        last = cli("--jaeger", jaeger.query_url, "--service", ORDERED_SERVICE, "--last", "--width", "120")
+        assert last.returncode == 0, last.stderr
+        assert last.stdout.splitlines()[0].startswith(f"trace {newest}")
+        for limit in (1, 5, 20):
+            listing = cli("--jaeger", jaeger.query_url, "--service", ORDERED_SERVICE, "--limit", str(limit),
+                          "--width", "120")
+            assert listing.returncode == 0, listing.stderr
+            assert [line.split()[1] for line in listing.stdout.splitlines()[1:]] == newest_first[:limit]
+        # The default window (1h) leaves out the 3-hour-old trace; a 4h one lists it, last.
+        hour = cli("--jaeger", jaeger.query_url, "--service", ORDERED_SERVICE, "--limit", "100", "--width", "120").stdout
+        assert [line.split()[1] for line in hour.splitlines()[1:]] == newest_first
+        four = cli("--jaeger", jaeger.query_url, "--service", ORDERED_SERVICE, "--lookback", "4h", "--limit", "100",
+                   "--width", "120")
+        assert [line.split()[1] for line in four.stdout.splitlines()[1:]] == [*newest_first, old]
+        bad = cli("--jaeger", jaeger.query_url, "--service", ORDERED_SERVICE, "--lookback", "an hour")
+        assert bad.returncode == 2 and "invalid lookback 'an hour'" in bad.stderr and "1h" in bad.stderr
+    finally:
+        jaeger.stop()

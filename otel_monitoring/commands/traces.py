@@ -27,11 +27,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--operation", help="only traces whose root or spans have this operation name")
     parser.add_argument("--errors", action="store_true", help="only traces with an error span")
     parser.add_argument("--limit", type=int, default=20, help="how many recent traces to list (default 20)")
-    parser.add_argument("--lookback", default="1h", help="how far back to look, e.g. 15m, 1h, 2d (default 1h)")
+    parser.add_argument("--lookback", default="1h", type=_lookback, help="how far back to look, e.g. 15m, 1h, 2d (default 1h)")
     parser.add_argument("--last", action="store_true", help="print the most recent trace of --service as a tree")
     parser.add_argument("--no-attributes", action="store_true", help="tree without the attribute lines")
     parser.add_argument("--width", type=int, help="output width (default: the terminal's, else 100)")
     parser.set_defaults(func=run)
+
+
+def _lookback(text: str) -> str:
+    from ..views.jaeger import lookback_us
+
+    try:
+        lookback_us(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
