@@ -372,3 +372,100 @@ def test_a_restart_still_over_its_new_limit_notifies_the_new_value(tmp_path):
         notified.append([line.split(": value ")[1].split(",")[0] for line in run.stderr.splitlines()
                          if line.startswith("[FIRING critical] Daily cost over budget")])
     assert notified == [["115.0%"], ["109.1%"]]
+
+
+CALLER = """
+import os, sys, time
+import otel_monitoring
+service, burst, directory = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+otel_monitoring.configure(service_name=service, exporter="none", system_metrics=False, snapshot_interval=0.5,
+                          alert_rules="none")
+for _ in range(burst):
+    otel_monitoring.record_operation("worker", "job", 0.001)
+print("ready", flush=True)
+while not os.path.exists(os.path.join(directory, f"stop-{os.getpid()}")):
+    if not burst:                 # steady: a call every 10 ms until told to stop
+        otel_monitoring.record_operation("worker", "job", 0.001)
+    time.sleep(0.01)
+"""
+
+
+def _calls(doc: dict) -> tuple[float, float]:
+    """(calls, calls per second) of worker/job in a metrics_live document."""
+    from otel_monitoring import names
+
+    points = [p for p in doc.get("counters", {}).get(names.OPERATION_CALLS, []) if "job" in p["attributes"].values()]
+    return sum(p["value"] for p in points), sum(p.get("rate_per_s") or 0.0 for p in points)
+
+
+def test_the_total_keeps_an_ended_process_calls_and_its_rate_is_zero(tmp_path):
+    """A steady caller and a burst of 50 calls share a directory; the caller ends, then the burst's
+    process. The directory's calls never went down (an ended process' calls dropped out of the total
+    while another ran: 284 -> 94), an ended process is `stopped` at once and its rate is 0 (after both
+    ended, the total rate was the sum of their last rates)."""
+    import threading
+    import time
+
+    from otel_monitoring.views import formatting
+
+    directory = tmp_path / "snapshots"
+    total_path = directory / "metrics_live.json"
+    environment = dict(env(), OTEL_MONITORING_SNAPSHOT_DIR=str(directory))
+
+    def start(service: str, burst: int) -> subprocess.Popen:
+        process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(CALLER), service, str(burst), str(directory)],
+                                   env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert process.stdout.readline().strip() == "ready"
+        return process
+
+    def stop(process: subprocess.Popen) -> dict:
+        (directory / f"stop-{process.pid}").touch()
+        _out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        return json.loads(next(directory.glob(f"metrics_live.*.{process.pid}.json")).read_text())
+
+    seen: list[float] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            try:
+                seen.append(_calls(json.loads(total_path.read_text()))[0])
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    caller = burst = None
+    try:
+        caller = start("bot", 0)
+        watcher.start()
+        burst = start("api", 50)
+        wait_json(str(total_path), lambda doc: sorted(p["state"] for p in doc.get("processes", [])) == ["live", "live"]
+                  and _calls(doc)[0] > 100)
+        final = stop(caller)
+        caller_calls, caller_rate = _calls(final)
+        assert final.get("ended") and caller_calls > 100 and caller_rate > 0   # it was calling until its end
+        # Several of the burst process' snapshots after the caller's last: its own rate is 0 by then.
+        total = wait_json(str(total_path), lambda doc: doc["timestamp_unix"] > final["timestamp_unix"] + 2)
+        assert {p["pid"]: p["state"] for p in total["processes"]} == {caller.pid: "stopped", burst.pid: "live"}
+        assert _calls(total) == (caller_calls + 50, 0.0)
+        top = subprocess.run([os.path.join(BIN, "otel-monitoring"), "top", "--once", "--width", "140",
+                              "--dir", str(directory)], env=env(), capture_output=True, text=True, timeout=60)
+        assert top.returncode == 0, top.stderr
+        row = next(line.split() for line in top.stdout.splitlines() if "worker" in line and "job" in line)
+        assert row[2:4] == [formatting.count(caller_calls + 50), "0.00"], top.stdout
+
+        last = stop(burst)
+        assert _calls(last) == (50.0, 0.0)
+        total = wait_json(str(total_path), lambda doc: doc["timestamp_unix"] >= last["timestamp_unix"])
+        assert sorted(p["state"] for p in total["processes"]) == ["stopped", "stopped"]
+        assert _calls(total) == (caller_calls + 50, 0.0)
+    finally:
+        done.set()
+        for process in (caller, burst):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.communicate(timeout=60)
+    watcher.join(timeout=10)
+    assert len(seen) > 10 and all(b >= a for a, b in zip(seen, seen[1:])), seen

@@ -7,10 +7,12 @@ workers of one server). Each writes its own ``metrics_live.<service>.<pid>.json`
 ``merge_alerts``) with the list of processes, under an ``flock`` so two writers never interleave.
 Readers (``top``, ``report``, ``alerts``) read those two files as before. A process whose file is
 older than three intervals (or 30 s), or whose last document says it ended (written at shutdown),
-is listed as stopped and left out of the total as soon as another process has written, unless no
-process is running (then the last state of each is shown, as for a stopped single process). So a
-restarted process' readings replace its predecessor's at its first snapshot: a budget's limit, an
-alert the old configuration fired, do not outlive the process that had them.
+is listed as stopped, its counters' rates are 0, and it is left out of the current state (gauges,
+budgets, host readings, alerts) as soon as another process has written, unless no process is
+running (then the last state of each is shown, as for a stopped single process). So a restarted
+process' readings replace its predecessor's at its first snapshot: a budget's limit, an alert the
+old configuration fired, do not outlive the process that had them. Its calls (counters,
+histograms) stay in the total, which never goes down while processes come and go.
 
 Every process evaluates the alert rules on its own metrics, so the same alert (same id) can start
 or end in several of them within one evaluation interval; ``claim_notification`` lets the first
@@ -203,6 +205,20 @@ def _pick(values: list[Any], choose: Any) -> Any:
     return choose(present) if present else None
 
 
+def _ts(doc: dict[str, Any]) -> float:
+    return float(doc.get("timestamp_unix") or 0.0)
+
+
+def _rated(live: list[tuple[str, dict]], newest: float) -> set[str]:
+    """The processes whose counter rates count in the total: those running; when none is, those
+    still running at the last state's time (a last snapshot within an interval of the newest). An
+    ended process' rate is 0 once another outlived it: it no longer calls anything."""
+    running = {key for key, doc in live if not doc.get("ended")}
+    if running:
+        return running
+    return {key for key, doc in live if newest - _ts(doc) <= float(doc.get("interval_s") or 5.0)}
+
+
 def merge_snapshots(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """The total of several processes' metrics_live documents, with ``processes`` listing each.
 
@@ -210,19 +226,31 @@ def merge_snapshots(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, An
     histograms add counts and sums, keep the extreme min and max, and take the highest
     percentile of any process (percentiles cannot be added); host readings (``system.*``, the host's
     resource utilization, health score and checks) and budgets (spent, limit, utilization) come from
-    the newest document, other gauges add up (``combine_rule``). A process that ended is left out
-    once another runs (``_live``)."""
+    the newest document, other gauges add up (``combine_rule``).
+
+    Counters and histograms count what every process did, ended ones too (their files stay for a
+    day), so the total never goes down while processes come and go; the rate of a process that is
+    not running is 0 (``_rated``). Gauges, host readings and budgets are current state: a process
+    that ended is left out of them once another runs (``_live``), so a restart's limit replaces its
+    predecessor's."""
     live, newest = _live(documents)
+    live_keys = {key for key, _doc in live}
+    rated = _rated(live, newest)
     merged: dict[str, Any] = {}
     for section in ("counters", "gauges", "histograms"):
         table: dict[str, dict[str, dict[str, Any]]] = {}
-        for _key, doc in sorted(live, key=lambda item: float(item[1].get("timestamp_unix") or 0.0)):
+        for key, doc in sorted(documents, key=lambda item: _ts(item[1])):
             for name, points in (doc.get(section) or {}).items():
+                rule = combine_rule(name)
+                if key not in live_keys and (section == "gauges" or rule == "newest"):
+                    continue  # current state: only the processes shown as the directory's state
                 series = table.setdefault(name, {})
                 for point in points:
                     k = _attributes_key(point)
                     seen = series.get(k)
-                    if seen is None or combine_rule(name) == "newest":
+                    if section == "counters" and key not in rated and point.get("rate_per_s") is not None:
+                        point = {**point, "rate_per_s": 0.0}
+                    if seen is None or rule == "newest":
                         series[k] = dict(point)  # a host reading: the newest document's
                     elif section == "counters":
                         seen["value"] = _add(seen.get("value"), point.get("value"))
@@ -234,26 +262,27 @@ def merge_snapshots(documents: list[tuple[str, dict[str, Any]]]) -> dict[str, An
                         seen["max"] = _pick([seen.get("max"), point.get("max")], max)
                         for label in ("p50", "p95", "p99"):
                             seen[label] = _pick([seen.get(label), point.get(label)], max)
-                    elif combine_rule(name) == "max":
+                    elif rule == "max":
                         seen["value"] = _pick([seen.get("value"), point.get("value")], max)
                     else:
                         seen["value"] = _add(seen.get("value"), point.get("value"))
         merged[section] = {name: list(series.values()) for name, series in table.items()}
-    newest_doc = max(documents, key=lambda item: float(item[1].get("timestamp_unix") or 0.0))[1]
+    newest_doc = max(documents, key=lambda item: _ts(item[1]))[1]
     units: dict[str, str] = {}
-    for _key, doc in live:
+    for _key, doc in sorted(documents, key=lambda item: _ts(item[1])):
         units.update(doc.get("units") or {})
-    live_keys = {key for key, _doc in live}
+    running = {key for key, doc in live if not doc.get("ended")}
     processes = [{"key": key, **(doc.get("service") or {}), "timestamp_unix": doc.get("timestamp_unix"),
-                  "state": "live" if key in live_keys else "stopped"} for key, doc in documents]
-    services = sorted({str(p.get("name")) for p in processes if p["state"] == "live" and p.get("name")})
+                  "state": "live" if key in running else "stopped"} for key, doc in documents]
+    services = sorted({str((doc.get("service") or {}).get("name")) for _key, doc in live
+                       if (doc.get("service") or {}).get("name")})
     service = dict(newest_doc.get("service") or {})
     if len(live) > 1:
         service = {"name": " + ".join(services) + f" ({len(live)} processes)",
                    "host": service.get("host"), "instance_id": None}
     merged_doc = {**newest_doc, **merged, "units": units, "service": service, "processes": processes,
                   "timestamp_unix": newest_doc.get("timestamp_unix")}
-    if any(not doc.get("ended") for _key, doc in live):
+    if running:
         merged_doc.pop("ended", None)  # the directory's total ended only when every process shown did
     return merged_doc
 
