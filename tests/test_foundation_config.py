@@ -181,25 +181,89 @@ def test_doctor_says_every_setting_is_at_its_default_instead_of_an_empty_header(
     assert "trading-bot" in given.stdout and "(env OTEL_SERVICE_NAME)" in given.stdout, given.stdout
 
 
-def test_doctor_checks_a_grpc_endpoint_without_scheme_and_says_it_means_tls():
-    import socket
+APP_SPAN = """
+import otel_monitoring
+otel_monitoring.configure(service_name="tls-check", exporter="otlp", system_metrics=False, alert_rules="none")
+from opentelemetry import trace
+with trace.get_tracer("app").start_as_current_span("work"):
+    pass
+trace.get_tracer_provider().force_flush()
+"""
 
+
+def test_doctor_checks_a_grpc_endpoint_without_scheme_and_says_it_means_tls(tmp_path):
+    """host:port means TLS for gRPC: against the real collector (no TLS) doctor said "All good." while
+    every export failed. It now makes the TLS handshake the exporter would make and names the fix;
+    against a TLS server it says OK when the exporter trusts the certificate."""
+    import socket
+    import ssl
+    import threading
+
+    from stackprocs import AGENT_CONFIG, start_collector
     from support import clean_env
 
     exe = os.path.join(os.path.dirname(sys.executable), "otel-monitoring")
+    collector = start_collector(AGENT_CONFIG, tmp_path / "collector")
+    try:
+        endpoint = collector.otlp_grpc_endpoint.split("://", 1)[1]
+        doctor = subprocess.run([exe, "doctor"], capture_output=True, text=True, timeout=60,
+                                env=clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint))
+        assert doctor.returncode == 1, doctor.stdout
+        assert f"PROBLEM: grpc endpoint {endpoint} accepts connections but does not answer TLS" in doctor.stdout
+        assert f"use http://{endpoint} or set OTEL_EXPORTER_OTLP_INSECURE=true" in doctor.stdout
+        assert "All good" not in doctor.stdout and doctor.stderr == ""        # no gRPC C-library lines
+        for fixed in ({"OTEL_EXPORTER_OTLP_INSECURE": "true"}, {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{endpoint}"}):
+            plain = subprocess.run([exe, "doctor"], capture_output=True, text=True, timeout=60,
+                                   env=clean_env(**{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, **fixed}))
+            assert plain.returncode == 0 and "All good." in plain.stdout, plain.stdout
+            assert "accepts connections\n" in plain.stdout and "PROBLEM" not in plain.stdout
+        # The app's own warning names the TLS mismatch, not "Is the collector running?".
+        app = subprocess.run([sys.executable, "-c", APP_SPAN], capture_output=True, text=True, timeout=120,
+                             env=clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_TIMEOUT="3",
+                                           PYTHONPATH=os.environ.get("PYTHONPATH", "")))
+        assert app.returncode == 0, app.stderr
+        warning = next(line for line in app.stderr.splitlines() if "cannot deliver telemetry" in line)
+        assert "WRONG_VERSION_NUMBER" in warning and "Is the collector running?" not in warning, warning
+        assert (f"answers without TLS while the exporter connects with TLS (host:port without a scheme, for gRPC, "
+                f"means TLS): for a collector without TLS, use http://{endpoint} or set "
+                "OTEL_EXPORTER_OTLP_INSECURE=true") in warning, warning
+    finally:
+        collector.stop()
+
+    # A TLS server with a self-signed certificate for 127.0.0.1.
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", 0))
         listening.listen(8)
         endpoint = f"127.0.0.1:{listening.getsockname()[1]}"
-        doctor = subprocess.run([exe, "doctor"], capture_output=True, text=True, timeout=60,
-                                env=clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint))
-        assert doctor.returncode == 0, doctor.stdout
-        assert f"OK: grpc endpoint {endpoint} accepts connections" in doctor.stdout
-        assert ("note: no scheme, so the exporter connects with TLS; for a collector without TLS "
-                "(`otel-monitoring stack up`'s) set OTEL_EXPORTER_OTLP_INSECURE=true") in doctor.stdout
-        plain = subprocess.run([exe, "doctor"], capture_output=True, text=True, timeout=60,
-                               env=clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_INSECURE="true"))
-        assert f"OK: grpc endpoint {endpoint} accepts connections" in plain.stdout and "note:" not in plain.stdout
+
+        def serve() -> None:
+            while True:
+                try:
+                    connection, _ = listening.accept()
+                except OSError:
+                    return
+                try:
+                    with context.wrap_socket(connection, server_side=True) as tls:
+                        tls.recv(1)
+                except (OSError, ssl.SSLError):
+                    pass
+
+        threading.Thread(target=serve, daemon=True).start()
+        trusted = subprocess.run([exe, "doctor"], capture_output=True, text=True, timeout=60,
+                                 env=clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_CERTIFICATE=str(cert)))
+        assert trusted.returncode == 0, trusted.stdout
+        assert f"OK: grpc endpoint {endpoint} accepts connections and completes a TLS handshake" in trusted.stdout
+        untrusted = subprocess.run([exe, "doctor"], capture_output=True, text=True, timeout=60,
+                                   env=clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint))
+        assert untrusted.returncode == 1, untrusted.stdout
+        assert "answers TLS with a certificate the exporter does not trust" in untrusted.stdout
+        assert "OTEL_EXPORTER_OTLP_CERTIFICATE" in untrusted.stdout
 
 
 def test_secrets_are_masked_in_doctor_and_repr():

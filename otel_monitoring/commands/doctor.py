@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import os
 import socket
+import ssl
 import sys
 import urllib.parse
 from typing import Iterator
@@ -32,6 +33,46 @@ def check_tcp(endpoint: str, timeout: float) -> str | None:
             return None
     except OSError as error:
         return error.strerror or str(error)
+
+
+def uses_tls(protocol: str, endpoint: str, insecure: bool) -> bool:
+    """What the SDK's exporter does: https:// is TLS, http:// is not, host:port is TLS for gRPC
+    unless OTEL_EXPORTER_OTLP_(<SIGNAL>_)INSECURE says otherwise."""
+    if endpoint.startswith("https://"):
+        return True
+    if has_scheme(endpoint):
+        return False
+    return protocol == "grpc" and not insecure
+
+
+def certificate_file(signal: str) -> str | None:
+    """The CA file the exporter trusts (the SDK reads these variables itself), else the system's."""
+    return (os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_CERTIFICATE")
+            or os.environ.get("OTEL_EXPORTER_OTLP_CERTIFICATE") or None)
+
+
+def check_tls(endpoint: str, timeout: float, cafile: str | None = None) -> tuple[str, str] | None:
+    """None if the endpoint completes a TLS handshake the exporter would accept (its certificate
+    verified against ``cafile`` or the system's CAs), else (kind, reason): kind "plaintext" when it
+    does not answer TLS (a collector without TLS), "certificate" when it does but is not trusted.
+    Python's own ssl module, so no gRPC C-library message reaches the terminal."""
+    parsed = urllib.parse.urlsplit(endpoint if has_scheme(endpoint) else f"//{endpoint}")
+    port = parsed.port or 443
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as error:
+        return "certificate", f"cannot read the CA file {cafile}: {error}"
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=parsed.hostname):
+            return None
+    except ssl.SSLCertVerificationError as error:
+        return "certificate", error.verify_message or str(error)
+    except (ssl.SSLError, ConnectionError, TimeoutError, socket.timeout) as error:
+        return "plaintext", getattr(error, "reason", None) or error.strerror or type(error).__name__
+    except OSError as error:
+        return "plaintext", error.strerror or str(error)
 
 
 @contextlib.contextmanager
@@ -125,12 +166,25 @@ def run(args: argparse.Namespace) -> int:
                 continue
             checked.add(endpoint)
             reason = check_tcp(endpoint, args.timeout)
-            if reason is None:
-                print(f"    OK: {protocol} endpoint {safe_text(endpoint)} accepts connections")
-                if protocol == "grpc" and not has_scheme(endpoint) and not otlp_insecure(settings, signal, endpoint):
-                    # The SDK's meaning of host:port: a collector without TLS (the stack's) refuses it.
-                    print("    note: no scheme, so the exporter connects with TLS; for a collector without TLS "
-                          f"(`otel-monitoring stack up`'s) set OTEL_EXPORTER_OTLP_INSECURE=true or use http://{safe_text(endpoint)}")
+            tls = reason is None and uses_tls(protocol, endpoint, otlp_insecure(settings, signal, endpoint))
+            failed = check_tls(endpoint, args.timeout, certificate_file(signal)) if tls else None
+            if reason is None and failed is None:
+                print(f"    OK: {protocol} endpoint {safe_text(endpoint)} accepts connections"
+                      + (" and completes a TLS handshake" if tls else ""))
+            elif failed is not None and failed[0] == "plaintext":
+                problems += 1
+                address = endpoint.split("://", 1)[-1]
+                print(f"    PROBLEM: {protocol} endpoint {safe_text(endpoint)} accepts connections but does not answer "
+                      f"TLS ({safe_text(failed[1])}), and the exporter connects with TLS")
+                print("      (" + ("https://" if endpoint.startswith("https://") else "host:port without a scheme, for gRPC,")
+                      + " means TLS): every export would fail. For a collector without TLS (`otel-monitoring stack up`'s)")
+                print(f"      use http://{safe_text(address)}" + ("" if endpoint.startswith("https://") else
+                                                                 " or set OTEL_EXPORTER_OTLP_INSECURE=true") + ".")
+            elif failed is not None:
+                problems += 1
+                print(f"    PROBLEM: {protocol} endpoint {safe_text(endpoint)} answers TLS with a certificate the "
+                      f"exporter does not trust ({safe_text(failed[1])}).")
+                print("      Point OTEL_EXPORTER_OTLP_CERTIFICATE at the CA file that signed it.")
             else:
                 problems += 1
                 print(f"    PROBLEM: {protocol} endpoint {safe_text(endpoint)} is not reachable ({reason}).")

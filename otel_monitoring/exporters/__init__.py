@@ -217,9 +217,14 @@ def _build_one(settings: Settings, signal: str, name: str, reports: dict[str, An
     if name == "otlp":
         exporter, endpoint, scrubbed = _otlp_exporter(settings, signal, redactor)
         host = urllib.parse.urlsplit(endpoint if has_scheme(endpoint) else f"//{endpoint}").netloc
+        meaning = "https://" if endpoint.startswith("https://") else "host:port without a scheme, for gRPC,"
+        fix = f"use http://{host}" + ("" if endpoint.startswith("https://") else " or set OTEL_EXPORTER_OTLP_INSECURE=true")
         exporter = _reported(reports, signal, exporter, f"the OTLP endpoint {host}",
                              hint="Is the collector running? Check with `otel-monitoring doctor`, start one with "
-                             "`otel-monitoring stack up`, or export to files with OTEL_TRACES_EXPORTER=otlp_file.")
+                             "`otel-monitoring stack up`, or export to files with OTEL_TRACES_EXPORTER=otlp_file.",
+                             tls_hint=f"The collector there answers without TLS while the exporter connects with TLS "
+                             f"({meaning} means TLS): for a collector without TLS, {fix}. "
+                             "Check with `otel-monitoring doctor`.")
     elif name == "otlp_file":
         exporter = _file_exporter(settings, signal)
         directory = os.path.dirname(exporter.file.path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
@@ -115,15 +116,21 @@ def _install_capture_filter() -> None:
                 logger.addFilter(_capture_filter)
 
 
+# A TLS client's handshake answered by a server without TLS (BoringSSL's and OpenSSL's words).
+_NOT_TLS = re.compile(r"WRONG_VERSION_NUMBER|wrong version number|packet length too long|record layer failure",
+                      re.IGNORECASE)
+
+
 class DeliveryReport:
     """Failure accounting for one destination (e.g. the OTLP endpoint), shared by its signals."""
 
     OTLP_POLICY = ("Exports are retried within the OTLP timeout, then dropped and counted; this is "
                    "reported once until delivery recovers.")
 
-    def __init__(self, destination: str, hint: str = "", policy: str = OTLP_POLICY):
+    def __init__(self, destination: str, hint: str = "", policy: str = OTLP_POLICY, tls_hint: str = ""):
         self.destination = destination
         self.hint = hint
+        self.tls_hint = tls_hint  # instead of ``hint`` when the error says the server does not speak TLS
         self.policy = policy
         self.dropped: dict[str, int] = {"spans": 0, "metric batches": 0, "log records": 0}
         self.in_flight: dict[str, int] = {"spans": 0, "metric batches": 0, "log records": 0}
@@ -177,9 +184,10 @@ class DeliveryReport:
             self.failing = True
         if first:
             self.warned = True
+            hint = self.tls_hint if self.tls_hint and _NOT_TLS.search(self.last_detail) else self.hint
             _logger.warning(
                 "otel-monitoring: cannot deliver telemetry to %s (%s). %s %s",
-                self.destination, self.last_detail or "export failed", self.policy, self.hint,
+                self.destination, self.last_detail or "export failed", self.policy, hint,
             )
 
     def _recovered(self) -> None:
