@@ -19,6 +19,14 @@ An interpreter exit runs the atexit flush, but three common endings skip it:
   wakeup fd (when nothing else owns it) and, if the handler has not started shortly after the
   signal, sends the signal again to the main thread, whose blocking call then fails with EINTR and
   runs the handler.
+
+  The handler runs where the main thread was stopped, which may be inside this package or the
+  OpenTelemetry SDK (recording a cost, starting a span) with one of their locks held: the flush's
+  last metric collection would wait on that lock until the bound and lose everything. So when the
+  interrupted frames are instrumentation code, the handler returns at once and the flush runs
+  when that call returns to the application (a trace function on the call's frame), bounded by
+  ``thresholds.SIGNAL_DEFER_LIMIT_S`` (a call blocked that long gets the signal again and the
+  flush runs then, the collection's own lock waits bounded: see ``meters.locks.collecting``).
 - a multiprocessing child (fork, forkserver, spawn; ``ProcessPoolExecutor`` workers), which ends
   with ``os._exit()`` after its target returns. multiprocessing runs its own ``util.Finalize``
   callbacks just before that: one of them flushes.
@@ -36,7 +44,7 @@ import threading
 import uuid
 import weakref
 from typing import TYPE_CHECKING, Any
-from . import names
+from . import names, thresholds
 
 if TYPE_CHECKING:
     from .sdk import Monitoring
@@ -92,14 +100,111 @@ def _counted(signum: int) -> None:
     _handler_runs[signum] = _handler_runs.get(signum, 0) + 1
 
 
+_INSTRUMENTATION = ("otel_monitoring.", "opentelemetry.", "wrapt.")
+# signum -> monotonic time the flush was put off (see _defer)
+_deferred_since: dict[int, float] = {}
+
+
+def _stdlib_paths() -> tuple[str, ...]:
+    import sysconfig
+
+    paths = {sysconfig.get_paths().get(key) for key in ("stdlib", "platstdlib")}
+    return tuple(os.path.join(path, "") for path in paths if path) + ("<frozen ",)
+
+
+def _instrumentation_entry(frame: Any) -> Any:
+    """The frame by which the application called the interrupted instrumentation (ours or the
+    SDK's, maybe through the standard library), or None if the application's own code was
+    interrupted: walking out from the innermost frame, the last instrumentation frame before
+    the first application frame."""
+    stdlib = _stdlib_paths()
+    entry = None
+    depth = 0
+    while frame is not None and depth < 256:
+        module = str(frame.f_globals.get("__name__", ""))
+        if module == __name__:
+            return None
+        if module.startswith(_INSTRUMENTATION) or module in ("otel_monitoring", "wrapt"):
+            entry = frame
+        elif not frame.f_code.co_filename.startswith(stdlib):
+            return entry  # the application's code
+        frame = frame.f_back
+        depth += 1
+    return entry
+
+
+def _defer(signum: int, frame: Any) -> bool:
+    """Put the flush off until the interrupted instrumentation call returns to the application
+    (its locks released then): a trace function on that call's frame flushes at its return. A
+    call that does not return within SIGNAL_DEFER_LIMIT_S (blocked) gets the signal again, and
+    the flush runs then."""
+    import time
+
+    if signum in _deferred_since:
+        return time.monotonic() - _deferred_since[signum] < thresholds.SIGNAL_DEFER_LIMIT_S
+    entry = _instrumentation_entry(frame)
+    if entry is None:
+        return False
+    main = threading.main_thread().ident
+
+    def again() -> None:
+        if signum in _flushing:
+            return
+        _pokes[signum] = _pokes.get(signum, 0) + 1  # the watcher skips the byte of this delivery
+        try:
+            signal.pthread_kill(main, signum)
+        except (OSError, ValueError):
+            _pokes[signum] -= 1
+            _logger.debug("otel-monitoring: delivering the signal again failed", exc_info=True)
+
+    timer = threading.Timer(thresholds.SIGNAL_DEFER_LIMIT_S, again)
+    timer.daemon = True
+    try:
+        timer.start()
+    except RuntimeError:  # no thread now: flush here
+        return False
+
+    def at_return(traced: Any, event: str, arg: Any) -> Any:
+        if event == "return" and traced is entry:
+            _flush(signum)
+        return at_return
+
+    previous = sys.gettrace()
+
+    def on_call(traced: Any, event: str, arg: Any) -> Any:
+        return previous(traced, event, arg) if previous is not None else None
+
+    entry.f_trace_lines = False
+    entry.f_trace = at_return
+    sys.settrace(on_call)  # turns tracing on in this thread, so the frame's own trace runs
+    _deferred_since[signum] = time.monotonic()
+    return True
+
+
 def _flush_then_default(signum: int, frame: Any) -> None:
     """The default action, preceded by a bounded flush."""
     _counted(signum)
     if signum in _flushing:
         return  # a second delivery while the first run flushes: that run ends the process
+    try:
+        if _defer(signum, frame):
+            return
+    except Exception:  # deciding must never keep the process from ending
+        _logger.debug("otel-monitoring: checking the interrupted frame failed", exc_info=True)
+    _flush(signum)
+
+
+def _flush(signum: int) -> None:
+    if signum in _flushing:
+        return
     _flushing.add(signum)
+    if signum in _deferred_since:
+        sys.settrace(None)
     monitoring = _current()
     if monitoring is not None:
+        from .meters import locks
+
+        locks.main_thread_waiting(True)
         try:
             monitoring.shutdown(reason=f"signal {signal.Signals(signum).name}")
         except Exception:  # the process must still end as asked
@@ -203,6 +308,7 @@ def _start_watcher(inherited: int | None = None) -> None:
     _watcher_fds = (read_fd, write_fd)
     _handler_runs.clear()
     _flushing.clear()
+    _deferred_since.clear()
     _pokes.clear()
     threading.Thread(target=_watch, args=(read_fd, threading.main_thread().ident),
                      name="otel-monitoring-signal-watcher", daemon=True).start()

@@ -65,3 +65,11 @@ RETRIEVAL_EMPTY_RATE_PERCENT = (10.0, 25.0)
 
 # --- notifications: the lowest severity each channel receives unless OTEL_MONITORING_ALERT_ROUTES names it ---
 ALERT_ROUTES = {"log": "info", "webhook": "info", "slack": "warning", "discord": "warning", "email": "critical"}
+
+# --- a flush at a signal that interrupted the instrumentation itself ---
+# The main thread may be inside this package's or the SDK's code, holding a lock that the flush's
+# collection needs: the flush waits for that call to return, at most SIGNAL_DEFER_LIMIT_S.
+SIGNAL_DEFER_LIMIT_S = 1.0
+# Seconds a collection waits for a lock while the main thread is stopped in a flush it waits on
+# (the holder may be that thread, which cannot release it): then it reads the state as it is.
+COLLECTION_LOCK_WAIT_S = 0.2
