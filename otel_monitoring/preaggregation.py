@@ -44,6 +44,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from opentelemetry.trace import SpanContext, TraceFlags
 
+from .meters.locks import collecting
+
 _logger = logging.getLogger("otel_monitoring.preaggregation")
 
 __all__ = ["AggregatedHistogram", "HistogramSeries", "histogram", "install", "span_ids"]
@@ -146,11 +148,16 @@ class HistogramSeries:
     def _close_window(self, readers: Iterable[Any]) -> None:
         """Move what was recorded since the last collection into every reader's accumulator."""
         buckets = len(self._counts)
-        with self._lock:
-            if not self._count and not any(self._exemplars):
+        # Not held: the main thread, stopped in a flush's signal handler, holds it (see
+        # meters.locks.collecting). A measurement it was adding may be in its bucket only: the
+        # count is the buckets' sum, so the point stays consistent.
+        with collecting(self._lock) as held:
+            if not self._count and not any(self._exemplars) and (held or not any(self._counts)):
                 counts = None
             else:
                 counts, total, count, low, high = self._counts, self._sum, self._count, self._min, self._max
+                if not held:
+                    count = sum(counts)
                 exemplars = self._exemplars
                 self._counts = [0] * buckets
                 self._sum, self._count, self._min, self._max = 0.0, 0, _INF, -_INF
@@ -311,7 +318,7 @@ class _Seam:
         now = time_ns()
         # (scope name, version) -> [scope to use if the SDK's data has none, metrics]
         by_scope: dict[tuple, list[Any]] = {}
-        with self._lock:
+        with collecting(self._lock):
             for histogram in self._histograms:
                 metric = histogram._metric(reader, readers, delta, now)
                 if metric is not None:

@@ -32,6 +32,7 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
+from ..meters.locks import collecting
 from .files import atomic_write_json
 from .history import HistoryStore
 from .processes import live_file, process_key, write_directory_totals
@@ -276,7 +277,7 @@ class SnapshotExporter(MetricExporter):
         return service
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        with self._lock:
+        with collecting(self._lock):  # not waited for long when a stopped main thread holds it
             now = self.clock()
             points = points_from_metrics_data(metrics_data)
             return self.process(points, now)
@@ -334,7 +335,7 @@ class SnapshotExporter(MetricExporter):
         """After the reader's last export: the process' file says it ended, so the directory's
         total leaves it out as soon as another process (a restart) writes, rather than showing its
         readings (a budget limit the restart changed, its firing alerts) for three more intervals."""
-        with self._lock:
+        with collecting(self._lock):
             snapshot = self.last_snapshot
             if snapshot is not None and not snapshot.get("ended") and snapshot["service"].get("pid") == os.getpid():
                 snapshot["ended"] = True

@@ -23,7 +23,9 @@ from typing import Any, Callable, Iterable, Sequence
 from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
 from ..version import __version__
-from .locks import ForkSafeLock
+from . import locks
+from .locks import ForkSafeLock, collecting
+from ..thresholds import COLLECTION_LOCK_WAIT_S
 from .settings import BudgetSpec
 from .. import names
 
@@ -124,6 +126,7 @@ class BudgetTracker:
         self._lock = ForkSafeLock()
         self._ledger = ledger  # a SpendLedger: spend shared with restarts and sibling processes
         self._ledger_failed = False
+        self._ledger_busy = False  # the file lock was not free while the main thread waits on a flush
 
     def _ledger_key(self, state: _BudgetState) -> str:
         return f"{state.spec.period}:{state.spec.name}"
@@ -144,7 +147,15 @@ class BudgetTracker:
     def _sync(self, state: _BudgetState) -> None:
         """Take the directory's spend for the period (and what was already announced)."""
         assert state.start is not None
-        found = self._ledger_call("read", self._ledger_key(state), state.start.isoformat(), state.limit)
+        # While the main thread waits on a flush it may hold the file lock: wait a little, once.
+        wait = None
+        if locks.main_waiting():
+            if self._ledger_busy:
+                return  # not free at this flush's first read: the last known spend stands
+            wait = COLLECTION_LOCK_WAIT_S
+        found = self._ledger_call("read", self._ledger_key(state), state.start.isoformat(), state.limit, wait)
+        if found is None and wait is not None:
+            self._ledger_busy = True
         if found is not None:
             spent, announced = found
             state.spent = spent
@@ -161,14 +172,22 @@ class BudgetTracker:
         events = []
         now = self._clock()
         with self._lock:
+            matching = []
             for state in self._states:
-                if not state.spec.matches(cost_type, category):
-                    continue
-                state.roll(now)
-                shared = self._ledger_call("add", self._ledger_key(state), state.start.isoformat(), amount,
-                                           state.limit, THRESHOLDS) if self._ledger is not None else None
+                if state.spec.matches(cost_type, category):
+                    state.roll(now)
+                    matching.append((state, state.start))
+        for state, start in matching:
+            # The ledger's file update is outside the lock (its flock orders the processes and
+            # threads): a collection never waits on this process' disk.
+            shared = self._ledger_call("add", self._ledger_key(state), start.isoformat(), amount,
+                                       state.limit, THRESHOLDS) if self._ledger is not None else None
+            with self._lock:
+                if state.start != start:
+                    continue  # the period rolled meanwhile: the ledger has it under its own period
                 if shared is not None:
-                    state.spent, crossed = shared
+                    spent, crossed = shared
+                    state.spent = max(state.spent, spent)  # another thread's later total may be in already
                     for threshold in crossed:
                         state.fired.add(threshold)
                         events.append(state.event(threshold))
@@ -183,14 +202,20 @@ class BudgetTracker:
         return events
 
     def status(self) -> list[dict[str, Any]]:
-        """The current period of every budget: name, period, spent, limit, utilization (floats)."""
+        """The current period of every budget: name, period, spent, limit, utilization (floats).
+
+        Reached from metric collections: while the main thread waits on a flush (a signal handler)
+        a lock or ledger it holds is not waited for; each budget then shows its last known spend."""
         now = self._clock()
-        with self._lock:
+        with collecting(self._lock) as held:
             rows = []
             for state in self._states:
-                state.roll(now)
-                if self._ledger is not None:
-                    self._sync(state)
+                if held:
+                    state.roll(now)
+                    if self._ledger is not None:
+                        self._sync(state)
+                if state.start is None:
+                    continue
                 rows.append({"budget": state.spec.name, "period": state.spec.period, "spent_usd": float(state.spent),
                              "limit_usd": float(state.limit), "utilization": float(state.spent / state.limit)})
             return rows

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
 from ..version import __version__
-from .locks import ForkSafeLock
+from .locks import ForkSafeLock, collecting
 from .. import names as telemetry_names
 
 _logger = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ class HealthRegistry:
             duration.record(result.duration_s, {NAME_ATTRIBUTE: result.name})
 
     def last_results(self) -> dict[str, CheckResult]:
-        with self._lock:
+        with collecting(self._lock):
             return dict(self._last)
 
     # --- metrics ---

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -29,11 +30,16 @@ class SpendLedger:
         self.path = os.path.join(directory, LEDGER_FILE)
         self._lock_path = os.path.join(directory, f".{LEDGER_FILE}.lock")
 
-    def _locked(self, update: Any) -> Any:
+    def _locked(self, update: Any, wait: float | None = None) -> Any:
+        """``update(ledger)`` under the file lock; ``wait``: seconds to wait for it at most
+        (then None is returned and nothing is done)."""
         os.makedirs(self.directory, exist_ok=True)
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if wait is None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            elif not _flock_within(fd, wait):
+                return None
             try:
                 with open(self.path, encoding="utf-8") as handle:
                     ledger = json.load(handle)
@@ -68,10 +74,12 @@ class SpendLedger:
             announced = set()  # announced against another limit
         return spent, announced
 
-    def read(self, key: str, period_start: str, limit: Decimal | None = None) -> tuple[Decimal, set[str]]:
+    def read(self, key: str, period_start: str, limit: Decimal | None = None,
+             wait: float | None = None) -> tuple[Decimal, set[str]] | None:
         """The directory's spend of one budget in one period, and the thresholds already announced
-        (of ``limit``: none when they were announced against another limit)."""
-        return self._locked(lambda ledger: (self._entry(ledger, key, period_start, limit), False))
+        (of ``limit``: none when they were announced against another limit). None if the file
+        lock was not free within ``wait`` seconds."""
+        return self._locked(lambda ledger: (self._entry(ledger, key, period_start, limit), False), wait)
 
     def add(self, key: str, period_start: str, amount: Decimal, limit: Decimal,
             thresholds: tuple[Decimal, ...]) -> tuple[Decimal, list[Decimal]]:
@@ -86,3 +94,15 @@ class SpendLedger:
             return (spent, crossed), True
 
         return self._locked(update)
+
+
+def _flock_within(fd: int, wait: float) -> bool:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)

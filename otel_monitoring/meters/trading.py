@@ -18,7 +18,7 @@ from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
 from ..version import __version__
 from .current import Current
-from .locks import ForkSafeLock
+from .locks import ForkSafeLock, collecting
 from .windows import OutcomeWindows
 from .. import names
 from ..thresholds import MARKET_DATA_DELAYED_SECONDS, MARKET_DATA_LIVE_SECONDS, MARKET_DATA_STATES, freshness
@@ -165,7 +165,7 @@ class TradingKPIs:
 
     def staleness(self) -> dict[tuple[str, str | None], tuple[float, str]]:
         now = self._clock()
-        with self._lock:
+        with collecting(self._lock):
             latest = {key: (updated, self.live_seconds, self.delayed_seconds)
                       for key, updated in self.market_data.items()}
             sources = list(_SOURCES)
@@ -187,7 +187,7 @@ class TradingKPIs:
         return result
 
     def strategy_results(self) -> dict[str, dict[str, float | None]]:
-        with self._lock:
+        with collecting(self._lock):
             return {
                 strategy: {
                     "wins": r.wins, "losses": r.losses,

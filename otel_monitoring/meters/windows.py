@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Hashable
 
-from .locks import ForkSafeLock
+from .locks import ForkSafeLock, collecting
 
 
 class OutcomeWindows:
@@ -27,5 +27,5 @@ class OutcomeWindows:
             window.append(bool(outcome))
 
     def rates(self) -> dict[Hashable, float]:
-        with self._lock:
+        with collecting(self._lock):  # reached from collections
             return {key: sum(window) / len(window) for key, window in self._windows.items() if window}
