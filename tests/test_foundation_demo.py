@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from otel_monitoring.views.formatting import alert_value
-from support import clean_env, read_otlp_file, spans_from_requests
+from support import attributes as span_attributes, clean_env, read_otlp_file, spans_from_requests
 
 CLI = os.path.join(os.path.dirname(sys.executable), "otel-monitoring")
 
@@ -162,10 +162,66 @@ def test_order_success_names_its_exchange_and_the_demo_trips_no_order_alert(run)
              for p in run["live"]["gauges"].get("trading.order.success_rate", [])}
     assert set(rates) == {"binance", "kraken"}
     worst = min(rates, key=rates.get)
-    assert re.search(rf"Order success {rates[worst] * 100:.1f}% {worst} \(worst of 2\)", run["top"]), run["top"]
+    assert re.search(rf"Order success {rates[worst] * 100:.1f}% {worst} \d+/\d+ filled \(worst of 2\)", run["top"]), \
+        run["top"]
     # The kraken bot's limit orders are mostly filled: no alert of its own beside the planted faults.
     assert rates["kraken"] >= 0.8, rates
     # (An order placed but not yet seen filled can read as 0 % for one evaluation: pending at most, and
     # resolved at the next; none is left at the end.)
     assert not [a for a in run["listed"] if a["rule_id"] == "low_order_success_rate" and a["state"] != "resolved"], \
         run["listed"]
+
+
+def _orders_from_spans(data) -> dict[str, tuple[int, int]]:
+    """(placed, filled) per exchange as the workload did it: create_order spans that returned an
+    order id, and those ids that any later span showed closed (or filled to their amount)."""
+    placed: dict[str, set] = {}
+    filled: dict[str, set] = {}
+    for _r, _s, span in spans_from_requests(read_otlp_file(data / "traces.jsonl", "traces")):
+        attributes = span_attributes(span.attributes)
+        exchange, order = attributes.get("trading.exchange"), attributes.get("trading.order.id")
+        if not span.name.startswith("ccxt.") or exchange is None or order is None:
+            continue
+        if span.name == "ccxt.create_order":
+            placed.setdefault(exchange, set()).add(order)
+        amount, done = attributes.get("trading.order.amount"), attributes.get("trading.order.filled")
+        if attributes.get("trading.order.status") == "closed" or (amount and done is not None and done >= amount):
+            filled.setdefault(exchange, set()).add(order)
+    return {exchange: (len(ids), len(ids & filled.get(exchange, set()))) for exchange, ids in placed.items()}
+
+
+def test_orders_filled_read_the_same_in_the_summary_and_top_as_the_spans_show(run):
+    """The summary said "90 % of placed orders filled" on kraken beside top's "Fill ratio 100.0%": one
+    counts orders filled, the other how much of each order's amount filled (the KPI feed's fills).
+    Both now give the orders filled as counts and the same percentage; the fill ratio reads "Amount filled"."""
+    orders = _orders_from_spans(run["data"])
+    assert orders.get("kraken", (0, 0))[0] >= 5, orders  # the async bot's limit orders
+    placed, filled = orders["kraken"]
+    assert filled < placed, orders  # every tenth order rests until canceled
+    for exchange, (placed, filled) in orders.items():
+        line = f"  orders on {exchange}: {filled} of {placed} placed orders filled (order success {filled / placed * 100:.1f} %)"
+        assert line in run["summary"].splitlines(), (line, run["summary"])
+    worst = min(orders, key=lambda e: orders[e][1] / orders[e][0])
+    placed, filled = orders[worst]
+    assert re.search(rf"Order success {filled / placed * 100:.1f}% {worst} {filled}/{placed} filled ", run["top"]), \
+        run["top"]
+    assert re.search(r"Amount filled \d+\.\d% ", run["top"]) and "Fill ratio" not in run["top"], run["top"]
+    assert "% of placed orders filled" not in run["summary"]
+
+
+def test_the_reports_calls_per_second_now_is_tops(run):
+    """The ended run's report read "Calls per second now 91.7" from its last history interval while top
+    read the final snapshot's rates (0.00 on every row): the report's "now" is the snapshot's too."""
+    now = re.search(r"<b>Calls per second</b> · now ([^<]*)</figcaption>", run["report"])
+    assert now, run["report"]
+    rates = []
+    for line in run["top"].splitlines():
+        cells = line.split()
+        # component, operation, CALLS, RATE/s ("—" without a call counter), ERR%, P50, P95, P99
+        if len(cells) >= 8 and re.fullmatch(r"\d+", cells[-6]) and cells[-4].endswith("%"):
+            if re.fullmatch(r"\d+\.\d\d", cells[-5]):
+                rates.append(float(cells[-5]))
+    assert rates, run["top"]
+    live = sum(p["rate_per_s"] for p in run["live"]["counters"]["otel_monitoring.operation.calls"])
+    assert sum(rates) == pytest.approx(live, abs=0.005 * len(rates) + 1e-9), (rates, live)
+    assert float(now.group(1).replace(",", "")) == pytest.approx(live, rel=0.01, abs=0.05), (now.group(1), live)

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -186,6 +187,17 @@ ALERT = {"id": "high_cpu", "rule_id": "high_cpu", "name": "High CPU usage", "sev
 
 def test_cli_list_ack_silence(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("OTEL_MONITORING_SNAPSHOT_DIR", str(tmp_path))
+    # A directory no process has written to is not "all clear": it says so and exits 1, as top does.
+    assert main(["alerts", "list"]) == 1
+    out, err = capsys.readouterr()
+    assert "No pending or firing alerts." not in out
+    assert f"no metrics_live.json yet in {tmp_path}: no process has written there yet" in err
+    assert main(["top", "--once", "--dir", str(tmp_path)]) == 1
+    assert "no metrics_live.json yet in " in capsys.readouterr().out
+    # Snapshots and an evaluation without alerts: nothing pending or firing.
+    (tmp_path / "metrics_live.json").write_text(json.dumps({"schema": 1, "timestamp_unix": time.time(),
+                                                            "counters": {}, "gauges": {}, "histograms": {}}))
+    write_alerts(tmp_path)
     assert main(["alerts", "list"]) == 0
     assert "No pending or firing alerts." in capsys.readouterr().out
     write_alerts(tmp_path, ALERT)

@@ -154,7 +154,7 @@ def test_overview_values_and_states(overview):
     assert "failing: exchange_api" in system["Checks"].detail
     trading = {r.label: r for r in overview.trading}
     assert (trading["Orders"].value, trading["Orders"].detail, trading["Orders"].state) == (150, "(10 failed)", State.CRITICAL)
-    assert trading["Fill ratio"].value == pytest.approx(92.0)                 # mean of the histogram
+    assert trading["Amount filled"].value == pytest.approx(92.0)                 # mean of the histogram
     assert trading["PnL realized"].value == pytest.approx(1234.5)             # summed over symbols
     assert trading["Signal acc."].value == pytest.approx(72.0) and trading["Signal acc."].state is State.WARNING
     rag = {r.label: r for r in overview.rag}

@@ -133,6 +133,13 @@ def run_list(args: argparse.Namespace) -> int:
         return 2
     from ..local.control import read_acknowledgers
 
+    if _never_written(directory):
+        # As top says it: an empty list would read as "all clear" for a directory nothing writes to.
+        from ..local.snapshot import LIVE_FILE
+
+        print(f"otel-monitoring alerts: no {LIVE_FILE} yet in {directory}: no process has written there yet",
+              file=sys.stderr)
+        return 1
     alerts, control = _alerts(directory)
     acknowledgers = read_acknowledgers(directory)
     now = time.time()
@@ -182,6 +189,15 @@ def run_list(args: argparse.Namespace) -> int:
             print(f"  {iso_time(event['time'])}  {event['event']:<12} {event['severity']:<9} {event['alert_id']}{value}{by}"
                   f"{seen}")
     return 0
+
+
+def _never_written(directory: str) -> bool:
+    """No snapshot, alert evaluation or history in the directory: no process has run with it yet."""
+    from ..local import ALERTS_FILE
+    from ..local.history import HISTORY_FILE
+    from ..local.snapshot import LIVE_FILE
+
+    return not any(os.path.exists(os.path.join(directory, name)) for name in (LIVE_FILE, ALERTS_FILE, HISTORY_FILE))
 
 
 def _warn_if_stale(directory: str, now: float) -> None:

@@ -82,6 +82,8 @@ FEED_BELOW_MIN_RATE = (names.TRADING_MARKET_DATA_BELOW_MIN_RATE,)  # gauge, 1 wh
 FEED_STATUS = (names.TRADING_MARKET_DATA_STREAM_STATUS,)  # 1 for the stream's own state (MARKET_DATA_STATUS: the symbol's)
 WEBSOCKET_DISCONNECTS = (names.TRADING_WEBSOCKET_DISCONNECTS,)  # counter
 ORDER_SUCCESS_RATE = (names.TRADING_ORDER_SUCCESS_RATE,)        # ratio per exchange
+ORDERS_PLACED = (names.TRADING_ORDERS_PLACED,)                   # counter per exchange: success rate's denominator
+ORDERS_FILLED = (names.TRADING_ORDERS_FILLED,)                   # counter per exchange: its numerator
 CHANNEL = names.TRADING_MARKET_DATA_CHANNEL
 
 # --- RAG KPIs ---

@@ -60,7 +60,7 @@ def _card(reading: Reading) -> str:
 
 
 def _trend_figure(trend, start: float, end: float) -> str:
-    last = "—" if trend.last is None else fmt.number(trend.last, trend.unit if trend.unit != "/s" else "")
+    last = "—" if trend.current is None else fmt.number(trend.current, trend.unit if trend.unit != "/s" else "")
     chart = svg.line_chart(trend.title, trend.points, trend.unit, start, end, trend.threshold)
     return f'<figure><figcaption><b>{escape(trend.title)}</b> · now {escape(last)}</figcaption>{chart}</figure>'
 

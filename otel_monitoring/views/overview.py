@@ -503,7 +503,9 @@ def trading_readings(snapshot: Snapshot, red: list[RedRow]) -> tuple[list[Readin
                                 f"({failed:.0f} failed)" if failed else ""))
     name, fill = _histogram_mean(snapshot, catalog.FILL_RATIO)
     if fill is not None:
-        readings.append(Reading("Fill ratio", as_percent(fill, snapshot.unit(name)), "%", State.OK))
+        # The fill ratio: how much of each order's amount filled, not how many orders filled (that
+        # is Order success); the label says which.
+        readings.append(Reading("Amount filled", as_percent(fill, snapshot.unit(name)), "%", State.OK))
     for label, candidates in (("PnL realized", catalog.PNL_REALIZED), ("PnL unrealized", catalog.PNL_UNREALIZED)):
         _, pnl = _first_value(snapshot, candidates)
         if pnl is not None:
@@ -517,7 +519,11 @@ def trading_readings(snapshot: Snapshot, red: list[RedRow]) -> tuple[list[Readin
     if success:
         # The worst exchange's rate, named: a 0 % on one venue must not read as the whole book's.
         worst_rate, exchange = min(success)
-        detail = exchange + (f" (worst of {len(success)})" if len(success) > 1 else "")
+        on = {names.TRADING_EXCHANGE: exchange}
+        placed = snapshot.total("counters", catalog.ORDERS_PLACED, on)
+        filled = snapshot.total("counters", catalog.ORDERS_FILLED, on)
+        counts = f" {filled or 0:.0f}/{placed:.0f} filled" if placed else ""
+        detail = exchange + counts + (f" (worst of {len(success)})" if len(success) > 1 else "")
         readings.append(Reading("Order success", worst_rate, "%", THRESHOLDS["order_success"].state(worst_rate), detail))
     disconnects = snapshot.total("counters", catalog.WEBSOCKET_DISCONNECTS)
     if disconnects is not None:

@@ -43,10 +43,16 @@ class Trend:
     unit: str                              # "%", "s", "USD", "/s"
     points: list[tuple[float, float]]      # (unix time, value), oldest first
     threshold: Threshold | None = None
+    now: float | None = None               # the current snapshot's reading, when it has one
 
     @property
     def last(self) -> float | None:
         return self.points[-1][1] if self.points else None
+
+    @property
+    def current(self) -> float | None:
+        """What the report prints as "now": the snapshot's reading (as top shows it), else the last point."""
+        return self.now if self.now is not None else self.last
 
 
 @dataclass
@@ -161,6 +167,21 @@ def red_trends(snapshots: list[Snapshot]) -> list[Trend]:
                 errors.points.append((snapshot.timestamp_unix, max(failed, 0.0) / total * 100))
         previous = snapshot.timestamp_unix, {(r.component, r.operation): r for r in rows}
     return [t for t in (calls, errors, p95) if t.points]
+
+
+def _end_calls_at_snapshot(trends: list[Trend], snapshot: Snapshot, red: list[RedRow]) -> None:
+    """The calls trend's "now" is the directory snapshot's rate, the sum of top's RATE/s column:
+    the history ends at its last sample, while the snapshot can be newer (a run's final snapshot at
+    shutdown is not sampled; the chart then ends with it) and says what runs now (an ended process
+    calls nothing)."""
+    rates = [r.rate_per_s for r in red if not r.outgoing and r.rate_per_s is not None]
+    when = snapshot.timestamp_unix
+    calls = next((t for t in trends if t.unit == "/s"), None)
+    if calls is None or not rates or not when or (calls.points and calls.points[-1][0] > when):
+        return
+    calls.now = sum(rates)
+    if not calls.points or calls.points[-1][0] < when:
+        calls.points.append((when, calls.now))
 
 
 def cost_baselines(store: Any, since: float) -> dict[str, float]:
@@ -291,6 +312,7 @@ def gather_report(directory: str, now: float | None = None, store: Any = None,
     snapshots = history_snapshots(store, TREND_METRICS, since)
     trends = [Trend(t.title, t.unit, downsample(t.points), t.threshold)
               for t in system_trends(snapshots) + red_trends(snapshots)]
+    _end_calls_at_snapshot(trends, snapshot, overview.red)
     costs, spent, cumulative = cost_in_window(snapshots, cost_baselines(store, since))
     alert_days = max(7, int(round(window_s / DAY_S)))
     days, events = alert_history(store, now - alert_days * DAY_S, now, alert_days)

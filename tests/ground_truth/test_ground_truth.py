@@ -289,7 +289,7 @@ def test_views_show_each_operation_once_with_its_count(run):
                    "Empty results": 0.0, "Relevance": pytest.approx(sum(max(s) for s in W.RETRIEVAL_SCORES) / 4)}
     trading = {r.label: r.value for r in overview.trading}
     assert trading == {"Orders": W.CALLS["order"] + W.CALLS["order_refused"], "Order success": 100.0,
-                       "Fill ratio": 100.0, "PnL realized": sum(W.TRADES_USD),
+                       "Amount filled": 100.0, "PnL realized": sum(W.TRADES_USD),
                        "PnL unrealized": W.UNREALIZED_USD, "Signal acc.": 75.0, "Stale symbols": 0}
 
 

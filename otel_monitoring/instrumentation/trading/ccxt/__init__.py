@@ -419,7 +419,10 @@ def feed_summary_lines() -> list[str]:
                         f"STALE after {stream.stale:g} s)" if state else "")
                      + (f"; symbol {symbol_state} from another source" if state and symbol_state
                         and symbol_state != state else ""))
-    rates = instrumentor.orders.success_rates()
-    for exchange, rate in sorted(rates.items()):
-        lines.append(f"  orders on {exchange}: {rate * 100:.0f} % of placed orders filled")
+    # Orders that filled, as top's "Order success" reads them (trading.order.success_rate); how much
+    # of each order's amount filled is the fill ratio, another measure.
+    for exchange, (placed, filled) in sorted(instrumentor.orders.totals().items()):
+        if placed:
+            lines.append(f"  orders on {exchange}: {filled} of {placed} placed orders filled "
+                         f"(order success {filled / placed * 100:.1f} %)")
     return lines

@@ -100,6 +100,11 @@ class OrderLifecycle:
             elif partial:
                 self.partial.add(1, attributes)
 
+    def totals(self) -> dict[str, tuple[int, int]]:
+        """(placed, filled) orders per exchange since the start."""
+        with self._lock:
+            return {exchange: (placed, filled) for exchange, (placed, filled) in self._totals.items()}
+
     def success_rates(self) -> dict[str, float]:
         with self._lock:
             return {exchange: filled / placed for exchange, (placed, filled) in self._totals.items() if placed}
