@@ -146,12 +146,13 @@ def test_services_list_and_errors_filter(jaeger_with_trace):
 ORDERED_SERVICE = "views-ordered"
 
 
-def send_ordered_traces(endpoint: str, starts_s_ago: list[float], flush_each: bool) -> list[str]:
-    """One single-span trace per start (seconds before now), sent in the order given; returns their ids."""
+def send_ordered_traces(endpoint: str, starts_s_ago: list[float], flush_each: bool, now: int) -> list[str]:
+    """One single-span trace per start (seconds before ``now``, in ns: one instant for every call,
+    so the order of the starts does not depend on how long the sending took), sent in the order
+    given; returns their ids."""
     provider = TracerProvider(resource=Resource.create({"service.name": ORDERED_SERVICE}), shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"http://{endpoint}", insecure=True)))
     tracer = provider.get_tracer("views-test")
-    now = time.time_ns()
     ids = []
     for ago in starts_s_ago:
         start = now - int(ago * 1e9)
@@ -172,13 +173,14 @@ def test_last_and_recent_are_the_newest_traces_whatever_order_they_arrived_in(tm
     older ones (more than --last's default search of 20) one export at a time and then in one batch,
     and one from 3 hours ago."""
     jaeger = start_jaeger(tmp_path, storage=storage)
+    now = time.time_ns()
     try:
-        newest = send_ordered_traces(jaeger.otlp_grpc_endpoint, [1.0], flush_each=True)[0]
+        newest = send_ordered_traces(jaeger.otlp_grpc_endpoint, [1.0], flush_each=True, now=now)[0]
         wait_until(lambda: jaeger.trace(newest), timeout=60, what="the newest trace in Jaeger")
         older_ages = [float(20 + (7 * i) % 25) for i in range(25)]      # 20..44 s ago, shuffled
-        older = send_ordered_traces(jaeger.otlp_grpc_endpoint, older_ages, flush_each=True)
-        batch = send_ordered_traces(jaeger.otlp_grpc_endpoint, [9, 7, 3, 5, 8, 4, 6, 2], flush_each=False)
-        old = send_ordered_traces(jaeger.otlp_grpc_endpoint, [3 * 3600], flush_each=True)[0]
+        older = send_ordered_traces(jaeger.otlp_grpc_endpoint, older_ages, flush_each=True, now=now)
+        batch = send_ordered_traces(jaeger.otlp_grpc_endpoint, [9, 7, 3, 5, 8, 4, 6, 2], flush_each=False, now=now)
+        old = send_ordered_traces(jaeger.otlp_grpc_endpoint, [3 * 3600], flush_each=True, now=now)[0]
         everything = [newest, *older, *batch, old]
         wait_until(lambda: all(jaeger.trace(t) for t in everything), timeout=60, what="all traces in Jaeger")
         by_age = dict(zip([1.0, *older_ages, 9, 7, 3, 5, 8, 4, 6, 2], [newest, *older, *batch]))
