@@ -8,7 +8,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as sdk_encode_spans
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
@@ -101,6 +101,19 @@ def _secret_spans():
             span.set_status(Status(StatusCode.ERROR, "failed with password=hunter2"))
         with tracer.start_as_current_span("status only") as span:
             span.set_status(Status(StatusCode.ERROR, "Authorization: Bearer abc.def"))
+        linked = SpanContext(0xAB, 0xCD, is_remote=True, trace_flags=TraceFlags(1))
+        with tracer.start_as_current_span("linked", links=[trace.Link(linked, {"api_key": "lnk-secret", "n": 1}),
+                                                           trace.Link(linked, {"n": 2})]):
+            pass
+    # Limits drop attributes, events and links: a scrubbed copy keeps the counts.
+    limited = TracerProvider(shutdown_on_exit=False, span_limits=SpanLimits(max_span_attributes=2, max_events=1,
+                                                                            max_links=1))
+    limited.add_span_processor(SimpleSpanProcessor(exporter))
+    with limited.get_tracer("t").start_as_current_span("dropped", attributes={"password": "p4ss", "a": 1, "b": 2},
+                                                        links=[trace.Link(linked, {"token": "t1"}),
+                                                               trace.Link(linked, {"x": 1})]) as span:
+        span.add_event("one", {"secret": "s"})
+        span.add_event("two", {"secret": "s2"})
     return exporter.get_finished_spans()
 
 
@@ -112,6 +125,10 @@ def test_the_encoder_scrubs_exactly_as_the_scrubbing_wrapper():
     assert encoder.encode(spans) == expected
     assert encoder.encode(spans) == expected
     assert b"hunter2" not in expected and b"t0k" not in expected and b"abc" not in expected
+    assert b"lnk-secret" not in expected and b"t1" not in expected
+    message = otlp_proto.encode_spans([scrub_span(span, redactor) for span in spans])
+    dropped = [s for s in message.resource_spans[-1].scope_spans[0].spans if s.name == "dropped"][0]
+    assert (dropped.dropped_attributes_count, dropped.dropped_events_count, dropped.dropped_links_count) == (1, 1, 1)
     assert expected.count(b"REDACTED") >= 10
     # a process's other encoders are not scrubbing ones
     assert otlp_proto.encode_spans_bytes(spans) == _sdk_bytes(spans)

@@ -11,8 +11,8 @@ since instrumented code repeats the same few. Spans of the SDK's own classes are
 fields (their properties copy containers and cost a call each); other span types go through the
 public API.
 
-Given the redactor, the encoder also scrubs what ``scrub.scrub_span`` scrubs (span and event
-attributes, the status message), with the scrubbed encoding of a repeated attribute cached: the
+Given the redactor, the encoder also scrubs what ``scrub.scrub_span`` scrubs (span, event and
+link attributes, the status message), with the scrubbed encoding of a repeated attribute cached: the
 exporters below then need no scrubbing wrapper and no per-span copy.
 
 The gRPC exporter is the SDK's (channel, TLS, headers, compression, timeout, retries with backoff,
@@ -232,7 +232,7 @@ class SpanEncoder:
     def __init__(self, redactor: Any = None) -> None:
         self.redactor = redactor
         self._span_attributes: dict[tuple, bytes] = {}  # Span.attributes fields, scrubbed
-        self._other_attributes: dict[tuple, bytes] = {}  # events' (scrubbed) and links' (not) by tag
+        self._other_attributes: dict[tuple, bytes] = {}  # events' and links' (scrubbed) by tag
         self._heads: list[dict[str, bytes]] = [{} for _ in SpanKind]  # name and kind fields, by kind
         self._resources = _Identity(_resource)
         self._scopes = _Identity(_scope)
@@ -301,7 +301,7 @@ class SpanEncoder:
         for link in links:
             context = link.context
             payload = (b"\x0a\x10" + context.trace_id.to_bytes(16, "big") + b"\x12\x08"
-                       + context.span_id.to_bytes(8, "big") + self._attributes(b"\x22", link.attributes, False))
+                       + context.span_id.to_bytes(8, "big") + self._attributes(b"\x22", link.attributes, True))
             if link.dropped_attributes:
                 payload += b"\x28" + _varint(link.dropped_attributes)
             payload += _LINK_FLAGS_REMOTE if context.is_remote else _LINK_FLAGS_LOCAL

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.trace import Status
+from opentelemetry.trace import Link, Status
 
 from ..redaction import Redactor
 
@@ -35,34 +35,50 @@ def _bounded(original: Any, new: dict[str, Any]) -> BoundedAttributes:
     return attributes
 
 
+def _scrubbed_list(own: Any, public: Sequence[Any], redactor: Redactor, rebuild: Any) -> Any:
+    """The list with the items whose attributes held a secret rebuilt (``rebuild(item, attributes)``),
+    keeping its dropped count; None when no item changed."""
+    items = None
+    for index, item in enumerate(public if own is None else own):
+        scrubbed = redactor.scrub_attributes(item.attributes)
+        if scrubbed is not None:
+            if items is None:
+                items = list(public)
+            items[index] = rebuild(item, _bounded(item.attributes, scrubbed))
+    if items is None:
+        return None
+    bounded = BoundedList.from_seq(None, items)
+    bounded.dropped = getattr(own, "dropped", 0)
+    return bounded
+
+
 def scrub_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
-    """The span itself when it holds no secret, else a copy with them replaced."""
+    """The span itself when it holds no secret, else a copy with them replaced (span, event and link
+    attributes, the status message), its dropped counts kept."""
     # an SDK span's own containers: its properties copy them on every read
     own_attributes = getattr(span, "_attributes", None)
-    attributes = redactor.scrub_attributes(span.attributes if own_attributes is None else own_attributes)
-    events = None
-    own_events = getattr(span, "_events", None)
-    for index, event in enumerate(span.events if own_events is None else own_events):
-        scrubbed = redactor.scrub_attributes(event.attributes)
-        if scrubbed is not None:
-            if events is None:
-                events = list(span.events)
-            events[index] = Event(event.name, _bounded(event.attributes, scrubbed), event.timestamp)
+    source = span.attributes if own_attributes is None else own_attributes
+    attributes = redactor.scrub_attributes(source)
+    events = _scrubbed_list(getattr(span, "_events", None), span.events, redactor,
+                            lambda event, scrubbed: Event(event.name, scrubbed, event.timestamp))
+    links = _scrubbed_list(getattr(span, "_links", None), span.links, redactor,
+                           lambda link, scrubbed: Link(link.context, scrubbed))
     status = span.status
     if status.description:
         description = redactor.scrub_text(status.description)
         if description != status.description:
             status = Status(status.status_code, description)
-    if attributes is None and events is None and status is span.status:
+    if attributes is None and events is None and links is None and status is span.status:
         return span
-    if events is not None and isinstance(span.events, BoundedList):
-        bounded = BoundedList.from_seq(None, events)
-        bounded.dropped = span.events.dropped
-        events = bounded
+    if events is None:
+        events = getattr(span, "_events", None)
+    if links is None:
+        links = getattr(span, "_links", None)
     return ReadableSpan(
         name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-        attributes=span.attributes if attributes is None else _bounded(span.attributes, attributes),
-        events=span.events if events is None else events, links=span.links, kind=span.kind,
+        attributes=source if attributes is None else _bounded(source, attributes),
+        events=span.events if events is None else events,
+        links=span.links if links is None else links, kind=span.kind,
         status=status, start_time=span.start_time, end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope,
     )
